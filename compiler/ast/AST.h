@@ -1,0 +1,81 @@
+// The syntax tree of a .soma file. Every node carries the source range it came from, so that
+// every later diagnostic can point at what the user wrote. Built by frontend/, checked by Sema.
+#pragma once
+#include "support/SourceManager.h"
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace soma::ast {
+
+struct Arg;
+
+// expr: number | string | name | name '(' args ')'
+struct Expr {
+  enum class Kind { Number, String, Name, Call };
+  Kind kind = Kind::Number;
+  SourceRange range;
+  double number = 0;  // Number
+  bool isInteger = false; // Number written without '.' or exponent
+  std::string text;   // String value (unescaped), Name, or Call's callee
+  SourceRange calleeRange;
+  std::vector<Arg> args; // Call
+};
+
+// arg: (name ':')? expr
+struct Arg {
+  std::string name; // empty when positional
+  SourceRange nameRange;
+  Expr value;
+};
+
+// layer: name ('(' args ')')?
+struct LayerCall {
+  std::string name;
+  SourceRange range, nameRange;
+  std::vector<Arg> args;
+};
+
+// inputDecl: 'input' name ':' dtype '[' dims ']'
+struct InputDecl {
+  std::string name, dtype;
+  SourceRange range, nameRange, dtypeRange;
+  std::vector<int64_t> dims;
+  std::vector<SourceRange> dimRanges;
+};
+
+struct ModelDecl {
+  std::string name;
+  SourceRange range, nameRange;
+  std::vector<InputDecl> inputs;
+  std::vector<LayerCall> layers; // the chains, flattened in order
+};
+
+// dataDecl: 'data' name '=' expr;  setting: key '=' expr
+struct Binding {
+  std::string name;
+  SourceRange range, nameRange;
+  Expr value;
+};
+
+struct TrainDecl {
+  std::string modelName;
+  SourceRange range, nameRange;
+  std::vector<Binding> data;
+  std::vector<Binding> settings;
+};
+
+struct File {
+  uint32_t fileId = 0;
+  std::vector<ModelDecl> models;
+  std::vector<TrainDecl> trains;
+};
+
+// Prints the tree as indented text (`soma emit ast`), with line:col of each node.
+void print(const File &file, const SourceManager &sm, std::ostream &os);
+std::string describe(const Expr &e); // a short rendering for messages: 3, "x", one_hot(...)
+
+} // namespace soma::ast

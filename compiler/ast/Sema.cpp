@@ -1,0 +1,488 @@
+// Checks, in order: one model with one input; each layer's name, arguments and shape;
+// the train block's settings and data sources; the loss against the model's output shape.
+#include "ast/Sema.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+
+namespace soma {
+
+std::string formatDims(const Dims &d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(d[i]);
+  return s + "]";
+}
+
+namespace {
+
+struct LayerInfo {
+  const char *spelling;
+  bool isActivation;
+};
+constexpr LayerInfo kLayers[] = {
+#define LAYER(Kind, Spelling, IsActivation) {Spelling, IsActivation},
+#include "ast/Layers.def"
+};
+
+// The arguments a call accepts. Types are checked by bindArgs.
+enum class ArgType { PositiveInt, Int, Number, PositiveNumber, String, Bool, Expr };
+struct Param {
+  const char *name;
+  ArgType type;
+  bool required;
+};
+struct Signature {
+  const char *name;
+  std::vector<Param> params;
+};
+
+const char *typeName(ArgType t) {
+  switch (t) {
+  case ArgType::PositiveInt:
+    return "a positive integer";
+  case ArgType::Int:
+    return "an integer";
+  case ArgType::Number:
+    return "a number";
+  case ArgType::PositiveNumber:
+    return "a positive number";
+  case ArgType::String:
+    return "a string";
+  case ArgType::Bool:
+    return "true or false";
+  case ArgType::Expr:
+    return "an expression";
+  }
+  return "";
+}
+
+std::string kindOf(const ast::Expr &e) {
+  switch (e.kind) {
+  case ast::Expr::Kind::Number:
+    return e.isInteger ? "the integer " + ast::describe(e) : "the number " + ast::describe(e);
+  case ast::Expr::Kind::String:
+    return "the string " + ast::describe(e);
+  case ast::Expr::Kind::Name:
+    return "the name '" + e.text + "'";
+  case ast::Expr::Kind::Call:
+    return "a call to '" + e.text + "'";
+  }
+  return "";
+}
+
+bool typeMatches(ArgType t, const ast::Expr &e) {
+  using K = ast::Expr::Kind;
+  switch (t) {
+  case ArgType::PositiveInt:
+    return e.kind == K::Number && e.isInteger && e.number > 0;
+  case ArgType::Int:
+    return e.kind == K::Number && e.isInteger;
+  case ArgType::Number:
+    return e.kind == K::Number;
+  case ArgType::PositiveNumber:
+    return e.kind == K::Number && e.number > 0;
+  case ArgType::String:
+    return e.kind == K::String;
+  case ArgType::Bool:
+    return e.kind == K::Name && (e.text == "true" || e.text == "false");
+  case ArgType::Expr:
+    return true;
+  }
+  return false;
+}
+
+class Checker {
+public:
+  Checker(const std::string &baseDir, DiagnosticEngine &diags) : baseDir_(baseDir), diags_(diags) {}
+
+  // Binds positional and named arguments to `sig`; nullptr where an optional one is absent.
+  std::optional<std::vector<const ast::Expr *>> bindArgs(const Signature &sig, const std::vector<ast::Arg> &args,
+                                                          SourceRange callRange) {
+    std::vector<const ast::Expr *> bound(sig.params.size(), nullptr);
+    bool ok = true;
+    size_t positional = 0;
+    for (const ast::Arg &a : args) {
+      size_t index;
+      if (a.name.empty()) {
+        index = positional++;
+        if (index >= sig.params.size()) {
+          diags_.report(DiagKind::TooManyArguments, a.value.range, sig.name, sig.params.size(), args.size());
+          return std::nullopt;
+        }
+      } else {
+        index = sig.params.size();
+        for (size_t i = 0; i < sig.params.size(); ++i)
+          if (a.name == sig.params[i].name)
+            index = i;
+        if (index == sig.params.size()) {
+          std::string valid;
+          for (const Param &p : sig.params)
+            valid += (valid.empty() ? "" : ", ") + std::string(p.name);
+          diags_.report(DiagKind::UnknownArgument, a.nameRange, sig.name, a.name, valid.empty() ? "none" : valid);
+          ok = false;
+          continue;
+        }
+      }
+      if (bound[index]) {
+        diags_.report(DiagKind::DuplicateArgument, a.name.empty() ? a.value.range : a.nameRange,
+                      sig.params[index].name);
+        ok = false;
+        continue;
+      }
+      if (!typeMatches(sig.params[index].type, a.value)) {
+        diags_.report(DiagKind::ArgumentType, a.value.range, sig.params[index].name, sig.name,
+                      typeName(sig.params[index].type), kindOf(a.value));
+        ok = false;
+        continue;
+      }
+      bound[index] = &a.value;
+    }
+    for (size_t i = 0; i < sig.params.size(); ++i)
+      if (ok && sig.params[i].required && !bound[i]) {
+        diags_.report(DiagKind::MissingArgument, callRange, sig.name, sig.params[i].name);
+        ok = false;
+      }
+    if (!ok)
+      return std::nullopt;
+    return bound;
+  }
+
+  std::optional<ModelSpec> model(const ast::ModelDecl &m) {
+    ModelSpec spec;
+    spec.name = m.name;
+    spec.range = m.range;
+    if (m.inputs.empty()) {
+      diags_.report(DiagKind::MissingInput, m.nameRange, m.name);
+      return std::nullopt;
+    }
+    if (m.inputs.size() > 1) {
+      diags_.report(DiagKind::DuplicateInput, m.inputs[1].range, m.name);
+      return std::nullopt;
+    }
+    const ast::InputDecl &in = m.inputs[0];
+    spec.inputName = in.name;
+    bool ok = true;
+    if (in.dtype != "f32") {
+      diags_.report(DiagKind::UnknownDType, in.dtypeRange, in.dtype);
+      ok = false;
+    }
+    for (size_t i = 0; i < in.dims.size(); ++i)
+      if (in.dims[i] <= 0) {
+        diags_.report(DiagKind::BadDimension, in.dimRanges[i], in.dims[i]);
+        ok = false;
+      }
+    spec.inputDims = in.dims;
+    if (m.layers.empty()) {
+      diags_.report(DiagKind::EmptyModel, m.nameRange, m.name);
+      return std::nullopt;
+    }
+    Dims cur = in.dims;
+    std::map<LayerKind, int> counts;
+    for (const ast::LayerCall &call : m.layers) {
+      auto layer = this->layer(call, cur);
+      if (!layer) {
+        ok = false;
+        break; // later shapes would only repeat the error
+      }
+      layer->name = std::string(layerSpelling(layer->kind)) + "_" + std::to_string(++counts[layer->kind]);
+      cur = layer->out;
+      spec.layers.push_back(*layer);
+    }
+    if (!ok)
+      return std::nullopt;
+    return spec;
+  }
+
+  std::optional<Layer> layer(const ast::LayerCall &call, const Dims &in) {
+    std::vector<std::string> names;
+    int found = -1;
+    for (size_t i = 0; i < std::size(kLayers); ++i) {
+      names.push_back(kLayers[i].spelling);
+      if (call.name == kLayers[i].spelling)
+        found = static_cast<int>(i);
+    }
+    if (found < 0) {
+      diags_.report(DiagKind::UnknownLayer, call.nameRange, call.name, suggest(call.name, names));
+      return std::nullopt;
+    }
+    Layer l;
+    l.kind = static_cast<LayerKind>(found);
+    l.range = call.range;
+    l.in = in;
+    Signature sig{kLayers[found].spelling, {}};
+    if (l.kind == LayerKind::Dense)
+      sig.params = {{"units", ArgType::PositiveInt, true}};
+    auto args = bindArgs(sig, call.args, call.range);
+    if (!args)
+      return std::nullopt;
+    switch (l.kind) {
+    case LayerKind::Dense:
+      l.units = static_cast<int64_t>((*args)[0]->number);
+      if (in.size() != 1) {
+        diags_.report(DiagKind::ShapeMismatch, call.range, "dense", "a vector [n] (add 'flatten' before it)",
+                      formatDims(in));
+        return std::nullopt;
+      }
+      l.out = {l.units};
+      break;
+    case LayerKind::Flatten: {
+      int64_t n = 1;
+      for (int64_t d : in)
+        n *= d;
+      l.out = {n};
+      break;
+    }
+    case LayerKind::Softmax:
+      if (in.size() != 1) {
+        diags_.report(DiagKind::ShapeMismatch, call.range, "softmax", "a vector [n]", formatDims(in));
+        return std::nullopt;
+      }
+      l.out = in;
+      break;
+    case LayerKind::Sigmoid:
+    case LayerKind::Tanh:
+    case LayerKind::Relu:
+      l.out = in;
+      break;
+    }
+    return l;
+  }
+
+  std::string resolvePath(const std::string &p) {
+    std::filesystem::path path(p);
+    if (path.is_relative())
+      path = std::filesystem::path(baseDir_) / path;
+    return path.lexically_normal().string();
+  }
+
+  std::optional<DataSpec> data(const ast::Binding &b) {
+    const ast::Expr &e = b.value;
+    static const std::vector<std::string> sources = {"idx", "csv"};
+    if (e.kind != ast::Expr::Kind::Call || (e.text != "idx" && e.text != "csv")) {
+      diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range,
+                    "data source", ast::describe(e),
+                    e.kind == ast::Expr::Kind::Call ? suggest(e.text, sources) : "; expected idx(...) or csv(...)");
+      return std::nullopt;
+    }
+    DataSpec d;
+    d.name = b.name;
+    d.range = e.range;
+    if (e.text == "idx") {
+      Signature sig{"idx", {{"images", ArgType::String, true}, {"labels", ArgType::String, true}}};
+      auto args = bindArgs(sig, e.args, e.range);
+      if (!args)
+        return std::nullopt;
+      d.kind = DataSpec::Kind::Idx;
+      d.images = resolvePath((*args)[0]->text);
+      d.labels = resolvePath((*args)[1]->text);
+    } else {
+      Signature sig{"csv",
+                    {{"path", ArgType::String, true}, {"label", ArgType::Int, false}, {"header", ArgType::Bool, false}}};
+      auto args = bindArgs(sig, e.args, e.range);
+      if (!args)
+        return std::nullopt;
+      d.kind = DataSpec::Kind::Csv;
+      d.images = resolvePath((*args)[0]->text);
+      if ((*args)[1])
+        d.labelColumn = static_cast<int64_t>((*args)[1]->number);
+      if ((*args)[2])
+        d.header = (*args)[2]->text == "true";
+    }
+    return d;
+  }
+
+  // loss = mse(target) | cross_entropy(target);  target = label | one_hot(label, n)
+  bool loss(const ast::Expr &e, const ModelSpec &model, TrainSpec &t) {
+    static const std::vector<std::string> losses = {"mse", "cross_entropy"};
+    if (e.kind != ast::Expr::Kind::Call || (e.text != "mse" && e.text != "cross_entropy")) {
+      diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range, "loss",
+                    ast::describe(e), e.kind == ast::Expr::Kind::Call ? suggest(e.text, losses) : "");
+      return false;
+    }
+    t.loss = e.text == "mse" ? LossKind::MSE : LossKind::CrossEntropy;
+    auto args = bindArgs({e.text.c_str(), {{"target", ArgType::Expr, true}}}, e.args, e.range);
+    if (!args)
+      return false;
+    const ast::Expr &target = *(*args)[0];
+    const Dims &out = model.outputDims();
+    if (target.kind == ast::Expr::Kind::Call && target.text == "one_hot") {
+      auto oh = bindArgs({"one_hot", {{"value", ArgType::Expr, true}, {"classes", ArgType::PositiveInt, true}}},
+                         target.args, target.range);
+      if (!oh)
+        return false;
+      if (!labelName(*(*oh)[0]))
+        return false;
+      t.oneHot = true;
+      t.classes = static_cast<int64_t>((*oh)[1]->number);
+      if (out != Dims{t.classes}) {
+        diags_.report(DiagKind::LossShape, e.range, e.text,
+                      "an output of shape [" + std::to_string(t.classes) + "] to match one_hot(label, " +
+                          std::to_string(t.classes) + ")",
+                      formatDims(out));
+        return false;
+      }
+      return true;
+    }
+    if (!labelName(target))
+      return false;
+    if (t.loss == LossKind::CrossEntropy) {
+      if (out.size() != 1 || out[0] < 2) {
+        diags_.report(DiagKind::LossShape, e.range, e.text, "one output per class, a vector [k] with k >= 2",
+                      formatDims(out));
+        return false;
+      }
+      t.classes = out[0];
+      return true;
+    }
+    if (out != Dims{1}) {
+      diags_.report(DiagKind::LossShape, e.range, e.text, "a single output [1] to compare with the label (or use one_hot)",
+                    formatDims(out));
+      return false;
+    }
+    return true;
+  }
+
+  bool labelName(const ast::Expr &e) {
+    if (e.kind == ast::Expr::Kind::Name && e.text == "label")
+      return true;
+    std::string text = e.kind == ast::Expr::Kind::Name || e.kind == ast::Expr::Kind::Call ? e.text : ast::describe(e);
+    diags_.report(DiagKind::UnknownName, e.range, text, "; the target of a loss is 'label' or one_hot(label, n)");
+    return false;
+  }
+
+  std::optional<TrainSpec> train(const ast::TrainDecl &td, const ModelSpec &model) {
+    TrainSpec t;
+    t.range = td.range;
+    bool ok = true;
+    for (const ast::Binding &d : td.data) {
+      if (d.name != "train" && d.name != "test") {
+        diags_.report(DiagKind::UnknownName, d.nameRange, d.name, "; data sources are named 'train' or 'test'");
+        ok = false;
+        continue;
+      }
+      std::optional<DataSpec> &slot = d.name == "train" ? t.train : t.test;
+      if (slot) {
+        diags_.report(DiagKind::DuplicateDecl, d.nameRange, "data source", d.name);
+        ok = false;
+        continue;
+      }
+      slot = data(d);
+      ok &= slot.has_value();
+    }
+    static const std::vector<std::string> keys = {"loss", "optimizer", "batch", "epochs", "seed", "show_predictions"};
+    std::map<std::string, const ast::Binding *> seen;
+    for (const ast::Binding &s : td.settings) {
+      if (std::find(keys.begin(), keys.end(), s.name) == keys.end()) {
+        diags_.report(DiagKind::UnknownSetting, s.nameRange, s.name, suggest(s.name, keys));
+        ok = false;
+        continue;
+      }
+      if (seen.count(s.name)) {
+        diags_.report(DiagKind::DuplicateDecl, s.nameRange, "setting", s.name);
+        diags_.report(DiagKind::NoteDeclaredHere, seen[s.name]->nameRange);
+        ok = false;
+        continue;
+      }
+      seen[s.name] = &s;
+      if (s.name == "loss") {
+        ok &= loss(s.value, model, t);
+      } else if (s.name == "optimizer") {
+        ok &= optimizer(s.value, t);
+      } else {
+        Signature sig{s.name.c_str(), {{"value", s.name == "seed" || s.name == "show_predictions" ? ArgType::Int
+                                                                                                   : ArgType::PositiveInt,
+                                        true}}};
+        if (!typeMatches(sig.params[0].type, s.value) || s.value.number < 0) {
+          diags_.report(DiagKind::ArgumentType, s.value.range, "value", s.name,
+                        s.name == "seed" || s.name == "show_predictions" ? "a non-negative integer"
+                                                                         : typeName(sig.params[0].type),
+                        kindOf(s.value));
+          ok = false;
+          continue;
+        }
+        int64_t v = static_cast<int64_t>(s.value.number);
+        if (s.name == "batch")
+          t.batch = v;
+        else if (s.name == "epochs")
+          t.epochs = v;
+        else if (s.name == "seed")
+          t.seed = static_cast<uint64_t>(v);
+        else
+          t.showPredictions = v;
+      }
+    }
+    if (!ok)
+      return std::nullopt;
+    if (!seen.count("loss")) {
+      diags_.report(DiagKind::MissingSetting, td.nameRange, "loss");
+      return std::nullopt;
+    }
+    if (!seen.count("optimizer")) {
+      diags_.report(DiagKind::MissingSetting, td.nameRange, "optimizer");
+      return std::nullopt;
+    }
+    if (!t.train) {
+      diags_.report(DiagKind::MissingData, td.nameRange, "train");
+      return std::nullopt;
+    }
+    return t;
+  }
+
+  // optimizer = sgd(lr: x)
+  bool optimizer(const ast::Expr &e, TrainSpec &t) {
+    static const std::vector<std::string> opts = {"sgd"};
+    if (e.kind != ast::Expr::Kind::Call || e.text != "sgd") {
+      diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range, "optimizer",
+                    ast::describe(e), e.kind == ast::Expr::Kind::Call ? suggest(e.text, opts) : "");
+      return false;
+    }
+    auto args = bindArgs({"sgd", {{"lr", ArgType::PositiveNumber, true}}}, e.args, e.range);
+    if (!args)
+      return false;
+    t.lr = (*args)[0]->number;
+    return true;
+  }
+
+private:
+  std::string baseDir_;
+  DiagnosticEngine &diags_;
+};
+
+} // namespace
+
+const char *layerSpelling(LayerKind k) { return kLayers[static_cast<int>(k)].spelling; }
+
+std::optional<Program> checkFile(const ast::File &file, const std::string &baseDir, DiagnosticEngine &diags) {
+  Checker checker(baseDir, diags);
+  if (file.models.empty()) {
+    diags.report(DiagKind::MissingModel, SourceRange{SourceLoc{file.fileId, 0}, SourceLoc{file.fileId, 0}});
+    return std::nullopt;
+  }
+  for (size_t i = 1; i < file.models.size(); ++i) {
+    diags.report(DiagKind::DuplicateDecl, file.models[i].nameRange, "model", file.models[i].name);
+    return std::nullopt;
+  }
+  auto model = checker.model(file.models[0]);
+  if (!model)
+    return std::nullopt;
+  Program program{*model, std::nullopt};
+  for (size_t i = 0; i < file.trains.size(); ++i) {
+    const ast::TrainDecl &td = file.trains[i];
+    if (i > 0) {
+      diags.report(DiagKind::DuplicateDecl, td.nameRange, "train block for", td.modelName);
+      return std::nullopt;
+    }
+    if (td.modelName != model->name) {
+      diags.report(DiagKind::UnknownModel, td.nameRange, td.modelName, suggest(td.modelName, std::vector{model->name}));
+      return std::nullopt;
+    }
+    program.train = checker.train(td, *model);
+    if (!program.train)
+      return std::nullopt;
+  }
+  return program;
+}
+
+} // namespace soma

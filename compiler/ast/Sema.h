@@ -1,0 +1,70 @@
+// Semantic checks of a parsed file: names, argument types, per-sample shapes, train settings.
+// The result is a Program: everything later stages need, resolved and known to be consistent.
+#pragma once
+#include "ast/AST.h"
+#include "support/Diagnostics.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace soma {
+
+using Dims = std::vector<int64_t>;
+std::string formatDims(const Dims &d); // [28, 28]
+
+enum class LayerKind {
+#define LAYER(Kind, Spelling, IsActivation) Kind,
+#include "ast/Layers.def"
+};
+const char *layerSpelling(LayerKind k);
+
+struct Layer {
+  LayerKind kind;
+  std::string name;   // unique: dense_1, sigmoid_2, ...
+  int64_t units = 0;  // dense
+  Dims in, out;       // per sample
+  SourceRange range;
+  int64_t paramCount() const { return kind == LayerKind::Dense ? in[0] * units + units : 0; }
+};
+
+struct ModelSpec {
+  std::string name, inputName;
+  Dims inputDims;
+  std::vector<Layer> layers;
+  SourceRange range;
+  const Dims &outputDims() const { return layers.empty() ? inputDims : layers.back().out; }
+};
+
+enum class LossKind { MSE, CrossEntropy };
+
+struct DataSpec {
+  enum class Kind { Idx, Csv } kind = Kind::Idx;
+  std::string name;         // train, test
+  std::string images, labels; // idx: both files; csv: images is the csv file
+  int64_t labelColumn = -1; // csv: -1 is the last column
+  bool header = false;      // csv: skip the first row
+  SourceRange range;
+};
+
+struct TrainSpec {
+  LossKind loss = LossKind::MSE;
+  bool oneHot = false;     // target is one_hot(label, classes)
+  int64_t classes = 0;     // number of classes when the target is a class index
+  double lr = 0.1;
+  int64_t batch = 32, epochs = 1;
+  uint64_t seed = 1;
+  int64_t showPredictions = 0;
+  std::optional<DataSpec> train, test;
+  SourceRange range;
+};
+
+struct Program {
+  ModelSpec model;
+  std::optional<TrainSpec> train;
+};
+
+// Returns nullopt if any error was reported. `baseDir` resolves relative data paths.
+std::optional<Program> checkFile(const ast::File &file, const std::string &baseDir, DiagnosticEngine &diags);
+
+} // namespace soma

@@ -1,0 +1,140 @@
+// 1. Mark the nodes on a path from some `wrt` entry to the loss.
+// 2. Seed d(loss)/d(loss) = 1 and walk the nodes in reverse order.
+// 3. For each marked node with an adjoint, apply its op's derivative rule, accumulating
+//    (adding) into the adjoints of its marked operands.
+// The switch in `derivative` has no default: a new op must state its rule.
+#include "autodiff/Autodiff.h"
+
+#include <cassert>
+
+namespace soma::autodiff {
+
+using namespace soma::ir;
+
+namespace {
+
+class ReverseMode {
+public:
+  ReverseMode(Function &f) : f_(f), b_(f), adj_(f.nodes.size(), -1), needed_(f.nodes.size(), false) {}
+
+  std::vector<int> run(int loss, const std::vector<int> &wrt) {
+    assert(f_.nodes[loss].shape.empty() && "the loss must be a scalar");
+    size_t forwardSize = f_.nodes.size();
+    for (int w : wrt)
+      needed_[w] = true;
+    for (size_t i = 0; i < forwardSize; ++i)
+      for (int o : f_.nodes[i].operands)
+        if (needed_[o])
+          needed_[i] = true;
+    adj_[loss] = b_.fill(1.0, {});
+    for (int i = loss; i >= 0; --i)
+      if (needed_[i] && adj_[i] >= 0)
+        derivative(i, adj_[i]);
+    std::vector<int> grads;
+    for (int w : wrt)
+      grads.push_back(adj_[w] >= 0 ? adj_[w] : b_.fill(0.0, f_.nodes[w].shape));
+    return grads;
+  }
+
+private:
+  // Adds `d` to the adjoint of operand `x`, summing away the axes a scalar operand was broadcast over.
+  void accumulate(int x, int d) {
+    if (!needed_[x])
+      return;
+    const Shape &xs = f_.nodes[x].shape, &ds = f_.nodes[d].shape;
+    if (xs.empty() && !ds.empty())
+      d = b_.reduce(Op::ReduceSum, d, (1u << ds.size()) - 1);
+    adj_[x] = adj_[x] < 0 ? d : b_.binary(Op::Add, adj_[x], d);
+  }
+
+  // y = node `i` (copied: appending nodes may reallocate), dy = its adjoint.
+  void derivative(int i, int dy) {
+    Node n = f_.nodes[i];
+    int y = i;
+    int x = n.operands.empty() ? -1 : n.operands[0];
+    int a = x, b = n.operands.size() > 1 ? n.operands[1] : -1;
+    switch (n.op) {
+    case Op::Input:
+    case Op::Fill:
+    case Op::Step:
+    case Op::Equal:
+    case Op::OneHot:
+      return; // leaves and piecewise-constant ops pass no gradient
+    case Op::Neg: // d/dx -x = -1
+      accumulate(x, b_.unary(Op::Neg, dy));
+      return;
+    case Op::Exp: // d/dx e^x = e^x = y
+      accumulate(x, b_.binary(Op::Mul, dy, y));
+      return;
+    case Op::Log: // d/dx ln x = 1/x
+      accumulate(x, b_.binary(Op::Div, dy, x));
+      return;
+    case Op::Sigmoid: // d/dx s(x) = s(1 - s)
+      accumulate(x, b_.binary(Op::Mul, dy, b_.binary(Op::Mul, y, b_.binary(Op::Sub, b_.fill(1.0, {}), y))));
+      return;
+    case Op::Tanh: // d/dx tanh x = 1 - tanh^2 x
+      accumulate(x, b_.binary(Op::Mul, dy, b_.binary(Op::Sub, b_.fill(1.0, {}), b_.binary(Op::Mul, y, y))));
+      return;
+    case Op::Relu: // d/dx max(x, 0) = [x > 0]
+      accumulate(x, b_.binary(Op::Mul, dy, b_.unary(Op::Step, x)));
+      return;
+    case Op::Add: // d(a+b) = da + db
+      accumulate(a, dy);
+      accumulate(b, dy);
+      return;
+    case Op::Sub: // d(a-b) = da - db
+      accumulate(a, dy);
+      if (needed_[b])
+        accumulate(b, b_.unary(Op::Neg, dy));
+      return;
+    case Op::Mul: // d(ab) = b da + a db
+      if (needed_[a])
+        accumulate(a, b_.binary(Op::Mul, dy, b));
+      if (needed_[b])
+        accumulate(b, b_.binary(Op::Mul, dy, a));
+      return;
+    case Op::Div: // d(a/b) = da/b - (a/b^2) db = da/b - (y/b) db
+      if (needed_[a])
+        accumulate(a, b_.binary(Op::Div, dy, b));
+      if (needed_[b])
+        accumulate(b, b_.unary(Op::Neg, b_.binary(Op::Mul, dy, b_.binary(Op::Div, y, b))));
+      return;
+    case Op::Broadcast: // the sum over the copies
+      accumulate(x, b_.reduce(Op::ReduceSum, dy, n.attrs.axes));
+      return;
+    case Op::ReduceSum: // every summand gets dy
+      accumulate(x, b_.broadcast(dy, f_.nodes[x].shape, n.attrs.axes));
+      return;
+    case Op::ReduceMax: { // only the maximal element gets dy (each of them, on a tie)
+      const Shape &xs = f_.nodes[x].shape;
+      int mask = b_.binary(Op::Equal, x, b_.broadcast(y, xs, n.attrs.axes));
+      accumulate(x, b_.binary(Op::Mul, b_.broadcast(dy, xs, n.attrs.axes), mask));
+      return;
+    }
+    case Op::MatMul: { // C = op(A) op(B): dop(A) = dC op(B)^T, dop(B) = op(A)^T dC
+      bool ta = n.attrs.transA, tb = n.attrs.transB;
+      if (needed_[a])
+        accumulate(a, ta ? b_.matmul(b, dy, tb, true) : b_.matmul(dy, b, false, !tb));
+      if (needed_[b])
+        accumulate(b, tb ? b_.matmul(dy, a, true, ta) : b_.matmul(a, dy, !ta, false));
+      return;
+    }
+    case Op::Reshape: // same elements, the operand's shape
+      accumulate(x, b_.reshape(dy, f_.nodes[x].shape));
+      return;
+    }
+  }
+
+  Function &f_;
+  Builder b_;
+  std::vector<int> adj_;
+  std::vector<bool> needed_;
+};
+
+} // namespace
+
+std::vector<int> appendGradients(Function &f, int loss, const std::vector<int> &wrt) {
+  return ReverseMode(f).run(loss, wrt);
+}
+
+} // namespace soma::autodiff

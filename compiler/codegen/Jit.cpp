@@ -1,0 +1,160 @@
+// LLVM plumbing; the only file that includes the pass builder and ORC headers (they are
+// expensive to compile). Symbols the generated code calls are defined explicitly, so the JIT
+// works in any executable that links the runtime, exported or not.
+#include "codegen/Jit.h"
+
+#include "soma/runtime.h"
+
+#include <llvm/Analysis/TargetLibraryInfo.h>
+#include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
+#include <llvm/ExecutionEngine/Orc/LLJIT.h>
+#include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
+#include <llvm/IR/LegacyPassManager.h>
+#include <llvm/IR/Module.h>
+#include <llvm/MC/TargetRegistry.h>
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Support/TargetSelect.h>
+#include <llvm/Support/raw_ostream.h>
+#include <llvm/Target/TargetMachine.h>
+#include <llvm/TargetParser/Host.h>
+
+#include <mutex>
+
+namespace soma::codegen {
+
+namespace {
+
+void initLLVM() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+    llvm::InitializeNativeTargetAsmParser();
+  });
+}
+
+std::unique_ptr<llvm::TargetMachine> targetMachine(const TargetInfo &t) {
+  std::string err;
+  const llvm::Target *target = llvm::TargetRegistry::lookupTarget(t.triple, err);
+  if (!target)
+    return nullptr;
+  llvm::TargetOptions opts;
+  return std::unique_ptr<llvm::TargetMachine>(target->createTargetMachine(
+      t.triple, t.cpu, t.features, opts, llvm::Reloc::PIC_, llvm::CodeModel::Small, llvm::CodeGenOptLevel::Aggressive));
+}
+
+} // namespace
+
+TargetInfo hostTarget() {
+  initLLVM();
+  TargetInfo t;
+  t.triple = llvm::sys::getProcessTriple();
+  t.cpu = llvm::sys::getHostCPUName().str();
+  std::string features;
+  for (const auto &f : llvm::sys::getHostCPUFeatures())
+    features += (features.empty() ? "" : ",") + std::string(f.getValue() ? "+" : "-") + f.getKey().str();
+  t.features = features;
+  if (auto tm = targetMachine(t))
+    t.dataLayout = tm->createDataLayout().getStringRepresentation();
+  return t;
+}
+
+void optimize(llvm::Module &m, const TargetInfo &target) {
+  auto tm = targetMachine(target);
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder pb(tm.get());
+  llvm::Triple triple(target.triple);
+  llvm::TargetLibraryInfoImpl tlii(triple);
+  tlii.addVectorizableFunctionsFromVecLib(llvm::TargetLibraryInfoImpl::LIBMVEC_X86, triple);
+  // LLVM's libmvec table stops at 8 lanes; glibc also has the AVX-512 16-lane variants.
+  std::vector<llvm::VecDesc> wide = {
+      {"expf", "_ZGVeN16v_expf", llvm::ElementCount::getFixed(16), false, "_ZGV_LLVM_N16v"},
+      {"logf", "_ZGVeN16v_logf", llvm::ElementCount::getFixed(16), false, "_ZGV_LLVM_N16v"}};
+  if (target.features.find("+avx512f") != std::string::npos)
+    tlii.addVectorizableFunctions(wide);
+  fam.registerPass([&] { return llvm::TargetLibraryAnalysis(tlii); });
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager mpm = pb.buildPerModuleDefaultPipeline(llvm::OptimizationLevel::O3);
+  mpm.run(m, mam);
+}
+
+std::string moduleText(const llvm::Module &m) {
+  std::string s;
+  llvm::raw_string_ostream os(s);
+  m.print(os, nullptr);
+  return os.str();
+}
+
+std::string assemblyText(llvm::Module &m, const TargetInfo &target) {
+  auto tm = targetMachine(target);
+  llvm::SmallString<0> buf;
+  llvm::raw_svector_ostream os(buf);
+  llvm::legacy::PassManager pm;
+  if (!tm || tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
+    return "";
+  pm.run(m);
+  return std::string(buf.str());
+}
+
+struct Jit::Impl {
+  std::unique_ptr<llvm::orc::LLJIT> jit;
+};
+
+Jit::Jit() : impl_(std::make_unique<Impl>()) {}
+Jit::~Jit() = default;
+
+std::unique_ptr<Jit> Jit::create(std::string &error) {
+  initLLVM();
+  auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!jtmb) {
+    error = llvm::toString(jtmb.takeError());
+    return nullptr;
+  }
+  jtmb->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  auto built = llvm::orc::LLJITBuilder().setJITTargetMachineBuilder(std::move(*jtmb)).create();
+  if (!built) {
+    error = llvm::toString(built.takeError());
+    return nullptr;
+  }
+  std::unique_ptr<Jit> j(new Jit());
+  j->impl_->jit = std::move(*built);
+  llvm::orc::LLJIT &lj = *j->impl_->jit;
+  llvm::orc::JITDylib &jd = lj.getMainJITDylib();
+  auto mvec = llvm::orc::DynamicLibrarySearchGenerator::Load("libmvec.so.1", lj.getDataLayout().getGlobalPrefix());
+  if (mvec)
+    jd.addGenerator(std::move(*mvec));
+  else
+    llvm::consumeError(mvec.takeError());
+  llvm::orc::SymbolMap runtime;
+  runtime[lj.mangleAndIntern("soma_rt_parallel_for")] = {llvm::orc::ExecutorAddr::fromPtr(&soma_rt_parallel_for),
+                                                         llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable};
+  if (auto err = jd.define(llvm::orc::absoluteSymbols(runtime))) {
+    error = llvm::toString(std::move(err));
+    return nullptr;
+  }
+  return j;
+}
+
+std::string Jit::add(std::unique_ptr<llvm::Module> m, std::unique_ptr<llvm::LLVMContext> ctx) {
+  if (auto err = impl_->jit->addIRModule(llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
+    return llvm::toString(std::move(err));
+  return "";
+}
+
+void *Jit::lookup(const std::string &name, std::string &error) {
+  auto sym = impl_->jit->lookup(name);
+  if (!sym) {
+    error = llvm::toString(sym.takeError());
+    return nullptr;
+  }
+  return sym->toPtr<void *>();
+}
+
+} // namespace soma::codegen

@@ -1,0 +1,378 @@
+// Kernel emission. Values are computed by `expr`, which walks the inlined tree of a node at a
+// multi-index: materialized nodes are loads, everything else is computed in registers. The
+// switch in `expr` has no default: each op in Ops.def states how it is emitted.
+#include "codegen/KernelEmitter.h"
+
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/Module.h>
+
+#include <cassert>
+#include <functional>
+#include <map>
+
+namespace soma::codegen {
+
+using namespace ir;
+using transforms::Kernel;
+using transforms::Schedule;
+
+namespace {
+
+class FunctionEmitter {
+public:
+  FunctionEmitter(llvm::Module &m, const Function &f, const Schedule &s, const TargetInfo &t)
+      : m_(m), c_(m.getContext()), b_(c_), f_(f), s_(s), target_(t) {
+    llvm::FastMathFlags fmf;
+    fmf.setAllowReassoc();
+    fmf.setAllowContract();
+    fmf.setAllowReciprocal();
+    fmf.setApproxFunc();
+    fmf.setNoSignedZeros(); // NaN and Inf stay: a diverging loss must be seen
+    b_.setFastMathFlags(fmf);
+    i64_ = b_.getInt64Ty();
+    f32_ = b_.getFloatTy();
+    ptr_ = b_.getPtrTy();
+  }
+
+  void emit() {
+    auto *kernelTy = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, i64_, i64_}, false);
+    llvm::FunctionCallee parFor = m_.getOrInsertFunction("soma_rt_parallel_for",
+                                          llvm::FunctionType::get(b_.getVoidTy(), {ptr_, ptr_, i64_, i64_}, false));
+    std::vector<std::pair<llvm::Function *, const Kernel *>> kernels;
+    for (size_t k = 0; k < s_.kernels.size(); ++k) {
+      auto *fn = llvm::Function::Create(kernelTy, llvm::Function::InternalLinkage,
+                                        f_.name + ".k" + std::to_string(k), m_);
+      setAttrs(fn);
+      emitKernel(fn, s_.kernels[k]);
+      kernels.push_back({fn, &s_.kernels[k]});
+    }
+    auto *stepTy = llvm::FunctionType::get(b_.getVoidTy(), {ptr_}, false);
+    auto *step = llvm::Function::Create(stepTy, llvm::Function::ExternalLinkage, f_.name, m_);
+    setAttrs(step);
+    b_.SetInsertPoint(llvm::BasicBlock::Create(c_, "entry", step));
+    ctx_ = step->getArg(0);
+    batch_ = b_.CreateLoad(i64_, ctx_, "batch");
+    for (auto [fn, k] : kernels) {
+      auto [rows, costPerRow] = extent(*k);
+      b_.CreateCall(parFor, {fn, ctx_, rows, costPerRow});
+    }
+    b_.CreateRetVoid();
+  }
+
+private:
+  void setAttrs(llvm::Function *fn) {
+    fn->addFnAttr(llvm::Attribute::NoUnwind);
+    if (!target_.cpu.empty())
+      fn->addFnAttr("target-cpu", target_.cpu);
+    if (!target_.features.empty())
+      fn->addFnAttr("target-features", target_.features);
+    fn->addFnAttr("prefer-vector-width", std::to_string(target_.preferVectorWidth));
+  }
+
+  llvm::Value *dim(int64_t d) { return d == kBatch ? batch_ : b_.getInt64(d); }
+
+  // Rows of the outermost loop and the work per row, for the thread split.
+  std::pair<llvm::Value *, llvm::Value *> extent(const Kernel &k) {
+    const Shape &s = f_.nodes[k.root].shape;
+    if (k.kind == Kernel::Kind::Reduce || s.empty())
+      return {b_.getInt64(1), b_.getInt64(1)};
+    llvm::Value *perRow = b_.getInt64(1);
+    for (size_t i = 1; i < s.size(); ++i)
+      perRow = b_.CreateMul(perRow, dim(s[i]));
+    if (k.kind == Kernel::Kind::MatMul) {
+      const Node &mm = f_.nodes[k.matmul];
+      const Shape &a = f_.nodes[mm.operands[0]].shape;
+      perRow = b_.CreateMul(perRow, dim(mm.attrs.transA ? a[0] : a[1]));
+    }
+    return {dim(s[0]), perRow};
+  }
+
+  llvm::Value *slotPtr(int node) {
+    int slot = s_.slot[node];
+    assert(slot >= 0);
+    auto it = slotPtrs_.find(slot);
+    if (it != slotPtrs_.end())
+      return it->second;
+    llvm::IRBuilderBase::InsertPointGuard guard(b_);
+    b_.SetInsertPoint(entry_->getTerminator()); // hoisted: loaded once per call
+    llvm::Value *p = b_.CreateLoad(ptr_, b_.CreateConstGEP1_64(i64_, ctx_, 1 + slot), "slot" + std::to_string(slot));
+    slotPtrs_[slot] = p;
+    return p;
+  }
+
+  llvm::Value *offset(const Shape &shape, const std::vector<llvm::Value *> &idx) {
+    llvm::Value *off = b_.getInt64(0);
+    for (size_t i = 0; i < shape.size(); ++i)
+      off = i == 0 ? idx[0] : b_.CreateAdd(b_.CreateMul(off, dim(shape[i])), idx[i]);
+    return off;
+  }
+
+  llvm::Value *load(int node, const std::vector<llvm::Value *> &idx) {
+    llvm::Value *p = b_.CreateGEP(f32_, slotPtr(node), offset(f_.nodes[node].shape, idx));
+    return b_.CreateLoad(f32_, p);
+  }
+
+  void store(int node, const std::vector<llvm::Value *> &idx, llvm::Value *v) {
+    b_.CreateStore(v, b_.CreateGEP(f32_, slotPtr(node), offset(f_.nodes[node].shape, idx)));
+  }
+
+  llvm::Value *callMath(const char *name, llvm::Value *x) {
+    llvm::FunctionCallee fn = m_.getOrInsertFunction(name, llvm::FunctionType::get(f32_, {f32_}, false));
+    if (auto *decl = llvm::dyn_cast<llvm::Function>(fn.getCallee())) {
+      decl->setDoesNotAccessMemory(); // as with -fno-math-errno: lets the vectorizer use libmvec
+      decl->setDoesNotThrow();
+    }
+    return b_.CreateCall(fn, {x});
+  }
+
+  llvm::Value *one() { return llvm::ConstantFP::get(f32_, 1.0); }
+  llvm::Value *zero() { return llvm::ConstantFP::get(f32_, 0.0); }
+  llvm::Value *select01(llvm::Value *cond) { return b_.CreateSelect(cond, one(), zero()); }
+
+  // The value of node `v` at multi-index `idx`, computing inlined nodes in registers.
+  llvm::Value *expr(int v, const std::vector<llvm::Value *> &idx, bool isRoot = false) {
+    const Node &n = f_.nodes[v];
+    if (v == fusedMatmul_)
+      return matmulValue_;
+    if (!isRoot && s_.materialized[v])
+      return load(v, n.shape.empty() ? std::vector<llvm::Value *>{} : idx);
+    auto operand = [&](int k) {
+      int o = n.operands[k];
+      return expr(o, f_.nodes[o].shape.empty() ? std::vector<llvm::Value *>{} : idx);
+    };
+    switch (n.op) {
+    case Op::Input:
+    case Op::MatMul:
+    case Op::Reshape:
+    case Op::ReduceSum:
+    case Op::ReduceMax:
+      assert(false && "materialized ops are loaded, never inlined");
+      return nullptr;
+    case Op::Fill:
+      return llvm::ConstantFP::get(f32_, n.attrs.value);
+    case Op::Neg:
+      return b_.CreateFNeg(operand(0));
+    case Op::Exp:
+      return callMath("expf", operand(0));
+    case Op::Log:
+      return callMath("logf", operand(0));
+    case Op::Sigmoid: // 1 / (1 + e^-x)
+      return b_.CreateFDiv(one(), b_.CreateFAdd(one(), callMath("expf", b_.CreateFNeg(operand(0)))));
+    case Op::Tanh: { // 1 - 2 / (e^2x + 1), clamped so that e^2x stays finite
+      llvm::Value *x = operand(0);
+      llvm::Value *c = llvm::ConstantFP::get(f32_, 15.0);
+      x = b_.CreateSelect(b_.CreateFCmpOGT(x, c), c, x);
+      x = b_.CreateSelect(b_.CreateFCmpOLT(x, b_.CreateFNeg(c)), b_.CreateFNeg(c), x);
+      llvm::Value *e = callMath("expf", b_.CreateFMul(x, llvm::ConstantFP::get(f32_, 2.0)));
+      return b_.CreateFSub(one(), b_.CreateFDiv(llvm::ConstantFP::get(f32_, 2.0), b_.CreateFAdd(e, one())));
+    }
+    case Op::Relu: {
+      llvm::Value *x = operand(0);
+      return b_.CreateSelect(b_.CreateFCmpOGT(x, zero()), x, zero());
+    }
+    case Op::Step:
+      return select01(b_.CreateFCmpOGT(operand(0), zero()));
+    case Op::Add:
+      return b_.CreateFAdd(operand(0), operand(1));
+    case Op::Sub:
+      return b_.CreateFSub(operand(0), operand(1));
+    case Op::Mul:
+      return b_.CreateFMul(operand(0), operand(1));
+    case Op::Div:
+      return b_.CreateFDiv(operand(0), operand(1));
+    case Op::Equal:
+      return select01(b_.CreateFCmpOEQ(operand(0), operand(1)));
+    case Op::Broadcast: {
+      std::vector<llvm::Value *> inner;
+      for (size_t i = 0; i < idx.size(); ++i)
+        if (!(n.attrs.axes >> i & 1))
+          inner.push_back(idx[i]);
+      return expr(n.operands[0], inner);
+    }
+    case Op::OneHot: {
+      llvm::Value *label = expr(n.operands[0], {idx[0]});
+      return select01(b_.CreateFCmpOEQ(label, b_.CreateSIToFP(idx[1], f32_)));
+    }
+    }
+    return nullptr;
+  }
+
+  // for (iv = lo; iv < hi; ++iv) body(iv)
+  void loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(llvm::Value *)> &body) {
+    llvm::Function *fn = b_.GetInsertBlock()->getParent();
+    llvm::BasicBlock *pre = b_.GetInsertBlock();
+    auto *header = llvm::BasicBlock::Create(c_, "loop", fn);
+    auto *bodyBB = llvm::BasicBlock::Create(c_, "body", fn);
+    auto *exit = llvm::BasicBlock::Create(c_, "exit", fn);
+    b_.CreateCondBr(b_.CreateICmpSLT(lo, hi), header, exit);
+    b_.SetInsertPoint(header);
+    llvm::PHINode *iv = b_.CreatePHI(i64_, 2, "i");
+    iv->addIncoming(lo, pre);
+    b_.CreateBr(bodyBB);
+    b_.SetInsertPoint(bodyBB);
+    body(iv);
+    llvm::Value *next = b_.CreateAdd(iv, b_.getInt64(1), "", true, true);
+    iv->addIncoming(next, b_.GetInsertBlock());
+    b_.CreateCondBr(b_.CreateICmpSLT(next, hi), header, exit);
+    b_.SetInsertPoint(exit);
+  }
+
+  // Nested loops over `shape` (from axis `from`), outermost first.
+  void loopNest(const Shape &shape, size_t from, std::vector<llvm::Value *> &idx,
+                const std::function<void()> &body) {
+    if (from == shape.size()) {
+      body();
+      return;
+    }
+    loop(b_.getInt64(0), dim(shape[from]), [&](llvm::Value *iv) {
+      idx.push_back(iv);
+      loopNest(shape, from + 1, idx, body);
+      idx.pop_back();
+    });
+  }
+
+  llvm::AllocaInst *entryAlloca(llvm::Type *ty, llvm::Value *count, const char *name) {
+    llvm::IRBuilderBase::InsertPointGuard guard(b_);
+    b_.SetInsertPoint(entry_->getTerminator());
+    return b_.CreateAlloca(ty, count, name);
+  }
+
+  void emitKernel(llvm::Function *fn, const Kernel &k) {
+    slotPtrs_.clear();
+    fusedMatmul_ = -1;
+    entry_ = llvm::BasicBlock::Create(c_, "entry", fn);
+    auto *start = llvm::BasicBlock::Create(c_, "start", fn);
+    b_.SetInsertPoint(entry_);
+    ctx_ = fn->getArg(0);
+    batch_ = b_.CreateLoad(i64_, ctx_, "batch");
+    b_.CreateBr(start);
+    b_.SetInsertPoint(start);
+    llvm::Value *lo = fn->getArg(1), *hi = fn->getArg(2);
+    const Node &root = f_.nodes[k.root];
+    switch (k.kind) {
+    case Kernel::Kind::Elementwise:
+      if (root.shape.empty()) {
+        store(k.root, {}, expr(k.root, {}, true));
+        break;
+      }
+      loop(lo, hi, [&](llvm::Value *i) {
+        std::vector<llvm::Value *> idx{i};
+        loopNest(root.shape, 1, idx, [&] { store(k.root, idx, expr(k.root, idx, true)); });
+      });
+      break;
+    case Kernel::Kind::Reduce:
+      emitReduce(k);
+      break;
+    case Kernel::Kind::MatMul:
+      emitMatMul(k, lo, hi);
+      break;
+    }
+    b_.CreateRetVoid();
+  }
+
+  // out[o] = sum (or max) over the reduced axes of x[o + r], x's tree inlined.
+  void emitReduce(const Kernel &k) {
+    const Node &root = f_.nodes[k.root];
+    int x = root.operands[0];
+    const Shape &xs = f_.nodes[x].shape;
+    bool isMax = root.op == Op::ReduceMax;
+    Shape reduced;
+    for (size_t i = 0; i < xs.size(); ++i)
+      if (root.attrs.axes >> i & 1)
+        reduced.push_back(xs[i]);
+    llvm::AllocaInst *acc = entryAlloca(f32_, nullptr, "acc");
+    std::vector<llvm::Value *> outIdx;
+    loopNest(root.shape, 0, outIdx, [&] {
+      b_.CreateStore(isMax ? llvm::ConstantFP::getInfinity(f32_, true) : zero(), acc);
+      std::vector<llvm::Value *> redIdx;
+      loopNest(reduced, 0, redIdx, [&] {
+        std::vector<llvm::Value *> idx;
+        size_t o = 0, r = 0;
+        for (size_t i = 0; i < xs.size(); ++i)
+          idx.push_back(root.attrs.axes >> i & 1 ? redIdx[r++] : outIdx[o++]);
+        llvm::Value *v = expr(x, idx), *a = b_.CreateLoad(f32_, acc);
+        b_.CreateStore(isMax ? b_.CreateSelect(b_.CreateFCmpOGT(v, a), v, a) : b_.CreateFAdd(a, v), acc);
+      });
+      store(k.root, outIdx, b_.CreateLoad(f32_, acc));
+    });
+  }
+
+  // C = op(A) op(B), rows [lo, hi), then the elementwise epilogue up to the kernel's root.
+  // Without transposed B, a row of C is accumulated in a stack buffer (the j loop vectorizes);
+  // with transposed B each element is a dot product over contiguous k.
+  void emitMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+    const Node &mm = f_.nodes[k.matmul];
+    int a = mm.operands[0], bm = mm.operands[1];
+    const Shape &as = f_.nodes[a].shape;
+    bool ta = mm.attrs.transA, tb = mm.attrs.transB;
+    llvm::Value *kDim = dim(ta ? as[0] : as[1]);
+    llvm::Value *nDim = dim(mm.shape[1]);
+    auto aAt = [&](llvm::Value *i, llvm::Value *kk) { return load(a, ta ? std::vector{kk, i} : std::vector{i, kk}); };
+    auto bAt = [&](llvm::Value *kk, llvm::Value *j) { return load(bm, tb ? std::vector{j, kk} : std::vector{kk, j}); };
+    auto epilogue = [&](llvm::Value *i, llvm::Value *j, llvm::Value *value) {
+      fusedMatmul_ = k.matmul;
+      matmulValue_ = value;
+      store(k.root, {i, j}, expr(k.root, {i, j}, k.root != k.matmul));
+      fusedMatmul_ = -1;
+    };
+    if (tb) {
+      llvm::AllocaInst *acc = entryAlloca(f32_, nullptr, "acc");
+      loop(lo, hi, [&](llvm::Value *i) {
+        loop(b_.getInt64(0), nDim, [&](llvm::Value *j) {
+          b_.CreateStore(zero(), acc);
+          loop(b_.getInt64(0), kDim, [&](llvm::Value *kk) {
+            llvm::Value *prod = b_.CreateFMul(aAt(i, kk), bAt(kk, j));
+            b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), prod), acc);
+          });
+          epilogue(i, j, b_.CreateLoad(f32_, acc));
+        });
+      });
+      return;
+    }
+    llvm::AllocaInst *row = entryAlloca(f32_, nDim, "row");
+    row->setAlignment(llvm::Align(64));
+    loop(lo, hi, [&](llvm::Value *i) {
+      loop(b_.getInt64(0), nDim, [&](llvm::Value *j) { b_.CreateStore(zero(), b_.CreateGEP(f32_, row, j)); });
+      loop(b_.getInt64(0), kDim, [&](llvm::Value *kk) {
+        llvm::Value *av = aAt(i, kk);
+        loop(b_.getInt64(0), nDim, [&](llvm::Value *j) {
+          llvm::Value *p = b_.CreateGEP(f32_, row, j);
+          b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, p), b_.CreateFMul(av, bAt(kk, j))), p);
+        });
+      });
+      loop(b_.getInt64(0), nDim, [&](llvm::Value *j) {
+        epilogue(i, j, b_.CreateLoad(f32_, b_.CreateGEP(f32_, row, j)));
+      });
+    });
+  }
+
+  llvm::Module &m_;
+  llvm::LLVMContext &c_;
+  llvm::IRBuilder<> b_;
+  const Function &f_;
+  const Schedule &s_;
+  const TargetInfo &target_;
+  llvm::Type *i64_, *f32_, *ptr_;
+  llvm::BasicBlock *entry_ = nullptr;
+  llvm::Value *ctx_ = nullptr, *batch_ = nullptr;
+  std::map<int, llvm::Value *> slotPtrs_;
+  int fusedMatmul_ = -1;
+  llvm::Value *matmulValue_ = nullptr;
+};
+
+} // namespace
+
+std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &ctx, const std::vector<FunctionToEmit> &fns,
+                                         const TargetInfo &target) {
+  auto m = std::make_unique<llvm::Module>("soma", ctx);
+  if (!target.triple.empty())
+    m->setTargetTriple(target.triple);
+  if (!target.dataLayout.empty())
+    m->setDataLayout(target.dataLayout);
+  for (const FunctionToEmit &f : fns)
+    FunctionEmitter(*m, *f.function, *f.schedule, target).emit();
+  return m;
+}
+
+} // namespace soma::codegen

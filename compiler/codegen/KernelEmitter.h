@@ -1,0 +1,32 @@
+// IR + schedule -> LLVM IR. Each kernel becomes a function `<fn>.k<i>(ctx, lo, hi)` running
+// rows [lo, hi) of its outermost loop; the function `<fn>(ctx)` calls the kernels in order,
+// through the runtime's soma_rt_parallel_for so that rows are split over threads.
+// ctx is an array of 8-byte words: word 0 is the batch size, word 1 + s the pointer of slot s.
+#pragma once
+#include "ir/IR.h"
+#include "transforms/Schedule.h"
+
+#include <memory>
+
+namespace llvm {
+class LLVMContext;
+class Module;
+} // namespace llvm
+
+namespace soma::codegen {
+
+struct FunctionToEmit {
+  const ir::Function *function;
+  const transforms::Schedule *schedule;
+};
+
+// Target attributes (cpu, features, preferred vector width) are set on every function.
+struct TargetInfo {
+  std::string triple, cpu, features, dataLayout;
+  int preferVectorWidth = 512;
+};
+
+std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &ctx, const std::vector<FunctionToEmit> &fns,
+                                         const TargetInfo &target);
+
+} // namespace soma::codegen

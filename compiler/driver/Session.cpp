@@ -1,0 +1,107 @@
+// Binding of buffers to the slots of the generated code's context array.
+#include "driver/Session.h"
+
+#include "soma/Data.h"
+
+#include <cassert>
+#include <cmath>
+#include <cstring>
+
+namespace soma {
+
+FloatBuffer::FloatBuffer(size_t n) : n_(n) {
+  size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+  p_.reset(static_cast<float *>(std::aligned_alloc(64, bytes ? bytes : 64)));
+  std::memset(p_.get(), 0, bytes);
+}
+
+BoundFunction::BoundFunction(const ir::Function &f, const transforms::Schedule &s, void (*entry)(void *),
+                             int64_t maxBatch)
+    : f_(f), s_(s), entry_(entry) {
+  transforms::BufferPlan plan = transforms::planBuffers(f, s, maxBatch);
+  arena_ = FloatBuffer(static_cast<size_t>(plan.arenaFloats));
+  ctx_.assign(1 + s.numSlots, 0);
+  for (int slot = 0; slot < s.numSlots; ++slot)
+    if (plan.offset[slot] >= 0)
+      ctx_[1 + slot] = reinterpret_cast<uint64_t>(arena_.data() + plan.offset[slot]);
+}
+
+void BoundFunction::bind(const std::string &input, float *data) {
+  int node = f_.findInput(input);
+  if (node >= 0 && s_.slot[node] >= 0)
+    ctx_[1 + s_.slot[node]] = reinterpret_cast<uint64_t>(data);
+}
+
+const float *BoundFunction::result(const std::string &name) const {
+  for (const ir::Result &r : f_.results)
+    if (r.name == name)
+      return reinterpret_cast<const float *>(ctx_[1 + s_.slot[r.value]]);
+  return nullptr;
+}
+
+void BoundFunction::run(int64_t batch) {
+  ctx_[0] = static_cast<uint64_t>(batch);
+  entry_(ctx_.data());
+}
+
+Session::Session(const CompiledModel &m, int64_t maxBatch)
+    : m_(m), maxBatch_(maxBatch), forward_(m.lowered.forward, m.forwardSchedule, m.forwardEntry, maxBatch) {
+  const ModelSpec &spec = m.program.model;
+  int64_t sample = 1;
+  for (int64_t d : spec.inputDims)
+    sample *= d;
+  x_ = FloatBuffer(static_cast<size_t>(maxBatch * sample));
+  labels_ = FloatBuffer(static_cast<size_t>(maxBatch));
+  lr_ = FloatBuffer(1);
+  invBatch_ = FloatBuffer(1);
+  if (m.trainEntry)
+    train_ = std::make_unique<BoundFunction>(m.lowered.train, m.trainSchedule, m.trainEntry, maxBatch);
+  for (const ParamInfo &p : m.lowered.params)
+    params_.emplace_back(static_cast<size_t>(ir::numElements(p.shape, 1)));
+  for (BoundFunction *f : {&forward_, train_.get()}) {
+    if (!f)
+      continue;
+    f->bind(kInputX, x_.data());
+    f->bind(kInputLabel, labels_.data());
+    f->bind(kInputLr, lr_.data());
+    f->bind(kInputInvBatch, invBatch_.data());
+    for (size_t i = 0; i < params_.size(); ++i)
+      f->bind(m.lowered.params[i].name, params_[i].data());
+  }
+}
+
+std::vector<std::vector<float>> initialParams(const LoweredModel &m, uint64_t seed) {
+  rt::Rng rng(seed);
+  std::vector<std::vector<float>> out;
+  for (const ParamInfo &p : m.params) {
+    double bound = 1.0 / std::sqrt(static_cast<double>(p.fanIn));
+    std::vector<float> &v = out.emplace_back(static_cast<size_t>(ir::numElements(p.shape, 1)));
+    for (float &x : v)
+      x = static_cast<float>((rng.uniform() * 2 - 1) * bound);
+  }
+  return out;
+}
+
+void Session::initParams(uint64_t seed) {
+  std::vector<std::vector<float>> init = initialParams(m_.lowered, seed);
+  for (size_t i = 0; i < params_.size(); ++i)
+    std::copy(init[i].begin(), init[i].end(), params_[i].data());
+}
+
+float Session::trainStep(int64_t batch, float lr) {
+  assert(train_ && batch <= maxBatch_);
+  lr_[0] = lr;
+  invBatch_[0] = 1.0f / static_cast<float>(batch);
+  train_->run(batch);
+  return *train_->result("loss");
+}
+
+float Session::forward(int64_t batch) {
+  assert(batch <= maxBatch_);
+  invBatch_[0] = 1.0f / static_cast<float>(batch);
+  forward_.run(batch);
+  const float *loss = forward_.result("loss");
+  return loss ? *loss : 0.0f;
+}
+
+} // namespace soma

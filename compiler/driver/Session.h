@@ -1,0 +1,75 @@
+// A compiled model ready to run: parameters, batch buffers, one arena per function (planned
+// once for the largest batch), and the context arrays the generated code reads. Nothing is
+// allocated per step.
+#pragma once
+#include "driver/Pipeline.h"
+
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <vector>
+
+namespace soma {
+
+// 64-byte aligned floats (zero-filled).
+class FloatBuffer {
+public:
+  FloatBuffer() = default;
+  explicit FloatBuffer(size_t n);
+  float *data() { return p_.get(); }
+  const float *data() const { return p_.get(); }
+  size_t size() const { return n_; }
+  float &operator[](size_t i) { return p_[i]; }
+  float operator[](size_t i) const { return p_[i]; }
+
+private:
+  struct Free {
+    void operator()(float *p) const { std::free(p); }
+  };
+  std::unique_ptr<float[], Free> p_;
+  size_t n_ = 0;
+};
+
+class BoundFunction {
+public:
+  BoundFunction(const ir::Function &f, const transforms::Schedule &s, void (*entry)(void *), int64_t maxBatch);
+  void bind(const std::string &input, float *data);
+  const float *result(const std::string &name) const;
+  void run(int64_t batch);
+
+private:
+  const ir::Function &f_;
+  const transforms::Schedule &s_;
+  void (*entry_)(void *);
+  FloatBuffer arena_;
+  std::vector<uint64_t> ctx_;
+};
+
+// PyTorch's default for dense layers: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), weights and biases.
+std::vector<std::vector<float>> initialParams(const LoweredModel &m, uint64_t seed);
+
+class Session {
+public:
+  Session(const CompiledModel &m, int64_t maxBatch);
+  void initParams(uint64_t seed);
+
+  int64_t maxBatch() const { return maxBatch_; }
+  float *x() { return x_.data(); }
+  float *labels() { return labels_.data(); }
+  // Runs one training step on the first `batch` rows of x/labels; returns the loss.
+  float trainStep(int64_t batch, float lr);
+  // Forward pass; returns the mean loss (0 without a train block); outputs in output().
+  float forward(int64_t batch);
+  const float *output() const { return forward_.result("output"); }
+  std::vector<FloatBuffer> &params() { return params_; }
+
+private:
+  const CompiledModel &m_;
+  int64_t maxBatch_;
+  std::vector<FloatBuffer> params_;
+  FloatBuffer x_, labels_, lr_, invBatch_;
+  BoundFunction forward_;
+  std::unique_ptr<BoundFunction> train_;
+};
+
+} // namespace soma

@@ -1,0 +1,25 @@
+// `soma run`: load the data, train with the JIT-compiled step, evaluate after every epoch.
+#pragma once
+#include "driver/Pipeline.h"
+
+#include <optional>
+#include <string>
+
+namespace soma {
+
+struct RunOptions {
+  std::optional<int64_t> epochs, batch, seed;
+  std::optional<double> lr;
+  int threads = 0; // 0: all cores
+  std::string metricsPath;
+  bool progress = true; // a progress bar on stderr when it is a terminal
+};
+
+// Returns the process exit code.
+int runTraining(CompiledModel &m, const RunOptions &opts);
+
+// `soma gradcheck`: finite differences against the derived gradients, in double precision,
+// on the first samples of the model's training data. Returns the exit code.
+int gradCheck(CompiledModel &m, double tolerance);
+
+} // namespace soma

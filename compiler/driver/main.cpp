@@ -1,0 +1,159 @@
+// The `soma` command line: run, check, emit, gradcheck. Flag errors exit with 2, compile and
+// data errors with 1.
+#include "driver/Pipeline.h"
+#include "driver/Train.h"
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <fmt/format.h>
+#include <iostream>
+#include <string>
+#include <vector>
+
+using namespace soma;
+
+namespace {
+
+const char *kUsage = R"(usage: soma <command> [options] FILE
+
+commands:
+  run FILE             JIT-compile the model, train it and evaluate after every epoch
+  check FILE           report errors, then print each layer's output shape and parameters
+  emit STAGE FILE      print a compiler stage: ast, ir, grad, kernels, llvm, asm
+  gradcheck FILE       compare the derived gradients with finite differences
+
+options for run (each overrides the file's train block):
+  --epochs N           number of epochs
+  --batch N            mini-batch size
+  --lr X               learning rate
+  --seed N             seed for initialization and shuffling
+  --threads N          worker threads (default: all cores)
+  --metrics FILE       write one JSON object per epoch to FILE
+  --no-progress        no progress bar
+
+options for gradcheck:
+  --tolerance X        largest relative error accepted (default 1e-4)
+)";
+
+int usageError(const std::string &msg) {
+  std::fprintf(stderr, "soma: error: %s\n(run 'soma --help' for usage)\n", msg.c_str());
+  return 2;
+}
+
+template <typename T> bool parseNumber(const std::string &text, T &out) {
+  const char *end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(text.data(), end, out);
+  return ec == std::errc() && p == end;
+}
+
+int printSummary(const CompiledModel &m) {
+  const ModelSpec &spec = m.program.model;
+  std::printf("model %s: input %s f32%s\n", spec.name.c_str(), spec.inputName.c_str(),
+              formatDims(spec.inputDims).c_str());
+  std::printf("%-14s %-14s %12s\n", "layer", "output", "parameters");
+  int64_t total = 0;
+  for (const Layer &l : spec.layers) {
+    std::printf("%-14s %-14s %12lld\n", l.name.c_str(), formatDims(l.out).c_str(), (long long)l.paramCount());
+    total += l.paramCount();
+  }
+  std::printf("total parameters: %lld\n", (long long)total);
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  std::string command = args[0];
+  if (command != "run" && command != "check" && command != "emit" && command != "gradcheck")
+    return usageError("unknown command '" + command + "'; expected run, check, emit or gradcheck");
+
+  RunOptions run;
+  double tolerance = 1e-4;
+  CompileOptions copts;
+  std::vector<std::string> positional;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string &a = args[i];
+    auto value = [&](std::string &out) {
+      if (i + 1 >= args.size())
+        return false;
+      out = args[++i];
+      return true;
+    };
+    std::string v;
+    auto intFlag = [&](std::optional<int64_t> &slot, int64_t min) -> int {
+      int64_t n;
+      if (!value(v) || !parseNumber(v, n) || n < min)
+        return usageError(fmt::format("{} needs an integer >= {}{}", a, min, v.empty() ? "" : ", got '" + v + "'"));
+      slot = n;
+      return 0;
+    };
+    int err = 0;
+    if (a == "--epochs" && command == "run")
+      err = intFlag(run.epochs, 1);
+    else if (a == "--batch" && command == "run")
+      err = intFlag(run.batch, 1);
+    else if (a == "--seed" && command == "run")
+      err = intFlag(run.seed, 0);
+    else if (a == "--threads" && command == "run") {
+      std::optional<int64_t> t;
+      err = intFlag(t, 1);
+      if (!err && *t > 256)
+        err = usageError("--threads must be at most 256");
+      if (!err)
+        run.threads = static_cast<int>(*t);
+    } else if ((a == "--lr" && command == "run") || (a == "--tolerance" && command == "gradcheck")) {
+      double x;
+      if (!value(v) || !parseNumber(v, x) || !(x > 0))
+        return usageError(fmt::format("{} needs a positive number{}", a, v.empty() ? "" : ", got '" + v + "'"));
+      if (a == "--lr")
+        run.lr = x;
+      else
+        tolerance = x;
+    } else if (a == "--metrics" && command == "run") {
+      if (!value(run.metricsPath))
+        return usageError("--metrics needs a file name");
+    } else if (a == "--no-progress" && command == "run")
+      run.progress = false;
+    else if (a.size() > 1 && a[0] == '-')
+      return usageError("unknown option '" + a + "' for '" + command + "'");
+    else
+      positional.push_back(a);
+    if (err)
+      return err;
+  }
+
+  if (command == "emit") {
+    if (positional.size() != 2)
+      return usageError("usage: soma emit STAGE FILE, STAGE one of ast, ir, grad, kernels, llvm, asm");
+    auto stage = stageFromName(positional[0]);
+    if (!stage)
+      return usageError("unknown stage '" + positional[0] + "'; expected ast, ir, grad, kernels, llvm or asm");
+    copts.stopAfter = *stage;
+    copts.emit = true;
+    positional.erase(positional.begin());
+  } else if (positional.size() != 1) {
+    return usageError(positional.empty() ? "no model file given" : "expected one model file");
+  }
+  copts.path = positional[0];
+  if (command == "check")
+    copts.stopAfter = Stage::Check;
+  if (command == "gradcheck")
+    copts.stopAfter = Stage::Grad;
+
+  std::unique_ptr<CompiledModel> m = compile(copts, std::cout, std::cerr);
+  if (!m)
+    return 1;
+  if (command == "check")
+    return printSummary(*m);
+  if (command == "gradcheck")
+    return gradCheck(*m, tolerance);
+  if (command == "run")
+    return runTraining(*m, run);
+  return 0;
+}

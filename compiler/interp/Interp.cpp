@@ -1,0 +1,192 @@
+// One case per op, no default. Index arithmetic is done with explicit multi-indices so that
+// each case reads like its definition.
+#include "interp/Interp.h"
+
+#include <cassert>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+namespace soma::interp {
+
+using namespace ir;
+
+namespace {
+
+std::vector<int64_t> concrete(const Shape &s, int64_t batch) {
+  std::vector<int64_t> d;
+  for (int64_t x : s)
+    d.push_back(x == kBatch ? batch : x);
+  return d;
+}
+
+int64_t count(const std::vector<int64_t> &d) {
+  int64_t n = 1;
+  for (int64_t x : d)
+    n *= x;
+  return n;
+}
+
+// Multi-index of linear position `i` in `dims`.
+std::vector<int64_t> unflatten(int64_t i, const std::vector<int64_t> &dims) {
+  std::vector<int64_t> idx(dims.size());
+  for (size_t k = dims.size(); k-- > 0;) {
+    idx[k] = i % dims[k];
+    i /= dims[k];
+  }
+  return idx;
+}
+
+int64_t flatten(const std::vector<int64_t> &idx, const std::vector<int64_t> &dims) {
+  int64_t i = 0;
+  for (size_t k = 0; k < dims.size(); ++k)
+    i = i * dims[k] + idx[k];
+  return i;
+}
+
+// Drops the axes set in `axes` from a multi-index.
+std::vector<int64_t> dropAxes(const std::vector<int64_t> &idx, uint32_t axes) {
+  std::vector<int64_t> out;
+  for (size_t k = 0; k < idx.size(); ++k)
+    if (!(axes >> k & 1))
+      out.push_back(idx[k]);
+  return out;
+}
+
+double unary(Op op, double x) {
+  switch (op) {
+  case Op::Neg:
+    return -x;
+  case Op::Exp:
+    return std::exp(x);
+  case Op::Log:
+    return std::log(x);
+  case Op::Sigmoid:
+    return 1.0 / (1.0 + std::exp(-x));
+  case Op::Tanh:
+    return std::tanh(x);
+  case Op::Relu:
+    return x > 0 ? x : 0.0;
+  case Op::Step:
+    return x > 0 ? 1.0 : 0.0;
+  default:
+    assert(false && "not a unary op");
+    return 0;
+  }
+}
+
+double binary(Op op, double a, double b) {
+  switch (op) {
+  case Op::Add:
+    return a + b;
+  case Op::Sub:
+    return a - b;
+  case Op::Mul:
+    return a * b;
+  case Op::Div:
+    return a / b;
+  case Op::Equal:
+    return a == b ? 1.0 : 0.0;
+  default:
+    assert(false && "not a binary op");
+    return 0;
+  }
+}
+
+} // namespace
+
+std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tensor> &inputs, int64_t batch) {
+  std::vector<Tensor> v(f.nodes.size());
+  for (size_t i = 0; i < f.nodes.size(); ++i) {
+    const Node &n = f.nodes[i];
+    Tensor &out = v[i];
+    out.dims = concrete(n.shape, batch);
+    int64_t size = count(out.dims);
+    out.data.assign(size, 0.0);
+    auto arg = [&](int k) -> const Tensor & { return v[n.operands[k]]; };
+    switch (n.op) {
+    case Op::Input: {
+      auto it = inputs.find(n.attrs.name);
+      if (it == inputs.end() || it->second.data.size() != static_cast<size_t>(size))
+        throw std::runtime_error("reference evaluator: input '" + n.attrs.name + "' missing or of the wrong size");
+      out.data = it->second.data;
+      break;
+    }
+    case Op::Fill:
+      out.data.assign(size, n.attrs.value);
+      break;
+    case Op::Neg:
+    case Op::Exp:
+    case Op::Log:
+    case Op::Sigmoid:
+    case Op::Tanh:
+    case Op::Relu:
+    case Op::Step:
+      for (int64_t j = 0; j < size; ++j)
+        out.data[j] = unary(n.op, arg(0).data[j]);
+      break;
+    case Op::Add:
+    case Op::Sub:
+    case Op::Mul:
+    case Op::Div:
+    case Op::Equal: {
+      // A scalar operand is broadcast.
+      const Tensor &a = arg(0), &b = arg(1);
+      for (int64_t j = 0; j < size; ++j)
+        out.data[j] = binary(n.op, a.data[a.data.size() == 1 ? 0 : j], b.data[b.data.size() == 1 ? 0 : j]);
+      break;
+    }
+    case Op::Broadcast:
+      for (int64_t j = 0; j < size; ++j)
+        out.data[j] = arg(0).data[flatten(dropAxes(unflatten(j, out.dims), n.attrs.axes), arg(0).dims)];
+      break;
+    case Op::OneHot:
+      for (int64_t r = 0; r < out.dims[0]; ++r)
+        for (int64_t c = 0; c < out.dims[1]; ++c)
+          out.data[r * out.dims[1] + c] = arg(0).data[r] == static_cast<double>(c) ? 1.0 : 0.0;
+      break;
+    case Op::ReduceSum:
+    case Op::ReduceMax: {
+      bool isMax = n.op == Op::ReduceMax;
+      if (isMax)
+        out.data.assign(size, -std::numeric_limits<double>::infinity());
+      const Tensor &x = arg(0);
+      for (int64_t j = 0; j < static_cast<int64_t>(x.data.size()); ++j) {
+        double &dst = out.data[flatten(dropAxes(unflatten(j, x.dims), n.attrs.axes), out.dims)];
+        dst = isMax ? std::max(dst, x.data[j]) : dst + x.data[j];
+      }
+      break;
+    }
+    case Op::MatMul: {
+      const Tensor &a = arg(0), &b = arg(1);
+      int64_t m = out.dims[0], nn = out.dims[1];
+      int64_t k = n.attrs.transA ? a.dims[0] : a.dims[1];
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t c = 0; c < nn; ++c) {
+          double s = 0;
+          for (int64_t q = 0; q < k; ++q) {
+            double av = n.attrs.transA ? a.data[q * a.dims[1] + r] : a.data[r * a.dims[1] + q];
+            double bv = n.attrs.transB ? b.data[c * b.dims[1] + q] : b.data[q * b.dims[1] + c];
+            s += av * bv;
+          }
+          out.data[r * nn + c] = s;
+        }
+      break;
+    }
+    case Op::Reshape:
+      out.data = arg(0).data;
+      break;
+    }
+  }
+  return v;
+}
+
+std::map<std::string, Tensor> run(const Function &f, const std::map<std::string, Tensor> &inputs, int64_t batch) {
+  std::vector<Tensor> v = evaluate(f, inputs, batch);
+  std::map<std::string, Tensor> out;
+  for (const Result &r : f.results)
+    out[r.name] = v[r.value];
+  return out;
+}
+
+} // namespace soma::interp

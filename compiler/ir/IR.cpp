@@ -1,0 +1,221 @@
+// Op table queries, the builder, the printer and the verifier.
+#include "ir/IR.h"
+
+#include <cassert>
+#include <fmt/format.h>
+#include <ostream>
+
+namespace soma::ir {
+
+namespace {
+struct OpInfo {
+  const char *name;
+  int arity;
+  OpKind kind;
+  bool differentiable;
+};
+constexpr OpInfo kOps[] = {
+#define OP(Name, Mnemonic, Arity, Kind, Diff) {Mnemonic, Arity, OpKind::Kind, Diff},
+#include "ir/Ops.def"
+};
+} // namespace
+
+const char *opName(Op op) { return kOps[static_cast<int>(op)].name; }
+int opArity(Op op) { return kOps[static_cast<int>(op)].arity; }
+OpKind opKind(Op op) { return kOps[static_cast<int>(op)].kind; }
+bool opDifferentiable(Op op) { return kOps[static_cast<int>(op)].differentiable; }
+std::optional<Op> opFromName(const std::string &m) {
+  for (int i = 0; i < kNumOps; ++i)
+    if (m == kOps[i].name)
+      return static_cast<Op>(i);
+  return std::nullopt;
+}
+
+std::string formatShape(const Shape &s) {
+  std::string out = "f32[";
+  for (size_t i = 0; i < s.size(); ++i)
+    out += (i ? ", " : "") + (s[i] == kBatch ? std::string("B") : std::to_string(s[i]));
+  return out + "]";
+}
+
+int64_t numElements(const Shape &s, int64_t batch) {
+  int64_t n = 1;
+  for (int64_t d : s)
+    n *= d == kBatch ? batch : d;
+  return n;
+}
+
+std::vector<int> Function::inputs() const {
+  std::vector<int> ids;
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i].op == Op::Input)
+      ids.push_back(static_cast<int>(i));
+  return ids;
+}
+
+int Function::findInput(const std::string &n) const {
+  for (size_t i = 0; i < nodes.size(); ++i)
+    if (nodes[i].op == Op::Input && nodes[i].attrs.name == n)
+      return static_cast<int>(i);
+  return -1;
+}
+
+int Builder::add(Op op, std::vector<int> operands, Attrs attrs) {
+  assert(static_cast<int>(operands.size()) == opArity(op));
+  std::vector<Shape> shapes;
+  for (int o : operands)
+    shapes.push_back(f_.nodes.at(o).shape);
+  ShapeResult r = inferShape(op, shapes, attrs);
+  if (!r.error.empty()) {
+    fmt::print(stderr, "soma: internal error: {}: {}\n", opName(op), r.error);
+    assert(false && "shape rule failed while building IR");
+  }
+  f_.nodes.push_back(Node{op, std::move(operands), std::move(attrs), std::move(r.shape)});
+  return static_cast<int>(f_.nodes.size() - 1);
+}
+
+int Builder::input(const std::string &name, InputRole role, Shape shape) {
+  Attrs a;
+  a.name = name;
+  a.role = role;
+  a.shape = std::move(shape);
+  return add(Op::Input, {}, a);
+}
+int Builder::fill(double value, Shape shape) {
+  Attrs a;
+  a.value = value;
+  a.shape = std::move(shape);
+  return add(Op::Fill, {}, a);
+}
+int Builder::unary(Op op, int x) { return add(op, {x}, {}); }
+int Builder::binary(Op op, int a, int b) { return add(op, {a, b}, {}); }
+int Builder::broadcast(int x, Shape shape, uint32_t axes) {
+  Attrs a;
+  a.shape = std::move(shape);
+  a.axes = axes;
+  return add(Op::Broadcast, {x}, a);
+}
+int Builder::oneHot(int labels, int64_t classes) {
+  Attrs a;
+  a.classes = classes;
+  return add(Op::OneHot, {labels}, a);
+}
+int Builder::reduce(Op op, int x, uint32_t axes) {
+  Attrs a;
+  a.axes = axes;
+  return add(op, {x}, a);
+}
+int Builder::matmul(int a, int b, bool transA, bool transB) {
+  Attrs at;
+  at.transA = transA;
+  at.transB = transB;
+  return add(Op::MatMul, {a, b}, at);
+}
+int Builder::reshape(int x, Shape shape) {
+  Attrs a;
+  a.shape = std::move(shape);
+  return add(Op::Reshape, {x}, a);
+}
+
+static std::string axesText(uint32_t axes) {
+  std::string s;
+  for (int i = 0; i < 32; ++i)
+    if (axes >> i & 1)
+      s += (s.empty() ? "" : ", ") + std::to_string(i);
+  return "[" + s + "]";
+}
+
+static const char *roleName(InputRole r) {
+  switch (r) {
+  case InputRole::Data:
+    return "data";
+  case InputRole::Label:
+    return "label";
+  case InputRole::Param:
+    return "param";
+  case InputRole::Scalar:
+    return "scalar";
+  }
+  return "";
+}
+
+void print(const Function &f, std::ostream &os) {
+  os << "func @" << f.name << " {\n";
+  for (size_t i = 0; i < f.nodes.size(); ++i) {
+    const Node &n = f.nodes[i];
+    os << "  %" << i << " = " << opName(n.op);
+    for (size_t j = 0; j < n.operands.size(); ++j)
+      os << (j ? ", %" : " %") << n.operands[j];
+    std::vector<std::string> attrs;
+    switch (n.op) {
+    case Op::Input:
+      attrs.push_back(fmt::format("name = \"{}\", role = {}", n.attrs.name, roleName(n.attrs.role)));
+      break;
+    case Op::Fill:
+      attrs.push_back(fmt::format("value = {}", n.attrs.value));
+      break;
+    case Op::Broadcast:
+    case Op::ReduceSum:
+    case Op::ReduceMax:
+      attrs.push_back("axes = " + axesText(n.attrs.axes));
+      break;
+    case Op::OneHot:
+      attrs.push_back(fmt::format("classes = {}", n.attrs.classes));
+      break;
+    case Op::MatMul:
+      if (n.attrs.transA)
+        attrs.push_back("transpose_a");
+      if (n.attrs.transB)
+        attrs.push_back("transpose_b");
+      break;
+    default:
+      break;
+    }
+    if (!attrs.empty()) {
+      os << " {";
+      for (size_t j = 0; j < attrs.size(); ++j)
+        os << (j ? ", " : "") << attrs[j];
+      os << "}";
+    }
+    os << " : " << formatShape(n.shape) << "\n";
+  }
+  os << "  return";
+  for (size_t i = 0; i < f.results.size(); ++i) {
+    const Result &r = f.results[i];
+    os << (i ? ", " : " ") << r.name << " = %" << r.value;
+    if (r.updates >= 0)
+      os << " -> %" << r.updates;
+  }
+  os << "\n}\n";
+}
+
+std::string verify(const Function &f) {
+  for (size_t i = 0; i < f.nodes.size(); ++i) {
+    const Node &n = f.nodes[i];
+    if (static_cast<int>(n.operands.size()) != opArity(n.op))
+      return fmt::format("%{}: {} has {} operands, expected {}", i, opName(n.op), n.operands.size(), opArity(n.op));
+    std::vector<Shape> shapes;
+    for (int o : n.operands) {
+      if (o < 0 || o >= static_cast<int>(i))
+        return fmt::format("%{}: operand %{} is not defined before use", i, o);
+      shapes.push_back(f.nodes[o].shape);
+    }
+    ShapeResult r = inferShape(n.op, shapes, n.attrs);
+    if (!r.error.empty())
+      return fmt::format("%{}: {}", i, r.error);
+    if (r.shape != n.shape)
+      return fmt::format("%{}: shape {} does not match its rule's {}", i, formatShape(n.shape), formatShape(r.shape));
+  }
+  for (const Result &r : f.results) {
+    if (r.value < 0 || r.value >= static_cast<int>(f.nodes.size()))
+      return fmt::format("result {} refers to no node", r.name);
+    if (r.updates >= 0) {
+      const Node &target = f.nodes.at(r.updates);
+      if (target.op != Op::Input || target.attrs.role != InputRole::Param || target.shape != f.nodes[r.value].shape)
+        return fmt::format("result {} updates %{}, which is not a parameter of its shape", r.name, r.updates);
+    }
+  }
+  return "";
+}
+
+} // namespace soma::ir

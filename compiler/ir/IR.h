@@ -1,0 +1,100 @@
+// Soma's tensor IR: a function is a list of nodes in execution order (SSA: each node is one
+// value, operands refer to earlier nodes). Shapes are static except the batch dimension,
+// written B (kBatch), whose size is given when the function runs.
+#pragma once
+#include <cstdint>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace soma::ir {
+
+enum class Op {
+#define OP(Name, Mnemonic, Arity, Kind, Diff) Name,
+#include "ir/Ops.def"
+};
+enum class OpKind { Leaf, Elementwise, Reduce, Contraction, View };
+
+constexpr int kNumOps = 0
+#define OP(Name, Mnemonic, Arity, Kind, Diff) +1
+#include "ir/Ops.def"
+    ;
+const char *opName(Op op);
+int opArity(Op op);
+OpKind opKind(Op op);
+bool opDifferentiable(Op op);
+std::optional<Op> opFromName(const std::string &mnemonic);
+
+constexpr int64_t kBatch = -1; // the dynamic batch dimension
+using Shape = std::vector<int64_t>;
+std::string formatShape(const Shape &s);        // f32[B, 784]
+int64_t numElements(const Shape &s, int64_t batch); // with B = batch
+
+enum class InputRole { Data, Label, Param, Scalar };
+
+struct Attrs {
+  double value = 0;        // Fill
+  Shape shape;             // Broadcast, Reshape: the result shape
+  uint32_t axes = 0;       // Broadcast: new axes of the result; Reduce: axes of the operand summed out
+  bool transA = false, transB = false; // MatMul
+  int64_t classes = 0;     // OneHot
+  std::string name;        // Input
+  InputRole role = InputRole::Data;
+};
+
+struct Node {
+  Op op;
+  std::vector<int> operands;
+  Attrs attrs;
+  Shape shape;
+};
+
+struct Result {
+  std::string name;
+  int value;
+  int updates = -1; // if >= 0: the Param input whose buffer this result overwrites in place
+};
+
+struct Function {
+  std::string name;
+  std::vector<Node> nodes;
+  std::vector<Result> results;
+
+  std::vector<int> inputs() const; // node ids of Input nodes, in order
+  int findInput(const std::string &name) const;
+};
+
+// Shape rule: the result shape, or an error message.
+struct ShapeResult {
+  Shape shape;
+  std::string error;
+};
+ShapeResult inferShape(Op op, const std::vector<Shape> &operands, const Attrs &attrs);
+
+// Appends nodes, checking each shape rule (a failure is a compiler bug: asserts).
+class Builder {
+public:
+  explicit Builder(Function &f) : f_(f) {}
+  int input(const std::string &name, InputRole role, Shape shape);
+  int fill(double value, Shape shape);
+  int unary(Op op, int x);
+  int binary(Op op, int a, int b);
+  int broadcast(int x, Shape shape, uint32_t axes);
+  int oneHot(int labels, int64_t classes);
+  int reduce(Op op, int x, uint32_t axes);
+  int matmul(int a, int b, bool transA = false, bool transB = false);
+  int reshape(int x, Shape shape);
+  int add(Op op, std::vector<int> operands, Attrs attrs);
+  const Shape &shape(int v) const { return f_.nodes[v].shape; }
+  Function &function() { return f_; }
+
+private:
+  Function &f_;
+};
+
+void print(const Function &f, std::ostream &os);
+// Checks operand order, arity, shapes and results; returns "" when valid.
+std::string verify(const Function &f);
+
+} // namespace soma::ir

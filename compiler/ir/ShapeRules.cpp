@@ -1,0 +1,85 @@
+// One shape rule per op. The switch has no default: a new op in Ops.def must add its rule.
+#include "ir/IR.h"
+
+#include <algorithm>
+#include <fmt/format.h>
+
+namespace soma::ir {
+
+ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
+  auto fail = [](std::string msg) { return ShapeResult{{}, std::move(msg)}; };
+  switch (op) {
+  case Op::Input:
+    return {a.shape, ""};
+  case Op::Fill:
+    return {a.shape, ""};
+  case Op::Neg:
+  case Op::Exp:
+  case Op::Log:
+  case Op::Sigmoid:
+  case Op::Tanh:
+  case Op::Relu:
+  case Op::Step:
+    return {in[0], ""};
+  case Op::Add:
+  case Op::Sub:
+  case Op::Mul:
+  case Op::Div:
+  case Op::Equal:
+    // Same shapes, or one operand is a scalar.
+    if (in[0] == in[1] || in[1].empty())
+      return {in[0], ""};
+    if (in[0].empty())
+      return {in[1], ""};
+    return fail(fmt::format("operands {} and {} differ", formatShape(in[0]), formatShape(in[1])));
+  case Op::Broadcast: {
+    Shape kept;
+    for (size_t i = 0; i < a.shape.size(); ++i)
+      if (!(a.axes >> i & 1))
+        kept.push_back(a.shape[i]);
+    if (kept != in[0])
+      return fail(fmt::format("broadcast of {} to {} must only add axes", formatShape(in[0]), formatShape(a.shape)));
+    return {a.shape, ""};
+  }
+  case Op::OneHot:
+    if (in[0].size() != 1 || a.classes <= 0)
+      return fail("one_hot takes a vector of class indices");
+    return {{in[0][0], a.classes}, ""};
+  case Op::ReduceSum:
+  case Op::ReduceMax: {
+    Shape out;
+    for (size_t i = 0; i < in[0].size(); ++i)
+      if (!(a.axes >> i & 1))
+        out.push_back(in[0][i]);
+    if (a.axes >> in[0].size())
+      return fail("reduction axis out of range");
+    return {out, ""};
+  }
+  case Op::MatMul: {
+    if (in[0].size() != 2 || in[1].size() != 2)
+      return fail("matmul takes two matrices");
+    int64_t m = a.transA ? in[0][1] : in[0][0], ka = a.transA ? in[0][0] : in[0][1];
+    int64_t kb = a.transB ? in[1][1] : in[1][0], n = a.transB ? in[1][0] : in[1][1];
+    if (ka != kb)
+      return fail(fmt::format("matmul inner dimensions differ: {} and {}", formatShape(in[0]), formatShape(in[1])));
+    return {{m, n}, ""};
+  }
+  case Op::Reshape: {
+    // Only the batch dimension may be dynamic, and it must stay the leading axis.
+    auto staticCount = [](const Shape &s) {
+      int64_t n = 1;
+      for (int64_t d : s)
+        n *= d == kBatch ? 1 : d;
+      return n;
+    };
+    auto batchAxes = [](const Shape &s) { return std::count(s.begin(), s.end(), kBatch); };
+    if (staticCount(in[0]) != staticCount(a.shape) || batchAxes(in[0]) != batchAxes(a.shape) ||
+        (batchAxes(in[0]) && (in[0][0] != kBatch || a.shape[0] != kBatch)))
+      return fail(fmt::format("cannot reshape {} to {}", formatShape(in[0]), formatShape(a.shape)));
+    return {a.shape, ""};
+  }
+  }
+  return fail("unknown op");
+}
+
+} // namespace soma::ir

@@ -1,0 +1,33 @@
+// AST -> IR. Layers and losses decompose into primitive ops here; the training step is
+// forward + loss + the gradients from autodiff/ + the optimizer update, all in one function.
+#pragma once
+#include "ast/Sema.h"
+#include "ir/IR.h"
+
+namespace soma {
+
+struct ParamInfo {
+  std::string name;   // dense_1.w
+  ir::Shape shape;
+  int64_t fanIn = 1;  // for the initializer
+};
+
+// The inputs every lowered function takes, by name.
+inline constexpr const char *kInputX = "x";
+inline constexpr const char *kInputLabel = "label";
+inline constexpr const char *kInputLr = "lr";
+inline constexpr const char *kInputInvBatch = "inv_batch"; // 1 / (rows in this batch)
+
+struct LoweredModel {
+  std::vector<ParamInfo> params;
+  ir::Function forward; // x, label, params -> output, loss (evaluation and prediction)
+  ir::Function train;   // x, label, params, lr -> loss; updates every parameter in place
+  int64_t outputs = 0;  // per-sample output size
+};
+
+// Lowers the forward pass and loss; `train` is filled by lowerTraining.
+LoweredModel lowerModel(const Program &program);
+// Appends gradients and the SGD update to a copy of `forward` (autodiff included).
+void lowerTraining(LoweredModel &m, const Program &program);
+
+} // namespace soma

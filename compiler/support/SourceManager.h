@@ -1,0 +1,48 @@
+// Owns the text of every source file and maps byte offsets to line:col.
+// Locations elsewhere in the compiler are (file id, offset) pairs; this is the only place that knows lines.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace soma {
+
+struct SourceLoc {
+  uint32_t file = 0;   // 0 means "no location"; files are numbered from 1
+  uint32_t offset = 0; // byte offset into the file
+  bool valid() const { return file != 0; }
+};
+
+struct SourceRange {
+  SourceLoc begin, end; // end is one past the last byte
+};
+
+struct LineCol {
+  unsigned line = 0, col = 0; // both 1-based
+};
+
+class SourceManager {
+public:
+  // Adds a buffer and returns its id (>= 1).
+  uint32_t addBuffer(std::string path, std::string text);
+  // Reads a file; returns 0 and sets `error` if it cannot be read.
+  uint32_t addFile(const std::string &path, std::string &error);
+
+  const std::string &path(uint32_t file) const { return files_.at(file - 1).path; }
+  std::string_view text(uint32_t file) const { return files_.at(file - 1).text; }
+  LineCol lineCol(SourceLoc loc) const;
+  // The text of the line containing `loc`, without its newline.
+  std::string_view lineText(SourceLoc loc) const;
+  // Offset of the start of 1-based `line` (column 1).
+  SourceLoc locAt(uint32_t file, unsigned line, unsigned col) const;
+
+private:
+  struct File {
+    std::string path, text;
+    std::vector<uint32_t> lineStarts;
+  };
+  std::vector<File> files_;
+};
+
+} // namespace soma

@@ -1,0 +1,214 @@
+// 1. Liveness: nodes reachable from the results.
+// 2. Materialize inputs, results, reductions, products, views' operands, and any value used
+//    more than once or by a product; everything else is inlined into its single consumer.
+// 3. Fuse each product used once into the elementwise kernel that consumes it, when the path
+//    from the product to that kernel's root keeps the product's shape (no broadcast).
+// 4. Emit kernels in node order; give every materialized value a slot.
+#include "transforms/Schedule.h"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <ostream>
+
+namespace soma::transforms {
+
+using namespace ir;
+
+namespace {
+
+bool sameIndexElementwise(const Node &n) {
+  return opKind(n.op) == OpKind::Elementwise && n.op != Op::Broadcast && n.op != Op::OneHot;
+}
+
+// Appends to `reads` the materialized nodes that the inlined tree of `v` loads.
+void collectReads(const Function &f, const Schedule &s, int v, std::vector<int> &reads, bool isRoot, int matmul) {
+  const Node &n = f.nodes[v];
+  if (!isRoot && s.materialized[v]) {
+    if (std::find(reads.begin(), reads.end(), v) == reads.end())
+      reads.push_back(v);
+    return;
+  }
+  if (v == matmul) {
+    for (int o : n.operands)
+      collectReads(f, s, o, reads, false, -1);
+    return;
+  }
+  for (int o : n.operands)
+    collectReads(f, s, o, reads, false, matmul);
+}
+
+} // namespace
+
+Schedule schedule(const Function &f) {
+  size_t n = f.nodes.size();
+  Schedule s;
+  s.live.assign(n, false);
+  s.materialized.assign(n, false);
+  s.slot.assign(n, -1);
+  std::vector<int> uses(n, 0), user(n, -1);
+  std::vector<bool> isResult(n, false);
+  for (const Result &r : f.results) {
+    s.live[r.value] = true;
+    isResult[r.value] = true;
+    if (r.updates >= 0)
+      s.live[r.updates] = true;
+  }
+  for (size_t i = n; i-- > 0;)
+    if (s.live[i])
+      for (int o : f.nodes[i].operands) {
+        s.live[o] = true;
+        ++uses[o];
+        user[o] = static_cast<int>(i);
+      }
+
+  // Step 2.
+  for (size_t i = 0; i < n; ++i) {
+    if (!s.live[i])
+      continue;
+    const Node &node = f.nodes[i];
+    bool m = isResult[i] || node.op == Op::Input || opKind(node.op) == OpKind::Reduce ||
+             opKind(node.op) == OpKind::Contraction || opKind(node.op) == OpKind::View;
+    if (node.op == Op::Fill && !isResult[i])
+      m = false; // constants are always folded into their users
+    else if (!m && uses[i] != 1)
+      m = true;
+    else if (!m) {
+      OpKind uk = opKind(f.nodes[user[i]].op);
+      m = uk != OpKind::Elementwise && uk != OpKind::Reduce;
+    }
+    s.materialized[i] = m;
+  }
+  for (size_t i = 0; i < n; ++i) // a view needs its operand in memory
+    if (s.live[i] && opKind(f.nodes[i].op) == OpKind::View)
+      s.materialized[f.nodes[i].operands[0]] = true;
+
+  // Step 3: products fused into the kernel of their elementwise consumer.
+  std::vector<int> fusedInto(n, -1); // root -> the product it runs as epilogue of
+  for (size_t i = 0; i < n; ++i) {
+    const Node &mm = f.nodes[i];
+    if (!s.live[i] || mm.op != Op::MatMul || isResult[i] || uses[i] != 1)
+      continue;
+    int u = user[i];
+    bool ok = true;
+    while (ok) {
+      const Node &un = f.nodes[u];
+      ok = sameIndexElementwise(un) && un.shape == mm.shape;
+      if (!ok || s.materialized[u])
+        break;
+      u = user[u];
+    }
+    if (!ok || fusedInto[u] >= 0)
+      continue;
+    // An in-place update must not overwrite a parameter the product still reads.
+    for (const Result &r : f.results)
+      if (r.value == u && r.updates >= 0 && (mm.operands[0] == r.updates || mm.operands[1] == r.updates))
+        ok = false;
+    if (!ok)
+      continue;
+    fusedInto[u] = static_cast<int>(i);
+    s.materialized[i] = false;
+  }
+
+  // Step 4.
+  for (size_t i = 0; i < n; ++i) {
+    if (!s.live[i] || !s.materialized[i])
+      continue;
+    const Node &node = f.nodes[i];
+    int v = static_cast<int>(i);
+    if (node.op == Op::Input) {
+      s.slot[i] = s.numSlots++;
+      s.slotNode.push_back(v);
+      continue;
+    }
+    if (opKind(node.op) == OpKind::View) {
+      s.slot[i] = s.slot[node.operands[0]];
+      continue;
+    }
+    Kernel k;
+    k.root = v;
+    if (fusedInto[i] >= 0) {
+      k.kind = Kernel::Kind::MatMul;
+      k.matmul = fusedInto[i];
+    } else if (node.op == Op::MatMul) {
+      k.kind = Kernel::Kind::MatMul;
+      k.matmul = v;
+    } else if (opKind(node.op) == OpKind::Reduce) {
+      k.kind = Kernel::Kind::Reduce;
+    } else {
+      k.kind = Kernel::Kind::Elementwise;
+    }
+    collectReads(f, s, v, k.reads, true, k.matmul);
+    s.kernels.push_back(k);
+    s.slot[i] = s.numSlots++;
+    s.slotNode.push_back(v);
+  }
+  // In-place updates write straight into the parameter's buffer.
+  for (const Result &r : f.results)
+    if (r.updates >= 0) {
+      int old = s.slot[r.value];
+      s.slot[r.value] = s.slot[r.updates];
+      s.slotNode[old] = -1; // the slot stays numbered but unused
+    }
+  return s;
+}
+
+void print(const Function &f, const Schedule &s, std::ostream &os) {
+  const char *names[] = {"elementwise", "reduce", "matmul"};
+  for (size_t k = 0; k < s.kernels.size(); ++k) {
+    const Kernel &kn = s.kernels[k];
+    os << fmt::format("kernel {} {} %{} {}", k, names[static_cast<int>(kn.kind)], kn.root,
+                      formatShape(f.nodes[kn.root].shape));
+    if (kn.matmul >= 0 && kn.matmul != kn.root)
+      os << fmt::format(" (epilogue of matmul %{})", kn.matmul);
+    os << " reads";
+    for (int r : kn.reads)
+      os << " %" << r;
+    os << "\n";
+  }
+}
+
+BufferPlan planBuffers(const Function &f, const Schedule &s, int64_t maxBatch) {
+  BufferPlan plan;
+  plan.offset.assign(s.numSlots, -1);
+  size_t nk = s.kernels.size();
+  // Live interval of each slot in kernel indices: [first write, last read].
+  std::vector<int64_t> first(s.numSlots, -1), last(s.numSlots, -1);
+  for (size_t k = 0; k < nk; ++k) {
+    int sl = s.slot[s.kernels[k].root];
+    if (first[sl] < 0)
+      first[sl] = static_cast<int64_t>(k);
+    last[sl] = std::max<int64_t>(last[sl], static_cast<int64_t>(k));
+    for (int r : s.kernels[k].reads)
+      last[s.slot[r]] = std::max<int64_t>(last[s.slot[r]], static_cast<int64_t>(k));
+  }
+  for (const Result &r : f.results)
+    last[s.slot[r.value]] = static_cast<int64_t>(nk);
+  struct Placed {
+    int64_t begin, end, lo, hi; // interval in kernels, [lo, hi) in floats
+  };
+  std::vector<Placed> placed;
+  for (int sl = 0; sl < s.numSlots; ++sl) {
+    int node = s.slotNode[sl];
+    if (node < 0 || f.nodes[node].op == Op::Input)
+      continue;
+    int64_t size = (numElements(f.nodes[node].shape, maxBatch) + 15) / 16 * 16; // 64-byte aligned
+    // First fit among the offsets not used by an overlapping interval.
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (const Placed &p : placed)
+      if (!(p.end < first[sl] || last[sl] < p.begin))
+        busy.push_back({p.lo, p.hi});
+    std::sort(busy.begin(), busy.end());
+    int64_t at = 0;
+    for (auto [lo, hi] : busy) {
+      if (at + size <= lo)
+        break;
+      at = std::max(at, hi);
+    }
+    plan.offset[sl] = at;
+    placed.push_back({first[sl], last[sl], at, at + size});
+    plan.arenaFloats = std::max(plan.arenaFloats, at + size);
+  }
+  return plan;
+}
+
+} // namespace soma::transforms

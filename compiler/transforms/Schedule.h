@@ -1,0 +1,40 @@
+// Fusion and buffer assignment: decides which IR values get a buffer ("materialized") and
+// groups the rest into kernels. Every elementwise value used once is computed inside the loop
+// of its consumer; a matrix product used once by an elementwise chain runs that chain (bias,
+// activation, even the optimizer update) as its epilogue, inside its own loop nest.
+#pragma once
+#include "ir/IR.h"
+
+#include <iosfwd>
+#include <vector>
+
+namespace soma::transforms {
+
+struct Kernel {
+  enum class Kind { Elementwise, Reduce, MatMul };
+  Kind kind;
+  int root;        // the materialized node this kernel writes
+  int matmul = -1; // MatMul: the product whose loop nest the kernel is
+  std::vector<int> reads; // materialized nodes whose buffers the kernel reads
+};
+
+struct Schedule {
+  std::vector<Kernel> kernels;   // in execution order
+  std::vector<bool> live;        // node contributes to a result
+  std::vector<bool> materialized;
+  std::vector<int> slot;         // node -> buffer slot (-1 if inlined); views share their operand's slot
+  int numSlots = 0;
+  std::vector<int> slotNode;     // slot -> the node that owns it (an Input, or a kernel root)
+};
+
+Schedule schedule(const ir::Function &f);
+void print(const ir::Function &f, const Schedule &s, std::ostream &os);
+
+// Arena offsets (in floats) for the slots kernels write, from liveness over the kernel order.
+struct BufferPlan {
+  std::vector<int64_t> offset; // per slot; -1 for inputs (bound by the caller)
+  int64_t arenaFloats = 0;
+};
+BufferPlan planBuffers(const ir::Function &f, const Schedule &s, int64_t maxBatch);
+
+} // namespace soma::transforms

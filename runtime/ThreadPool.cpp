@@ -1,0 +1,117 @@
+// The runtime's thread pool. Workers spin briefly on a generation counter (a training step
+// launches kernels every few microseconds) and then sleep on a condition variable, so an idle
+// pool costs nothing. The calling thread always runs block 0 itself.
+#include "soma/runtime.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define SOMA_PAUSE() _mm_pause()
+#else
+#define SOMA_PAUSE() ((void)0)
+#endif
+
+namespace {
+
+constexpr int64_t kMinParallelWork = 1 << 15; // multiply-adds; below this a split costs more than it saves
+
+class ThreadPool {
+public:
+  ~ThreadPool() { resize(1); }
+
+  int threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void resize(int n) {
+    if (n < 1)
+      n = 1;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stop_ = true;
+      generation_.fetch_add(1);
+    }
+    cv_.notify_all();
+    for (std::thread &t : workers_)
+      t.join();
+    workers_.clear();
+    stop_ = false;
+    for (int i = 1; i < n; ++i)
+      workers_.emplace_back([this, i] { work(i); });
+  }
+
+  void run(soma_kernel_fn fn, void *ctx, int64_t rows) {
+    int n = threads();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      fn_ = fn;
+      ctx_ = ctx;
+      rows_ = rows;
+      pending_.store(n - 1);
+      generation_.fetch_add(1, std::memory_order_release);
+    }
+    cv_.notify_all();
+    block(0, n);
+    while (pending_.load(std::memory_order_acquire) != 0)
+      SOMA_PAUSE();
+  }
+
+private:
+  void block(int i, int n) {
+    int64_t lo = rows_ * i / n, hi = rows_ * (i + 1) / n;
+    if (lo < hi)
+      fn_(ctx_, lo, hi);
+  }
+
+  void work(int index) {
+    uint64_t seen = generation_.load();
+    for (;;) {
+      int spins = 0;
+      while (generation_.load(std::memory_order_acquire) == seen && spins < 20000) {
+        SOMA_PAUSE();
+        ++spins;
+      }
+      if (generation_.load(std::memory_order_acquire) == seen) {
+        std::unique_lock<std::mutex> lock(mutex_);
+        cv_.wait(lock, [&] { return generation_.load() != seen; });
+      }
+      seen = generation_.load(std::memory_order_acquire);
+      if (stop_)
+        return;
+      block(index, threads());
+      pending_.fetch_sub(1, std::memory_order_release);
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  bool stop_ = false;
+  soma_kernel_fn fn_ = nullptr;
+  void *ctx_ = nullptr;
+  int64_t rows_ = 0;
+};
+
+ThreadPool &pool() {
+  static ThreadPool p;
+  return p;
+}
+
+} // namespace
+
+extern "C" void soma_rt_parallel_for(soma_kernel_fn fn, void *ctx, int64_t rows, int64_t cost_per_row) {
+  ThreadPool &p = pool();
+  if (p.threads() == 1 || rows < 2 || rows * cost_per_row < kMinParallelWork) {
+    fn(ctx, 0, rows);
+    return;
+  }
+  p.run(fn, ctx, rows);
+}
+
+extern "C" void soma_rt_set_threads(int threads) { pool().resize(threads); }
+extern "C" int soma_rt_threads(void) { return pool().threads(); }
