@@ -156,9 +156,12 @@ std::string loadCsv(const std::string &path, int64_t labelColumn, bool header, D
 std::string checkClassLabels(const Dataset &d, int64_t classes, const std::string &source) {
   for (int64_t i = 0; i < d.count; ++i) {
     float l = d.labels[i];
-    if (!(l >= 0) || l >= static_cast<float>(classes) || l != std::floor(l))
-      return source + ": error: label " + std::to_string(l).substr(0, 12) + " of sample " + std::to_string(i) +
+    if (!(l >= 0) || l >= static_cast<float>(classes) || l != std::floor(l)) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%g", static_cast<double>(l));
+      return source + ": error: label " + text + " of sample " + std::to_string(i) +
              " is not a class in [0, " + std::to_string(classes) + ")";
+    }
   }
   return "";
 }

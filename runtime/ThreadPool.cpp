@@ -39,8 +39,11 @@ public:
       t.join();
     workers_.clear();
     stop_ = false;
+    // The generation is read here, not in the new thread: a thread that starts late must
+    // still see a later stop or task as new.
+    uint64_t start = generation_.load();
     for (int i = 1; i < n; ++i)
-      workers_.emplace_back([this, i] { work(i); });
+      workers_.emplace_back([this, i, start] { work(i, start); });
   }
 
   void run(soma_kernel_fn fn, void *ctx, int64_t rows) {
@@ -66,8 +69,7 @@ private:
       fn_(ctx_, lo, hi);
   }
 
-  void work(int index) {
-    uint64_t seen = generation_.load();
+  void work(int index, uint64_t seen) {
     for (;;) {
       int spins = 0;
       while (generation_.load(std::memory_order_acquire) == seen && spins < 20000) {

@@ -72,6 +72,9 @@ std::string kindOf(const ast::Expr &e) {
   return "";
 }
 
+// The name of a call, or the rendering of any other expression, for messages.
+std::string calleeText(const ast::Expr &e) { return e.kind == ast::Expr::Kind::Call ? e.text : ast::describe(e); }
+
 bool typeMatches(ArgType t, const ast::Expr &e) {
   using K = ast::Expr::Kind;
   switch (t) {
@@ -262,7 +265,7 @@ public:
     static const std::vector<std::string> sources = {"idx", "csv"};
     if (e.kind != ast::Expr::Kind::Call || (e.text != "idx" && e.text != "csv")) {
       diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range,
-                    "data source", ast::describe(e),
+                    "data source", calleeText(e),
                     e.kind == ast::Expr::Kind::Call ? suggest(e.text, sources) : "; expected idx(...) or csv(...)");
       return std::nullopt;
     }
@@ -298,7 +301,7 @@ public:
     static const std::vector<std::string> losses = {"mse", "cross_entropy"};
     if (e.kind != ast::Expr::Kind::Call || (e.text != "mse" && e.text != "cross_entropy")) {
       diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range, "loss",
-                    ast::describe(e), e.kind == ast::Expr::Kind::Call ? suggest(e.text, losses) : "");
+                    calleeText(e), e.kind == ast::Expr::Kind::Call ? suggest(e.text, losses) : "");
       return false;
     }
     t.loss = e.text == "mse" ? LossKind::MSE : LossKind::CrossEntropy;
@@ -347,7 +350,7 @@ public:
   bool labelName(const ast::Expr &e) {
     if (e.kind == ast::Expr::Kind::Name && e.text == "label")
       return true;
-    std::string text = e.kind == ast::Expr::Kind::Name || e.kind == ast::Expr::Kind::Call ? e.text : ast::describe(e);
+    std::string text = e.kind == ast::Expr::Kind::Name ? e.text : calleeText(e);
     diags_.report(DiagKind::UnknownName, e.range, text, "; the target of a loss is 'label' or one_hot(label, n)");
     return false;
   }
@@ -435,7 +438,7 @@ public:
     static const std::vector<std::string> opts = {"sgd"};
     if (e.kind != ast::Expr::Kind::Call || e.text != "sgd") {
       diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range, "optimizer",
-                    ast::describe(e), e.kind == ast::Expr::Kind::Call ? suggest(e.text, opts) : "");
+                    calleeText(e), e.kind == ast::Expr::Kind::Call ? suggest(e.text, opts) : "");
       return false;
     }
     auto args = bindArgs({"sgd", {{"lr", ArgType::PositiveNumber, true}}}, e.args, e.range);

@@ -151,13 +151,6 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
   int threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   soma_rt_set_threads(threads);
 
-  rt::Dataset train, test;
-  if (!loadData(*t.train, p, train))
-    return 1;
-  bool hasTest = t.test.has_value();
-  if (hasTest && !loadData(*t.test, p, test))
-    return 1;
-
   std::FILE *metrics = nullptr;
   if (!opts.metricsPath.empty()) {
     metrics = std::fopen(opts.metricsPath.c_str(), "w");
@@ -166,6 +159,14 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
       return 1;
     }
   }
+  rt::Dataset train, test;
+  bool hasTest = t.test.has_value();
+  if (!loadData(*t.train, p, train) || (hasTest && !loadData(*t.test, p, test))) {
+    if (metrics)
+      std::fclose(metrics);
+    return 1;
+  }
+
   int64_t k = m.lowered.outputs;
   Session s(m, t.batch);
   s.initParams(t.seed);

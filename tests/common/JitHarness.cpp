@@ -1,0 +1,57 @@
+#include "JitHarness.h"
+
+#include "codegen/Jit.h"
+#include "driver/Session.h"
+#include "transforms/Schedule.h"
+
+#include <gtest/gtest.h>
+#include <llvm/IR/LLVMContext.h>
+#include <llvm/IR/Module.h>
+
+namespace soma::test {
+
+struct JitFunction::Impl {
+  ir::Function f;
+  transforms::Schedule schedule;
+  std::unique_ptr<codegen::Jit> jit;
+  void (*entry)(void *) = nullptr;
+};
+
+JitFunction::JitFunction(const ir::Function &f) : impl_(std::make_unique<Impl>()) {
+  impl_->f = f;
+  impl_->f.name = "fn";
+  impl_->schedule = transforms::schedule(impl_->f);
+  auto ctx = std::make_unique<llvm::LLVMContext>();
+  codegen::TargetInfo target = codegen::hostTarget();
+  auto module = codegen::emitModule(*ctx, {{&impl_->f, &impl_->schedule}}, target);
+  codegen::optimize(*module, target);
+  std::string error;
+  impl_->jit = codegen::Jit::create(error);
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(impl_->jit->add(std::move(module), std::move(ctx)), "");
+  impl_->entry = reinterpret_cast<void (*)(void *)>(impl_->jit->lookup("fn", error));
+  EXPECT_EQ(error, "");
+}
+
+JitFunction::~JitFunction() = default;
+
+std::map<std::string, std::vector<float>> JitFunction::run(const std::map<std::string, interp::Tensor> &inputs,
+                                                           int64_t batch) {
+  BoundFunction bound(impl_->f, impl_->schedule, impl_->entry, batch);
+  std::map<std::string, FloatBuffer> buffers;
+  for (const auto &[name, t] : inputs) {
+    FloatBuffer &buf = buffers[name] = FloatBuffer(t.data.size());
+    for (size_t i = 0; i < t.data.size(); ++i)
+      buf[i] = static_cast<float>(t.data[i]);
+    bound.bind(name, buf.data());
+  }
+  bound.run(batch);
+  std::map<std::string, std::vector<float>> out;
+  for (const ir::Result &r : impl_->f.results) {
+    const float *p = bound.result(r.name);
+    out[r.name].assign(p, p + ir::numElements(impl_->f.nodes[r.value].shape, batch));
+  }
+  return out;
+}
+
+} // namespace soma::test

@@ -1,0 +1,25 @@
+// Compiles one IR function through the real pipeline (schedule, LLVM, O3, ORC JIT) and runs
+// it on reference-evaluator tensors, so tests can compare the two.
+#pragma once
+#include "interp/Interp.h"
+#include "ir/IR.h"
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace soma::test {
+
+class JitFunction {
+public:
+  explicit JitFunction(const ir::Function &f);
+  ~JitFunction();
+  // Runs with `inputs` (converted to float) and returns the results by name.
+  std::map<std::string, std::vector<float>> run(const std::map<std::string, interp::Tensor> &inputs, int64_t batch);
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+} // namespace soma::test

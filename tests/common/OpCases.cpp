@@ -1,0 +1,145 @@
+// Inputs are drawn from a fixed-seed generator and kept away from kinks (|x| >= 0.1) so that
+// finite differences are meaningful; Log and Div get positive operands.
+#include "OpCases.h"
+
+#include "soma/Data.h"
+
+#include <cmath>
+
+namespace soma::test {
+
+using namespace ir;
+
+namespace {
+
+struct CaseBuilder {
+  OpCase c;
+  Builder b{c.f};
+  rt::Rng rng{42};
+
+  CaseBuilder(std::string label) {
+    c.label = std::move(label);
+    c.f.name = "op_case";
+  }
+
+  // An input of `shape` (B = c.batch) filled with values in [lo, hi] away from zero.
+  int input(const std::string &name, Shape shape, double lo = -2, double hi = 2, InputRole role = InputRole::Param) {
+    int id = b.input(name, role, shape);
+    interp::Tensor t;
+    int64_t n = numElements(shape, c.batch);
+    for (int64_t i = 0; i < n; ++i) {
+      double v = lo + (hi - lo) * rng.uniform();
+      if (std::fabs(v) < 0.1)
+        v = v < 0 ? -0.1 - v : 0.1 + v;
+      t.data.push_back(v);
+    }
+    c.inputs[name] = t;
+    return id;
+  }
+
+  OpCase done(int out) {
+    c.f.results.push_back({"out", out});
+    return c;
+  }
+};
+
+OpCase unaryCase(Op op, double lo = -2, double hi = 2) {
+  CaseBuilder cb(opName(op));
+  int x = cb.input("x", {kBatch, 5}, lo, hi);
+  return cb.done(cb.b.unary(op, x));
+}
+
+OpCase binaryCase(Op op, bool scalarB, double lo = -2, double hi = 2) {
+  CaseBuilder cb(std::string(opName(op)) + (scalarB ? " scalar" : ""));
+  int a = cb.input("a", {kBatch, 4});
+  int b = cb.input("b", scalarB ? Shape{} : Shape{kBatch, 4}, lo, hi);
+  return cb.done(cb.b.binary(op, a, b));
+}
+
+OpCase matmulCase(bool ta, bool tb) {
+  CaseBuilder cb(std::string("matmul") + (ta ? " transpose_a" : "") + (tb ? " transpose_b" : ""));
+  // op(a) is [B, 7], op(b) is [7, 5]: odd sizes to exercise vector remainders.
+  int a = cb.input("a", ta ? Shape{7, kBatch} : Shape{kBatch, 7});
+  int b = cb.input("b", tb ? Shape{5, 7} : Shape{7, 5});
+  return cb.done(cb.b.matmul(a, b, ta, tb));
+}
+
+} // namespace
+
+std::vector<OpCase> casesFor(Op op) {
+  switch (op) {
+  case Op::Input: {
+    CaseBuilder cb("input");
+    return {cb.done(cb.input("x", {kBatch, 3}))};
+  }
+  case Op::Fill: {
+    CaseBuilder cb("fill");
+    return {cb.done(cb.b.fill(2.5, {4, 3}))};
+  }
+  case Op::Neg:
+  case Op::Exp:
+  case Op::Sigmoid:
+  case Op::Tanh:
+  case Op::Relu:
+  case Op::Step:
+    return {unaryCase(op, -4, 4)};
+  case Op::Log:
+    return {unaryCase(op, 0.2, 5)};
+  case Op::Add:
+  case Op::Sub:
+  case Op::Mul:
+    return {binaryCase(op, false), binaryCase(op, true)};
+  case Op::Div:
+    return {binaryCase(op, false, 0.5, 3), binaryCase(op, true, 0.5, 3)};
+  case Op::Equal: {
+    CaseBuilder cb("eq");
+    int a = cb.input("a", {kBatch, 4});
+    int b = cb.input("b", {kBatch, 4});
+    auto &bv = cb.c.inputs["b"].data;
+    for (size_t i = 0; i < bv.size(); i += 2)
+      bv[i] = cb.c.inputs["a"].data[i]; // half the elements equal
+    return {cb.done(cb.b.binary(Op::Equal, a, b))};
+  }
+  case Op::Broadcast: {
+    CaseBuilder cb("broadcast");
+    int x = cb.input("x", {4});
+    return {cb.done(cb.b.broadcast(x, {kBatch, 3, 4}, 0b011))};
+  }
+  case Op::OneHot: {
+    CaseBuilder cb("one_hot");
+    int l = cb.input("labels", {kBatch}, 0, 1, InputRole::Label);
+    auto &lv = cb.c.inputs["labels"].data;
+    for (size_t i = 0; i < lv.size(); ++i)
+      lv[i] = static_cast<double>((i * 3) % 5);
+    return {cb.done(cb.b.oneHot(l, 5))};
+  }
+  case Op::ReduceSum: {
+    std::vector<OpCase> out;
+    for (uint32_t axes : {0b010u, 0b101u, 0b111u}) {
+      CaseBuilder cb("reduce_sum axes " + std::to_string(axes));
+      int x = cb.input("x", {kBatch, 3, 4});
+      out.push_back(cb.done(cb.b.reduce(Op::ReduceSum, x, axes)));
+    }
+    return out;
+  }
+  case Op::ReduceMax: {
+    std::vector<OpCase> out;
+    for (uint32_t axes : {0b10u, 0b01u}) {
+      CaseBuilder cb("reduce_max axes " + std::to_string(axes));
+      int x = cb.input("x", {kBatch, 5});
+      out.push_back(cb.done(cb.b.reduce(Op::ReduceMax, x, axes)));
+    }
+    return out;
+  }
+  case Op::MatMul:
+    return {matmulCase(false, false), matmulCase(true, false), matmulCase(false, true), matmulCase(true, true)};
+  case Op::Reshape: {
+    CaseBuilder cb("reshape");
+    int x = cb.input("x", {kBatch, 2, 3});
+    return {cb.done(cb.b.unary(Op::Neg, cb.b.reshape(x, {kBatch, 6})))};
+  }
+  }
+  return {};
+}
+
+} // namespace soma::test

@@ -1,0 +1,27 @@
+# lit configuration for Soma: each test is a .soma (or .test) file with RUN and CHECK lines.
+import os
+
+import lit.formats
+
+config.name = "soma"
+config.test_format = lit.formats.ShTest(True)
+config.suffixes = [".soma", ".test"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = config.obj_root
+config.excludes = ["Inputs"]
+
+config.substitutions.append(("%soma", config.soma))
+config.substitutions.append(("%examples", os.path.join(config.src_root, "examples")))
+config.substitutions.append(("%srcroot", config.src_root))
+config.substitutions.append(("%python", config.python))
+config.substitutions.append(("%inputs", os.path.join(os.path.dirname(__file__), "Inputs")))
+# FileCheck and `not` from LLVM 19, ahead of anything else on PATH.
+config.environment["PATH"] = os.pathsep.join([config.llvm_tools, os.environ.get("PATH", "")])
+# Long end-to-end runs (MNIST) can be left out with: lit --param quick=1
+if lit_config.params.get("quick"):
+    config.available_features.add("quick")
+try:
+    if " avx512f " in " " + open("/proc/cpuinfo").read().replace("\n", " ") + " ":
+        config.available_features.add("avx512")
+except OSError:
+    pass

@@ -1,0 +1,82 @@
+// Whole training steps: the JIT-compiled step (fused kernels, in-place updates) gives the
+// loss and updated parameters of the reference evaluator.
+#include "../common/JitHarness.h"
+#include "ast/Sema.h"
+#include "driver/Session.h"
+#include "frontend/Parser.h"
+#include "lowering/Lower.h"
+#include "soma/Data.h"
+
+#include <cmath>
+#include <gtest/gtest.h>
+#include <sstream>
+
+using namespace soma;
+
+namespace {
+Program check(const std::string &text) {
+  SourceManager sm;
+  std::ostringstream errs;
+  DiagnosticEngine diags(sm, errs);
+  auto file = parseFile(sm.addBuffer("t.soma", text), sm, diags);
+  EXPECT_TRUE(file) << errs.str();
+  auto p = checkFile(*file, ".", diags);
+  EXPECT_TRUE(p) << errs.str();
+  return *p;
+}
+
+void expectStepMatches(const std::string &text, int64_t batch) {
+  Program p = check(text);
+  LoweredModel m = lowerModel(p);
+  lowerTraining(m, p);
+  ASSERT_EQ(ir::verify(m.train), "");
+  std::map<std::string, interp::Tensor> inputs;
+  int64_t sample = 1;
+  for (int64_t d : p.model.inputDims)
+    sample *= d;
+  rt::Rng rng(3);
+  for (int64_t i = 0; i < batch * sample; ++i)
+    inputs[kInputX].data.push_back(rng.uniform());
+  for (int64_t i = 0; i < batch; ++i)
+    inputs[kInputLabel].data.push_back(static_cast<double>(rng.below(p.model.outputDims()[0] > 1 ? p.model.outputDims()[0] : 2)));
+  inputs[kInputLr].data = {0.5};
+  inputs[kInputInvBatch].data = {1.0 / static_cast<double>(batch)};
+  auto init = initialParams(m, 1);
+  for (size_t i = 0; i < m.params.size(); ++i)
+    inputs[m.params[i].name].data.assign(init[i].begin(), init[i].end());
+  // The reference evaluator must see the float-rounded inputs the JIT sees.
+  for (auto &[name, t] : inputs)
+    for (double &v : t.data)
+      v = static_cast<float>(v);
+  auto expected = interp::run(m.train, inputs, batch);
+  test::JitFunction jit(m.train);
+  auto actual = jit.run(inputs, batch);
+  EXPECT_NEAR(actual["loss"][0], expected["loss"].data[0], 1e-5 * std::fabs(expected["loss"].data[0]) + 1e-6);
+  // Updated parameters are written in place: read them from the bound inputs' results.
+  for (const ParamInfo &pi : m.params) {
+    ASSERT_TRUE(actual.count(pi.name));
+    const auto &e = expected[pi.name].data;
+    const auto &a = actual[pi.name];
+    for (size_t i = 0; i < e.size(); ++i)
+      ASSERT_NEAR(a[i], e[i], 1e-5 + 1e-4 * std::fabs(e[i])) << pi.name << "[" << i << "]";
+  }
+}
+} // namespace
+
+TEST(ModelJit, SigmoidMseStepMatchesReference) {
+  expectStepMatches(R"(model M { input x: f32[6, 5] flatten dense(7) -> sigmoid dense(3) -> sigmoid }
+                      train M { data train = csv("x") loss = mse(one_hot(label, 3)) optimizer = sgd(lr: 1) })",
+                    5);
+}
+
+TEST(ModelJit, ReluSoftmaxCrossEntropyStepMatchesReference) {
+  expectStepMatches(R"(model M { input x: f32[9] dense(16) -> relu dense(4) -> tanh dense(4) -> softmax }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 1) })",
+                    33);
+}
+
+TEST(ModelJit, SingleOutputRegressionStepMatchesReference) {
+  expectStepMatches(R"(model M { input x: f32[2] dense(4) -> sigmoid dense(1) -> sigmoid }
+                      train M { data train = csv("x") loss = mse(label) optimizer = sgd(lr: 1) })",
+                    4);
+}

@@ -1,0 +1,44 @@
+// For every op of Ops.def: the JIT-compiled code computes what the reference evaluator does.
+#include "../common/JitHarness.h"
+#include "../common/OpCases.h"
+
+#include <cmath>
+#include <gtest/gtest.h>
+
+using namespace soma;
+
+class OpJitTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(OpJitTest, MatchesReferenceEvaluator) {
+  ir::Op op = static_cast<ir::Op>(GetParam());
+  std::vector<test::OpCase> cases = test::casesFor(op);
+  ASSERT_FALSE(cases.empty()) << "op " << ir::opName(op) << " has no test case";
+  for (const test::OpCase &c : cases) {
+    SCOPED_TRACE(c.label);
+    ASSERT_EQ(ir::verify(c.f), "");
+    for (int64_t batch : {c.batch, int64_t{1}, int64_t{17}}) {
+      // Inputs for other batch sizes: repeat the case's values.
+      std::map<std::string, interp::Tensor> inputs;
+      for (const auto &[name, t] : c.inputs) {
+        int node = c.f.findInput(name);
+        interp::Tensor u;
+        int64_t n = ir::numElements(c.f.nodes[node].shape, batch);
+        for (int64_t i = 0; i < n; ++i)
+          u.data.push_back(t.data[i % t.data.size()]);
+        inputs[name] = u;
+      }
+      auto expected = interp::run(c.f, inputs, batch).at("out");
+      auto actual = test::JitFunction(c.f).run(inputs, batch).at("out");
+      ASSERT_EQ(actual.size(), expected.data.size());
+      for (size_t i = 0; i < actual.size(); ++i)
+        EXPECT_NEAR(actual[i], expected.data[i], 1e-5 + 1e-5 * std::fabs(expected.data[i]))
+            << "element " << i << " at batch " << batch;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryOp, OpJitTest, ::testing::Range(0, ir::kNumOps),
+                         [](const ::testing::TestParamInfo<int> &info) {
+                           std::string name = ir::opName(static_cast<ir::Op>(info.param));
+                           return name;
+                         });
