@@ -2,6 +2,7 @@
 #include "driver/Pipeline.h"
 
 #include "frontend/Parser.h"
+#include "transforms/CSE.h"
 
 #include <chrono>
 #include <filesystem>
@@ -13,7 +14,8 @@ namespace soma {
 
 std::optional<Stage> stageFromName(const std::string &name) {
   static const std::pair<const char *, Stage> names[] = {{"ast", Stage::Ast},         {"ir", Stage::Ir},
-                                                         {"grad", Stage::Grad},       {"kernels", Stage::Kernels},
+                                                         {"grad", Stage::Grad},       {"opt", Stage::Opt},
+                                                         {"kernels", Stage::Kernels},
                                                          {"llvm", Stage::Llvm},       {"asm", Stage::Asm}};
   for (auto [n, s] : names)
     if (name == n)
@@ -73,7 +75,23 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
     return cm;
   }
 
-  // 5. Fusion into kernels and buffer slots.
+  // 5. Simplification: shared subexpressions computed once, unused nodes dropped.
+  cm->lowered.forward = transforms::eliminateCommonSubexpressions(cm->lowered.forward);
+  assert(verify(cm->lowered.forward).empty());
+  if (training) {
+    cm->lowered.train = transforms::eliminateCommonSubexpressions(cm->lowered.train);
+    assert(verify(cm->lowered.train).empty());
+  }
+  if (stop(Stage::Opt)) {
+    if (opts.emit) {
+      ir::print(cm->lowered.forward, out);
+      if (training)
+        ir::print(cm->lowered.train, out);
+    }
+    return cm;
+  }
+
+  // 6. Fusion into kernels and buffer slots.
   cm->forwardSchedule = transforms::schedule(cm->lowered.forward);
   if (training)
     cm->trainSchedule = transforms::schedule(cm->lowered.train);
@@ -89,7 +107,7 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
     return cm;
   }
 
-  // 6. LLVM IR, optimized for the host.
+  // 7. LLVM IR, optimized for the host.
   auto start = std::chrono::steady_clock::now();
   auto ctx = std::make_unique<llvm::LLVMContext>();
   codegen::TargetInfo target = codegen::hostTarget();
@@ -109,7 +127,7 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
     return cm;
   }
 
-  // 7. Machine code in this process.
+  // 8. Machine code in this process.
   std::string error;
   cm->jit = codegen::Jit::create(error);
   if (cm->jit)

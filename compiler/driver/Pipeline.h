@@ -15,7 +15,7 @@
 
 namespace soma {
 
-enum class Stage { Ast, Check, Ir, Grad, Kernels, Llvm, Asm, Jit };
+enum class Stage { Ast, Check, Ir, Grad, Opt, Kernels, Llvm, Asm, Jit };
 std::optional<Stage> stageFromName(const std::string &name);
 
 struct CompiledModel {

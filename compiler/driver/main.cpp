@@ -20,7 +20,7 @@ const char *kUsage = R"(usage: soma <command> [options] FILE
 commands:
   run FILE             JIT-compile the model, train it and evaluate after every epoch
   check FILE           report errors, then print each layer's output shape and parameters
-  emit STAGE FILE      print a compiler stage: ast, ir, grad, kernels, llvm, asm
+  emit STAGE FILE      print a compiler stage: ast, ir, grad, opt, kernels, llvm, asm
   gradcheck FILE       compare the derived gradients with finite differences
 
 options for run (each overrides the file's train block):
@@ -130,10 +130,10 @@ int main(int argc, char **argv) {
 
   if (command == "emit") {
     if (positional.size() != 2)
-      return usageError("usage: soma emit STAGE FILE, STAGE one of ast, ir, grad, kernels, llvm, asm");
+      return usageError("usage: soma emit STAGE FILE, STAGE one of ast, ir, grad, opt, kernels, llvm, asm");
     auto stage = stageFromName(positional[0]);
     if (!stage)
-      return usageError("unknown stage '" + positional[0] + "'; expected ast, ir, grad, kernels, llvm or asm");
+      return usageError("unknown stage '" + positional[0] + "'; expected ast, ir, grad, opt, kernels, llvm or asm");
     copts.stopAfter = *stage;
     copts.emit = true;
     positional.erase(positional.begin());

@@ -1,6 +1,7 @@
 // 1. Liveness: nodes reachable from the results.
 // 2. Materialize inputs, results, reductions, products, views' operands, and any value used
 //    more than once or by a product; everything else is inlined into its single consumer.
+//    Constants and broadcasts or one-hots of a buffer are inlined into every user.
 // 3. Fuse each product used once into the elementwise kernel that consumes it, when the path
 //    from the product to that kernel's root keeps the product's shape (no broadcast).
 // 4. Emit kernels in node order; give every materialized value a slot.
@@ -68,8 +69,10 @@ Schedule schedule(const Function &f) {
     const Node &node = f.nodes[i];
     bool m = isResult[i] || node.op == Op::Input || opKind(node.op) == OpKind::Reduce ||
              opKind(node.op) == OpKind::Contraction || opKind(node.op) == OpKind::View;
-    if (node.op == Op::Fill && !isResult[i])
-      m = false; // constants are always folded into their users
+    bool cheap = node.op == Op::Fill || ((node.op == Op::Broadcast || node.op == Op::OneHot) &&
+                                         s.materialized[node.operands[0]]);
+    if (cheap && !isResult[i])
+      m = false; // constants and index maps of a buffer are recomputed in each user
     else if (!m && uses[i] != 1)
       m = true;
     else if (!m) {
