@@ -2,6 +2,7 @@
 // followed by unsigned bytes. CSV: comma-separated numbers, one sample a line.
 #include "soma/Data.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -45,14 +46,17 @@ bool idxHeader(const std::string &path, const std::string &d, uint32_t magic, st
     error = path + ": error: truncated IDX header";
     return false;
   }
-  int64_t total = 1;
+  int64_t total = 1; // capped at the file size, so a corrupt header cannot overflow it
   for (size_t i = 0; i < rank; ++i) {
     dims.push_back(be32(d, 4 + 4 * i));
-    total *= dims.back();
+    total = std::min<int64_t>(total * dims.back(), static_cast<int64_t>(d.size()) + 1);
   }
   size_t expected = 4 + 4 * rank + static_cast<size_t>(total);
   if (d.size() < expected) {
-    error = path + ": error: truncated: header promises " + std::to_string(total) + " bytes of data, file has " +
+    std::string promised;
+    for (int64_t x : dims)
+      promised += (promised.empty() ? "" : "x") + std::to_string(x);
+    error = path + ": error: truncated: header promises " + promised + " bytes of data, file has " +
             std::to_string(d.size() - 4 - 4 * rank);
     return false;
   }

@@ -177,6 +177,8 @@ public:
         ok = false;
       }
     spec.inputDims = in.dims;
+    if (ok && !withinLimit("input '" + in.name + "'", in.dims, in.range))
+      return std::nullopt;
     if (m.layers.empty()) {
       diags_.report(DiagKind::EmptyModel, m.nameRange, m.name);
       return std::nullopt;
@@ -191,11 +193,31 @@ public:
       }
       layer->name = std::string(layerSpelling(layer->kind)) + "_" + std::to_string(++counts[layer->kind]);
       cur = layer->out;
+      if (!withinLimit("the output of '" + std::string(layerSpelling(layer->kind)) + "'", cur, call.range) ||
+          (layer->kind == LayerKind::Dense &&
+           !withinLimit("the weight matrix of 'dense'", Dims{layer->in[0], layer->units}, call.range))) {
+        ok = false;
+        break;
+      }
       spec.layers.push_back(*layer);
     }
     if (!ok)
       return std::nullopt;
     return spec;
+  }
+
+  // Keeps tensors addressable and allocations sane: 2^28 floats (1 GiB) per tensor.
+  bool withinLimit(const std::string &what, const Dims &dims, SourceRange range) {
+    constexpr int64_t kMax = int64_t{1} << 28;
+    int64_t n = 1;
+    for (int64_t d : dims) {
+      if (d > kMax || n > kMax / std::max<int64_t>(d, 1)) {
+        diags_.report(DiagKind::TooLarge, range, what, "more than " + std::to_string(kMax), kMax);
+        return false;
+      }
+      n *= d;
+    }
+    return true;
   }
 
   std::optional<Layer> layer(const ast::LayerCall &call, const Dims &in) {

@@ -185,6 +185,7 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
     auto start = Clock::now();
     double lossSum = 0;
     double stepSeconds = 0; // time in the step itself, for samples/s
+    auto lastDraw = start;
     for (int64_t step = 0; step < steps; ++step) {
       int64_t from = step * t.batch, n = std::min(t.batch, train.count - from);
       gather(s, train, order, from, n);
@@ -204,7 +205,8 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
         return 1;
       }
       lossSum += static_cast<double>(loss) * static_cast<double>(n);
-      if (tty && (step % 8 == 0 || step + 1 == steps)) {
+      if (tty && (seconds(lastDraw) > 0.1 || step + 1 == steps)) { // ten redraws a second at most
+        lastDraw = Clock::now();
         double el = seconds(start);
         double rate = static_cast<double>(from + n) / std::max(el, 1e-9);
         progressBar(epoch, t.epochs, step + 1, steps, lossSum / static_cast<double>(from + n), rate,
