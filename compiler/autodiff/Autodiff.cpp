@@ -41,7 +41,7 @@ private:
   void accumulate(int x, int d) {
     if (!needed_[x])
       return;
-    const Shape &xs = f_.nodes[x].shape, &ds = f_.nodes[d].shape;
+    Shape xs = f_.nodes[x].shape, ds = f_.nodes[d].shape; // copies: building nodes reallocates
     if (xs.empty() && !ds.empty())
       d = b_.reduce(Op::ReduceSum, d, (1u << ds.size()) - 1);
     adj_[x] = adj_[x] < 0 ? d : b_.binary(Op::Add, adj_[x], d);
@@ -106,7 +106,7 @@ private:
       accumulate(x, b_.broadcast(dy, f_.nodes[x].shape, n.attrs.axes));
       return;
     case Op::ReduceMax: { // only the maximal element gets dy (each of them, on a tie)
-      const Shape &xs = f_.nodes[x].shape;
+      Shape xs = f_.nodes[x].shape;
       int mask = b_.binary(Op::Equal, x, b_.broadcast(y, xs, n.attrs.axes));
       accumulate(x, b_.binary(Op::Mul, b_.broadcast(dy, xs, n.attrs.axes), mask));
       return;

@@ -86,7 +86,8 @@ public:
   int matmul(int a, int b, bool transA = false, bool transB = false);
   int reshape(int x, Shape shape);
   int add(Op op, std::vector<int> operands, Attrs attrs);
-  const Shape &shape(int v) const { return f_.nodes[v].shape; }
+  // By value: appending nodes may move the vector a reference would point into.
+  Shape shape(int v) const { return f_.nodes[v].shape; }
   Function &function() { return f_; }
 
 private:

@@ -31,7 +31,7 @@ struct Lowerer {
   Lowerer(const Program &p, LoweredModel &m, Function &fn) : program(p), out(m), f(fn), b(fn) {}
 
   int softmaxLog(int z, bool logOnly) {
-    const Shape &s = b.shape(z);
+    Shape s = b.shape(z);
     int m = b.broadcast(b.reduce(Op::ReduceMax, z, 2), s, 2);
     int shifted = b.binary(Op::Sub, z, m);
     int e = b.unary(Op::Exp, shifted);
