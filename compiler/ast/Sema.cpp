@@ -27,7 +27,7 @@ constexpr LayerInfo kLayers[] = {
 };
 
 // The arguments a call accepts. Types are checked by bindArgs.
-enum class ArgType { PositiveInt, Int, Number, PositiveNumber, String, Bool, Expr };
+enum class ArgType { PositiveInt, Int, Number, PositiveNumber, NonNegativeNumber, UnitInterval, String, Bool, Expr };
 struct Param {
   const char *name;
   ArgType type;
@@ -48,6 +48,10 @@ const char *typeName(ArgType t) {
     return "a number";
   case ArgType::PositiveNumber:
     return "a positive number";
+  case ArgType::NonNegativeNumber:
+    return "a number >= 0";
+  case ArgType::UnitInterval:
+    return "a number in [0, 1)";
   case ArgType::String:
     return "a string";
   case ArgType::Bool:
@@ -86,6 +90,10 @@ bool typeMatches(ArgType t, const ast::Expr &e) {
     return e.kind == K::Number;
   case ArgType::PositiveNumber:
     return e.kind == K::Number && e.number > 0;
+  case ArgType::NonNegativeNumber:
+    return e.kind == K::Number && e.number >= 0;
+  case ArgType::UnitInterval:
+    return e.kind == K::Number && e.number >= 0 && e.number < 1;
   case ArgType::String:
     return e.kind == K::String;
   case ArgType::Bool:
@@ -455,18 +463,70 @@ public:
     return t;
   }
 
-  // optimizer = sgd(lr: x)
+  // optimizer = sgd(lr, momentum, nesterov, weight_decay) | adam(...) | adamw(...) | rmsprop(...) | adagrad(...)
   bool optimizer(const ast::Expr &e, TrainSpec &t) {
-    static const std::vector<std::string> opts = {"sgd"};
-    if (e.kind != ast::Expr::Kind::Call || e.text != "sgd") {
+    using A = ArgType;
+    struct Opt {
+      const char *name;
+      OptimizerKind kind;
+      Signature sig;
+    };
+    const Param lr{"lr", A::PositiveNumber, false}, wd{"weight_decay", A::NonNegativeNumber, false},
+        eps{"eps", A::PositiveNumber, false}, beta1{"beta1", A::UnitInterval, false},
+        beta2{"beta2", A::UnitInterval, false}, momentum{"momentum", A::UnitInterval, false};
+    const std::vector<Opt> opts = {
+        {"sgd", OptimizerKind::Sgd, {"sgd", {{"lr", A::PositiveNumber, true}, momentum, {"nesterov", A::Bool, false}, wd}}},
+        {"adam", OptimizerKind::Adam, {"adam", {lr, beta1, beta2, eps, wd}}},
+        {"adamw", OptimizerKind::AdamW, {"adamw", {lr, beta1, beta2, eps, wd}}},
+        {"rmsprop", OptimizerKind::RmsProp, {"rmsprop", {lr, {"alpha", A::UnitInterval, false}, eps, momentum, wd}}},
+        {"adagrad", OptimizerKind::Adagrad, {"adagrad", {lr, eps, wd}}}};
+    std::vector<std::string> names;
+    const Opt *found = nullptr;
+    for (const Opt &o : opts) {
+      names.push_back(o.name);
+      if (e.kind == ast::Expr::Kind::Call && e.text == o.name)
+        found = &o;
+    }
+    if (!found) {
       diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range, "optimizer",
-                    calleeText(e), e.kind == ast::Expr::Kind::Call ? suggest(e.text, opts) : "");
+                    calleeText(e), e.kind == ast::Expr::Kind::Call ? suggest(e.text, names) : "");
       return false;
     }
-    auto args = bindArgs({"sgd", {{"lr", ArgType::PositiveNumber, true}}}, e.args, e.range);
+    auto args = bindArgs(found->sig, e.args, e.range);
     if (!args)
       return false;
-    t.lr = (*args)[0]->number;
+    OptimizerSpec o;
+    o.kind = found->kind;
+    // PyTorch's defaults.
+    t.lr = o.kind == OptimizerKind::Adam || o.kind == OptimizerKind::AdamW ? 1e-3 : 1e-2;
+    if (o.kind == OptimizerKind::AdamW)
+      o.weightDecay = 0.01;
+    if (o.kind == OptimizerKind::Adagrad)
+      o.eps = 1e-10;
+    for (size_t i = 0; i < found->sig.params.size(); ++i) {
+      const ast::Expr *v = (*args)[i];
+      if (!v)
+        continue;
+      std::string p = found->sig.params[i].name;
+      double x = v->number;
+      if (p == "lr")
+        t.lr = x;
+      else if (p == "momentum")
+        o.momentum = x;
+      else if (p == "nesterov")
+        o.nesterov = v->text == "true";
+      else if (p == "weight_decay")
+        o.weightDecay = x;
+      else if (p == "eps")
+        o.eps = x;
+      else if (p == "beta1")
+        o.beta1 = x;
+      else if (p == "beta2")
+        o.beta2 = x;
+      else if (p == "alpha")
+        o.alpha = x;
+    }
+    t.optimizer = o;
     return true;
   }
 

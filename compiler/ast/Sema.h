@@ -38,6 +38,19 @@ struct ModelSpec {
 
 enum class LossKind { MSE, CrossEntropy };
 
+enum class OptimizerKind { Sgd, Adam, AdamW, RmsProp, Adagrad };
+
+// Hyper-parameters with PyTorch's meanings and defaults; the learning rate is TrainSpec::lr.
+struct OptimizerSpec {
+  OptimizerKind kind = OptimizerKind::Sgd;
+  double momentum = 0;     // sgd, rmsprop
+  bool nesterov = false;   // sgd
+  double beta1 = 0.9, beta2 = 0.999; // adam, adamw
+  double alpha = 0.99;     // rmsprop: smoothing of the squared gradient
+  double eps = 1e-8;       // adam, adamw, rmsprop (adagrad: 1e-10)
+  double weightDecay = 0;  // L2 added to the gradient; adamw: decoupled decay of the weights
+};
+
 struct DataSpec {
   enum class Kind { Idx, Csv } kind = Kind::Idx;
   std::string name;         // train, test
@@ -52,6 +65,7 @@ struct TrainSpec {
   bool oneHot = false;     // target is one_hot(label, classes)
   int64_t classes = 0;     // number of classes when the target is a class index
   double lr = 0.1;
+  OptimizerSpec optimizer;
   int64_t batch = 32, epochs = 1;
   uint64_t seed = 1;
   int64_t showPredictions = 0;

@@ -69,6 +69,9 @@ private:
     case Op::Log: // d/dx ln x = 1/x
       accumulate(x, b_.binary(Op::Div, dy, x));
       return;
+    case Op::Sqrt: // d/dx sqrt(x) = 1 / (2 sqrt(x)) = 0.5 / y
+      accumulate(x, b_.binary(Op::Mul, dy, b_.binary(Op::Div, b_.fill(0.5, {}), y)));
+      return;
     case Op::Sigmoid: // d/dx s(x) = s(1 - s)
       accumulate(x, b_.binary(Op::Mul, dy, b_.binary(Op::Mul, y, b_.binary(Op::Sub, b_.fill(1.0, {}), y))));
       return;

@@ -54,10 +54,14 @@ Session::Session(const CompiledModel &m, int64_t maxBatch)
   labels_ = FloatBuffer(static_cast<size_t>(maxBatch));
   lr_ = FloatBuffer(1);
   invBatch_ = FloatBuffer(1);
+  adamStepSize_ = FloatBuffer(1);
+  adamInvSqrtBias2_ = FloatBuffer(1);
   if (m.trainEntry)
     train_ = std::make_unique<BoundFunction>(m.lowered.train, m.trainSchedule, m.trainEntry, maxBatch);
   for (const ParamInfo &p : m.lowered.params)
     params_.emplace_back(static_cast<size_t>(ir::numElements(p.shape, 1)));
+  for (const ParamInfo &p : m.lowered.state)
+    state_.emplace_back(static_cast<size_t>(ir::numElements(p.shape, 1)));
   for (BoundFunction *f : {&forward_, train_.get()}) {
     if (!f)
       continue;
@@ -65,8 +69,12 @@ Session::Session(const CompiledModel &m, int64_t maxBatch)
     f->bind(kInputLabel, labels_.data());
     f->bind(kInputLr, lr_.data());
     f->bind(kInputInvBatch, invBatch_.data());
+    f->bind(kInputAdamStepSize, adamStepSize_.data());
+    f->bind(kInputAdamInvSqrtBias2, adamInvSqrtBias2_.data());
     for (size_t i = 0; i < params_.size(); ++i)
       f->bind(m.lowered.params[i].name, params_[i].data());
+    for (size_t i = 0; i < state_.size(); ++i)
+      f->bind(m.lowered.state[i].name, state_[i].data());
   }
 }
 
@@ -86,12 +94,22 @@ void Session::initParams(uint64_t seed) {
   std::vector<std::vector<float>> init = initialParams(m_.lowered, seed);
   for (size_t i = 0; i < params_.size(); ++i)
     std::copy(init[i].begin(), init[i].end(), params_[i].data());
+  for (FloatBuffer &s : state_)
+    std::fill_n(s.data(), s.size(), 0.0f);
+  steps_ = 0;
 }
 
 float Session::trainStep(int64_t batch, float lr) {
   assert(train_ && batch <= maxBatch_);
   lr_[0] = lr;
   invBatch_[0] = 1.0f / static_cast<float>(batch);
+  ++steps_;
+  if (m_.program.train) { // Adam's bias corrections, in double precision
+    const OptimizerSpec &o = m_.program.train->optimizer;
+    double t = static_cast<double>(steps_);
+    adamStepSize_[0] = static_cast<float>(lr / (1 - std::pow(o.beta1, t)));
+    adamInvSqrtBias2_[0] = static_cast<float>(1 / std::sqrt(1 - std::pow(o.beta2, t)));
+  }
   train_->run(batch);
   return *train_->result("loss");
 }

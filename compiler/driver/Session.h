@@ -58,16 +58,20 @@ public:
   float *labels() { return labels_.data(); }
   // Runs one training step on the first `batch` rows of x/labels; returns the loss.
   float trainStep(int64_t batch, float lr);
+  // Optimizer steps taken so far (Adam's bias correction counts them).
+  int64_t steps() const { return steps_; }
   // Forward pass; returns the mean loss (0 without a train block); outputs in output().
   float forward(int64_t batch);
   const float *output() const { return forward_.result("output"); }
   std::vector<FloatBuffer> &params() { return params_; }
+  std::vector<FloatBuffer> &state() { return state_; }
 
 private:
   const CompiledModel &m_;
   int64_t maxBatch_;
-  std::vector<FloatBuffer> params_;
-  FloatBuffer x_, labels_, lr_, invBatch_;
+  std::vector<FloatBuffer> params_, state_;
+  FloatBuffer x_, labels_, lr_, invBatch_, adamStepSize_, adamInvSqrtBias2_;
+  int64_t steps_ = 0;
   BoundFunction forward_;
   std::unique_ptr<BoundFunction> train_;
 };

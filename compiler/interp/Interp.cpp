@@ -61,6 +61,8 @@ double unary(Op op, double x) {
     return std::exp(x);
   case Op::Log:
     return std::log(x);
+  case Op::Sqrt:
+    return std::sqrt(x);
   case Op::Sigmoid:
     return 1.0 / (1.0 + std::exp(-x));
   case Op::Tanh:
@@ -118,6 +120,7 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
     case Op::Neg:
     case Op::Exp:
     case Op::Log:
+    case Op::Sqrt:
     case Op::Sigmoid:
     case Op::Tanh:
     case Op::Relu:

@@ -133,6 +133,8 @@ static const char *roleName(InputRole r) {
     return "label";
   case InputRole::Param:
     return "param";
+  case InputRole::State:
+    return "state";
   case InputRole::Scalar:
     return "scalar";
   }
@@ -211,8 +213,8 @@ std::string verify(const Function &f) {
       return fmt::format("result {} refers to no node", r.name);
     if (r.updates >= 0) {
       const Node &target = f.nodes.at(r.updates);
-      if (target.op != Op::Input || target.attrs.role != InputRole::Param || target.shape != f.nodes[r.value].shape)
-        return fmt::format("result {} updates %{}, which is not a parameter of its shape", r.name, r.updates);
+      if (target.op != Op::Input || (target.attrs.role != InputRole::Param && target.attrs.role != InputRole::State) || target.shape != f.nodes[r.value].shape)
+        return fmt::format("result {} updates %{}, which is not a parameter or state of its shape", r.name, r.updates);
     }
   }
   return "";

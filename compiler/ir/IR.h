@@ -31,7 +31,8 @@ using Shape = std::vector<int64_t>;
 std::string formatShape(const Shape &s);        // f32[B, 784]
 int64_t numElements(const Shape &s, int64_t batch); // with B = batch
 
-enum class InputRole { Data, Label, Param, Scalar };
+// State: optimizer buffers (momentum, Adam's moments), updated in place like parameters.
+enum class InputRole { Data, Label, Param, State, Scalar };
 
 struct Attrs {
   double value = 0;        // Fill
@@ -53,7 +54,7 @@ struct Node {
 struct Result {
   std::string name;
   int value;
-  int updates = -1; // if >= 0: the Param input whose buffer this result overwrites in place
+  int updates = -1; // if >= 0: the Param or State input whose buffer this result overwrites in place
 };
 
 struct Function {

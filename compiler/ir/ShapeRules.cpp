@@ -16,6 +16,7 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
   case Op::Neg:
   case Op::Exp:
   case Op::Log:
+  case Op::Sqrt:
   case Op::Sigmoid:
   case Op::Tanh:
   case Op::Relu:

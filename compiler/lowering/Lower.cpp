@@ -123,6 +123,92 @@ LoweredModel lowerModel(const Program &program) {
   return m;
 }
 
+namespace {
+
+// The optimizer's update of one parameter `w` with gradient `g`, with PyTorch's formulas:
+//   weight decay (L2):  g += wd * w                           (adamw instead: w -= lr * wd * w)
+//   sgd:       buf = mu * buf + g;  w -= lr * (nesterov ? g + mu * buf : buf)   (plain: w -= lr * g)
+//   adam:      m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
+//              w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+//   rmsprop:   v = a v + (1 - a) g^2;  d = g / (sqrt(v) + eps);  buf = mu buf + d;  w -= lr * buf
+//   adagrad:   s += g^2;  w -= lr * g / (sqrt(s) + eps)
+// State buffers are inputs updated in place (results with `updates`), zero before the first step.
+struct UpdateLowerer {
+  LoweredModel &m;
+  Function &f;
+  const OptimizerSpec &o;
+  Builder b;
+  int lr, stepSize = -1, invSqrtBias2 = -1;
+
+  UpdateLowerer(LoweredModel &model, Function &fn, const OptimizerSpec &opt)
+      : m(model), f(fn), o(opt), b(fn), lr(b.input(kInputLr, InputRole::Scalar, {})) {}
+
+  int c(double v) { return b.fill(v, {}); }
+  int mul(int a, int x) { return b.binary(Op::Mul, a, x); }
+  int add(int a, int x) { return b.binary(Op::Add, a, x); }
+  int sub(int a, int x) { return b.binary(Op::Sub, a, x); }
+  int div(int a, int x) { return b.binary(Op::Div, a, x); }
+
+  // A state buffer shaped like parameter `p`, and the result that overwrites it with `value`.
+  int state(const ParamInfo &p, const char *what) {
+    ParamInfo s{p.name + "." + what, p.shape, p.fanIn};
+    m.state.push_back(s);
+    return b.input(s.name, InputRole::State, s.shape);
+  }
+  int keep(int stateInput, int value) {
+    f.results.push_back({f.nodes[stateInput].attrs.name, value, stateInput});
+    return value;
+  }
+  // beta * s + (1 - beta) * x
+  int average(int s, double beta, int x) { return add(mul(c(beta), s), mul(c(1 - beta), x)); }
+
+  int update(const ParamInfo &p, int w, int g) {
+    if (o.weightDecay > 0 && o.kind != OptimizerKind::AdamW)
+      g = add(g, mul(c(o.weightDecay), w));
+    switch (o.kind) {
+    case OptimizerKind::Sgd: {
+      if (o.momentum == 0)
+        return sub(w, mul(lr, g));
+      int buf = state(p, "momentum");
+      int nb = keep(buf, add(mul(c(o.momentum), buf), g));
+      return sub(w, mul(lr, o.nesterov ? add(g, mul(c(o.momentum), nb)) : nb));
+    }
+    case OptimizerKind::Adam:
+    case OptimizerKind::AdamW: {
+      int m1 = state(p, "exp_avg"), m2 = state(p, "exp_avg_sq");
+      int nm1 = keep(m1, average(m1, o.beta1, g));
+      int nm2 = keep(m2, average(m2, o.beta2, mul(g, g)));
+      if (stepSize < 0) {
+        stepSize = b.input(kInputAdamStepSize, InputRole::Scalar, {});
+        invSqrtBias2 = b.input(kInputAdamInvSqrtBias2, InputRole::Scalar, {});
+      }
+      int denom = add(mul(b.unary(Op::Sqrt, nm2), invSqrtBias2), c(o.eps));
+      if (o.kind == OptimizerKind::AdamW && o.weightDecay > 0)
+        w = sub(w, mul(mul(lr, c(o.weightDecay)), w));
+      return sub(w, mul(stepSize, div(nm1, denom)));
+    }
+    case OptimizerKind::RmsProp: {
+      int sq = state(p, "square_avg");
+      int nsq = keep(sq, average(sq, o.alpha, mul(g, g)));
+      int d = div(g, add(b.unary(Op::Sqrt, nsq), c(o.eps)));
+      if (o.momentum > 0) {
+        int buf = state(p, "momentum");
+        d = keep(buf, add(mul(c(o.momentum), buf), d));
+      }
+      return sub(w, mul(lr, d));
+    }
+    case OptimizerKind::Adagrad: {
+      int sum = state(p, "sum");
+      int nsum = keep(sum, add(sum, mul(g, g)));
+      return sub(w, mul(lr, div(g, add(b.unary(Op::Sqrt, nsum), c(o.eps)))));
+    }
+    }
+    return w;
+  }
+};
+
+} // namespace
+
 void lowerTraining(LoweredModel &m, const Program &program) {
   m.train = m.forward;
   m.train.name = "train_step";
@@ -133,15 +219,13 @@ void lowerTraining(LoweredModel &m, const Program &program) {
   for (const ParamInfo &p : m.params)
     params.push_back(f.findInput(p.name));
   std::vector<int> grads = autodiff::appendGradients(f, loss, params);
-  Builder b(f);
-  int lr = b.input(kInputLr, InputRole::Scalar, {});
   f.results.push_back({"loss", loss});
-  // sgd: w <- w - lr * dw
+  m.state.clear();
+  UpdateLowerer u(m, f, program.train->optimizer);
   for (size_t i = 0; i < params.size(); ++i) {
-    int updated = b.binary(Op::Sub, params[i], b.binary(Op::Mul, lr, grads[i]));
+    int updated = u.update(m.params[i], params[i], grads[i]);
     f.results.push_back({m.params[i].name, updated, params[i]});
   }
-  (void)program;
 }
 
 } // namespace soma

@@ -84,6 +84,7 @@ std::vector<OpCase> casesFor(Op op) {
   case Op::Step:
     return {unaryCase(op, -4, 4)};
   case Op::Log:
+  case Op::Sqrt:
     return {unaryCase(op, 0.2, 5)};
   case Op::Add:
   case Op::Sub:

@@ -44,6 +44,11 @@ void expectStepMatches(const std::string &text, int64_t batch) {
   auto init = initialParams(m, 1);
   for (size_t i = 0; i < m.params.size(); ++i)
     inputs[m.params[i].name].data.assign(init[i].begin(), init[i].end());
+  inputs[kInputAdamStepSize].data = {0.01};
+  inputs[kInputAdamInvSqrtBias2].data = {1.5};
+  for (const ParamInfo &si : m.state) // non-negative, as squared-gradient averages are
+    for (int64_t i = 0; i < ir::numElements(si.shape, 1); ++i)
+      inputs[si.name].data.push_back(rng.uniform());
   // The reference evaluator must see the float-rounded inputs the JIT sees.
   for (auto &[name, t] : inputs)
     for (double &v : t.data)
@@ -53,7 +58,9 @@ void expectStepMatches(const std::string &text, int64_t batch) {
   auto actual = jit.run(inputs, batch);
   EXPECT_NEAR(actual["loss"][0], expected["loss"].data[0], 1e-5 * std::fabs(expected["loss"].data[0]) + 1e-6);
   // Updated parameters are written in place: read them from the bound inputs' results.
-  for (const ParamInfo &pi : m.params) {
+  std::vector<ParamInfo> updated = m.params;
+  updated.insert(updated.end(), m.state.begin(), m.state.end());
+  for (const ParamInfo &pi : updated) {
     ASSERT_TRUE(actual.count(pi.name));
     const auto &e = expected[pi.name].data;
     const auto &a = actual[pi.name];
@@ -79,4 +86,17 @@ TEST(ModelJit, SingleOutputRegressionStepMatchesReference) {
   expectStepMatches(R"(model M { input x: f32[2] dense(4) -> sigmoid dense(1) -> sigmoid }
                       train M { data train = csv("x") loss = mse(label) optimizer = sgd(lr: 1) })",
                     4);
+}
+
+// Every optimizer's update (state buffers in place, scalars, weight decay) compiles to the
+// reference's numbers.
+TEST(ModelJit, EveryOptimizerStepMatchesReference) {
+  for (const char *opt : {"sgd(lr: 0.1, momentum: 0.9)", "sgd(lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.01)",
+                          "adam(lr: 0.01)", "adam(weight_decay: 0.1)", "adamw(lr: 0.01, weight_decay: 0.1)",
+                          "rmsprop(lr: 0.01)", "rmsprop(lr: 0.01, momentum: 0.5)", "adagrad(lr: 0.1, weight_decay: 0.2)"}) {
+    SCOPED_TRACE(opt);
+    expectStepMatches(std::string(R"(model M { input x: f32[5] dense(6) -> relu dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = )") + opt + " }",
+                      7);
+  }
 }
