@@ -247,6 +247,8 @@ public:
     Signature sig{kLayers[found].spelling, {}};
     if (l.kind == LayerKind::Dense)
       sig.params = {{"units", ArgType::PositiveInt, true}};
+    if (l.kind == LayerKind::LeakyRelu || l.kind == LayerKind::Elu)
+      sig.params = {{"alpha", ArgType::NonNegativeNumber, false}};
     auto args = bindArgs(sig, call.args, call.range);
     if (!args)
       return std::nullopt;
@@ -268,15 +270,25 @@ public:
       break;
     }
     case LayerKind::Softmax:
+    case LayerKind::LogSoftmax:
       if (in.size() != 1) {
-        diags_.report(DiagKind::ShapeMismatch, call.range, "softmax", "a vector [n]", formatDims(in));
+        diags_.report(DiagKind::ShapeMismatch, call.range, layerSpelling(l.kind), "a vector [n]", formatDims(in));
         return std::nullopt;
       }
+      l.out = in;
+      break;
+    case LayerKind::LeakyRelu: // PyTorch's defaults
+    case LayerKind::Elu:
+      l.alpha = (*args)[0] ? (*args)[0]->number : l.kind == LayerKind::LeakyRelu ? 0.01 : 1.0;
       l.out = in;
       break;
     case LayerKind::Sigmoid:
     case LayerKind::Tanh:
     case LayerKind::Relu:
+    case LayerKind::Gelu:
+    case LayerKind::Silu:
+    case LayerKind::Softplus:
+    case LayerKind::Identity:
       l.out = in;
       break;
     }

@@ -23,6 +23,7 @@ struct Layer {
   LayerKind kind;
   std::string name;   // unique: dense_1, sigmoid_2, ...
   int64_t units = 0;  // dense
+  double alpha = 0;   // leaky_relu: the slope below 0; elu: the limit below 0
   Dims in, out;       // per sample
   SourceRange range;
   int64_t paramCount() const { return kind == LayerKind::Dense ? in[0] * units + units : 0; }

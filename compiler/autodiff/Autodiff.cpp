@@ -72,6 +72,11 @@ private:
     case Op::Sqrt: // d/dx sqrt(x) = 1 / (2 sqrt(x)) = 0.5 / y
       accumulate(x, b_.binary(Op::Mul, dy, b_.binary(Op::Div, b_.fill(0.5, {}), y)));
       return;
+    case Op::Erf: // d/dx erf(x) = 2/sqrt(pi) e^(-x^2)
+      accumulate(x, b_.binary(Op::Mul, dy,
+                              b_.binary(Op::Mul, b_.fill(1.1283791670955126, {}),
+                                        b_.unary(Op::Exp, b_.unary(Op::Neg, b_.binary(Op::Mul, x, x))))));
+      return;
     case Op::Sigmoid: // d/dx s(x) = s(1 - s)
       accumulate(x, b_.binary(Op::Mul, dy, b_.binary(Op::Mul, y, b_.binary(Op::Sub, b_.fill(1.0, {}), y))));
       return;

@@ -159,6 +159,8 @@ private:
       return callMath("logf", operand(0));
     case Op::Sqrt:
       return b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, operand(0));
+    case Op::Erf:
+      return callMath("erff", operand(0));
     case Op::Sigmoid: // 1 / (1 + e^-x)
       return b_.CreateFDiv(one(), b_.CreateFAdd(one(), callMath("expf", b_.CreateFNeg(operand(0)))));
     case Op::Tanh: { // 1 - 2 / (e^2x + 1), clamped so that e^2x stays finite

@@ -63,6 +63,8 @@ double unary(Op op, double x) {
     return std::log(x);
   case Op::Sqrt:
     return std::sqrt(x);
+  case Op::Erf:
+    return std::erf(x);
   case Op::Sigmoid:
     return 1.0 / (1.0 + std::exp(-x));
   case Op::Tanh:
@@ -121,6 +123,7 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
     case Op::Exp:
     case Op::Log:
     case Op::Sqrt:
+    case Op::Erf:
     case Op::Sigmoid:
     case Op::Tanh:
     case Op::Relu:

@@ -17,6 +17,7 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
   case Op::Exp:
   case Op::Log:
   case Op::Sqrt:
+  case Op::Erf:
   case Op::Sigmoid:
   case Op::Tanh:
   case Op::Relu:

@@ -1,7 +1,10 @@
 // Each layer becomes a few primitive ops:
 //   dense(n):  x @ w + broadcast(b)        (w is [in, n], b is [n])
 //   flatten:   reshape to [B, prod(dims)]
-//   softmax:   e = exp(x - max(x)); e / sum(e)
+//   softmax:   e = exp(x - max(x)); e / sum(e)      log_softmax: (x - max) - log(sum(e))
+//   leaky_relu(a): relu(x) - a relu(-x)            elu(a): relu(x) + a (exp(-relu(-x)) - 1)
+//   gelu:      x (1 + erf(x / sqrt 2)) / 2          silu: x sigmoid(x)
+//   softplus:  relu(x) + log(1 + exp(-|x|))        (stable for large |x|)
 // Losses:
 //   mse:           sum((y - t)^2) / (B * k)
 //   cross_entropy: -sum(t * log_softmax(z)) / B, z the logits before a final softmax
@@ -66,12 +69,43 @@ struct Lowerer {
       case LayerKind::Relu:
         cur = b.unary(Op::Relu, cur);
         break;
+      case LayerKind::LeakyRelu:
+        cur = b.binary(Op::Sub, b.unary(Op::Relu, cur),
+                       b.binary(Op::Mul, b.fill(l.alpha, {}), b.unary(Op::Relu, b.unary(Op::Neg, cur))));
+        break;
+      case LayerKind::Elu: {
+        int negPart = b.unary(Op::Exp, b.unary(Op::Neg, b.unary(Op::Relu, b.unary(Op::Neg, cur))));
+        cur = b.binary(Op::Add, b.unary(Op::Relu, cur),
+                       b.binary(Op::Mul, b.fill(l.alpha, {}), b.binary(Op::Sub, negPart, b.fill(1.0, {}))));
+        break;
+      }
+      case LayerKind::Gelu: {
+        int e = b.unary(Op::Erf, b.binary(Op::Mul, cur, b.fill(0.7071067811865476, {})));
+        cur = b.binary(Op::Mul, b.binary(Op::Mul, cur, b.fill(0.5, {})), b.binary(Op::Add, e, b.fill(1.0, {})));
+        break;
+      }
+      case LayerKind::Silu:
+        cur = b.binary(Op::Mul, cur, b.unary(Op::Sigmoid, cur));
+        break;
+      case LayerKind::Softplus: {
+        int abs = b.binary(Op::Add, b.unary(Op::Relu, cur), b.unary(Op::Relu, b.unary(Op::Neg, cur)));
+        int tail = b.unary(Op::Log, b.binary(Op::Add, b.fill(1.0, {}), b.unary(Op::Exp, b.unary(Op::Neg, abs))));
+        cur = b.binary(Op::Add, b.unary(Op::Relu, cur), tail);
+        break;
+      }
       case LayerKind::Softmax:
         cur = softmaxLog(cur, false);
         break;
+      case LayerKind::LogSoftmax:
+        cur = softmaxLog(cur, true);
+        break;
+      case LayerKind::Identity:
+        break;
       }
     }
-    if (program.model.layers.back().kind != LayerKind::Softmax)
+    // Cross-entropy reads the logits before a final softmax or log_softmax.
+    LayerKind last = program.model.layers.back().kind;
+    if (last != LayerKind::Softmax && last != LayerKind::LogSoftmax)
       logits = cur;
     return {cur, logits};
   }

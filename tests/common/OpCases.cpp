@@ -82,6 +82,7 @@ std::vector<OpCase> casesFor(Op op) {
   case Op::Tanh:
   case Op::Relu:
   case Op::Step:
+  case Op::Erf:
     return {unaryCase(op, -4, 4)};
   case Op::Log:
   case Op::Sqrt:

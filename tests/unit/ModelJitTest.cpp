@@ -100,3 +100,10 @@ TEST(ModelJit, EveryOptimizerStepMatchesReference) {
                       7);
   }
 }
+
+TEST(ModelJit, EveryActivationStepMatchesReference) {
+  expectStepMatches(R"(model M { input x: f32[5] dense(8) -> leaky_relu(alpha: 0.1) dense(8) -> elu dense(8) -> gelu
+                                  dense(8) -> silu dense(8) -> softplus dense(8) -> identity dense(4) -> log_softmax }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 0.1) })",
+                    9);
+}
