@@ -80,6 +80,11 @@ private:
     llvm::Value *perRow = b_.getInt64(1);
     for (size_t i = 1; i < s.size(); ++i)
       perRow = b_.CreateMul(perRow, dim(s[i]));
+    if (k.kind == Kernel::Kind::Conv) { // the other tensor's elements per output row, roughly
+      const Node &cv = f_.nodes[k.root];
+      const Shape &w = cv.op == Op::Conv2DBackFilter ? cv.shape : f_.nodes[cv.operands[1]].shape;
+      perRow = b_.CreateMul(perRow, b_.getInt64(w[1] * w[2] * w[3]));
+    }
     if (k.kind == Kernel::Kind::MatMul) {
       const Node &mm = f_.nodes[k.matmul];
       const Shape &a = f_.nodes[mm.operands[0]].shape;
@@ -144,6 +149,9 @@ private:
     switch (n.op) {
     case Op::Input:
     case Op::MatMul:
+    case Op::Conv2D:
+    case Op::Conv2DBackData:
+    case Op::Conv2DBackFilter:
     case Op::Reshape:
     case Op::ReduceSum:
     case Op::ReduceMax:
@@ -271,6 +279,9 @@ private:
     case Kernel::Kind::MatMul:
       emitMatMul(k, lo, hi);
       break;
+    case Kernel::Kind::Conv:
+      emitConv(k, lo, hi);
+      break;
     }
     b_.CreateRetVoid();
   }
@@ -349,6 +360,114 @@ private:
         epilogue(i, j, b_.CreateLoad(f32_, b_.CreateGEP(f32_, row, j)));
       });
     });
+  }
+
+  // The outputs i in [0, outSize) whose input row i*stride + u - padding lies in [0, inSize), for
+  // a filter offset u in [0, kernel): loop bounds that make the inner loops free of checks.
+  std::pair<llvm::Value *, llvm::Value *> validRange(llvm::Value *u, int64_t inSize, int64_t outSize, int64_t kernel,
+                                                     int64_t stride, int64_t padding) {
+    // floor(a / stride) for a >= -kernel: shift a to be non-negative before the signed division.
+    int64_t shift = kernel + 1;
+    auto floorDiv = [&](llvm::Value *a) {
+      llvm::Value *q = b_.CreateSDiv(b_.CreateAdd(a, b_.getInt64(stride * shift)), b_.getInt64(stride));
+      return b_.CreateSub(q, b_.getInt64(shift));
+    };
+    llvm::Value *first = floorDiv(b_.CreateSub(b_.getInt64(padding + stride - 1), u)); // ceil((p - u) / s)
+    llvm::Value *last = floorDiv(b_.CreateSub(b_.getInt64(inSize - 1 + padding), u));
+    llvm::Value *lo = b_.CreateSelect(b_.CreateICmpSGT(first, b_.getInt64(0)), first, b_.getInt64(0));
+    llvm::Value *end = b_.CreateAdd(last, b_.getInt64(1));
+    llvm::Value *hi = b_.CreateSelect(b_.CreateICmpSLT(end, b_.getInt64(outSize)), end, b_.getInt64(outSize));
+    return {lo, hi};
+  }
+
+  // Direct convolution in the three forms of Ops.def. The innermost loop runs along an output or
+  // input row (j), contiguous for stride 1, so it vectorizes; padding is handled by loop bounds.
+  void emitConv(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+    const Node &n = f_.nodes[k.root];
+    int xNode = n.op == Op::Conv2DBackData ? k.root : n.operands[0];
+    int wNode = n.op == Op::Conv2DBackFilter ? k.root : n.operands[1];
+    int yNode = n.op == Op::Conv2D ? k.root : n.op == Op::Conv2DBackData ? n.operands[0] : n.operands[1];
+    const Shape xs = f_.nodes[xNode].shape, ws = f_.nodes[wNode].shape, ys = f_.nodes[yNode].shape;
+    int64_t C = xs[1], H = xs[2], W = xs[3], F = ws[0], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
+    int64_t s = n.attrs.stride, p = n.attrs.padding;
+    auto c64 = [&](int64_t v) { return b_.getInt64(v); };
+    auto inputAt = [&](llvm::Value *i, llvm::Value *u) { // i * s + u - p
+      return b_.CreateSub(b_.CreateAdd(b_.CreateMul(i, c64(s)), u), c64(p));
+    };
+    // for u, v in the filter: for i, j in the outputs they touch: body(c?, u, v, i, j, h, w)
+    auto window = [&](const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *, llvm::Value *,
+                                                llvm::Value *, llvm::Value *)> &body) {
+      loop(c64(0), c64(Kh), [&](llvm::Value *u) {
+        auto [iLo, iHi] = validRange(u, H, Ho, Kh, s, p);
+        loop(c64(0), c64(Kw), [&](llvm::Value *v) {
+          auto [jLo, jHi] = validRange(v, W, Wo, Kw, s, p);
+          loop(iLo, iHi, [&](llvm::Value *i) {
+            llvm::Value *h = inputAt(i, u);
+            loop(jLo, jHi, [&](llvm::Value *j) { body(u, v, i, j, h, inputAt(j, v)); });
+          });
+        });
+      });
+    };
+    auto accumulate = [&](int node, const std::vector<llvm::Value *> &idx, llvm::Value *add) {
+      store(node, idx, b_.CreateFAdd(load(node, idx), add));
+    };
+    switch (n.op) {
+    case Op::Conv2D: // rows are samples: y[b] = sum over c and the window
+      loop(lo, hi, [&](llvm::Value *b) {
+        loop(c64(0), c64(F), [&](llvm::Value *f) {
+          std::vector<llvm::Value *> idx{b, f};
+          loopNest(ys, 2, idx, [&] { store(yNode, idx, zero()); });
+          loop(c64(0), c64(C), [&](llvm::Value *c) {
+            window([&](llvm::Value *u, llvm::Value *v, llvm::Value *i, llvm::Value *j, llvm::Value *h, llvm::Value *w) {
+              llvm::Value *wv = load(wNode, {f, c, u, v});
+              accumulate(yNode, {b, f, i, j}, b_.CreateFMul(wv, load(xNode, {b, c, h, w})));
+            });
+          });
+        });
+      });
+      return;
+    case Op::Conv2DBackData: // rows are samples: each y[b, f] scatters into x[b]
+      loop(lo, hi, [&](llvm::Value *b) {
+        std::vector<llvm::Value *> idx{b};
+        loopNest(xs, 1, idx, [&] { store(xNode, idx, zero()); });
+        loop(c64(0), c64(F), [&](llvm::Value *f) {
+          loop(c64(0), c64(C), [&](llvm::Value *c) {
+            window([&](llvm::Value *u, llvm::Value *v, llvm::Value *i, llvm::Value *j, llvm::Value *h, llvm::Value *w) {
+              llvm::Value *wv = load(wNode, {f, c, u, v});
+              accumulate(xNode, {b, c, h, w}, b_.CreateFMul(wv, load(yNode, {b, f, i, j})));
+            });
+          });
+        });
+      });
+      return;
+    case Op::Conv2DBackFilter: { // rows are filters: w[f] sums over the batch
+      llvm::AllocaInst *acc = entryAlloca(f32_, nullptr, "acc");
+      loop(lo, hi, [&](llvm::Value *f) {
+        loop(c64(0), c64(C), [&](llvm::Value *c) {
+          loop(c64(0), c64(Kh), [&](llvm::Value *u) {
+            auto [iLo, iHi] = validRange(u, H, Ho, Kh, s, p);
+            loop(c64(0), c64(Kw), [&](llvm::Value *v) {
+              auto [jLo, jHi] = validRange(v, W, Wo, Kw, s, p);
+              b_.CreateStore(zero(), acc);
+              loop(c64(0), batch_, [&](llvm::Value *b) {
+                loop(iLo, iHi, [&](llvm::Value *i) {
+                  llvm::Value *h = inputAt(i, u);
+                  loop(jLo, jHi, [&](llvm::Value *j) {
+                    llvm::Value *prod = b_.CreateFMul(load(yNode, {b, f, i, j}), load(xNode, {b, c, h, inputAt(j, v)}));
+                    b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), prod), acc);
+                  });
+                });
+              });
+              store(wNode, {f, c, u, v}, b_.CreateLoad(f32_, acc));
+            });
+          });
+        });
+      });
+      return;
+    }
+    default:
+      assert(false && "not a convolution");
+    }
   }
 
   llvm::Module &m_;

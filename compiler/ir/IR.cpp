@@ -117,6 +117,23 @@ int Builder::reshape(int x, Shape shape) {
   return add(Op::Reshape, {x}, a);
 }
 
+static Attrs convAttrs(Shape shape, int64_t stride, int64_t padding) {
+  Attrs a;
+  a.shape = std::move(shape);
+  a.stride = stride;
+  a.padding = padding;
+  return a;
+}
+int Builder::conv2d(int x, int w, int64_t stride, int64_t padding) {
+  return add(Op::Conv2D, {x, w}, convAttrs({}, stride, padding));
+}
+int Builder::conv2dBackData(int dy, int w, Shape xShape, int64_t stride, int64_t padding) {
+  return add(Op::Conv2DBackData, {dy, w}, convAttrs(std::move(xShape), stride, padding));
+}
+int Builder::conv2dBackFilter(int x, int dy, Shape wShape, int64_t stride, int64_t padding) {
+  return add(Op::Conv2DBackFilter, {x, dy}, convAttrs(std::move(wShape), stride, padding));
+}
+
 static std::string axesText(uint32_t axes) {
   std::string s;
   for (int i = 0; i < 32; ++i)
@@ -163,6 +180,11 @@ void print(const Function &f, std::ostream &os) {
       break;
     case Op::OneHot:
       attrs.push_back(fmt::format("classes = {}", n.attrs.classes));
+      break;
+    case Op::Conv2D:
+    case Op::Conv2DBackData:
+    case Op::Conv2DBackFilter:
+      attrs.push_back(fmt::format("stride = {}, padding = {}", n.attrs.stride, n.attrs.padding));
       break;
     case Op::MatMul:
       if (n.attrs.transA)

@@ -40,6 +40,7 @@ struct Attrs {
   uint32_t axes = 0;       // Broadcast: new axes of the result; Reduce: axes of the operand summed out
   bool transA = false, transB = false; // MatMul
   int64_t classes = 0;     // OneHot
+  int64_t stride = 1, padding = 0; // Conv2D*
   std::string name;        // Input
   InputRole role = InputRole::Data;
 };
@@ -86,6 +87,9 @@ public:
   int reduce(Op op, int x, uint32_t axes);
   int matmul(int a, int b, bool transA = false, bool transB = false);
   int reshape(int x, Shape shape);
+  int conv2d(int x, int w, int64_t stride, int64_t padding);
+  int conv2dBackData(int dy, int w, Shape xShape, int64_t stride, int64_t padding);
+  int conv2dBackFilter(int x, int dy, Shape wShape, int64_t stride, int64_t padding);
   int add(Op op, std::vector<int> operands, Attrs attrs);
   // By value: appending nodes may move the vector a reference would point into.
   Shape shape(int v) const { return f_.nodes[v].shape; }
@@ -98,5 +102,10 @@ private:
 void print(const Function &f, std::ostream &os);
 // Checks operand order, arity, shapes and results; returns "" when valid.
 std::string verify(const Function &f);
+
+// The output extent of a convolution or pooling window along one axis (floor, as PyTorch).
+inline int64_t convOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t padding) {
+  return (in + 2 * padding - kernel) / stride + 1;
+}
 
 } // namespace soma::ir

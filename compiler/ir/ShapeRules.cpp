@@ -66,6 +66,25 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
       return fail(fmt::format("matmul inner dimensions differ: {} and {}", formatShape(in[0]), formatShape(in[1])));
     return {{m, n}, ""};
   }
+  case Op::Conv2D:
+  case Op::Conv2DBackData:
+  case Op::Conv2DBackFilter: {
+    // Recover x, w and y's shapes, then check they agree.
+    Shape x = op == Op::Conv2DBackData ? a.shape : in[0];
+    Shape w = op == Op::Conv2DBackFilter ? a.shape : in[1];
+    if (x.size() != 4 || w.size() != 4 || a.stride < 1 || a.padding < 0)
+      return fail("conv2d takes [B, C, H, W] data and [F, C, Kh, Kw] filters, stride >= 1, padding >= 0");
+    int64_t ho = convOutSize(x[2], w[2], a.stride, a.padding), wo = convOutSize(x[3], w[3], a.stride, a.padding);
+    if (x[1] != w[1] || ho < 1 || wo < 1 || w[2] > x[2] + 2 * a.padding || w[3] > x[3] + 2 * a.padding)
+      return fail(fmt::format("conv2d of {} with filters {} (stride {}, padding {}) has no output", formatShape(x),
+                              formatShape(w), a.stride, a.padding));
+    Shape y{x[0], w[0], ho, wo};
+    if (op == Op::Conv2DBackData && in[0] != y)
+      return fail(fmt::format("conv2d_back_data: gradient {} does not match {}", formatShape(in[0]), formatShape(y)));
+    if (op == Op::Conv2DBackFilter && (in[1] != y || in[0][0] != in[1][0]))
+      return fail(fmt::format("conv2d_back_filter: gradient {} does not match {}", formatShape(in[1]), formatShape(y)));
+    return {op == Op::Conv2D ? y : op == Op::Conv2DBackData ? x : w, ""};
+  }
   case Op::Reshape: {
     // Only the batch dimension may be dynamic, and it must stay the leading axis.
     auto staticCount = [](const Shape &s) {

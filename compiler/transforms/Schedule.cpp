@@ -135,6 +135,8 @@ Schedule schedule(const Function &f) {
     } else if (node.op == Op::MatMul) {
       k.kind = Kernel::Kind::MatMul;
       k.matmul = v;
+    } else if (opKind(node.op) == OpKind::Contraction) {
+      k.kind = Kernel::Kind::Conv;
     } else if (opKind(node.op) == OpKind::Reduce) {
       k.kind = Kernel::Kind::Reduce;
     } else {
@@ -156,7 +158,7 @@ Schedule schedule(const Function &f) {
 }
 
 void print(const Function &f, const Schedule &s, std::ostream &os) {
-  const char *names[] = {"elementwise", "reduce", "matmul"};
+  const char *names[] = {"elementwise", "reduce", "matmul", "conv"};
   for (size_t k = 0; k < s.kernels.size(); ++k) {
     const Kernel &kn = s.kernels[k];
     os << fmt::format("kernel {} {} %{} {}", k, names[static_cast<int>(kn.kind)], kn.root,

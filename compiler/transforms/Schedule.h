@@ -11,7 +11,7 @@
 namespace soma::transforms {
 
 struct Kernel {
-  enum class Kind { Elementwise, Reduce, MatMul };
+  enum class Kind { Elementwise, Reduce, MatMul, Conv };
   Kind kind;
   int root;        // the materialized node this kernel writes
   int matmul = -1; // MatMul: the product whose loop nest the kernel is

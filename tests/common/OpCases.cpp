@@ -5,6 +5,7 @@
 #include "soma/Data.h"
 
 #include <cmath>
+#include <fmt/format.h>
 
 namespace soma::test {
 
@@ -135,6 +136,26 @@ std::vector<OpCase> casesFor(Op op) {
   }
   case Op::MatMul:
     return {matmulCase(false, false), matmulCase(true, false), matmulCase(false, true), matmulCase(true, true)};
+  case Op::Conv2D:
+  case Op::Conv2DBackData:
+  case Op::Conv2DBackFilter: {
+    // Odd sizes, non-square filters, stride 1 and 2, with and without padding.
+    std::vector<OpCase> out;
+    for (auto [stride, padding] : {std::pair<int64_t, int64_t>{1, 0}, {2, 1}, {1, 2}}) {
+      CaseBuilder cb(fmt::format("{} stride {} padding {}", opName(op), stride, padding));
+      Shape xs{kBatch, 2, 7, 6}, ws{3, 2, 3, 2};
+      Shape ys{kBatch, 3, convOutSize(7, 3, stride, padding), convOutSize(6, 2, stride, padding)};
+      int r;
+      if (op == Op::Conv2D)
+        r = cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), stride, padding);
+      else if (op == Op::Conv2DBackData)
+        r = cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, stride, padding);
+      else
+        r = cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, stride, padding);
+      out.push_back(cb.done(r));
+    }
+    return out;
+  }
   case Op::Reshape: {
     CaseBuilder cb("reshape");
     int x = cb.input("x", {kBatch, 2, 3});
