@@ -2,6 +2,8 @@
 // the train block's settings and data sources; the loss against the model's output shape.
 #include "ast/Sema.h"
 
+#include "ir/IR.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -27,7 +29,7 @@ constexpr LayerInfo kLayers[] = {
 };
 
 // The arguments a call accepts. Types are checked by bindArgs.
-enum class ArgType { PositiveInt, Int, Number, PositiveNumber, NonNegativeNumber, UnitInterval, String, Bool, Expr };
+enum class ArgType { PositiveInt, NonNegativeInt, Int, Number, PositiveNumber, NonNegativeNumber, UnitInterval, String, Bool, Expr };
 struct Param {
   const char *name;
   ArgType type;
@@ -42,6 +44,8 @@ const char *typeName(ArgType t) {
   switch (t) {
   case ArgType::PositiveInt:
     return "a positive integer";
+  case ArgType::NonNegativeInt:
+    return "an integer >= 0";
   case ArgType::Int:
     return "an integer";
   case ArgType::Number:
@@ -84,6 +88,8 @@ bool typeMatches(ArgType t, const ast::Expr &e) {
   switch (t) {
   case ArgType::PositiveInt:
     return e.kind == K::Number && e.isInteger && e.number > 0;
+  case ArgType::NonNegativeInt:
+    return e.kind == K::Number && e.isInteger && e.number >= 0;
   case ArgType::Int:
     return e.kind == K::Number && e.isInteger;
   case ArgType::Number:
@@ -202,8 +208,8 @@ public:
       layer->name = std::string(layerSpelling(layer->kind)) + "_" + std::to_string(++counts[layer->kind]);
       cur = layer->out;
       if (!withinLimit("the output of '" + std::string(layerSpelling(layer->kind)) + "'", cur, call.range) ||
-          (layer->kind == LayerKind::Dense &&
-           !withinLimit("the weight matrix of 'dense'", Dims{layer->in[0], layer->units}, call.range))) {
+          !withinLimit("the weight tensor of '" + std::string(layerSpelling(layer->kind)) + "'", layer->weightDims(),
+                       call.range)) {
         ok = false;
         break;
       }
@@ -249,6 +255,13 @@ public:
       sig.params = {{"units", ArgType::PositiveInt, true}};
     if (l.kind == LayerKind::LeakyRelu || l.kind == LayerKind::Elu)
       sig.params = {{"alpha", ArgType::NonNegativeNumber, false}};
+    if (l.kind == LayerKind::Conv2D)
+      sig.params = {{"filters", ArgType::PositiveInt, true},
+                    {"kernel", ArgType::PositiveInt, true},
+                    {"stride", ArgType::PositiveInt, false},
+                    {"padding", ArgType::NonNegativeInt, false}};
+    if (l.kind == LayerKind::MaxPool2D || l.kind == LayerKind::AvgPool2D)
+      sig.params = {{"size", ArgType::PositiveInt, true}};
     auto args = bindArgs(sig, call.args, call.range);
     if (!args)
       return std::nullopt;
@@ -262,6 +275,43 @@ public:
       }
       l.out = {l.units};
       break;
+    case LayerKind::Conv2D:
+    case LayerKind::MaxPool2D:
+    case LayerKind::AvgPool2D:
+    case LayerKind::GlobalAvgPool: {
+      if (in.size() != 3) {
+        diags_.report(DiagKind::ShapeMismatch, call.range, layerSpelling(l.kind),
+                      "an image [channels, height, width]" +
+                          std::string(in.size() == 2 ? " (declare the input as [1, h, w])" : ""),
+                      formatDims(in));
+        return std::nullopt;
+      }
+      if (l.kind == LayerKind::GlobalAvgPool) {
+        l.out = {in[0]};
+        break;
+      }
+      bool conv = l.kind == LayerKind::Conv2D;
+      l.kernel = static_cast<int64_t>((*args)[conv ? 1 : 0]->number);
+      l.stride = conv ? ((*args)[2] ? static_cast<int64_t>((*args)[2]->number) : 1) : l.kernel;
+      l.padding = conv && (*args)[3] ? static_cast<int64_t>((*args)[3]->number) : 0;
+      if (l.kernel > in[1] + 2 * l.padding || l.kernel > in[2] + 2 * l.padding) {
+        diags_.report(DiagKind::WindowTooLarge, call.range, layerSpelling(l.kind), l.kernel, l.kernel, formatDims(in),
+                      l.padding ? " padded by " + std::to_string(l.padding) : "");
+        return std::nullopt;
+      }
+      if (!conv)
+        for (int axis : {1, 2})
+          if (in[axis] % l.kernel != 0) {
+            diags_.report(DiagKind::WindowDoesNotDivide, call.range, layerSpelling(l.kind), l.kernel, l.kernel,
+                          formatDims(in), in[axis], l.kernel);
+            return std::nullopt;
+          }
+      if (conv)
+        l.units = static_cast<int64_t>((*args)[0]->number);
+      l.out = {conv ? l.units : in[0], ir::convOutSize(in[1], l.kernel, l.stride, l.padding),
+               ir::convOutSize(in[2], l.kernel, l.stride, l.padding)};
+      break;
+    }
     case LayerKind::Flatten: {
       int64_t n = 1;
       for (int64_t d : in)

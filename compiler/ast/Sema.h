@@ -22,11 +22,29 @@ const char *layerSpelling(LayerKind k);
 struct Layer {
   LayerKind kind;
   std::string name;   // unique: dense_1, sigmoid_2, ...
-  int64_t units = 0;  // dense
+  int64_t units = 0;  // dense: outputs; conv2d: filters
+  int64_t kernel = 0, stride = 1, padding = 0; // conv2d; pooling: kernel = stride = the window
   double alpha = 0;   // leaky_relu: the slope below 0; elu: the limit below 0
   Dims in, out;       // per sample
   SourceRange range;
-  int64_t paramCount() const { return kind == LayerKind::Dense ? in[0] * units + units : 0; }
+  // The weight shape ([] without weights) and the fan-in its initializer scales by.
+  Dims weightDims() const {
+    if (kind == LayerKind::Dense)
+      return {in[0], units};
+    if (kind == LayerKind::Conv2D)
+      return {units, in[0], kernel, kernel};
+    return {};
+  }
+  int64_t fanIn() const { return kind == LayerKind::Dense ? in[0] : kind == LayerKind::Conv2D ? in[0] * kernel * kernel : 0; }
+  int64_t paramCount() const { // weights and one bias per output unit or filter
+    Dims w = weightDims();
+    if (w.empty())
+      return 0;
+    int64_t n = 1;
+    for (int64_t d : w)
+      n *= d;
+    return n + units;
+  }
 };
 
 struct ModelSpec {

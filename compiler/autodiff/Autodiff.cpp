@@ -113,10 +113,12 @@ private:
     case Op::ReduceSum: // every summand gets dy
       accumulate(x, b_.broadcast(dy, f_.nodes[x].shape, n.attrs.axes));
       return;
-    case Op::ReduceMax: { // only the maximal element gets dy (each of them, on a tie)
+    case Op::ReduceMax: { // the maximal element gets dy; tied maxima share it equally (as in
+      // TensorFlow), so a shift of all of them together, such as a bias, gets dy once
       Shape xs = f_.nodes[x].shape;
       int mask = b_.binary(Op::Equal, x, b_.broadcast(y, xs, n.attrs.axes));
-      accumulate(x, b_.binary(Op::Mul, b_.broadcast(dy, xs, n.attrs.axes), mask));
+      int share = b_.binary(Op::Div, dy, b_.reduce(Op::ReduceSum, mask, n.attrs.axes));
+      accumulate(x, b_.binary(Op::Mul, b_.broadcast(share, xs, n.attrs.axes), mask));
       return;
     }
     case Op::MatMul: { // C = op(A) op(B): dop(A) = dC op(B)^T, dop(B) = op(A)^T dC

@@ -28,11 +28,17 @@ using Clock = std::chrono::steady_clock;
 
 double seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
 
+// Images fit an input with the same dims, or with a leading channel axis of 1 ([1, 28, 28]).
+bool fitsInput(const Dims &sample, const Dims &input) {
+  return sample == input || (input.size() == sample.size() + 1 && input[0] == 1 &&
+                             std::equal(sample.begin(), sample.end(), input.begin() + 1));
+}
+
 bool loadData(const DataSpec &spec, const Program &p, rt::Dataset &d) {
   std::string error = spec.kind == DataSpec::Kind::Idx ? rt::loadIdx(spec.images, spec.labels, d)
                                                         : rt::loadCsv(spec.images, spec.labelColumn, spec.header, d);
   std::string source = spec.kind == DataSpec::Kind::Idx ? spec.images : spec.images;
-  if (error.empty() && d.sampleDims != p.model.inputDims && d.sampleSize != 0) {
+  if (error.empty() && !fitsInput(d.sampleDims, p.model.inputDims) && d.sampleSize != 0) {
     std::string what = spec.kind == DataSpec::Kind::Idx ? "images" : "rows";
     error = fmt::format("{}: error: {} have shape {} but model '{}' takes input '{}' of shape {}", source, what,
                         formatDims(d.sampleDims), p.model.name, p.model.inputName, formatDims(p.model.inputDims));

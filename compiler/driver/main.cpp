@@ -3,6 +3,7 @@
 #include "driver/Pipeline.h"
 #include "driver/Train.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -51,10 +52,13 @@ int printSummary(const CompiledModel &m) {
   const ModelSpec &spec = m.program.model;
   std::printf("model %s: input %s f32%s\n", spec.name.c_str(), spec.inputName.c_str(),
               formatDims(spec.inputDims).c_str());
-  std::printf("%-14s %-14s %12s\n", "layer", "output", "parameters");
+  int width = 14; // the name column fits the longest layer name
+  for (const Layer &l : spec.layers)
+    width = std::max(width, static_cast<int>(l.name.size()));
+  std::printf("%-*s %-14s %12s\n", width, "layer", "output", "parameters");
   int64_t total = 0;
   for (const Layer &l : spec.layers) {
-    std::printf("%-14s %-14s %12lld\n", l.name.c_str(), formatDims(l.out).c_str(), (long long)l.paramCount());
+    std::printf("%-*s %-14s %12lld\n", width, l.name.c_str(), formatDims(l.out).c_str(), (long long)l.paramCount());
     total += l.paramCount();
   }
   std::printf("total parameters: %lld\n", (long long)total);

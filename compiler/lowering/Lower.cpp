@@ -1,6 +1,9 @@
 // Each layer becomes a few primitive ops:
 //   dense(n):  x @ w + broadcast(b)        (w is [in, n], b is [n])
 //   flatten:   reshape to [B, prod(dims)]
+//   conv2d:    conv2d(x, w) + broadcast(b)      (w is [filters, channels, k, k], b is [filters])
+//   maxpool2d(k): reshape [B, C, H, W] to [B, C, H/k, k, W/k, k], max over the two k axes
+//   avgpool2d(k): the same with a sum, times 1/k^2;   global_avgpool: sum over H, W times 1/(HW)
 //   softmax:   e = exp(x - max(x)); e / sum(e)      log_softmax: (x - max) - log(sum(e))
 //   leaky_relu(a): relu(x) - a relu(-x)            elu(a): relu(x) + a (exp(-relu(-x)) - 1)
 //   gelu:      x (1 + erf(x / sqrt 2)) / 2          silu: x sigmoid(x)
@@ -59,6 +62,26 @@ struct Lowerer {
       }
       case LayerKind::Flatten:
         cur = b.reshape(cur, batched(l.out));
+        break;
+      case LayerKind::Conv2D: {
+        int w = params[next++], bias = params[next++];
+        int y = b.conv2d(cur, w, l.stride, l.padding);
+        cur = b.binary(Op::Add, y, b.broadcast(bias, b.shape(y), 0b1101));
+        break;
+      }
+      case LayerKind::MaxPool2D:
+      case LayerKind::AvgPool2D: {
+        int64_t k = l.kernel;
+        int tiles = b.reshape(cur, {kBatch, l.in[0], l.out[1], k, l.out[2], k});
+        bool isMax = l.kind == LayerKind::MaxPool2D;
+        cur = b.reduce(isMax ? Op::ReduceMax : Op::ReduceSum, tiles, 0b101000);
+        if (!isMax)
+          cur = b.binary(Op::Mul, cur, b.fill(1.0 / static_cast<double>(k * k), {}));
+        break;
+      }
+      case LayerKind::GlobalAvgPool:
+        cur = b.binary(Op::Mul, b.reduce(Op::ReduceSum, cur, 0b1100),
+                       b.fill(1.0 / static_cast<double>(l.in[1] * l.in[2]), {}));
         break;
       case LayerKind::Sigmoid:
         cur = b.unary(Op::Sigmoid, cur);
@@ -132,11 +155,9 @@ struct Lowerer {
     int label = b.input(kInputLabel, InputRole::Label, {kBatch});
     bool fresh = out.params.empty();
     for (const Layer &l : m.layers)
-      if (l.kind == LayerKind::Dense) {
-        if (fresh) {
-          out.params.push_back({l.name + ".w", {l.in[0], l.units}, l.in[0]});
-          out.params.push_back({l.name + ".b", {l.units}, l.in[0]});
-        }
+      if (fresh && !l.weightDims().empty()) {
+        out.params.push_back({l.name + ".w", l.weightDims(), l.fanIn()});
+        out.params.push_back({l.name + ".b", {l.units}, l.fanIn()});
       }
     for (const ParamInfo &p : out.params)
       params.push_back(b.input(p.name, InputRole::Param, p.shape));

@@ -68,3 +68,19 @@ INSTANTIATE_TEST_SUITE_P(EveryOp, GradCheck, ::testing::Range(0, ir::kNumOps),
                          [](const ::testing::TestParamInfo<int> &info) {
                            return std::string(ir::opName(static_cast<ir::Op>(info.param)));
                          });
+
+// Tied maxima share the gradient: max over four copies of p has slope 1 in p, not 4 (this is
+// what a bias under max-pooling of a constant image region sees).
+TEST(GradCheckTies, TiedMaximaShareTheGradient) {
+  ir::Function f;
+  ir::Builder b(f);
+  int p = b.input("p", ir::InputRole::Param, {});
+  int copies = b.broadcast(p, {2, 2}, 0b11);
+  int loss = b.reduce(ir::Op::ReduceMax, copies, 0b11);
+  int dp = autodiff::appendGradients(f, loss, {p})[0];
+  f.results = {{"dp", dp}};
+  ASSERT_EQ(ir::verify(f), "");
+  interp::Tensor pv;
+  pv.data = {0.5};
+  EXPECT_DOUBLE_EQ(interp::run(f, {{"p", pv}}, 1)["dp"].data[0], 1.0);
+}

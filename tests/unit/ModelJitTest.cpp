@@ -107,3 +107,14 @@ TEST(ModelJit, EveryActivationStepMatchesReference) {
                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 0.1) })",
                     9);
 }
+
+TEST(ModelJit, ConvolutionalStepMatchesReference) {
+  expectStepMatches(R"(model M { input x: f32[2, 9, 10] conv2d(3, 3, stride: 2, padding: 1) -> relu
+                                  conv2d(4, 2, padding: 1) -> tanh maxpool2d(2) avgpool2d(1) conv2d(5, 1) global_avgpool
+                                  dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 0.1, momentum: 0.5) })",
+                    5);
+  expectStepMatches(R"(model M { input x: f32[1, 8, 8] conv2d(2, 3) -> relu avgpool2d(2) flatten dense(3) -> softmax }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
+                    3);
+}
