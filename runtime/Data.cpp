@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -192,6 +193,35 @@ uint64_t Rng::next() {
   s_[2] ^= t;
   s_[3] = rotl(s_[3], 45);
   return result;
+}
+
+std::string Rng::saveState() const {
+  char buf[4 * 17 + 1];
+  std::snprintf(buf, sizeof buf, "%016llx:%016llx:%016llx:%016llx", (unsigned long long)s_[0],
+                (unsigned long long)s_[1], (unsigned long long)s_[2], (unsigned long long)s_[3]);
+  return buf;
+}
+
+bool Rng::restoreState(const std::string &text) { // four 16-digit hex words joined by ':'
+  if (text.size() != 4 * 17 - 1)
+    return false;
+  uint64_t s[4];
+  for (size_t i = 0; i < 4; ++i) {
+    if (i < 3 && text[i * 17 + 16] != ':')
+      return false;
+    s[i] = 0;
+    for (size_t k = 0; k < 16; ++k) {
+      char c = text[i * 17 + k];
+      int digit = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+      if (digit < 0)
+        return false;
+      s[i] = s[i] << 4 | static_cast<uint64_t>(digit);
+    }
+  }
+  if ((s[0] | s[1] | s[2] | s[3]) == 0) // xoshiro's state is never all zero
+    return false;
+  std::copy(s, s + 4, s_);
+  return true;
 }
 
 double Rng::uniform() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }

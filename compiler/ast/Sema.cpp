@@ -466,7 +466,8 @@ public:
       slot = data(d);
       ok &= slot.has_value();
     }
-    static const std::vector<std::string> keys = {"loss", "optimizer", "batch", "epochs", "seed", "show_predictions"};
+    static const std::vector<std::string> keys = {"loss", "optimizer", "batch", "epochs", "seed", "show_predictions",
+                                                  "checkpoint"};
     std::map<std::string, const ast::Binding *> seen;
     for (const ast::Binding &s : td.settings) {
       if (std::find(keys.begin(), keys.end(), s.name) == keys.end()) {
@@ -485,6 +486,13 @@ public:
         ok &= loss(s.value, model, t);
       } else if (s.name == "optimizer") {
         ok &= optimizer(s.value, t);
+      } else if (s.name == "checkpoint") {
+        if (s.value.kind != ast::Expr::Kind::String || s.value.text.empty()) {
+          diags_.report(DiagKind::ArgumentType, s.value.range, "value", s.name, "a file name in quotes", kindOf(s.value));
+          ok = false;
+          continue;
+        }
+        t.checkpoint = resolvePath(s.value.text);
       } else {
         Signature sig{s.name.c_str(), {{"value", s.name == "seed" || s.name == "show_predictions" ? ArgType::Int
                                                                                                    : ArgType::PositiveInt,

@@ -88,6 +88,7 @@ struct TrainSpec {
   int64_t batch = 32, epochs = 1;
   uint64_t seed = 1;
   int64_t showPredictions = 0;
+  std::string checkpoint; // written after every epoch when set
   std::optional<DataSpec> train, test;
   SourceRange range;
 };

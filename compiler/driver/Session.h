@@ -60,6 +60,8 @@ public:
   float trainStep(int64_t batch, float lr);
   // Optimizer steps taken so far (Adam's bias correction counts them).
   int64_t steps() const { return steps_; }
+  void setSteps(int64_t n) { steps_ = n; }
+  const CompiledModel &model() const { return m_; }
   // Forward pass; returns the mean loss (0 without a train block); outputs in output().
   float forward(int64_t batch);
   const float *output() const { return forward_.result("output"); }

@@ -3,6 +3,7 @@
 // output, round(output) == label.
 #include "driver/Train.h"
 
+#include "driver/Checkpoint.h"
 #include "driver/Session.h"
 #include "interp/Interp.h"
 #include "autodiff/Autodiff.h"
@@ -154,8 +155,49 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
     t.seed = static_cast<uint64_t>(*opts.seed);
   if (opts.lr)
     t.lr = *opts.lr;
+  std::string checkpoint = opts.checkpointPath.empty() ? t.checkpoint : opts.checkpointPath;
   int threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   soma_rt_set_threads(threads);
+
+  rt::Dataset train, test;
+  bool hasTest = t.test.has_value();
+  if (opts.evalOnly) { // evaluation needs only the data it evaluates on
+    if (!loadData(hasTest ? *t.test : *t.train, p, hasTest ? test : train))
+      return 1;
+  } else if (!loadData(*t.train, p, train) || (hasTest && !loadData(*t.test, p, test))) {
+    return 1;
+  }
+  int64_t k = m.lowered.outputs;
+  if (!opts.evalOnly)
+    t.batch = std::min(t.batch, train.count); // a batch can hold no more than the data set
+  Session s(m, t.batch);
+  s.initParams(t.seed);
+  rt::Rng rng(t.seed ^ 0x5eed5eedull);
+  TrainingState state;
+  state.rng = &rng;
+  state.order.resize(static_cast<size_t>(train.count));
+  for (int64_t i = 0; i < train.count; ++i)
+    state.order[static_cast<size_t>(i)] = i;
+  auto fail = [](const std::string &error) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return 1;
+  };
+  if (!opts.weightsPath.empty())
+    if (std::string e = loadWeights(opts.weightsPath, s); !e.empty())
+      return fail(e);
+  if (!opts.resumePath.empty())
+    if (std::string e = loadCheckpoint(opts.resumePath, s, state); !e.empty())
+      return fail(e);
+
+  if (opts.evalOnly) {
+    const rt::Dataset &d = hasTest ? test : train;
+    EvalResult ev = evaluate(s, d, k);
+    std::printf("model %s: %s loss %.4f, %s accuracy %.2f%% on %lld samples\n", p.model.name.c_str(),
+                hasTest ? "test" : "train", ev.loss, hasTest ? "test" : "train", ev.accuracy * 100, (long long)d.count);
+    if (t.showPredictions > 0)
+      showPredictions(s, d, t.showPredictions, k);
+    return 0;
+  }
 
   std::FILE *metrics = nullptr;
   if (!opts.metricsPath.empty()) {
@@ -165,28 +207,23 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
       return 1;
     }
   }
-  rt::Dataset train, test;
-  bool hasTest = t.test.has_value();
-  if (!loadData(*t.train, p, train) || (hasTest && !loadData(*t.test, p, test))) {
-    if (metrics)
-      std::fclose(metrics);
-    return 1;
-  }
+  struct CloseMetrics {
+    std::FILE *&f;
+    ~CloseMetrics() {
+      if (f)
+        std::fclose(f);
+    }
+  } closeMetrics{metrics};
 
-  int64_t k = m.lowered.outputs;
-  t.batch = std::min(t.batch, train.count); // a batch can hold no more than the data set
-  Session s(m, t.batch);
-  s.initParams(t.seed);
-  rt::Rng rng(t.seed ^ 0x5eed5eedull);
-  std::vector<int64_t> order(train.count);
-  for (int64_t i = 0; i < train.count; ++i)
-    order[i] = i;
   std::printf("model %s: %lld training samples, %lld test samples, batch %lld, %d thread%s; JIT %.0f ms\n",
               p.model.name.c_str(), (long long)train.count, (long long)test.count, (long long)t.batch, threads,
               threads == 1 ? "" : "s", m.jitMs);
+  if (!opts.resumePath.empty())
+    std::printf("resuming from %s after epoch %lld\n", opts.resumePath.c_str(), (long long)state.epoch);
   bool tty = opts.progress && isatty(2);
   int64_t steps = (train.count + t.batch - 1) / t.batch;
-  for (int64_t epoch = 1; epoch <= t.epochs; ++epoch) {
+  std::vector<int64_t> &order = state.order;
+  for (int64_t epoch = state.epoch + 1; epoch <= t.epochs; ++epoch) {
     rng.shuffle(order);
     auto start = Clock::now();
     double lossSum = 0;
@@ -206,8 +243,6 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
                      "large\n",
                      p.model.name.c_str(), std::isnan(loss) ? "nan" : "infinite", (long long)epoch,
                      (long long)step + 1, t.lr);
-        if (metrics)
-          std::fclose(metrics);
         return 1;
       }
       lossSum += static_cast<double>(loss) * static_cast<double>(n);
@@ -247,9 +282,13 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
       std::fputs(json.c_str(), metrics);
       std::fflush(metrics);
     }
+    state.epoch = epoch;
+    if (!checkpoint.empty())
+      if (std::string e = saveCheckpoint(checkpoint, s, state); !e.empty())
+        return fail(e);
   }
-  if (metrics)
-    std::fclose(metrics);
+  if (!checkpoint.empty())
+    std::printf("checkpoint after epoch %lld: %s\n", (long long)state.epoch, checkpoint.c_str());
   if (t.showPredictions > 0)
     showPredictions(s, hasTest ? test : train, t.showPredictions, k);
   return 0;

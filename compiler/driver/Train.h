@@ -12,6 +12,10 @@ struct RunOptions {
   std::optional<double> lr;
   int threads = 0; // 0: all cores
   std::string metricsPath;
+  std::string checkpointPath; // written after every epoch (overrides the train block's)
+  std::string resumePath;     // a checkpoint to continue from
+  std::string weightsPath;    // parameters to start from (or to evaluate)
+  bool evalOnly = false;      // evaluate the weights, no training
   bool progress = true; // a progress bar on stderr when it is a terminal
 };
 

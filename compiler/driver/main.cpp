@@ -31,6 +31,11 @@ options for run (each overrides the file's train block):
   --seed N             seed for initialization and shuffling
   --threads N          worker threads (default: all cores)
   --metrics FILE       write one JSON object per epoch to FILE
+  --checkpoint FILE    save weights, optimizer state, epoch and generator state after every epoch
+                       (safetensors; written to FILE.tmp, then renamed over FILE)
+  --resume FILE        continue from a checkpoint exactly where it stopped
+  --weights FILE       start from the weights in FILE (a checkpoint or any safetensors file)
+  --eval-only          with --weights or --resume: evaluate on the test data, no training
   --no-progress        no progress bar
 
 options for gradcheck:
@@ -122,7 +127,13 @@ int main(int argc, char **argv) {
     } else if (a == "--metrics" && command == "run") {
       if (!value(run.metricsPath))
         return usageError("--metrics needs a file name");
-    } else if (a == "--no-progress" && command == "run")
+    } else if ((a == "--checkpoint" || a == "--resume" || a == "--weights") && command == "run") {
+      std::string &slot = a == "--checkpoint" ? run.checkpointPath : a == "--resume" ? run.resumePath : run.weightsPath;
+      if (!value(slot) || slot.empty())
+        return usageError(a + " needs a file name");
+    } else if (a == "--eval-only" && command == "run")
+      run.evalOnly = true;
+    else if (a == "--no-progress" && command == "run")
       run.progress = false;
     else if (a.size() > 1 && a[0] == '-')
       return usageError("unknown option '" + a + "' for '" + command + "'");
@@ -131,6 +142,11 @@ int main(int argc, char **argv) {
     if (err)
       return err;
   }
+
+  if (!run.resumePath.empty() && !run.weightsPath.empty())
+    return usageError("--resume and --weights cannot be combined: a checkpoint holds its own weights");
+  if (run.evalOnly && run.resumePath.empty() && run.weightsPath.empty())
+    return usageError("--eval-only needs --weights FILE (or --resume FILE) to evaluate");
 
   if (command == "emit") {
     if (positional.size() != 2)

@@ -32,6 +32,9 @@ public:
   double uniform(); // [0, 1)
   uint64_t below(uint64_t n);
   void shuffle(std::vector<int64_t> &v);
+  // The generator's whole state, for checkpoints: restoring it continues the same sequence.
+  std::string saveState() const;
+  bool restoreState(const std::string &text);
 
 private:
   uint64_t s_[4];

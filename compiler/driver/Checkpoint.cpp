@@ -1,0 +1,139 @@
+// Checks every tensor against the model before anything is overwritten, so a bad file leaves
+// the session as it was; messages name the tensor and both shapes.
+#include "driver/Checkpoint.h"
+
+#include "soma/Safetensors.h"
+
+#include <charconv>
+#include <fmt/format.h>
+
+namespace soma {
+
+namespace {
+
+constexpr const char *kFormat = "soma-checkpoint-1";
+constexpr const char *kOrder = "soma.shuffle_order";
+
+rt::NamedTensor tensorOf(const ParamInfo &p, const FloatBuffer &b) {
+  rt::NamedTensor t;
+  t.name = p.name;
+  t.shape = p.shape;
+  t.f32.assign(b.data(), b.data() + b.size());
+  return t;
+}
+
+bool parseInt(const std::string &s, int64_t &out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size() && out >= 0;
+}
+
+// Finds each of `want` in `file` with its shape; fills `found` (parallel to `want`).
+std::string match(const std::string &path, const rt::TensorFile &file, const std::vector<ParamInfo> &want,
+                  const std::string &model, const char *what, std::vector<const rt::NamedTensor *> &found) {
+  for (const ParamInfo &p : want) {
+    const rt::NamedTensor *t = file.find(p.name);
+    if (!t)
+      return fmt::format("{}: error: no tensor '{}' ({} of model '{}', shape {}); is this file from another model?",
+                         path, p.name, what, model, ir::formatShape(p.shape));
+    if (t->dtype != rt::NamedTensor::DType::F32 || t->shape != p.shape)
+      return fmt::format("{}: error: tensor '{}' has shape {} in the file, but model '{}' has {}", path, p.name,
+                         ir::formatShape(t->shape), model, ir::formatShape(p.shape));
+    found.push_back(t);
+  }
+  return "";
+}
+
+void copyInto(const std::vector<const rt::NamedTensor *> &from, std::vector<FloatBuffer> &to) {
+  for (size_t i = 0; i < from.size(); ++i)
+    std::copy(from[i]->f32.begin(), from[i]->f32.end(), to[i].data());
+}
+
+} // namespace
+
+std::string saveCheckpoint(const std::string &path, Session &s, const TrainingState &t) {
+  const LoweredModel &m = s.model().lowered;
+  rt::TensorFile file;
+  file.metadata = {{"format", kFormat},
+                   {"model", s.model().program.model.name},
+                   {"epoch", std::to_string(t.epoch)},
+                   {"steps", std::to_string(s.steps())},
+                   {"rng", t.rng->saveState()}};
+  for (size_t i = 0; i < m.params.size(); ++i)
+    file.tensors.push_back(tensorOf(m.params[i], s.params()[i]));
+  for (size_t i = 0; i < m.state.size(); ++i)
+    file.tensors.push_back(tensorOf(m.state[i], s.state()[i]));
+  rt::NamedTensor order;
+  order.name = kOrder;
+  order.dtype = rt::NamedTensor::DType::I64;
+  order.shape = {static_cast<int64_t>(t.order.size())};
+  order.i64 = t.order;
+  file.tensors.push_back(std::move(order));
+  return rt::writeSafetensors(path, file);
+}
+
+std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t) {
+  rt::TensorFile file;
+  if (std::string e = rt::readSafetensors(path, file); !e.empty())
+    return e;
+  const LoweredModel &m = s.model().lowered;
+  const std::string &model = s.model().program.model.name;
+  auto meta = [&](const char *key) {
+    auto it = file.metadata.find(key);
+    return it == file.metadata.end() ? std::string() : it->second;
+  };
+  if (meta("format") != kFormat)
+    return fmt::format("{}: error: not a Soma checkpoint (no \"format\": \"{}\" in its metadata); to start from its "
+                       "weights use --weights",
+                       path, kFormat);
+  std::vector<const rt::NamedTensor *> params, state;
+  if (std::string e = match(path, file, m.params, model, "a parameter", params); !e.empty())
+    return e;
+  if (std::string e = match(path, file, m.state, model, "optimizer state", state); !e.empty())
+    return e;
+  for (const rt::NamedTensor &tensor : file.tensors) {
+    bool known = tensor.name == kOrder;
+    for (const std::vector<ParamInfo> *list : {&m.params, &m.state})
+      for (const ParamInfo &p : *list)
+        known |= p.name == tensor.name;
+    if (!known)
+      return fmt::format("{}: error: tensor '{}' is not part of model '{}' with this optimizer; is this file from "
+                         "another model?",
+                         path, tensor.name, model);
+  }
+  const rt::NamedTensor *order = file.find(kOrder);
+  int64_t epoch, steps;
+  rt::Rng rng(1);
+  if (!order || order->dtype != rt::NamedTensor::DType::I64 || order->i64.size() != t.order.size())
+    return fmt::format("{}: error: the checkpoint's shuffling order does not fit the {} training samples", path,
+                       t.order.size());
+  std::vector<bool> seen(t.order.size(), false);
+  for (int64_t i : order->i64) {
+    if (i < 0 || i >= static_cast<int64_t>(seen.size()) || seen[static_cast<size_t>(i)])
+      return fmt::format("{}: error: corrupted: the shuffling order is not a permutation", path);
+    seen[static_cast<size_t>(i)] = true;
+  }
+  if (!parseInt(meta("epoch"), epoch) || !parseInt(meta("steps"), steps) || !rng.restoreState(meta("rng")))
+    return fmt::format("{}: error: corrupted: its metadata needs an epoch, a step count and a generator state", path);
+  // Everything checked: now overwrite.
+  copyInto(params, s.params());
+  copyInto(state, s.state());
+  s.setSteps(steps);
+  t.epoch = epoch;
+  t.order = order->i64;
+  *t.rng = rng;
+  return "";
+}
+
+std::string loadWeights(const std::string &path, Session &s) {
+  rt::TensorFile file;
+  if (std::string e = rt::readSafetensors(path, file); !e.empty())
+    return e;
+  std::vector<const rt::NamedTensor *> params;
+  if (std::string e = match(path, file, s.model().lowered.params, s.model().program.model.name, "a parameter", params);
+      !e.empty())
+    return e;
+  copyInto(params, s.params());
+  return "";
+}
+
+} // namespace soma
