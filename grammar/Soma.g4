@@ -21,6 +21,7 @@ expr        : '-' expr                        # negExpr
             | callee=ID '(' argList? ')'      # callExpr
             | (INT | FLOAT)                   # numberExpr
             | STRING                          # stringExpr
+            | '[' (expr (',' expr)*)? ']'     # listExpr
             | ident                           # nameExpr
             ;
 argList     : arg (',' arg)* ;

@@ -32,6 +32,11 @@ struct Printer {
       os << fmt::format("Call {} {}\n", e.text, at(e.range));
       args(e.args, depth + 1);
       break;
+    case Expr::Kind::List:
+      os << fmt::format("List {}\n", at(e.range));
+      for (const Expr &item : e.items)
+        expr(item, depth + 1, "");
+      break;
     }
   }
   void args(const std::vector<Arg> &as, int depth) {
@@ -75,6 +80,8 @@ std::string describe(const Expr &e) {
     return e.text;
   case Expr::Kind::Call:
     return e.text + "(...)";
+  case Expr::Kind::List:
+    return "[...]";
   }
   return "";
 }

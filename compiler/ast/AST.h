@@ -13,9 +13,9 @@ namespace soma::ast {
 
 struct Arg;
 
-// expr: number | string | name | name '(' args ')'
+// expr: number | string | name | name '(' args ')' | '[' exprs ']'
 struct Expr {
-  enum class Kind { Number, String, Name, Call };
+  enum class Kind { Number, String, Name, Call, List };
   Kind kind = Kind::Number;
   SourceRange range;
   double number = 0;  // Number
@@ -23,6 +23,7 @@ struct Expr {
   std::string text;   // String value (unescaped), Name, or Call's callee
   SourceRange calleeRange;
   std::vector<Arg> args; // Call
+  std::vector<Expr> items; // List
 };
 
 // arg: (name ':')? expr

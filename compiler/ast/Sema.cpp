@@ -76,6 +76,8 @@ std::string kindOf(const ast::Expr &e) {
     return "the name '" + e.text + "'";
   case ast::Expr::Kind::Call:
     return "a call to '" + e.text + "'";
+  case ast::Expr::Kind::List:
+    return "a list";
   }
   return "";
 }

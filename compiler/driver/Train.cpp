@@ -159,6 +159,22 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
   int threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   soma_rt_set_threads(threads);
 
+  std::FILE *metrics = nullptr;
+  if (!opts.metricsPath.empty() && !opts.evalOnly) {
+    metrics = std::fopen(opts.metricsPath.c_str(), "w");
+    if (!metrics) {
+      std::fprintf(stderr, "%s: error: cannot write metrics file: %s\n", opts.metricsPath.c_str(), std::strerror(errno));
+      return 1;
+    }
+  }
+  struct CloseMetrics {
+    std::FILE *&f;
+    ~CloseMetrics() {
+      if (f)
+        std::fclose(f);
+    }
+  } closeMetrics{metrics};
+
   rt::Dataset train, test;
   bool hasTest = t.test.has_value();
   if (opts.evalOnly) { // evaluation needs only the data it evaluates on
@@ -199,21 +215,6 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
     return 0;
   }
 
-  std::FILE *metrics = nullptr;
-  if (!opts.metricsPath.empty()) {
-    metrics = std::fopen(opts.metricsPath.c_str(), "w");
-    if (!metrics) {
-      std::fprintf(stderr, "%s: error: cannot write metrics file: %s\n", opts.metricsPath.c_str(), std::strerror(errno));
-      return 1;
-    }
-  }
-  struct CloseMetrics {
-    std::FILE *&f;
-    ~CloseMetrics() {
-      if (f)
-        std::fclose(f);
-    }
-  } closeMetrics{metrics};
 
   std::printf("model %s: %lld training samples, %lld test samples, batch %lld, %d thread%s; JIT %.0f ms\n",
               p.model.name.c_str(), (long long)train.count, (long long)test.count, (long long)t.batch, threads,

@@ -191,6 +191,10 @@ public:
         }
         e.text += ch;
       }
+    } else if (auto *list = dynamic_cast<G::ListExprContext *>(ctx)) {
+      e.kind = ast::Expr::Kind::List;
+      for (G::ExprContext *item : list->expr())
+        e.items.push_back(expr(item));
     } else {
       auto *name = dynamic_cast<G::NameExprContext *>(ctx);
       e.kind = ast::Expr::Kind::Name;
