@@ -29,7 +29,7 @@ constexpr LayerInfo kLayers[] = {
 };
 
 // The arguments a call accepts. Types are checked by bindArgs.
-enum class ArgType { PositiveInt, NonNegativeInt, Int, Number, PositiveNumber, NonNegativeNumber, UnitInterval, String, Bool, Expr };
+enum class ArgType { NumberList, PositiveInt, NonNegativeInt, Int, Number, PositiveNumber, NonNegativeNumber, UnitInterval, String, Bool, Expr };
 struct Param {
   const char *name;
   ArgType type;
@@ -42,6 +42,8 @@ struct Signature {
 
 const char *typeName(ArgType t) {
   switch (t) {
+  case ArgType::NumberList:
+    return "a list of numbers >= 0, such as [1, 2.5]";
   case ArgType::PositiveInt:
     return "a positive integer";
   case ArgType::NonNegativeInt:
@@ -88,6 +90,9 @@ std::string calleeText(const ast::Expr &e) { return e.kind == ast::Expr::Kind::C
 bool typeMatches(ArgType t, const ast::Expr &e) {
   using K = ast::Expr::Kind;
   switch (t) {
+  case ArgType::NumberList:
+    return e.kind == K::List && std::all_of(e.items.begin(), e.items.end(),
+                                            [](const ast::Expr &i) { return i.kind == K::Number && i.number >= 0; });
   case ArgType::PositiveInt:
     return e.kind == K::Number && e.isInteger && e.number > 0;
   case ArgType::NonNegativeInt:
@@ -390,23 +395,46 @@ public:
     return d;
   }
 
-  // loss = mse(target) | cross_entropy(target);  target = label | one_hot(label, n)
+  // loss = mse | mae | huber(delta) | cross_entropy(weight) | binary_cross_entropy, each of a target:
+  // label or one_hot(label, n)
   bool loss(const ast::Expr &e, const ModelSpec &model, TrainSpec &t) {
-    static const std::vector<std::string> losses = {"mse", "cross_entropy"};
-    if (e.kind != ast::Expr::Kind::Call || (e.text != "mse" && e.text != "cross_entropy")) {
+    using A = ArgType;
+    struct Loss {
+      const char *name;
+      LossKind kind;
+      std::vector<Param> extra;
+    };
+    const std::vector<Loss> all = {{"mse", LossKind::MSE, {}},
+                                   {"mae", LossKind::MAE, {}},
+                                   {"huber", LossKind::Huber, {{"delta", A::PositiveNumber, false}}},
+                                   {"cross_entropy", LossKind::CrossEntropy, {{"weight", A::NumberList, false}}},
+                                   {"binary_cross_entropy", LossKind::BinaryCrossEntropy, {}}};
+    std::vector<std::string> names;
+    const Loss *found = nullptr;
+    for (const Loss &l : all) {
+      names.push_back(l.name);
+      if (e.kind == ast::Expr::Kind::Call && e.text == l.name)
+        found = &l;
+    }
+    if (!found) {
       diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range, "loss",
-                    calleeText(e), e.kind == ast::Expr::Kind::Call ? suggest(e.text, losses) : "");
+                    calleeText(e), e.kind == ast::Expr::Kind::Call ? suggest(e.text, names) : "");
       return false;
     }
-    t.loss = e.text == "mse" ? LossKind::MSE : LossKind::CrossEntropy;
-    auto args = bindArgs({e.text.c_str(), {{"target", ArgType::Expr, true}}}, e.args, e.range);
+    t.loss = found->kind;
+    Signature sig{found->name, {{"target", A::Expr, true}}};
+    sig.params.insert(sig.params.end(), found->extra.begin(), found->extra.end());
+    auto args = bindArgs(sig, e.args, e.range);
     if (!args)
       return false;
     const ast::Expr &target = *(*args)[0];
     const Dims &out = model.outputDims();
+    if (t.loss == LossKind::Huber && (*args)[1])
+      t.huberDelta = (*args)[1]->number;
+    const ast::Expr *weight = t.loss == LossKind::CrossEntropy ? (*args)[1] : nullptr;
     if (target.kind == ast::Expr::Kind::Call && target.text == "one_hot") {
-      auto oh = bindArgs({"one_hot", {{"value", ArgType::Expr, true}, {"classes", ArgType::PositiveInt, true}}},
-                         target.args, target.range);
+      auto oh = bindArgs({"one_hot", {{"value", A::Expr, true}, {"classes", A::PositiveInt, true}}}, target.args,
+                         target.range);
       if (!oh)
         return false;
       if (!labelName(*(*oh)[0]))
@@ -420,7 +448,7 @@ public:
                       formatDims(out));
         return false;
       }
-      return true;
+      return classWeights(weight, t);
     }
     if (!labelName(target))
       return false;
@@ -431,13 +459,29 @@ public:
         return false;
       }
       t.classes = out[0];
-      return true;
+      return classWeights(weight, t);
     }
     if (out != Dims{1}) {
       diags_.report(DiagKind::LossShape, e.range, e.text, "a single output [1] to compare with the label (or use one_hot)",
                     formatDims(out));
       return false;
     }
+    if (t.loss == LossKind::BinaryCrossEntropy)
+      t.classes = 2; // labels are 0 or 1
+    return true;
+  }
+
+  bool classWeights(const ast::Expr *weight, TrainSpec &t) {
+    if (!weight)
+      return true;
+    if (static_cast<int64_t>(weight->items.size()) != t.classes) {
+      diags_.report(DiagKind::ArgumentType, weight->range, "weight", "cross_entropy",
+                    "a list of " + std::to_string(t.classes) + " numbers, one per class",
+                    "a list of " + std::to_string(weight->items.size()));
+      return false;
+    }
+    for (const ast::Expr &w : weight->items)
+      t.classWeights.push_back(w.number);
     return true;
   }
 

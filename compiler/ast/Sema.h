@@ -55,7 +55,7 @@ struct ModelSpec {
   const Dims &outputDims() const { return layers.empty() ? inputDims : layers.back().out; }
 };
 
-enum class LossKind { MSE, CrossEntropy };
+enum class LossKind { MSE, MAE, Huber, CrossEntropy, BinaryCrossEntropy };
 
 enum class OptimizerKind { Sgd, Adam, AdamW, RmsProp, Adagrad };
 
@@ -83,6 +83,8 @@ struct TrainSpec {
   LossKind loss = LossKind::MSE;
   bool oneHot = false;     // target is one_hot(label, classes)
   int64_t classes = 0;     // number of classes when the target is a class index
+  double huberDelta = 1.0;
+  std::vector<double> classWeights; // cross_entropy(weight: [...]): one per class, or empty
   double lr = 0.1;
   OptimizerSpec optimizer;
   int64_t batch = 32, epochs = 1;

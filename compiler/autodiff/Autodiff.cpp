@@ -56,6 +56,7 @@ private:
     switch (n.op) {
     case Op::Input:
     case Op::Fill:
+    case Op::Constant:
     case Op::Step:
     case Op::Equal:
     case Op::OneHot:

@@ -159,6 +159,17 @@ private:
       return nullptr;
     case Op::Fill:
       return llvm::ConstantFP::get(f32_, n.attrs.value);
+    case Op::Constant: { // a private global array, indexed like a buffer
+      llvm::GlobalVariable *&global = constants_[v];
+      if (!global) {
+        std::vector<float> values(n.attrs.values.begin(), n.attrs.values.end());
+        auto *init = llvm::ConstantDataArray::get(c_, values);
+        global = new llvm::GlobalVariable(m_, init->getType(), true, llvm::GlobalValue::PrivateLinkage, init,
+                                          f_.name + ".const" + std::to_string(v));
+      }
+      llvm::Value *p = b_.CreateGEP(f32_, global, offset(n.shape, idx));
+      return b_.CreateLoad(f32_, p);
+    }
     case Op::Neg:
       return b_.CreateFNeg(operand(0));
     case Op::Exp:
@@ -480,6 +491,7 @@ private:
   llvm::BasicBlock *entry_ = nullptr;
   llvm::Value *ctx_ = nullptr, *batch_ = nullptr;
   std::map<int, llvm::Value *> slotPtrs_;
+  std::map<int, llvm::GlobalVariable *> constants_; // Constant nodes' arrays
   int fusedMatmul_ = -1;
   llvm::Value *matmulValue_ = nullptr;
 };

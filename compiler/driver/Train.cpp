@@ -48,7 +48,7 @@ bool loadData(const DataSpec &spec, const Program &p, rt::Dataset &d) {
                           d.sampleSize, p.model.name, p.model.inputName, formatDims(p.model.inputDims));
   }
   const TrainSpec &t = *p.train;
-  if (error.empty() && (t.oneHot || t.loss == LossKind::CrossEntropy))
+  if (error.empty() && t.classes > 0)
     error = rt::checkClassLabels(d, t.classes, spec.kind == DataSpec::Kind::Idx ? spec.labels : spec.images);
   if (!error.empty()) {
     std::fprintf(stderr, "%s\n", error.c_str());
@@ -70,9 +70,16 @@ struct EvalResult {
   double loss = 0, accuracy = 0;
 };
 
-int64_t predictedClass(const float *out, int64_t k) {
+// A single output is a probability, or a logit when binary cross-entropy reads it directly.
+float decisionThreshold(const Program &p) {
+  bool logit = p.train && p.train->loss == LossKind::BinaryCrossEntropy &&
+               p.model.layers.back().kind != LayerKind::Sigmoid;
+  return logit ? 0.0f : 0.5f;
+}
+
+int64_t predictedClass(const float *out, int64_t k, float threshold) {
   if (k == 1)
-    return out[0] >= 0.5f ? 1 : 0;
+    return out[0] >= threshold ? 1 : 0;
   int64_t best = 0;
   for (int64_t c = 1; c < k; ++c)
     if (out[c] > out[best])
@@ -85,6 +92,7 @@ EvalResult evaluate(Session &s, const rt::Dataset &d, int64_t k) {
   for (int64_t i = 0; i < d.count; ++i)
     order[i] = i;
   EvalResult r;
+  float threshold = decisionThreshold(s.model().program);
   int64_t correct = 0;
   for (int64_t from = 0; from < d.count; from += s.maxBatch()) {
     int64_t n = std::min(s.maxBatch(), d.count - from);
@@ -92,7 +100,7 @@ EvalResult evaluate(Session &s, const rt::Dataset &d, int64_t k) {
     r.loss += static_cast<double>(s.forward(n)) * static_cast<double>(n);
     const float *out = s.output();
     for (int64_t i = 0; i < n; ++i)
-      correct += predictedClass(out + i * k, k) == static_cast<int64_t>(d.labels[from + i]);
+      correct += predictedClass(out + i * k, k, threshold) == static_cast<int64_t>(d.labels[from + i]);
   }
   r.loss /= static_cast<double>(d.count);
   r.accuracy = static_cast<double>(correct) / static_cast<double>(d.count);
@@ -130,7 +138,7 @@ void showPredictions(Session &s, const rt::Dataset &d, int64_t count, int64_t k)
       if (k == 1)
         std::printf("predict [%s] -> %.4f (label %g)\n", features.c_str(), out[0], d.labels[from + i]);
       else {
-        int64_t c = predictedClass(out, k);
+        int64_t c = predictedClass(out, k, 0.5f);
         std::printf("predict [%s] -> class %lld, %.4f (label %g)\n", features.c_str(), (long long)c, out[c],
                     d.labels[from + i]);
       }

@@ -119,6 +119,9 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
     case Op::Fill:
       out.data.assign(size, n.attrs.value);
       break;
+    case Op::Constant:
+      out.data = n.attrs.values;
+      break;
     case Op::Neg:
     case Op::Exp:
     case Op::Log:

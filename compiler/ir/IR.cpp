@@ -87,6 +87,12 @@ int Builder::fill(double value, Shape shape) {
   a.shape = std::move(shape);
   return add(Op::Fill, {}, a);
 }
+int Builder::constant(std::vector<double> values, Shape shape) {
+  Attrs a;
+  a.values = std::move(values);
+  a.shape = std::move(shape);
+  return add(Op::Constant, {}, a);
+}
 int Builder::unary(Op op, int x) { return add(op, {x}, {}); }
 int Builder::binary(Op op, int a, int b) { return add(op, {a, b}, {}); }
 int Builder::broadcast(int x, Shape shape, uint32_t axes) {
@@ -173,6 +179,13 @@ void print(const Function &f, std::ostream &os) {
     case Op::Fill:
       attrs.push_back(fmt::format("value = {}", n.attrs.value));
       break;
+    case Op::Constant: {
+      std::string v;
+      for (size_t k = 0; k < n.attrs.values.size(); ++k)
+        v += fmt::format("{}{}", k ? ", " : "", n.attrs.values[k]);
+      attrs.push_back("values = [" + v + "]");
+      break;
+    }
     case Op::Broadcast:
     case Op::ReduceSum:
     case Op::ReduceMax:

@@ -36,6 +36,7 @@ enum class InputRole { Data, Label, Param, State, Scalar };
 
 struct Attrs {
   double value = 0;        // Fill
+  std::vector<double> values; // Constant
   Shape shape;             // Broadcast, Reshape: the result shape
   uint32_t axes = 0;       // Broadcast: new axes of the result; Reduce: axes of the operand summed out
   bool transA = false, transB = false; // MatMul
@@ -80,6 +81,7 @@ public:
   explicit Builder(Function &f) : f_(f) {}
   int input(const std::string &name, InputRole role, Shape shape);
   int fill(double value, Shape shape);
+  int constant(std::vector<double> values, Shape shape);
   int unary(Op op, int x);
   int binary(Op op, int a, int b);
   int broadcast(int x, Shape shape, uint32_t axes);

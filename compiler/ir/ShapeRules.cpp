@@ -13,6 +13,12 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
     return {a.shape, ""};
   case Op::Fill:
     return {a.shape, ""};
+  case Op::Constant:
+    if (std::count(a.shape.begin(), a.shape.end(), kBatch) ||
+        static_cast<int64_t>(a.values.size()) != numElements(a.shape, 1))
+      return fail(fmt::format("constant of shape {} needs {} static values, has {}", formatShape(a.shape),
+                              numElements(a.shape, 1), a.values.size()));
+    return {a.shape, ""};
   case Op::Neg:
   case Op::Exp:
   case Op::Log:

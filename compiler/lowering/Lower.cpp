@@ -8,9 +8,11 @@
 //   leaky_relu(a): relu(x) - a relu(-x)            elu(a): relu(x) + a (exp(-relu(-x)) - 1)
 //   gelu:      x (1 + erf(x / sqrt 2)) / 2          silu: x sigmoid(x)
 //   softplus:  relu(x) + log(1 + exp(-|x|))        (stable for large |x|)
-// Losses:
-//   mse:           sum((y - t)^2) / (B * k)
-//   cross_entropy: -sum(t * log_softmax(z)) / B, z the logits before a final softmax
+// Losses (means over the batch B and the k outputs; t the target, d = y - t):
+//   mse: d^2     mae: |d|     huber(delta): 0.5 d^2 where |d| <= delta, else delta (|d| - delta / 2)
+//   cross_entropy:        -sum(t * log_softmax(z)) / B, z the logits before a final softmax or
+//                         log_softmax; with class weights w: -sum(w[y] log p[y]) / sum(w[y])
+//   binary_cross_entropy: max(z, 0) - z t + log(1 + e^-|z|), z the logits before a final sigmoid
 #include "lowering/Lower.h"
 
 #include "autodiff/Autodiff.h"
@@ -47,7 +49,7 @@ struct Lowerer {
     return b.binary(Op::Div, e, b.broadcast(sum, s, 2));
   }
 
-  // Returns {output, logits}; logits is the input of a final softmax (or the output itself).
+  // Returns {output, the input of the last layer}.
   std::pair<int, int> forward(int x) {
     int cur = x, logits = x;
     size_t next = 0;
@@ -126,26 +128,53 @@ struct Lowerer {
         break;
       }
     }
-    // Cross-entropy reads the logits before a final softmax or log_softmax.
-    LayerKind last = program.model.layers.back().kind;
-    if (last != LayerKind::Softmax && last != LayerKind::LogSoftmax)
-      logits = cur;
-    return {cur, logits};
+    return {cur, logits}; // logits: the input of the last layer
   }
 
-  int loss(int y, int logits, int label, int invBatch) {
+  // The mean over the batch (and the outputs) of a per-element loss; see the list at the top.
+  int loss(int y, int beforeLast, int label, int invBatch) {
     const TrainSpec &t = *program.train;
     int64_t k = program.model.outputDims()[0];
+    LayerKind last = program.model.layers.back().kind;
     int target = t.oneHot || t.loss == LossKind::CrossEntropy ? b.oneHot(label, k) : b.reshape(label, {kBatch, 1});
-    int all = (1u << 2) - 1;
-    if (t.loss == LossKind::MSE) {
+    uint32_t all = (1u << 2) - 1;
+    auto c = [&](double v) { return b.fill(v, {}); };
+    auto mul = [&](int x, int z) { return b.binary(Op::Mul, x, z); };
+    auto abs = [&](int x) { return b.binary(Op::Add, b.unary(Op::Relu, x), b.unary(Op::Relu, b.unary(Op::Neg, x))); };
+    auto meanOverAll = [&](int perElement) {
+      return mul(b.reduce(Op::ReduceSum, perElement, all), mul(invBatch, c(1.0 / static_cast<double>(k))));
+    };
+    switch (t.loss) {
+    case LossKind::MSE: {
       int d = b.binary(Op::Sub, y, target);
-      int sum = b.reduce(Op::ReduceSum, b.binary(Op::Mul, d, d), all);
-      return b.binary(Op::Mul, sum, b.binary(Op::Mul, invBatch, b.fill(1.0 / static_cast<double>(k), {})));
+      return meanOverAll(mul(d, d));
     }
-    int logp = softmaxLog(logits, true);
-    int sum = b.reduce(Op::ReduceSum, b.binary(Op::Mul, target, logp), all);
-    return b.unary(Op::Neg, b.binary(Op::Mul, sum, invBatch));
+    case LossKind::MAE:
+      return meanOverAll(abs(b.binary(Op::Sub, y, target)));
+    case LossKind::Huber: { // 0.5 q^2 + delta (a - q), a = |d|, q = min(a, delta)
+      int a = abs(b.binary(Op::Sub, y, target));
+      int q = b.binary(Op::Sub, a, b.unary(Op::Relu, b.binary(Op::Sub, a, c(t.huberDelta))));
+      return meanOverAll(b.binary(Op::Add, mul(c(0.5), mul(q, q)), mul(c(t.huberDelta), b.binary(Op::Sub, a, q))));
+    }
+    case LossKind::BinaryCrossEntropy: { // from logits z: max(z, 0) - z t + log(1 + e^-|z|)
+      int z = last == LayerKind::Sigmoid ? beforeLast : y;
+      int tail = b.unary(Op::Log, b.binary(Op::Add, c(1.0), b.unary(Op::Exp, b.unary(Op::Neg, abs(z)))));
+      return meanOverAll(b.binary(Op::Add, b.binary(Op::Sub, b.unary(Op::Relu, z), mul(z, target)), tail));
+    }
+    case LossKind::CrossEntropy: {
+      bool fromLogits = last == LayerKind::Softmax || last == LayerKind::LogSoftmax;
+      int logp = softmaxLog(fromLogits ? beforeLast : y, true);
+      int perSample = b.reduce(Op::ReduceSum, mul(target, logp), 2); // log p of the target class
+      if (t.classWeights.empty())
+        return b.unary(Op::Neg, mul(b.reduce(Op::ReduceSum, perSample, 1), invBatch));
+      // As PyTorch: sum_i w[y_i] log p_i / sum_i w[y_i].
+      int w = b.broadcast(b.constant(t.classWeights, {k}), {kBatch, k}, 1);
+      int wy = b.reduce(Op::ReduceSum, mul(target, w), 2);
+      return b.unary(Op::Neg, b.binary(Op::Div, b.reduce(Op::ReduceSum, mul(wy, perSample), 1),
+                                        b.reduce(Op::ReduceSum, wy, 1)));
+    }
+    }
+    return -1;
   }
 
   void run() {

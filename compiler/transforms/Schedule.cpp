@@ -69,7 +69,7 @@ Schedule schedule(const Function &f) {
     const Node &node = f.nodes[i];
     bool m = isResult[i] || node.op == Op::Input || opKind(node.op) == OpKind::Reduce ||
              opKind(node.op) == OpKind::Contraction || opKind(node.op) == OpKind::View;
-    bool cheap = node.op == Op::Fill || ((node.op == Op::Broadcast || node.op == Op::OneHot) &&
+    bool cheap = node.op == Op::Fill || node.op == Op::Constant || ((node.op == Op::Broadcast || node.op == Op::OneHot) &&
                                          s.materialized[node.operands[0]]);
     if (cheap && !isResult[i])
       m = false; // constants and index maps of a buffer are recomputed in each user

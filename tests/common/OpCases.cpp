@@ -77,6 +77,12 @@ std::vector<OpCase> casesFor(Op op) {
     CaseBuilder cb("fill");
     return {cb.done(cb.b.fill(2.5, {4, 3}))};
   }
+  case Op::Constant: { // used in a batched product, as class weights are
+    CaseBuilder cb("constant");
+    int x = cb.input("x", {kBatch, 3});
+    int k = cb.b.constant({0.5, -1.25, 3}, {3});
+    return {cb.done(cb.b.binary(Op::Mul, x, cb.b.broadcast(k, {kBatch, 3}, 1)))};
+  }
   case Op::Neg:
   case Op::Exp:
   case Op::Sigmoid:

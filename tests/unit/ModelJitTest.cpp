@@ -118,3 +118,16 @@ TEST(ModelJit, ConvolutionalStepMatchesReference) {
                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
                     3);
 }
+
+TEST(ModelJit, EveryLossStepMatchesReference) {
+  for (const char *loss : {"mae(one_hot(label, 3))", "huber(one_hot(label, 3), delta: 0.2)",
+                           "cross_entropy(label, weight: [1, 0.5, 2])", "binary_cross_entropy(one_hot(label, 3))"}) {
+    SCOPED_TRACE(loss);
+    expectStepMatches(std::string(R"(model M { input x: f32[4] dense(5) -> tanh dense(3) -> sigmoid }
+                      train M { data train = csv("x") loss = )") + loss + " optimizer = sgd(lr: 0.5) }",
+                      6);
+  }
+  expectStepMatches(R"(model M { input x: f32[4] dense(5) -> relu dense(1) }
+                      train M { data train = csv("x") loss = binary_cross_entropy(label) optimizer = sgd(lr: 0.5) })",
+                    6);
+}
