@@ -259,14 +259,15 @@ public:
     l.in = in;
     Signature sig{kLayers[found].spelling, {}};
     if (l.kind == LayerKind::Dense)
-      sig.params = {{"units", ArgType::PositiveInt, true}};
+      sig.params = {{"units", ArgType::PositiveInt, true}, {"lr_mult", ArgType::NonNegativeNumber, false}};
     if (l.kind == LayerKind::LeakyRelu || l.kind == LayerKind::Elu)
       sig.params = {{"alpha", ArgType::NonNegativeNumber, false}};
     if (l.kind == LayerKind::Conv2D)
       sig.params = {{"filters", ArgType::PositiveInt, true},
                     {"kernel", ArgType::PositiveInt, true},
                     {"stride", ArgType::PositiveInt, false},
-                    {"padding", ArgType::NonNegativeInt, false}};
+                    {"padding", ArgType::NonNegativeInt, false},
+                    {"lr_mult", ArgType::NonNegativeNumber, false}};
     if (l.kind == LayerKind::MaxPool2D || l.kind == LayerKind::AvgPool2D)
       sig.params = {{"size", ArgType::PositiveInt, true}};
     auto args = bindArgs(sig, call.args, call.range);
@@ -275,6 +276,7 @@ public:
     switch (l.kind) {
     case LayerKind::Dense:
       l.units = static_cast<int64_t>((*args)[0]->number);
+      l.lrMult = (*args)[1] ? (*args)[1]->number : 1.0;
       if (in.size() != 1) {
         diags_.report(DiagKind::ShapeMismatch, call.range, "dense", "a vector [n] (add 'flatten' before it)",
                       formatDims(in));
@@ -313,8 +315,10 @@ public:
                           formatDims(in), in[axis], l.kernel);
             return std::nullopt;
           }
-      if (conv)
+      if (conv) {
         l.units = static_cast<int64_t>((*args)[0]->number);
+        l.lrMult = (*args)[4] ? (*args)[4]->number : 1.0;
+      }
       l.out = {conv ? l.units : in[0], ir::convOutSize(in[1], l.kernel, l.stride, l.padding),
                ir::convOutSize(in[2], l.kernel, l.stride, l.padding)};
       break;
@@ -512,8 +516,9 @@ public:
       slot = data(d);
       ok &= slot.has_value();
     }
-    static const std::vector<std::string> keys = {"loss", "optimizer", "batch", "epochs", "seed", "show_predictions",
-                                                  "checkpoint"};
+    static const std::vector<std::string> keys = {"loss",     "optimizer", "batch",      "epochs",    "seed",
+                                                  "show_predictions", "checkpoint", "schedule", "warmup",
+                                                  "clip_norm", "clip_value"};
     std::map<std::string, const ast::Binding *> seen;
     for (const ast::Binding &s : td.settings) {
       if (std::find(keys.begin(), keys.end(), s.name) == keys.end()) {
@@ -532,6 +537,16 @@ public:
         ok &= loss(s.value, model, t);
       } else if (s.name == "optimizer") {
         ok &= optimizer(s.value, t);
+      } else if (s.name == "schedule") {
+        ok &= schedule(s.value, t);
+      } else if (s.name == "clip_norm" || s.name == "clip_value") {
+        if (!typeMatches(ArgType::PositiveNumber, s.value)) {
+          diags_.report(DiagKind::ArgumentType, s.value.range, "value", s.name, typeName(ArgType::PositiveNumber),
+                        kindOf(s.value));
+          ok = false;
+          continue;
+        }
+        (s.name == "clip_norm" ? t.clipNorm : t.clipValue) = s.value.number;
       } else if (s.name == "checkpoint") {
         if (s.value.kind != ast::Expr::Kind::String || s.value.text.empty()) {
           diags_.report(DiagKind::ArgumentType, s.value.range, "value", s.name, "a file name in quotes", kindOf(s.value));
@@ -540,14 +555,11 @@ public:
         }
         t.checkpoint = resolvePath(s.value.text);
       } else {
-        Signature sig{s.name.c_str(), {{"value", s.name == "seed" || s.name == "show_predictions" ? ArgType::Int
-                                                                                                   : ArgType::PositiveInt,
-                                        true}}};
+        bool zeroOk = s.name == "seed" || s.name == "show_predictions" || s.name == "warmup";
+        Signature sig{s.name.c_str(), {{"value", zeroOk ? ArgType::Int : ArgType::PositiveInt, true}}};
         if (!typeMatches(sig.params[0].type, s.value) || s.value.number < 0) {
           diags_.report(DiagKind::ArgumentType, s.value.range, "value", s.name,
-                        s.name == "seed" || s.name == "show_predictions" ? "a non-negative integer"
-                                                                         : typeName(sig.params[0].type),
-                        kindOf(s.value));
+                        zeroOk ? "a non-negative integer" : typeName(sig.params[0].type), kindOf(s.value));
           ok = false;
           continue;
         }
@@ -558,6 +570,8 @@ public:
           t.epochs = v;
         else if (s.name == "seed")
           t.seed = static_cast<uint64_t>(v);
+        else if (s.name == "warmup")
+          t.warmupEpochs = v;
         else
           t.showPredictions = v;
       }
@@ -577,6 +591,59 @@ public:
       return std::nullopt;
     }
     return t;
+  }
+
+  // schedule = constant() | step(every, gamma) | multistep(milestones, gamma) | exponential(gamma)
+  //          | cosine(min_lr) | plateau(factor, patience, min_lr)
+  bool schedule(const ast::Expr &e, TrainSpec &t) {
+    using A = ArgType;
+    using K = ScheduleSpec::Kind;
+    const Param gamma{"gamma", A::PositiveNumber, false}, minLr{"min_lr", A::NonNegativeNumber, false};
+    const std::vector<std::pair<K, Signature>> all = {
+        {K::Constant, {"constant", {}}},
+        {K::Step, {"step", {{"every", A::PositiveInt, true}, gamma}}},
+        {K::MultiStep, {"multistep", {{"milestones", A::NumberList, true}, gamma}}},
+        {K::Exponential, {"exponential", {{"gamma", A::PositiveNumber, true}}}},
+        {K::Cosine, {"cosine", {minLr}}},
+        {K::Plateau, {"plateau", {{"factor", A::UnitInterval, false}, {"patience", A::NonNegativeInt, false}, minLr}}}};
+    std::vector<std::string> names;
+    const std::pair<K, Signature> *found = nullptr;
+    for (const auto &s : all) {
+      names.push_back(s.second.name);
+      if (e.kind == ast::Expr::Kind::Call && e.text == s.second.name)
+        found = &s;
+    }
+    if (!found) {
+      diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range,
+                    "learning-rate schedule", calleeText(e),
+                    e.kind == ast::Expr::Kind::Call ? suggest(e.text, names) : "; expected one of step(...), cosine(), ...");
+      return false;
+    }
+    auto args = bindArgs(found->second, e.args, e.range);
+    if (!args)
+      return false;
+    ScheduleSpec &s = t.schedule;
+    s.kind = found->first;
+    for (size_t i = 0; i < found->second.params.size(); ++i) {
+      const ast::Expr *v = (*args)[i];
+      if (!v)
+        continue;
+      std::string p = found->second.params[i].name;
+      if (p == "every")
+        s.every = static_cast<int64_t>(v->number);
+      else if (p == "gamma")
+        s.gamma = v->number;
+      else if (p == "min_lr")
+        s.minLr = v->number;
+      else if (p == "factor")
+        s.factor = v->number;
+      else if (p == "patience")
+        s.patience = static_cast<int64_t>(v->number);
+      else if (p == "milestones")
+        for (const ast::Expr &m : v->items)
+          s.milestones.push_back(static_cast<int64_t>(m.number));
+    }
+    return true;
   }
 
   // optimizer = sgd(lr, momentum, nesterov, weight_decay) | adam(...) | adamw(...) | rmsprop(...) | adagrad(...)

@@ -25,6 +25,7 @@ struct Layer {
   int64_t units = 0;  // dense: outputs; conv2d: filters
   int64_t kernel = 0, stride = 1, padding = 0; // conv2d; pooling: kernel = stride = the window
   double alpha = 0;   // leaky_relu: the slope below 0; elu: the limit below 0
+  double lrMult = 1;  // dense, conv2d: the learning rate of its parameters is lr * lrMult
   Dims in, out;       // per sample
   SourceRange range;
   // The weight shape ([] without weights) and the fan-in its initializer scales by.
@@ -70,6 +71,17 @@ struct OptimizerSpec {
   double weightDecay = 0;  // L2 added to the gradient; adamw: decoupled decay of the weights
 };
 
+// The learning rate per epoch e = 1, 2, ... (times a linear warm-up over the first epochs).
+struct ScheduleSpec {
+  enum class Kind { Constant, Step, MultiStep, Exponential, Cosine, Plateau } kind = Kind::Constant;
+  int64_t every = 1;                // step: lr * gamma^floor((e - 1) / every)
+  std::vector<int64_t> milestones;  // multistep: lr * gamma^(milestones <= e - 1)
+  double gamma = 0.1;               // step, multistep, exponential (lr * gamma^(e - 1))
+  double minLr = 0;                 // cosine (from lr down to minLr after the warm-up), plateau
+  double factor = 0.1;              // plateau: lr *= factor after `patience` epochs without a
+  int64_t patience = 10;            //   better evaluation loss
+};
+
 struct DataSpec {
   enum class Kind { Idx, Csv } kind = Kind::Idx;
   std::string name;         // train, test
@@ -91,6 +103,9 @@ struct TrainSpec {
   uint64_t seed = 1;
   int64_t showPredictions = 0;
   std::string checkpoint; // written after every epoch when set
+  ScheduleSpec schedule;
+  int64_t warmupEpochs = 0;
+  double clipNorm = 0, clipValue = 0; // 0: no clipping
   std::optional<DataSpec> train, test;
   SourceRange range;
 };

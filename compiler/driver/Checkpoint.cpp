@@ -5,6 +5,7 @@
 #include "soma/Safetensors.h"
 
 #include <charconv>
+#include <cstdio>
 #include <fmt/format.h>
 
 namespace soma {
@@ -57,7 +58,9 @@ std::string saveCheckpoint(const std::string &path, Session &s, const TrainingSt
                    {"model", s.model().program.model.name},
                    {"epoch", std::to_string(t.epoch)},
                    {"steps", std::to_string(s.steps())},
-                   {"rng", t.rng->saveState()}};
+                   {"rng", t.rng->saveState()},
+                   {"plateau", fmt::format("{:.17g}:{:.17g}:{}:{}", t.plateauScale, t.plateauBest, t.plateauBad,
+                                           t.plateauSeen ? 1 : 0)}};
   for (size_t i = 0; i < m.params.size(); ++i)
     file.tensors.push_back(tensorOf(m.params[i], s.params()[i]));
   for (size_t i = 0; i < m.state.size(); ++i)
@@ -112,8 +115,17 @@ std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t
       return fmt::format("{}: error: corrupted: the shuffling order is not a permutation", path);
     seen[static_cast<size_t>(i)] = true;
   }
-  if (!parseInt(meta("epoch"), epoch) || !parseInt(meta("steps"), steps) || !rng.restoreState(meta("rng")))
-    return fmt::format("{}: error: corrupted: its metadata needs an epoch, a step count and a generator state", path);
+  double scale = 1, best = 0;
+  long long bad = 0;
+  int improved = 0, used = 0;
+  std::string plateau = meta("plateau");
+  bool plateauOk = std::sscanf(plateau.c_str(), "%lg:%lg:%lld:%d%n", &scale, &best, &bad, &improved, &used) == 4 &&
+                   used == static_cast<int>(plateau.size()) && scale > 0 && bad >= 0;
+  if (!parseInt(meta("epoch"), epoch) || !parseInt(meta("steps"), steps) || !rng.restoreState(meta("rng")) ||
+      !plateauOk)
+    return fmt::format("{}: error: corrupted: its metadata needs an epoch, a step count, a generator state and the "
+                       "schedule's state",
+                       path);
   // Everything checked: now overwrite.
   copyInto(params, s.params());
   copyInto(state, s.state());
@@ -121,6 +133,10 @@ std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t
   t.epoch = epoch;
   t.order = order->i64;
   *t.rng = rng;
+  t.plateauScale = scale;
+  t.plateauBest = best;
+  t.plateauBad = bad;
+  t.plateauSeen = improved != 0;
   return "";
 }
 

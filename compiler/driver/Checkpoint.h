@@ -15,6 +15,11 @@ struct TrainingState {
   int64_t epoch = 0; // epochs completed
   std::vector<int64_t> order; // the shuffling order, permuted again each epoch
   rt::Rng *rng = nullptr;
+  // schedule = plateau(...): the factor applied so far, the best evaluation loss, and the epochs
+  // since it improved.
+  double plateauScale = 1, plateauBest = 0;
+  int64_t plateauBad = 0;
+  bool plateauSeen = false;
 };
 
 // Returns "" or an error naming the file.

@@ -148,6 +148,57 @@ void showPredictions(Session &s, const rt::Dataset &d, int64_t count, int64_t k)
 
 } // namespace
 
+// The learning rate of step `step` (0-based) of epoch `epoch` (1-based): the schedule's value for
+// the epoch, times the linear warm-up's factor during the first warmupEpochs epochs.
+double scheduledLr(const TrainSpec &t, const TrainingState &st, int64_t epoch, int64_t step, int64_t steps) {
+  const ScheduleSpec &s = t.schedule;
+  double e = static_cast<double>(epoch - 1), lr = t.lr;
+  switch (s.kind) {
+  case ScheduleSpec::Kind::Constant:
+    break;
+  case ScheduleSpec::Kind::Step:
+    lr *= std::pow(s.gamma, std::floor(e / static_cast<double>(s.every)));
+    break;
+  case ScheduleSpec::Kind::MultiStep:
+    for (int64_t m : s.milestones)
+      if (m <= epoch - 1)
+        lr *= s.gamma;
+    break;
+  case ScheduleSpec::Kind::Exponential:
+    lr *= std::pow(s.gamma, e);
+    break;
+  case ScheduleSpec::Kind::Cosine: { // over the epochs after the warm-up
+    double span = static_cast<double>(std::max<int64_t>(1, t.epochs - t.warmupEpochs));
+    double j = std::max(0.0, e - static_cast<double>(t.warmupEpochs));
+    lr = s.minLr + (t.lr - s.minLr) * (1 + std::cos(M_PI * j / span)) / 2;
+    break;
+  }
+  case ScheduleSpec::Kind::Plateau:
+    lr = std::max(s.minLr, t.lr * st.plateauScale);
+    break;
+  }
+  if (epoch <= t.warmupEpochs)
+    lr *= static_cast<double>((epoch - 1) * steps + step + 1) / static_cast<double>(t.warmupEpochs * steps);
+  return lr;
+}
+
+// After an epoch: reduce-on-plateau as PyTorch's ReduceLROnPlateau (mode min, relative threshold
+// 1e-4, no cooldown).
+void plateauStep(const TrainSpec &t, TrainingState &st, double metric) {
+  if (t.schedule.kind != ScheduleSpec::Kind::Plateau)
+    return;
+  if (!st.plateauSeen || metric < st.plateauBest * (1 - 1e-4)) {
+    st.plateauBest = metric;
+    st.plateauBad = 0;
+    st.plateauSeen = true;
+    return;
+  }
+  if (++st.plateauBad > t.schedule.patience) {
+    st.plateauScale *= t.schedule.factor;
+    st.plateauBad = 0;
+  }
+}
+
 int runTraining(CompiledModel &m, const RunOptions &opts) {
   const Program &p = m.program;
   if (!p.train) {
@@ -235,14 +286,15 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
   for (int64_t epoch = state.epoch + 1; epoch <= t.epochs; ++epoch) {
     rng.shuffle(order);
     auto start = Clock::now();
-    double lossSum = 0;
+    double lossSum = 0, lastLr = t.lr;
     double stepSeconds = 0; // time in the step itself, for samples/s
     auto lastDraw = start;
     for (int64_t step = 0; step < steps; ++step) {
       int64_t from = step * t.batch, n = std::min(t.batch, train.count - from);
       gather(s, train, order, from, n);
       auto before = Clock::now();
-      float loss = s.trainStep(n, static_cast<float>(t.lr));
+      lastLr = scheduledLr(t, state, epoch, step, steps);
+      float loss = s.trainStep(n, static_cast<float>(lastLr));
       stepSeconds += seconds(before);
       if (!std::isfinite(loss)) {
         if (tty)
@@ -251,7 +303,7 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
                      "%s: error: the loss became %s at epoch %lld, step %lld; the learning rate %g may be too "
                      "large\n",
                      p.model.name.c_str(), std::isnan(loss) ? "nan" : "infinite", (long long)epoch,
-                     (long long)step + 1, t.lr);
+                     (long long)step + 1, lastLr);
         return 1;
       }
       lossSum += static_cast<double>(loss) * static_cast<double>(n);
@@ -274,6 +326,9 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
       ev = evaluate(s, test, k);
       line += fmt::format(", test loss {:.4f}, test accuracy {:.2f}%", ev.loss, ev.accuracy * 100);
     }
+    bool varies = t.schedule.kind != ScheduleSpec::Kind::Constant || t.warmupEpochs > 0;
+    if (varies)
+      line += fmt::format(", lr {:.3g}", lastLr);
     line += fmt::format(" ({:.2f} s, {:.0f} samples/s)", epochSeconds, rate);
     // Long runs (XOR trains for thousands of tiny epochs) print about 20 lines; the metrics
     // file still gets every epoch.
@@ -286,11 +341,13 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
       std::string json = fmt::format("{{\"epoch\": {}, \"train_loss\": {:.6g}", epoch, trainLoss);
       if (hasTest)
         json += fmt::format(", \"test_loss\": {:.6g}, \"test_accuracy\": {:.6g}", ev.loss, ev.accuracy);
+      json += fmt::format(", \"lr\": {:.6g}", lastLr);
       json += fmt::format(", \"samples_per_second\": {:.1f}, \"seconds\": {:.4f}, \"jit_ms\": {:.2f}, \"threads\": {}}}\n",
                           rate, epochSeconds, m.jitMs, threads);
       std::fputs(json.c_str(), metrics);
       std::fflush(metrics);
     }
+    plateauStep(t, state, hasTest ? ev.loss : trainLoss);
     state.epoch = epoch;
     if (!checkpoint.empty())
       if (std::string e = saveCheckpoint(checkpoint, s, state); !e.empty())

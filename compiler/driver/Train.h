@@ -1,5 +1,6 @@
 // `soma run`: load the data, train with the JIT-compiled step, evaluate after every epoch.
 #pragma once
+#include "driver/Checkpoint.h"
 #include "driver/Pipeline.h"
 
 #include <optional>
@@ -21,6 +22,11 @@ struct RunOptions {
 
 // Returns the process exit code.
 int runTraining(CompiledModel &m, const RunOptions &opts);
+
+// The learning rate at step `step` (0-based, of `steps`) of epoch `epoch` (1-based).
+double scheduledLr(const TrainSpec &t, const TrainingState &st, int64_t epoch, int64_t step, int64_t steps);
+// After an epoch, with its evaluation loss: reduce-on-plateau's bookkeeping.
+void plateauStep(const TrainSpec &t, TrainingState &st, double metric);
 
 // `soma gradcheck`: finite differences against the derived gradients, in double precision,
 // on the first samples of the model's training data. Returns the exit code.

@@ -185,8 +185,8 @@ struct Lowerer {
     bool fresh = out.params.empty();
     for (const Layer &l : m.layers)
       if (fresh && !l.weightDims().empty()) {
-        out.params.push_back({l.name + ".w", l.weightDims(), l.fanIn()});
-        out.params.push_back({l.name + ".b", {l.units}, l.fanIn()});
+        out.params.push_back({l.name + ".w", l.weightDims(), l.fanIn(), l.lrMult});
+        out.params.push_back({l.name + ".b", {l.units}, l.fanIn(), l.lrMult});
       }
     for (const ParamInfo &p : out.params)
       params.push_back(b.input(p.name, InputRole::Param, p.shape));
@@ -235,7 +235,7 @@ struct UpdateLowerer {
 
   // A state buffer shaped like parameter `p`, and the result that overwrites it with `value`.
   int state(const ParamInfo &p, const char *what) {
-    ParamInfo s{p.name + "." + what, p.shape, p.fanIn};
+    ParamInfo s{p.name + "." + what, p.shape, p.fanIn, p.lrMult};
     m.state.push_back(s);
     return b.input(s.name, InputRole::State, s.shape);
   }
@@ -247,6 +247,7 @@ struct UpdateLowerer {
   int average(int s, double beta, int x) { return add(mul(c(beta), s), mul(c(1 - beta), x)); }
 
   int update(const ParamInfo &p, int w, int g) {
+    int lr = p.lrMult == 1 ? this->lr : mul(this->lr, c(p.lrMult)); // per-layer multiplier (Caffe's lr_mult)
     if (o.weightDecay > 0 && o.kind != OptimizerKind::AdamW)
       g = add(g, mul(c(o.weightDecay), w));
     switch (o.kind) {
@@ -269,7 +270,8 @@ struct UpdateLowerer {
       int denom = add(mul(b.unary(Op::Sqrt, nm2), invSqrtBias2), c(o.eps));
       if (o.kind == OptimizerKind::AdamW && o.weightDecay > 0)
         w = sub(w, mul(mul(lr, c(o.weightDecay)), w));
-      return sub(w, mul(stepSize, div(nm1, denom)));
+      int step = p.lrMult == 1 ? stepSize : mul(stepSize, c(p.lrMult));
+      return sub(w, mul(step, div(nm1, denom)));
     }
     case OptimizerKind::RmsProp: {
       int sq = state(p, "square_avg");
@@ -291,6 +293,34 @@ struct UpdateLowerer {
   }
 };
 
+// clip_value c: each element clamped to [-c, c], as g - relu(g - c) + relu(-g - c).
+// clip_norm c: all gradients scaled by min(1, c / (||g|| + 1e-6)), ||g|| the norm of all of them
+// together (PyTorch's clip_grad_norm_), the min as 1 - relu(1 - x).
+void clipGradients(Function &f, std::vector<int> &grads, const TrainSpec &t) {
+  Builder b(f);
+  if (t.clipValue > 0)
+    for (int &g : grads) {
+      int c = b.fill(t.clipValue, {});
+      int over = b.unary(Op::Relu, b.binary(Op::Sub, g, c));
+      int under = b.unary(Op::Relu, b.binary(Op::Sub, b.unary(Op::Neg, g), c));
+      g = b.binary(Op::Add, b.binary(Op::Sub, g, over), under);
+    }
+  if (t.clipNorm > 0 && !grads.empty()) {
+    int total = -1;
+    for (int g : grads) {
+      Shape s = b.shape(g);
+      int sq = b.binary(Op::Mul, g, g);
+      int sum = s.empty() ? sq : b.reduce(Op::ReduceSum, sq, (1u << s.size()) - 1);
+      total = total < 0 ? sum : b.binary(Op::Add, total, sum);
+    }
+    int norm = b.binary(Op::Add, b.unary(Op::Sqrt, total), b.fill(1e-6, {}));
+    int ratio = b.binary(Op::Div, b.fill(t.clipNorm, {}), norm);
+    int scale = b.binary(Op::Sub, b.fill(1.0, {}), b.unary(Op::Relu, b.binary(Op::Sub, b.fill(1.0, {}), ratio)));
+    for (int &g : grads)
+      g = b.binary(Op::Mul, g, scale);
+  }
+}
+
 } // namespace
 
 void lowerTraining(LoweredModel &m, const Program &program) {
@@ -304,6 +334,7 @@ void lowerTraining(LoweredModel &m, const Program &program) {
     params.push_back(f.findInput(p.name));
   std::vector<int> grads = autodiff::appendGradients(f, loss, params);
   f.results.push_back({"loss", loss});
+  clipGradients(f, grads, *program.train);
   m.state.clear();
   UpdateLowerer u(m, f, program.train->optimizer);
   for (size_t i = 0; i < params.size(); ++i) {

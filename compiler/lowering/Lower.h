@@ -10,6 +10,7 @@ struct ParamInfo {
   std::string name;   // dense_1.w
   ir::Shape shape;
   int64_t fanIn = 1;  // for the initializer
+  double lrMult = 1;  // its learning rate is lr * lrMult
 };
 
 // The inputs every lowered function takes, by name.

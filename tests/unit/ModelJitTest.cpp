@@ -131,3 +131,10 @@ TEST(ModelJit, EveryLossStepMatchesReference) {
                       train M { data train = csv("x") loss = binary_cross_entropy(label) optimizer = sgd(lr: 0.5) })",
                     6);
 }
+
+TEST(ModelJit, ClippedStepsMatchReference) {
+  expectStepMatches(R"(model M { input x: f32[5] dense(6, lr_mult: 0.5) -> relu dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01)
+                                clip_norm = 0.05 clip_value = 0.01 })",
+                    7);
+}
