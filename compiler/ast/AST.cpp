@@ -37,6 +37,34 @@ struct Printer {
       for (const Expr &item : e.items)
         expr(item, depth + 1, "");
       break;
+    case Expr::Kind::Unary:
+      os << fmt::format("Unary {} {}\n", e.op, at(e.range));
+      expr(e.items[0], depth + 1, "");
+      break;
+    case Expr::Kind::Binary:
+      os << fmt::format("Binary {} {}\n", e.op == '>' ? std::string("->") : std::string(1, e.op), at(e.range));
+      expr(e.items[0], depth + 1, "");
+      expr(e.items[1], depth + 1, "");
+      break;
+    }
+  }
+  void stmts(const std::vector<Stmt> &body, int depth) {
+    std::string pad(depth * 2, ' ');
+    for (const Stmt &s : body) {
+      switch (s.kind) {
+      case Stmt::Kind::Value:
+        expr(s.value, depth, s.target.empty() ? "Chain " : "Let " + s.target + " = ");
+        break;
+      case Stmt::Kind::Return:
+        expr(s.value, depth, "Return ");
+        break;
+      case Stmt::Kind::Param:
+        os << fmt::format("{}Param {} {}\n", pad, s.target, at(s.range));
+        for (const Expr &d : s.dims)
+          expr(d, depth + 1, "dim: ");
+        expr(s.value, depth + 1, "init: ");
+        break;
+      }
     }
   }
   void args(const std::vector<Arg> &as, int depth) {
@@ -48,6 +76,16 @@ struct Printer {
 
 void print(const File &file, const SourceManager &sm, std::ostream &os) {
   Printer p{sm, os};
+  for (const LayerDecl &l : file.layers) {
+    os << fmt::format("LayerDef {} {}\n", l.name, p.at(l.range));
+    for (const Formal &f : l.formals) {
+      if (f.hasDefault)
+        p.expr(f.defaultValue, 1, "Formal " + f.name + " = ");
+      else
+        os << fmt::format("  Formal {} {}\n", f.name, p.at(f.range));
+    }
+    p.stmts(l.body, 1);
+  }
   for (const ModelDecl &m : file.models) {
     os << fmt::format("Model {} {}\n", m.name, p.at(m.range));
     for (const InputDecl &in : m.inputs) {
@@ -56,10 +94,7 @@ void print(const File &file, const SourceManager &sm, std::ostream &os) {
         dims += (i ? ", " : "") + std::to_string(in.dims[i]);
       os << fmt::format("  Input {}: {}[{}] {}\n", in.name, in.dtype, dims, p.at(in.range));
     }
-    for (const LayerCall &l : m.layers) {
-      os << fmt::format("  Layer {} {}\n", l.name, p.at(l.range));
-      p.args(l.args, 2);
-    }
+    p.stmts(m.body, 1);
   }
   for (const TrainDecl &t : file.trains) {
     os << fmt::format("Train {} {}\n", t.modelName, p.at(t.range));
@@ -82,6 +117,10 @@ std::string describe(const Expr &e) {
     return e.text + "(...)";
   case Expr::Kind::List:
     return "[...]";
+  case Expr::Kind::Unary:
+    return "-" + describe(e.items[0]);
+  case Expr::Kind::Binary:
+    return describe(e.items[0]) + (e.op == '>' ? " -> " : std::string(" ") + e.op + " ") + describe(e.items[1]);
   }
   return "";
 }

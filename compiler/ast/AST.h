@@ -13,9 +13,10 @@ namespace soma::ast {
 
 struct Arg;
 
-// expr: number | string | name | name '(' args ')' | '[' exprs ']'
+// expr: number | string | name | name '(' args ')' | '[' exprs ']' | -expr | expr op expr
+// Binary ops: + - * / @ and '>' for the chain arrow a -> b.
 struct Expr {
-  enum class Kind { Number, String, Name, Call, List };
+  enum class Kind { Number, String, Name, Call, List, Unary, Binary };
   Kind kind = Kind::Number;
   SourceRange range;
   double number = 0;  // Number
@@ -23,7 +24,8 @@ struct Expr {
   std::string text;   // String value (unescaped), Name, or Call's callee
   SourceRange calleeRange;
   std::vector<Arg> args; // Call
-  std::vector<Expr> items; // List
+  std::vector<Expr> items; // List; Unary: {operand}; Binary: {lhs, rhs}
+  char op = 0;             // Unary ('-'), Binary
 };
 
 // arg: (name ':')? expr
@@ -33,11 +35,28 @@ struct Arg {
   Expr value;
 };
 
-// layer: name ('(' args ')')?
-struct LayerCall {
+// stmt: (target '=')? expr;  returnStmt: 'return' expr;  paramDecl: 'param' name ':' '[' dims ']' ('=' init)?
+struct Stmt {
+  enum class Kind { Value, Return, Param } kind = Kind::Value;
+  std::string target; // Value: the name it defines, or empty for a chain; Param: the parameter's name
+  SourceRange range, targetRange;
+  Expr value;              // Value, Return: the expression; Param: the initializer (Kind::Name "default" if none)
+  std::vector<Expr> dims;  // Param
+};
+
+// formal: name (':' default)?
+struct Formal {
+  std::string name;
+  SourceRange range;
+  bool hasDefault = false;
+  Expr defaultValue;
+};
+
+struct LayerDecl {
   std::string name;
   SourceRange range, nameRange;
-  std::vector<Arg> args;
+  std::vector<Formal> formals;
+  std::vector<Stmt> body;
 };
 
 // inputDecl: 'input' name ':' dtype '[' dims ']'
@@ -52,7 +71,7 @@ struct ModelDecl {
   std::string name;
   SourceRange range, nameRange;
   std::vector<InputDecl> inputs;
-  std::vector<LayerCall> layers; // the chains, flattened in order
+  std::vector<Stmt> body; // in order
 };
 
 // dataDecl: 'data' name '=' expr;  setting: key '=' expr
@@ -73,6 +92,7 @@ struct File {
   uint32_t fileId = 0;
   std::vector<ModelDecl> models;
   std::vector<TrainDecl> trains;
+  std::vector<LayerDecl> layers; // user-defined layers
 };
 
 // Prints the tree as indented text (`soma emit ast`), with line:col of each node.

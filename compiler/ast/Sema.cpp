@@ -2,6 +2,8 @@
 // the train block's settings and data sources; the loss against the model's output shape.
 #include "ast/Sema.h"
 
+#include "ast/Args.h"
+
 #include "ir/IR.h"
 
 #include <algorithm>
@@ -19,342 +21,9 @@ std::string formatDims(const Dims &d) {
 
 namespace {
 
-struct LayerInfo {
-  const char *spelling;
-  bool isActivation;
-};
-constexpr LayerInfo kLayers[] = {
-#define LAYER(Kind, Spelling, IsActivation) {Spelling, IsActivation},
-#include "ast/Layers.def"
-};
-
-// The arguments a call accepts. Types are checked by bindArgs.
-enum class ArgType { NumberList, PositiveInt, NonNegativeInt, Int, Number, PositiveNumber, NonNegativeNumber, UnitInterval, String, Bool, Expr };
-struct Param {
-  const char *name;
-  ArgType type;
-  bool required;
-};
-struct Signature {
-  const char *name;
-  std::vector<Param> params;
-};
-
-const char *typeName(ArgType t) {
-  switch (t) {
-  case ArgType::NumberList:
-    return "a list of numbers >= 0, such as [1, 2.5]";
-  case ArgType::PositiveInt:
-    return "a positive integer";
-  case ArgType::NonNegativeInt:
-    return "an integer >= 0";
-  case ArgType::Int:
-    return "an integer";
-  case ArgType::Number:
-    return "a number";
-  case ArgType::PositiveNumber:
-    return "a positive number";
-  case ArgType::NonNegativeNumber:
-    return "a number >= 0";
-  case ArgType::UnitInterval:
-    return "a number in [0, 1)";
-  case ArgType::String:
-    return "a string";
-  case ArgType::Bool:
-    return "true or false";
-  case ArgType::Expr:
-    return "an expression";
-  }
-  return "";
-}
-
-std::string kindOf(const ast::Expr &e) {
-  switch (e.kind) {
-  case ast::Expr::Kind::Number:
-    return e.isInteger ? "the integer " + ast::describe(e) : "the number " + ast::describe(e);
-  case ast::Expr::Kind::String:
-    return "the string " + ast::describe(e);
-  case ast::Expr::Kind::Name:
-    return "the name '" + e.text + "'";
-  case ast::Expr::Kind::Call:
-    return "a call to '" + e.text + "'";
-  case ast::Expr::Kind::List:
-    return "a list";
-  }
-  return "";
-}
-
-// The name of a call, or the rendering of any other expression, for messages.
-std::string calleeText(const ast::Expr &e) { return e.kind == ast::Expr::Kind::Call ? e.text : ast::describe(e); }
-
-bool typeMatches(ArgType t, const ast::Expr &e) {
-  using K = ast::Expr::Kind;
-  switch (t) {
-  case ArgType::NumberList:
-    return e.kind == K::List && std::all_of(e.items.begin(), e.items.end(),
-                                            [](const ast::Expr &i) { return i.kind == K::Number && i.number >= 0; });
-  case ArgType::PositiveInt:
-    return e.kind == K::Number && e.isInteger && e.number > 0;
-  case ArgType::NonNegativeInt:
-    return e.kind == K::Number && e.isInteger && e.number >= 0;
-  case ArgType::Int:
-    return e.kind == K::Number && e.isInteger;
-  case ArgType::Number:
-    return e.kind == K::Number;
-  case ArgType::PositiveNumber:
-    return e.kind == K::Number && e.number > 0;
-  case ArgType::NonNegativeNumber:
-    return e.kind == K::Number && e.number >= 0;
-  case ArgType::UnitInterval:
-    return e.kind == K::Number && e.number >= 0 && e.number < 1;
-  case ArgType::String:
-    return e.kind == K::String;
-  case ArgType::Bool:
-    return e.kind == K::Name && (e.text == "true" || e.text == "false");
-  case ArgType::Expr:
-    return true;
-  }
-  return false;
-}
-
 class Checker {
 public:
-  Checker(const std::string &baseDir, DiagnosticEngine &diags) : baseDir_(baseDir), diags_(diags) {}
-
-  // Binds positional and named arguments to `sig`; nullptr where an optional one is absent.
-  std::optional<std::vector<const ast::Expr *>> bindArgs(const Signature &sig, const std::vector<ast::Arg> &args,
-                                                          SourceRange callRange) {
-    std::vector<const ast::Expr *> bound(sig.params.size(), nullptr);
-    bool ok = true;
-    size_t positional = 0;
-    for (const ast::Arg &a : args) {
-      size_t index;
-      if (a.name.empty()) {
-        index = positional++;
-        if (index >= sig.params.size()) {
-          diags_.report(DiagKind::TooManyArguments, a.value.range, sig.name, sig.params.size(), args.size());
-          return std::nullopt;
-        }
-      } else {
-        index = sig.params.size();
-        for (size_t i = 0; i < sig.params.size(); ++i)
-          if (a.name == sig.params[i].name)
-            index = i;
-        if (index == sig.params.size()) {
-          std::string valid;
-          for (const Param &p : sig.params)
-            valid += (valid.empty() ? "" : ", ") + std::string(p.name);
-          diags_.report(DiagKind::UnknownArgument, a.nameRange, sig.name, a.name, valid.empty() ? "none" : valid);
-          ok = false;
-          continue;
-        }
-      }
-      if (bound[index]) {
-        diags_.report(DiagKind::DuplicateArgument, a.name.empty() ? a.value.range : a.nameRange,
-                      sig.params[index].name);
-        ok = false;
-        continue;
-      }
-      if (!typeMatches(sig.params[index].type, a.value)) {
-        diags_.report(DiagKind::ArgumentType, a.value.range, sig.params[index].name, sig.name,
-                      typeName(sig.params[index].type), kindOf(a.value));
-        ok = false;
-        continue;
-      }
-      bound[index] = &a.value;
-    }
-    for (size_t i = 0; i < sig.params.size(); ++i)
-      if (ok && sig.params[i].required && !bound[i]) {
-        diags_.report(DiagKind::MissingArgument, callRange, sig.name, sig.params[i].name);
-        ok = false;
-      }
-    if (!ok)
-      return std::nullopt;
-    return bound;
-  }
-
-  std::optional<ModelSpec> model(const ast::ModelDecl &m) {
-    ModelSpec spec;
-    spec.name = m.name;
-    spec.range = m.range;
-    if (m.inputs.empty()) {
-      diags_.report(DiagKind::MissingInput, m.nameRange, m.name);
-      return std::nullopt;
-    }
-    if (m.inputs.size() > 1) {
-      diags_.report(DiagKind::DuplicateInput, m.inputs[1].range, m.name);
-      return std::nullopt;
-    }
-    const ast::InputDecl &in = m.inputs[0];
-    spec.inputName = in.name;
-    bool ok = true;
-    if (in.dtype != "f32") {
-      diags_.report(DiagKind::UnknownDType, in.dtypeRange, in.dtype);
-      ok = false;
-    }
-    for (size_t i = 0; i < in.dims.size(); ++i)
-      if (in.dims[i] <= 0) {
-        diags_.report(DiagKind::BadDimension, in.dimRanges[i], in.dims[i]);
-        ok = false;
-      }
-    spec.inputDims = in.dims;
-    if (ok && !withinLimit("input '" + in.name + "'", in.dims, in.range))
-      return std::nullopt;
-    if (m.layers.empty()) {
-      diags_.report(DiagKind::EmptyModel, m.nameRange, m.name);
-      return std::nullopt;
-    }
-    Dims cur = in.dims;
-    std::map<LayerKind, int> counts;
-    for (const ast::LayerCall &call : m.layers) {
-      auto layer = this->layer(call, cur);
-      if (!layer) {
-        ok = false;
-        break; // later shapes would only repeat the error
-      }
-      layer->name = std::string(layerSpelling(layer->kind)) + "_" + std::to_string(++counts[layer->kind]);
-      cur = layer->out;
-      if (!withinLimit("the output of '" + std::string(layerSpelling(layer->kind)) + "'", cur, call.range) ||
-          !withinLimit("the weight tensor of '" + std::string(layerSpelling(layer->kind)) + "'", layer->weightDims(),
-                       call.range)) {
-        ok = false;
-        break;
-      }
-      spec.layers.push_back(*layer);
-    }
-    if (!ok)
-      return std::nullopt;
-    return spec;
-  }
-
-  // Keeps tensors addressable and allocations sane: 2^28 floats (1 GiB) per tensor.
-  bool withinLimit(const std::string &what, const Dims &dims, SourceRange range) {
-    constexpr int64_t kMax = int64_t{1} << 28;
-    int64_t n = 1;
-    for (int64_t d : dims) {
-      if (d > kMax || n > kMax / std::max<int64_t>(d, 1)) {
-        diags_.report(DiagKind::TooLarge, range, what, "more than " + std::to_string(kMax), kMax);
-        return false;
-      }
-      n *= d;
-    }
-    return true;
-  }
-
-  std::optional<Layer> layer(const ast::LayerCall &call, const Dims &in) {
-    std::vector<std::string> names;
-    int found = -1;
-    for (size_t i = 0; i < std::size(kLayers); ++i) {
-      names.push_back(kLayers[i].spelling);
-      if (call.name == kLayers[i].spelling)
-        found = static_cast<int>(i);
-    }
-    if (found < 0) {
-      diags_.report(DiagKind::UnknownLayer, call.nameRange, call.name, suggest(call.name, names));
-      return std::nullopt;
-    }
-    Layer l;
-    l.kind = static_cast<LayerKind>(found);
-    l.range = call.range;
-    l.in = in;
-    Signature sig{kLayers[found].spelling, {}};
-    if (l.kind == LayerKind::Dense)
-      sig.params = {{"units", ArgType::PositiveInt, true}, {"lr_mult", ArgType::NonNegativeNumber, false}};
-    if (l.kind == LayerKind::LeakyRelu || l.kind == LayerKind::Elu)
-      sig.params = {{"alpha", ArgType::NonNegativeNumber, false}};
-    if (l.kind == LayerKind::Conv2D)
-      sig.params = {{"filters", ArgType::PositiveInt, true},
-                    {"kernel", ArgType::PositiveInt, true},
-                    {"stride", ArgType::PositiveInt, false},
-                    {"padding", ArgType::NonNegativeInt, false},
-                    {"lr_mult", ArgType::NonNegativeNumber, false}};
-    if (l.kind == LayerKind::MaxPool2D || l.kind == LayerKind::AvgPool2D)
-      sig.params = {{"size", ArgType::PositiveInt, true}};
-    auto args = bindArgs(sig, call.args, call.range);
-    if (!args)
-      return std::nullopt;
-    switch (l.kind) {
-    case LayerKind::Dense:
-      l.units = static_cast<int64_t>((*args)[0]->number);
-      l.lrMult = (*args)[1] ? (*args)[1]->number : 1.0;
-      if (in.size() != 1) {
-        diags_.report(DiagKind::ShapeMismatch, call.range, "dense", "a vector [n] (add 'flatten' before it)",
-                      formatDims(in));
-        return std::nullopt;
-      }
-      l.out = {l.units};
-      break;
-    case LayerKind::Conv2D:
-    case LayerKind::MaxPool2D:
-    case LayerKind::AvgPool2D:
-    case LayerKind::GlobalAvgPool: {
-      if (in.size() != 3) {
-        diags_.report(DiagKind::ShapeMismatch, call.range, layerSpelling(l.kind),
-                      "an image [channels, height, width]" +
-                          std::string(in.size() == 2 ? " (declare the input as [1, h, w])" : ""),
-                      formatDims(in));
-        return std::nullopt;
-      }
-      if (l.kind == LayerKind::GlobalAvgPool) {
-        l.out = {in[0]};
-        break;
-      }
-      bool conv = l.kind == LayerKind::Conv2D;
-      l.kernel = static_cast<int64_t>((*args)[conv ? 1 : 0]->number);
-      l.stride = conv ? ((*args)[2] ? static_cast<int64_t>((*args)[2]->number) : 1) : l.kernel;
-      l.padding = conv && (*args)[3] ? static_cast<int64_t>((*args)[3]->number) : 0;
-      if (l.kernel > in[1] + 2 * l.padding || l.kernel > in[2] + 2 * l.padding) {
-        diags_.report(DiagKind::WindowTooLarge, call.range, layerSpelling(l.kind), l.kernel, l.kernel, formatDims(in),
-                      l.padding ? " padded by " + std::to_string(l.padding) : "");
-        return std::nullopt;
-      }
-      if (!conv)
-        for (int axis : {1, 2})
-          if (in[axis] % l.kernel != 0) {
-            diags_.report(DiagKind::WindowDoesNotDivide, call.range, layerSpelling(l.kind), l.kernel, l.kernel,
-                          formatDims(in), in[axis], l.kernel);
-            return std::nullopt;
-          }
-      if (conv) {
-        l.units = static_cast<int64_t>((*args)[0]->number);
-        l.lrMult = (*args)[4] ? (*args)[4]->number : 1.0;
-      }
-      l.out = {conv ? l.units : in[0], ir::convOutSize(in[1], l.kernel, l.stride, l.padding),
-               ir::convOutSize(in[2], l.kernel, l.stride, l.padding)};
-      break;
-    }
-    case LayerKind::Flatten: {
-      int64_t n = 1;
-      for (int64_t d : in)
-        n *= d;
-      l.out = {n};
-      break;
-    }
-    case LayerKind::Softmax:
-    case LayerKind::LogSoftmax:
-      if (in.size() != 1) {
-        diags_.report(DiagKind::ShapeMismatch, call.range, layerSpelling(l.kind), "a vector [n]", formatDims(in));
-        return std::nullopt;
-      }
-      l.out = in;
-      break;
-    case LayerKind::LeakyRelu: // PyTorch's defaults
-    case LayerKind::Elu:
-      l.alpha = (*args)[0] ? (*args)[0]->number : l.kind == LayerKind::LeakyRelu ? 0.01 : 1.0;
-      l.out = in;
-      break;
-    case LayerKind::Sigmoid:
-    case LayerKind::Tanh:
-    case LayerKind::Relu:
-    case LayerKind::Gelu:
-    case LayerKind::Silu:
-    case LayerKind::Softplus:
-    case LayerKind::Identity:
-      l.out = in;
-      break;
-    }
-    return l;
-  }
+  Checker(const std::string &baseDir, DiagnosticEngine &diags) : baseDir_(baseDir), diags_(diags), args_(diags) {}
 
   std::string resolvePath(const std::string &p) {
     std::filesystem::path path(p);
@@ -377,7 +46,7 @@ public:
     d.range = e.range;
     if (e.text == "idx") {
       Signature sig{"idx", {{"images", ArgType::String, true}, {"labels", ArgType::String, true}}};
-      auto args = bindArgs(sig, e.args, e.range);
+      auto args = args_.bind(sig, e.args, e.range);
       if (!args)
         return std::nullopt;
       d.kind = DataSpec::Kind::Idx;
@@ -386,7 +55,7 @@ public:
     } else {
       Signature sig{"csv",
                     {{"path", ArgType::String, true}, {"label", ArgType::Int, false}, {"header", ArgType::Bool, false}}};
-      auto args = bindArgs(sig, e.args, e.range);
+      auto args = args_.bind(sig, e.args, e.range);
       if (!args)
         return std::nullopt;
       d.kind = DataSpec::Kind::Csv;
@@ -428,7 +97,7 @@ public:
     t.loss = found->kind;
     Signature sig{found->name, {{"target", A::Expr, true}}};
     sig.params.insert(sig.params.end(), found->extra.begin(), found->extra.end());
-    auto args = bindArgs(sig, e.args, e.range);
+    auto args = args_.bind(sig, e.args, e.range);
     if (!args)
       return false;
     const ast::Expr &target = *(*args)[0];
@@ -437,7 +106,7 @@ public:
       t.huberDelta = (*args)[1]->number;
     const ast::Expr *weight = t.loss == LossKind::CrossEntropy ? (*args)[1] : nullptr;
     if (target.kind == ast::Expr::Kind::Call && target.text == "one_hot") {
-      auto oh = bindArgs({"one_hot", {{"value", A::Expr, true}, {"classes", A::PositiveInt, true}}}, target.args,
+      auto oh = args_.bind({"one_hot", {{"value", A::Expr, true}, {"classes", A::PositiveInt, true}}}, target.args,
                          target.range);
       if (!oh)
         return false;
@@ -619,7 +288,7 @@ public:
                     e.kind == ast::Expr::Kind::Call ? suggest(e.text, names) : "; expected one of step(...), cosine(), ...");
       return false;
     }
-    auto args = bindArgs(found->second, e.args, e.range);
+    auto args = args_.bind(found->second, e.args, e.range);
     if (!args)
       return false;
     ScheduleSpec &s = t.schedule;
@@ -675,7 +344,7 @@ public:
                     calleeText(e), e.kind == ast::Expr::Kind::Call ? suggest(e.text, names) : "");
       return false;
     }
-    auto args = bindArgs(found->sig, e.args, e.range);
+    auto args = args_.bind(found->sig, e.args, e.range);
     if (!args)
       return false;
     OptimizerSpec o;
@@ -716,11 +385,10 @@ public:
 private:
   std::string baseDir_;
   DiagnosticEngine &diags_;
+  ArgBinder args_;
 };
 
 } // namespace
-
-const char *layerSpelling(LayerKind k) { return kLayers[static_cast<int>(k)].spelling; }
 
 std::optional<Program> checkFile(const ast::File &file, const std::string &baseDir, DiagnosticEngine &diags) {
   Checker checker(baseDir, diags);
@@ -732,7 +400,7 @@ std::optional<Program> checkFile(const ast::File &file, const std::string &baseD
     diags.report(DiagKind::DuplicateDecl, file.models[i].nameRange, "model", file.models[i].name);
     return std::nullopt;
   }
-  auto model = checker.model(file.models[0]);
+  auto model = checkModel(file, file.models[0], diags);
   if (!model)
     return std::nullopt;
   Program program{*model, std::nullopt};

@@ -19,41 +19,72 @@ enum class LayerKind {
 };
 const char *layerSpelling(LayerKind k);
 
+// How a parameter starts. FanInUniform is PyTorch's default for linear and convolution layers.
+struct InitSpec {
+  enum class Kind { FanInUniform, Zeros, Ones, Constant, Uniform, Normal, GlorotUniform, GlorotNormal, HeUniform, HeNormal };
+  Kind kind = Kind::FanInUniform;
+  double a = 0, b = 0; // constant(a), uniform(a, b), normal(mean a, std b)
+};
+
+struct ParamSpec {
+  std::string name; // dense_1.w, highway_1.gate
+  Dims dims;
+  InitSpec init;
+  int64_t fanIn = 1, fanOut = 1;
+  double lrMult = 1; // its learning rate is lr * lrMult
+};
+
+// A built-in layer applied to one value.
 struct Layer {
   LayerKind kind;
-  std::string name;   // unique: dense_1, sigmoid_2, ...
+  std::string name;   // unique: dense_1, sigmoid_2, highway_1.dense_1, ...
   int64_t units = 0;  // dense: outputs; conv2d: filters
   int64_t kernel = 0, stride = 1, padding = 0; // conv2d; pooling: kernel = stride = the window
   double alpha = 0;   // leaky_relu: the slope below 0; elu: the limit below 0
-  double lrMult = 1;  // dense, conv2d: the learning rate of its parameters is lr * lrMult
+  int weight = -1, bias = -1; // dense, conv2d: indices into ModelSpec::params
   Dims in, out;       // per sample
   SourceRange range;
-  // The weight shape ([] without weights) and the fan-in its initializer scales by.
-  Dims weightDims() const {
-    if (kind == LayerKind::Dense)
-      return {in[0], units};
-    if (kind == LayerKind::Conv2D)
-      return {units, in[0], kernel, kernel};
-    return {};
-  }
-  int64_t fanIn() const { return kind == LayerKind::Dense ? in[0] : kind == LayerKind::Conv2D ? in[0] * kernel * kernel : 0; }
-  int64_t paramCount() const { // weights and one bias per output unit or filter
-    Dims w = weightDims();
-    if (w.empty())
-      return 0;
-    int64_t n = 1;
-    for (int64_t d : w)
-      n *= d;
-    return n + units;
-  }
+};
+
+enum class MathOp { Neg, Exp, Log, Sqrt, Abs, Erf, Add, Sub, Mul, Div, Maximum, Minimum };
+enum class ReduceKind { Sum, Mean, Max };
+
+// One value of the model graph, in evaluation order. A value is per sample (`batched`: the batch
+// axis is implicit, as in the input) or static: a parameter, a number, or math on them.
+struct GraphNode {
+  enum class Kind { Input, Layer, Param, Number, Unary, Binary, MatMul, Reduce, Reshape, Transpose, Concat };
+  Kind kind = Kind::Input;
+  std::vector<int> args; // earlier nodes
+  Layer layer;           // Layer
+  int param = -1;        // Param: index into ModelSpec::params
+  double number = 0;     // Number
+  MathOp op = MathOp::Add;          // Unary, Binary
+  ReduceKind reduce = ReduceKind::Sum;
+  uint32_t axes = 0;     // Reduce: the per-sample axes reduced
+  Dims perm;             // Transpose: result axis i is operand axis perm[i] (per-sample axes)
+  int64_t axis = 0;      // Concat: the per-sample axis
+  Dims dims;             // per sample when batched, else the whole shape
+  bool batched = true;
+  std::string label;     // for `soma check`: dense_1, highway_1, or the name a statement gave it
+  std::string name;      // the last name a statement gave it (h), for messages
+  int64_t paramCount = 0; // parameters this node introduced (a layer, or a user layer's instance)
+  SourceRange range;
 };
 
 struct ModelSpec {
   std::string name, inputName;
   Dims inputDims;
-  std::vector<Layer> layers;
+  std::vector<GraphNode> nodes; // nodes[0] is the input
+  std::vector<ParamSpec> params;
+  int output = 0;
   SourceRange range;
-  const Dims &outputDims() const { return layers.empty() ? inputDims : layers.back().out; }
+  const Dims &outputDims() const { return nodes[output].dims; }
+  // The built-in layer that computes the output, if it is one (losses read the value before a
+  // final softmax or sigmoid).
+  const Layer *outputLayer() const {
+    return nodes[output].kind == GraphNode::Kind::Layer ? &nodes[output].layer : nullptr;
+  }
+  bool outputIs(LayerKind k) const { return outputLayer() && outputLayer()->kind == k; }
 };
 
 enum class LossKind { MSE, MAE, Huber, CrossEntropy, BinaryCrossEntropy };
@@ -114,6 +145,9 @@ struct Program {
   ModelSpec model;
   std::optional<TrainSpec> train;
 };
+
+// The model block (and the user-defined layers it uses) as a graph; nullopt after an error.
+std::optional<ModelSpec> checkModel(const ast::File &file, const ast::ModelDecl &model, DiagnosticEngine &diags);
 
 // Returns nullopt if any error was reported. `baseDir` resolves relative data paths.
 std::optional<Program> checkFile(const ast::File &file, const std::string &baseDir, DiagnosticEngine &diags);

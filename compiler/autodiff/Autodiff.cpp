@@ -108,6 +108,19 @@ private:
       if (needed_[b])
         accumulate(b, b_.unary(Op::Neg, b_.binary(Op::Mul, dy, b_.binary(Op::Div, y, b))));
       return;
+    case Op::Transpose: { // the inverse permutation
+      Shape inverse(n.attrs.perm.size());
+      for (size_t k = 0; k < n.attrs.perm.size(); ++k)
+        inverse[static_cast<size_t>(n.attrs.perm[k])] = static_cast<int64_t>(k);
+      accumulate(x, b_.transpose(dy, inverse));
+      return;
+    }
+    case Op::Pad: // the operand's window of dy
+      accumulate(x, b_.slice(dy, n.attrs.axis, n.attrs.offset, f_.nodes[x].shape));
+      return;
+    case Op::Slice: // dy in place, zeros elsewhere
+      accumulate(x, b_.pad(dy, n.attrs.axis, n.attrs.offset, f_.nodes[x].shape));
+      return;
     case Op::Broadcast: // the sum over the copies
       accumulate(x, b_.reduce(Op::ReduceSum, dy, n.attrs.axes));
       return;

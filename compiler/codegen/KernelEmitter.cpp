@@ -213,6 +213,28 @@ private:
           inner.push_back(idx[i]);
       return expr(n.operands[0], inner);
     }
+    case Op::Transpose: {
+      std::vector<llvm::Value *> from(idx.size());
+      for (size_t k = 0; k < idx.size(); ++k)
+        from[static_cast<size_t>(n.attrs.perm[k])] = idx[k];
+      return expr(n.operands[0], from);
+    }
+    case Op::Slice: {
+      std::vector<llvm::Value *> from = idx;
+      size_t ax = static_cast<size_t>(n.attrs.axis);
+      from[ax] = b_.CreateAdd(idx[ax], b_.getInt64(n.attrs.offset));
+      return expr(n.operands[0], from);
+    }
+    case Op::Pad: { // the index is clamped into the operand, so the load is always in bounds
+      std::vector<llvm::Value *> from = idx;
+      size_t ax = static_cast<size_t>(n.attrs.axis);
+      int64_t extent = f_.nodes[n.operands[0]].shape[ax];
+      llvm::Value *j = b_.CreateSub(idx[ax], b_.getInt64(n.attrs.offset));
+      llvm::Value *inside =
+          b_.CreateAnd(b_.CreateICmpSGE(j, b_.getInt64(0)), b_.CreateICmpSLT(j, b_.getInt64(extent)));
+      from[ax] = b_.CreateSelect(inside, j, b_.getInt64(0));
+      return b_.CreateSelect(inside, expr(n.operands[0], from), zero());
+    }
     case Op::OneHot: {
       llvm::Value *label = expr(n.operands[0], {idx[0]});
       return select01(b_.CreateFCmpOEQ(label, b_.CreateSIToFP(idx[1], f32_)));

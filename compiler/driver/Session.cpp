@@ -81,11 +81,55 @@ Session::Session(const CompiledModel &m, int64_t maxBatch)
 std::vector<std::vector<float>> initialParams(const LoweredModel &m, uint64_t seed) {
   rt::Rng rng(seed);
   std::vector<std::vector<float>> out;
+  auto uniform = [&](double lo, double hi) { return lo + (hi - lo) * rng.uniform(); };
+  auto normal = [&](double mean, double std) { // Box-Muller
+    double u1 = 1.0 - rng.uniform(), u2 = rng.uniform();
+    return mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+  };
   for (const ParamInfo &p : m.params) {
-    double bound = 1.0 / std::sqrt(static_cast<double>(p.fanIn));
+    double fanIn = static_cast<double>(p.fanIn), fanOut = static_cast<double>(p.fanOut);
+    const InitSpec &init = p.init;
     std::vector<float> &v = out.emplace_back(static_cast<size_t>(ir::numElements(p.shape, 1)));
-    for (float &x : v)
-      x = static_cast<float>((rng.uniform() * 2 - 1) * bound);
+    for (float &x : v) {
+      double r = 0;
+      switch (init.kind) {
+      case InitSpec::Kind::FanInUniform:
+        r = (rng.uniform() * 2 - 1) / std::sqrt(fanIn);
+        break;
+      case InitSpec::Kind::Zeros:
+        r = 0;
+        break;
+      case InitSpec::Kind::Ones:
+        r = 1;
+        break;
+      case InitSpec::Kind::Constant:
+        r = init.a;
+        break;
+      case InitSpec::Kind::Uniform:
+        r = uniform(init.a, init.b);
+        break;
+      case InitSpec::Kind::Normal:
+        r = normal(init.a, init.b);
+        break;
+      case InitSpec::Kind::GlorotUniform: {
+        double bound = std::sqrt(6.0 / (fanIn + fanOut));
+        r = uniform(-bound, bound);
+        break;
+      }
+      case InitSpec::Kind::GlorotNormal:
+        r = normal(0, std::sqrt(2.0 / (fanIn + fanOut)));
+        break;
+      case InitSpec::Kind::HeUniform: {
+        double bound = std::sqrt(6.0 / fanIn);
+        r = uniform(-bound, bound);
+        break;
+      }
+      case InitSpec::Kind::HeNormal:
+        r = normal(0, std::sqrt(2.0 / fanIn));
+        break;
+      }
+      x = static_cast<float>(r);
+    }
   }
   return out;
 }

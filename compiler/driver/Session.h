@@ -45,7 +45,8 @@ private:
   std::vector<uint64_t> ctx_;
 };
 
-// PyTorch's default for dense layers: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), weights and biases.
+// Each parameter's initializer (PyTorch's default for dense and convolution layers is
+// U(-1/sqrt(fan_in), 1/sqrt(fan_in)), weights and biases), drawn from one generator in order.
 std::vector<std::vector<float>> initialParams(const LoweredModel &m, uint64_t seed);
 
 class Session {

@@ -72,8 +72,7 @@ struct EvalResult {
 
 // A single output is a probability, or a logit when binary cross-entropy reads it directly.
 float decisionThreshold(const Program &p) {
-  bool logit = p.train && p.train->loss == LossKind::BinaryCrossEntropy &&
-               p.model.layers.back().kind != LayerKind::Sigmoid;
+  bool logit = p.train && p.train->loss == LossKind::BinaryCrossEntropy && !p.model.outputIs(LayerKind::Sigmoid);
   return logit ? 0.0f : 0.5f;
 }
 

@@ -53,18 +53,29 @@ template <typename T> bool parseNumber(const std::string &text, T &out) {
   return ec == std::errc() && p == end;
 }
 
+// The layers, user-layer instances and named values of the model, in order, with their shapes.
 int printSummary(const CompiledModel &m) {
   const ModelSpec &spec = m.program.model;
   std::printf("model %s: input %s f32%s\n", spec.name.c_str(), spec.inputName.c_str(),
               formatDims(spec.inputDims).c_str());
-  int width = 14; // the name column fits the longest layer name
-  for (const Layer &l : spec.layers)
-    width = std::max(width, static_cast<int>(l.name.size()));
+  std::vector<const GraphNode *> rows;
+  for (size_t i = 1; i < spec.nodes.size(); ++i) {
+    const GraphNode &n = spec.nodes[i];
+    if (!n.label.empty() && n.kind != GraphNode::Kind::Param && n.batched)
+      rows.push_back(&n);
+  }
+  int width = 14; // the name column fits the longest name
+  for (const GraphNode *n : rows)
+    width = std::max(width, static_cast<int>(n->label.size()));
   std::printf("%-*s %-14s %12s\n", width, "layer", "output", "parameters");
+  for (const GraphNode *n : rows)
+    std::printf("%-*s %-14s %12lld\n", width, n->label.c_str(), formatDims(n->dims).c_str(), (long long)n->paramCount);
   int64_t total = 0;
-  for (const Layer &l : spec.layers) {
-    std::printf("%-*s %-14s %12lld\n", width, l.name.c_str(), formatDims(l.out).c_str(), (long long)l.paramCount());
-    total += l.paramCount();
+  for (const ParamSpec &p : spec.params) {
+    int64_t count = 1;
+    for (int64_t d : p.dims)
+      count *= d;
+    total += count;
   }
   std::printf("total parameters: %lld\n", (long long)total);
   return 0;

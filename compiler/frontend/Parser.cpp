@@ -54,6 +54,10 @@ private:
       for (size_t p; (p = msg.find(from)) != std::string::npos;)
         msg.replace(p, from.size(), to);
     }
+    // ANTLR lists every token an expression may start with; say so instead.
+    size_t set = msg.find("expecting {");
+    if (set != std::string::npos && msg.find("ID", set) != std::string::npos && msg.find("INT", set) != std::string::npos)
+      msg = msg.substr(0, set) + "expecting an expression";
     return msg;
   }
   uint32_t file_;
@@ -80,13 +84,15 @@ public:
     for (G::DeclContext *d : ctx->decl()) {
       if (d->modelDecl())
         f.models.push_back(model(d->modelDecl()));
+      else if (d->layerDecl())
+        f.layers.push_back(layerDecl(d->layerDecl()));
       else
         f.trains.push_back(train(d->trainDecl()));
     }
     return f;
   }
 
-  // modelDecl: 'model' ID '{' modelItem* '}'
+  // modelDecl: 'model' ident '{' (inputDecl | stmt)* '}'
   ast::ModelDecl model(G::ModelDeclContext *ctx) {
     ast::ModelDecl m;
     m.name = ctx->name->getText();
@@ -96,13 +102,12 @@ public:
       if (item->inputDecl())
         m.inputs.push_back(input(item->inputDecl()));
       else
-        for (G::LayerContext *l : item->layerChain()->layer())
-          m.layers.push_back(layer(l));
+        m.body.push_back(stmt(item->stmt()));
     }
     return m;
   }
 
-  // inputDecl: 'input' ID ':' ID '[' INT (',' INT)* ']'
+  // inputDecl: 'input' ident ':' ID '[' INT (',' INT)* ']'
   ast::InputDecl input(G::InputDeclContext *ctx) {
     ast::InputDecl in;
     in.name = ctx->name->getText();
@@ -117,14 +122,63 @@ public:
     return in;
   }
 
-  // layer: ID ('(' argList? ')')?
-  ast::LayerCall layer(G::LayerContext *ctx) {
-    ast::LayerCall l;
+  // stmt: (ident '=')? expr
+  ast::Stmt stmt(G::StmtContext *ctx) {
+    ast::Stmt s;
+    s.range = range(ctx);
+    if (ctx->target) {
+      s.target = ctx->target->getText();
+      s.targetRange = range(ctx->target);
+    }
+    s.value = expr(ctx->expr());
+    return s;
+  }
+
+  // layerDecl: 'layer' ident '(' formal (',' formal)* ')' '{' layerItem* '}'
+  ast::LayerDecl layerDecl(G::LayerDeclContext *ctx) {
+    ast::LayerDecl l;
     l.name = ctx->name->getText();
     l.range = range(ctx);
     l.nameRange = range(ctx->name);
-    if (ctx->argList())
-      l.args = args(ctx->argList());
+    for (G::FormalContext *f : ctx->formal()) {
+      ast::Formal formal;
+      formal.name = f->name->getText();
+      formal.range = range(f);
+      if (f->expr()) {
+        formal.hasDefault = true;
+        formal.defaultValue = expr(f->expr());
+      }
+      l.formals.push_back(std::move(formal));
+    }
+    for (G::LayerItemContext *item : ctx->layerItem()) {
+      if (auto *p = item->paramDecl()) {
+        ast::Stmt s;
+        s.kind = ast::Stmt::Kind::Param;
+        s.range = range(p);
+        s.target = p->name->getText();
+        s.targetRange = range(p->name);
+        std::vector<G::ExprContext *> exprs = p->expr();
+        for (G::ExprContext *d : exprs)
+          if (d != p->init)
+            s.dims.push_back(expr(d));
+        if (p->init) {
+          s.value = expr(p->init);
+        } else {
+          s.value.kind = ast::Expr::Kind::Name;
+          s.value.text = "default";
+          s.value.range = s.targetRange;
+        }
+        l.body.push_back(std::move(s));
+      } else if (auto *r = item->returnStmt()) {
+        ast::Stmt s;
+        s.kind = ast::Stmt::Kind::Return;
+        s.range = range(r);
+        s.value = expr(r->expr());
+        l.body.push_back(std::move(s));
+      } else {
+        l.body.push_back(stmt(item->stmt()));
+      }
+    }
     return l;
   }
 
@@ -163,13 +217,26 @@ public:
   ast::Expr expr(G::ExprContext *ctx) {
     ast::Expr e;
     e.range = range(ctx);
-    if (auto *n = dynamic_cast<G::NegExprContext *>(ctx)) {
-      // '-' expr: only numbers can be negated
-      e = expr(n->expr());
+    if (auto *p = dynamic_cast<G::ParenExprContext *>(ctx)) {
+      e = expr(p->expr());
       e.range = range(ctx);
-      if (e.kind != ast::Expr::Kind::Number)
-        diags_.report(DiagKind::SyntaxError, e.range, "'-' applies to numbers only");
-      e.number = -e.number;
+    } else if (auto *n = dynamic_cast<G::NegExprContext *>(ctx)) {
+      ast::Expr operand = expr(n->expr());
+      if (operand.kind == ast::Expr::Kind::Number) { // a negative literal
+        e = operand;
+        e.range = range(ctx);
+        e.number = -e.number;
+      } else {
+        e.kind = ast::Expr::Kind::Unary;
+        e.op = '-';
+        e.items.push_back(std::move(operand));
+      }
+    } else if (auto *m = dynamic_cast<G::MulExprContext *>(ctx)) {
+      binary(e, m->expr(0), m->expr(1), m->op->getText()[0]);
+    } else if (auto *a = dynamic_cast<G::AddExprContext *>(ctx)) {
+      binary(e, a->expr(0), a->expr(1), a->op->getText()[0]);
+    } else if (auto *ch = dynamic_cast<G::ChainExprContext *>(ctx)) {
+      binary(e, ch->expr(0), ch->expr(1), '>');
     } else if (auto *c = dynamic_cast<G::CallExprContext *>(ctx)) {
       e.kind = ast::Expr::Kind::Call;
       e.text = c->callee->getText();
@@ -201,6 +268,13 @@ public:
       e.text = name->getText();
     }
     return e;
+  }
+
+  void binary(ast::Expr &e, G::ExprContext *lhs, G::ExprContext *rhs, char op) {
+    e.kind = ast::Expr::Kind::Binary;
+    e.op = op;
+    e.items.push_back(expr(lhs));
+    e.items.push_back(expr(rhs));
   }
 
 private:

@@ -149,6 +149,26 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
       for (int64_t j = 0; j < size; ++j)
         out.data[j] = arg(0).data[flatten(dropAxes(unflatten(j, out.dims), n.attrs.axes), arg(0).dims)];
       break;
+    case Op::Transpose:
+      for (int64_t j = 0; j < size; ++j) {
+        std::vector<int64_t> idx = unflatten(j, out.dims), from(idx.size());
+        for (size_t k = 0; k < idx.size(); ++k)
+          from[static_cast<size_t>(n.attrs.perm[k])] = idx[k];
+        out.data[j] = arg(0).data[flatten(from, arg(0).dims)];
+      }
+      break;
+    case Op::Pad:
+    case Op::Slice: {
+      const Tensor &x = arg(0);
+      size_t ax = static_cast<size_t>(n.attrs.axis);
+      for (int64_t j = 0; j < size; ++j) {
+        std::vector<int64_t> idx = unflatten(j, out.dims);
+        idx[ax] += n.op == Op::Pad ? -n.attrs.offset : n.attrs.offset;
+        bool inside = idx[ax] >= 0 && idx[ax] < x.dims[ax];
+        out.data[j] = inside ? x.data[flatten(idx, x.dims)] : 0.0;
+      }
+      break;
+    }
     case Op::OneHot:
       for (int64_t r = 0; r < out.dims[0]; ++r)
         for (int64_t c = 0; c < out.dims[1]; ++c)

@@ -123,6 +123,28 @@ int Builder::reshape(int x, Shape shape) {
   return add(Op::Reshape, {x}, a);
 }
 
+bool opIsIndexMap(Op op) {
+  return op == Op::Broadcast || op == Op::OneHot || op == Op::Transpose || op == Op::Pad || op == Op::Slice;
+}
+int Builder::transpose(int x, Shape perm) {
+  Attrs a;
+  a.perm = std::move(perm);
+  return add(Op::Transpose, {x}, a);
+}
+int Builder::pad(int x, int64_t axis, int64_t offset, Shape shape) {
+  Attrs a;
+  a.axis = axis;
+  a.offset = offset;
+  a.shape = std::move(shape);
+  return add(Op::Pad, {x}, a);
+}
+int Builder::slice(int x, int64_t axis, int64_t offset, Shape shape) {
+  Attrs a;
+  a.axis = axis;
+  a.offset = offset;
+  a.shape = std::move(shape);
+  return add(Op::Slice, {x}, a);
+}
 static Attrs convAttrs(Shape shape, int64_t stride, int64_t padding) {
   Attrs a;
   a.shape = std::move(shape);
@@ -193,6 +215,17 @@ void print(const Function &f, std::ostream &os) {
       break;
     case Op::OneHot:
       attrs.push_back(fmt::format("classes = {}", n.attrs.classes));
+      break;
+    case Op::Transpose: {
+      std::string p;
+      for (size_t k = 0; k < n.attrs.perm.size(); ++k)
+        p += (k ? ", " : "") + std::to_string(n.attrs.perm[k]);
+      attrs.push_back("perm = [" + p + "]");
+      break;
+    }
+    case Op::Pad:
+    case Op::Slice:
+      attrs.push_back(fmt::format("axis = {}, offset = {}", n.attrs.axis, n.attrs.offset));
       break;
     case Op::Conv2D:
     case Op::Conv2DBackData:

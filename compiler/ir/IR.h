@@ -23,6 +23,9 @@ constexpr int kNumOps = 0
 const char *opName(Op op);
 int opArity(Op op);
 OpKind opKind(Op op);
+// Elementwise ops that read their operand at another index (broadcast, one_hot, transpose, pad,
+// slice): they cannot run as the epilogue of a product at the product's own index.
+bool opIsIndexMap(Op op);
 bool opDifferentiable(Op op);
 std::optional<Op> opFromName(const std::string &mnemonic);
 
@@ -42,6 +45,8 @@ struct Attrs {
   bool transA = false, transB = false; // MatMul
   int64_t classes = 0;     // OneHot
   int64_t stride = 1, padding = 0; // Conv2D*
+  Shape perm;              // Transpose
+  int64_t axis = 0, offset = 0; // Pad, Slice
   std::string name;        // Input
   InputRole role = InputRole::Data;
 };
@@ -89,6 +94,9 @@ public:
   int reduce(Op op, int x, uint32_t axes);
   int matmul(int a, int b, bool transA = false, bool transB = false);
   int reshape(int x, Shape shape);
+  int transpose(int x, Shape perm);
+  int pad(int x, int64_t axis, int64_t offset, Shape shape);
+  int slice(int x, int64_t axis, int64_t offset, Shape shape);
   int conv2d(int x, int w, int64_t stride, int64_t padding);
   int conv2dBackData(int dy, int w, Shape xShape, int64_t stride, int64_t padding);
   int conv2dBackFilter(int x, int dy, Shape wShape, int64_t stride, int64_t padding);

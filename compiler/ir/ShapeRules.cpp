@@ -49,6 +49,32 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
       return fail(fmt::format("broadcast of {} to {} must only add axes", formatShape(in[0]), formatShape(a.shape)));
     return {a.shape, ""};
   }
+  case Op::Transpose: {
+    Shape out;
+    std::vector<bool> used(in[0].size(), false);
+    for (int64_t p : a.perm) {
+      if (p < 0 || p >= static_cast<int64_t>(in[0].size()) || used[static_cast<size_t>(p)])
+        return fail("transpose needs a permutation of the operand's axes");
+      used[static_cast<size_t>(p)] = true;
+      out.push_back(in[0][static_cast<size_t>(p)]);
+    }
+    if (out.size() != in[0].size() || std::count(out.begin() + (out.empty() ? 0 : 1), out.end(), kBatch))
+      return fail("transpose needs a permutation of the operand's axes that keeps the batch axis first");
+    return {out, ""};
+  }
+  case Op::Pad:
+  case Op::Slice: {
+    // Same shape but along the axis, where the smaller fits at the offset.
+    const Shape &small = op == Op::Pad ? in[0] : a.shape, &big = op == Op::Pad ? a.shape : in[0];
+    bool ok = small.size() == big.size() && a.axis >= 0 && a.axis < static_cast<int64_t>(big.size());
+    for (size_t i = 0; ok && i < big.size(); ++i)
+      ok = static_cast<int64_t>(i) == a.axis ? big[i] != kBatch && a.offset >= 0 && a.offset + small[i] <= big[i]
+                                             : small[i] == big[i];
+    if (!ok)
+      return fail(fmt::format("{} of {} to {} along axis {} at {} does not fit", op == Op::Pad ? "pad" : "slice",
+                              formatShape(in[0]), formatShape(a.shape), a.axis, a.offset));
+    return {a.shape, ""};
+  }
   case Op::OneHot:
     if (in[0].size() != 1 || a.classes <= 0)
       return fail("one_hot takes a vector of class indices");

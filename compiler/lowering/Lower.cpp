@@ -49,93 +49,186 @@ struct Lowerer {
     return b.binary(Op::Div, e, b.broadcast(sum, s, 2));
   }
 
-  // Returns {output, the input of the last layer}.
-  std::pair<int, int> forward(int x) {
-    int cur = x, logits = x;
-    size_t next = 0;
-    for (const Layer &l : program.model.layers) {
-      logits = cur;
-      switch (l.kind) {
-      case LayerKind::Dense: {
-        int w = params[next++], bias = params[next++];
-        int mm = b.matmul(cur, w);
-        cur = b.binary(Op::Add, mm, b.broadcast(bias, b.shape(mm), 1));
-        break;
-      }
-      case LayerKind::Flatten:
-        cur = b.reshape(cur, batched(l.out));
-        break;
-      case LayerKind::Conv2D: {
-        int w = params[next++], bias = params[next++];
-        int y = b.conv2d(cur, w, l.stride, l.padding);
-        cur = b.binary(Op::Add, y, b.broadcast(bias, b.shape(y), 0b1101));
-        break;
-      }
-      case LayerKind::MaxPool2D:
-      case LayerKind::AvgPool2D: {
-        int64_t k = l.kernel;
-        int tiles = b.reshape(cur, {kBatch, l.in[0], l.out[1], k, l.out[2], k});
-        bool isMax = l.kind == LayerKind::MaxPool2D;
-        cur = b.reduce(isMax ? Op::ReduceMax : Op::ReduceSum, tiles, 0b101000);
-        if (!isMax)
-          cur = b.binary(Op::Mul, cur, b.fill(1.0 / static_cast<double>(k * k), {}));
-        break;
-      }
-      case LayerKind::GlobalAvgPool:
-        cur = b.binary(Op::Mul, b.reduce(Op::ReduceSum, cur, 0b1100),
-                       b.fill(1.0 / static_cast<double>(l.in[1] * l.in[2]), {}));
-        break;
-      case LayerKind::Sigmoid:
-        cur = b.unary(Op::Sigmoid, cur);
-        break;
-      case LayerKind::Tanh:
-        cur = b.unary(Op::Tanh, cur);
-        break;
-      case LayerKind::Relu:
-        cur = b.unary(Op::Relu, cur);
-        break;
-      case LayerKind::LeakyRelu:
-        cur = b.binary(Op::Sub, b.unary(Op::Relu, cur),
-                       b.binary(Op::Mul, b.fill(l.alpha, {}), b.unary(Op::Relu, b.unary(Op::Neg, cur))));
-        break;
-      case LayerKind::Elu: {
-        int negPart = b.unary(Op::Exp, b.unary(Op::Neg, b.unary(Op::Relu, b.unary(Op::Neg, cur))));
-        cur = b.binary(Op::Add, b.unary(Op::Relu, cur),
-                       b.binary(Op::Mul, b.fill(l.alpha, {}), b.binary(Op::Sub, negPart, b.fill(1.0, {}))));
-        break;
-      }
-      case LayerKind::Gelu: {
-        int e = b.unary(Op::Erf, b.binary(Op::Mul, cur, b.fill(0.7071067811865476, {})));
-        cur = b.binary(Op::Mul, b.binary(Op::Mul, cur, b.fill(0.5, {})), b.binary(Op::Add, e, b.fill(1.0, {})));
-        break;
-      }
-      case LayerKind::Silu:
-        cur = b.binary(Op::Mul, cur, b.unary(Op::Sigmoid, cur));
-        break;
-      case LayerKind::Softplus: {
-        int abs = b.binary(Op::Add, b.unary(Op::Relu, cur), b.unary(Op::Relu, b.unary(Op::Neg, cur)));
-        int tail = b.unary(Op::Log, b.binary(Op::Add, b.fill(1.0, {}), b.unary(Op::Exp, b.unary(Op::Neg, abs))));
-        cur = b.binary(Op::Add, b.unary(Op::Relu, cur), tail);
-        break;
-      }
-      case LayerKind::Softmax:
-        cur = softmaxLog(cur, false);
-        break;
-      case LayerKind::LogSoftmax:
-        cur = softmaxLog(cur, true);
-        break;
-      case LayerKind::Identity:
-        break;
-      }
+  // The IR shape of a graph value: a batched value gets the batch axis in front.
+  static Shape irShape(const GraphNode &n) { return n.batched ? batched(n.dims) : Shape(n.dims); }
+
+  // `v` (of graph node `from`) broadcast to the shape of graph node `to`, NumPy-style over the
+  // per-sample axes (see ast/Graph.cpp): size-1 axes are reshaped away, then the missing axes
+  // (and the batch axis, for a static value) are inserted.
+  int broadcastTo(int v, const GraphNode &from, const GraphNode &to) {
+    if (irShape(from) == irShape(to) || (from.dims.empty() && !from.batched))
+      return v; // the same, or a scalar: binary ops take those as they are
+    size_t lead = to.batched ? 1 : 0, offset = to.dims.size() - from.dims.size();
+    Shape kept;
+    uint32_t newAxes = to.batched && !from.batched ? 1u : 0u;
+    if (from.batched)
+      kept.push_back(kBatch);
+    for (size_t j = 0; j < to.dims.size(); ++j) {
+      bool present = j >= offset && from.dims[j - offset] == to.dims[j];
+      if (present)
+        kept.push_back(to.dims[j]);
+      else
+        newAxes |= 1u << (lead + j);
     }
-    return {cur, logits}; // logits: the input of the last layer
+    if (kept != irShape(from))
+      v = b.reshape(v, kept);
+    return newAxes ? b.broadcast(v, irShape(to), newAxes) : v;
+  }
+
+  int layer(const Layer &l, int cur) {
+    switch (l.kind) {
+    case LayerKind::Dense: {
+      int mm = b.matmul(cur, params[static_cast<size_t>(l.weight)]);
+      return b.binary(Op::Add, mm, b.broadcast(params[static_cast<size_t>(l.bias)], b.shape(mm), 1));
+    }
+    case LayerKind::Flatten:
+      return b.reshape(cur, batched(l.out));
+    case LayerKind::Conv2D: {
+      int y = b.conv2d(cur, params[static_cast<size_t>(l.weight)], l.stride, l.padding);
+      return b.binary(Op::Add, y, b.broadcast(params[static_cast<size_t>(l.bias)], b.shape(y), 0b1101));
+    }
+    case LayerKind::MaxPool2D:
+    case LayerKind::AvgPool2D: {
+      int64_t k = l.kernel;
+      int tiles = b.reshape(cur, {kBatch, l.in[0], l.out[1], k, l.out[2], k});
+      bool isMax = l.kind == LayerKind::MaxPool2D;
+      int pooled = b.reduce(isMax ? Op::ReduceMax : Op::ReduceSum, tiles, 0b101000);
+      return isMax ? pooled : b.binary(Op::Mul, pooled, b.fill(1.0 / static_cast<double>(k * k), {}));
+    }
+    case LayerKind::GlobalAvgPool:
+      return b.binary(Op::Mul, b.reduce(Op::ReduceSum, cur, 0b1100),
+                      b.fill(1.0 / static_cast<double>(l.in[1] * l.in[2]), {}));
+    case LayerKind::Sigmoid:
+      return b.unary(Op::Sigmoid, cur);
+    case LayerKind::Tanh:
+      return b.unary(Op::Tanh, cur);
+    case LayerKind::Relu:
+      return b.unary(Op::Relu, cur);
+    case LayerKind::LeakyRelu:
+      return b.binary(Op::Sub, b.unary(Op::Relu, cur),
+                      b.binary(Op::Mul, b.fill(l.alpha, {}), b.unary(Op::Relu, b.unary(Op::Neg, cur))));
+    case LayerKind::Elu: {
+      int negPart = b.unary(Op::Exp, b.unary(Op::Neg, b.unary(Op::Relu, b.unary(Op::Neg, cur))));
+      return b.binary(Op::Add, b.unary(Op::Relu, cur),
+                      b.binary(Op::Mul, b.fill(l.alpha, {}), b.binary(Op::Sub, negPart, b.fill(1.0, {}))));
+    }
+    case LayerKind::Gelu: {
+      int e = b.unary(Op::Erf, b.binary(Op::Mul, cur, b.fill(0.7071067811865476, {})));
+      return b.binary(Op::Mul, b.binary(Op::Mul, cur, b.fill(0.5, {})), b.binary(Op::Add, e, b.fill(1.0, {})));
+    }
+    case LayerKind::Silu:
+      return b.binary(Op::Mul, cur, b.unary(Op::Sigmoid, cur));
+    case LayerKind::Softplus: {
+      int tail = b.unary(Op::Log, b.binary(Op::Add, b.fill(1.0, {}), b.unary(Op::Exp, b.unary(Op::Neg, abs(cur)))));
+      return b.binary(Op::Add, b.unary(Op::Relu, cur), tail);
+    }
+    case LayerKind::Softmax:
+      return softmaxLog(cur, false);
+    case LayerKind::LogSoftmax:
+      return softmaxLog(cur, true);
+    case LayerKind::Identity:
+      return cur;
+    }
+    return cur;
+  }
+
+  int abs(int x) { return b.binary(Op::Add, b.unary(Op::Relu, x), b.unary(Op::Relu, b.unary(Op::Neg, x))); }
+
+  // One graph node, its operands already lowered (in `ir`).
+  int node(const GraphNode &n, const std::vector<int> &ir) {
+    const std::vector<GraphNode> &g = program.model.nodes;
+    auto arg = [&](size_t i) { return ir[static_cast<size_t>(n.args[i])]; };
+    auto argNode = [&](size_t i) -> const GraphNode & { return g[static_cast<size_t>(n.args[i])]; };
+    switch (n.kind) {
+    case GraphNode::Kind::Input:
+      return -1; // bound by the caller
+    case GraphNode::Kind::Param:
+      return params[static_cast<size_t>(n.param)];
+    case GraphNode::Kind::Number:
+      return b.fill(n.number, {});
+    case GraphNode::Kind::Layer:
+      return layer(n.layer, arg(0));
+    case GraphNode::Kind::Unary:
+      switch (n.op) {
+      case MathOp::Neg:
+        return b.unary(Op::Neg, arg(0));
+      case MathOp::Exp:
+        return b.unary(Op::Exp, arg(0));
+      case MathOp::Log:
+        return b.unary(Op::Log, arg(0));
+      case MathOp::Sqrt:
+        return b.unary(Op::Sqrt, arg(0));
+      case MathOp::Erf:
+        return b.unary(Op::Erf, arg(0));
+      case MathOp::Abs:
+        return abs(arg(0));
+      default:
+        break;
+      }
+      break;
+    case GraphNode::Kind::Binary: {
+      int x = broadcastTo(arg(0), argNode(0), n), y = broadcastTo(arg(1), argNode(1), n);
+      switch (n.op) {
+      case MathOp::Add:
+        return b.binary(Op::Add, x, y);
+      case MathOp::Sub:
+        return b.binary(Op::Sub, x, y);
+      case MathOp::Mul:
+        return b.binary(Op::Mul, x, y);
+      case MathOp::Div:
+        return b.binary(Op::Div, x, y);
+      case MathOp::Maximum: // x + relu(y - x)
+        return b.binary(Op::Add, x, b.unary(Op::Relu, b.binary(Op::Sub, y, x)));
+      case MathOp::Minimum: // x - relu(x - y)
+        return b.binary(Op::Sub, x, b.unary(Op::Relu, b.binary(Op::Sub, x, y)));
+      default:
+        break;
+      }
+      break;
+    }
+    case GraphNode::Kind::MatMul:
+      return b.matmul(arg(0), arg(1));
+    case GraphNode::Kind::Reduce: {
+      uint32_t axes = argNode(0).batched ? n.axes << 1 : n.axes;
+      int r = b.reduce(n.reduce == ReduceKind::Max ? Op::ReduceMax : Op::ReduceSum, arg(0), axes);
+      if (n.reduce != ReduceKind::Mean)
+        return r;
+      int64_t count = 1;
+      for (size_t i = 0; i < argNode(0).dims.size(); ++i)
+        if (n.axes >> i & 1)
+          count *= argNode(0).dims[i];
+      return b.binary(Op::Mul, r, b.fill(1.0 / static_cast<double>(count), {}));
+    }
+    case GraphNode::Kind::Reshape:
+      return irShape(n) == b.shape(arg(0)) ? arg(0) : b.reshape(arg(0), irShape(n));
+    case GraphNode::Kind::Transpose: {
+      Shape perm;
+      if (n.batched)
+        perm.push_back(0);
+      for (int64_t p : n.perm)
+        perm.push_back(p + (n.batched ? 1 : 0));
+      return b.transpose(arg(0), perm);
+    }
+    case GraphNode::Kind::Concat: { // the operands padded to the whole, then added
+      int64_t axis = n.axis + (n.batched ? 1 : 0), offset = 0;
+      int sum = -1;
+      for (size_t i = 0; i < n.args.size(); ++i) {
+        int padded = b.pad(arg(i), axis, offset, irShape(n));
+        offset += argNode(i).dims[static_cast<size_t>(n.axis)];
+        sum = sum < 0 ? padded : b.binary(Op::Add, sum, padded);
+      }
+      return sum;
+    }
+    }
+    return -1;
   }
 
   // The mean over the batch (and the outputs) of a per-element loss; see the list at the top.
   int loss(int y, int beforeLast, int label, int invBatch) {
     const TrainSpec &t = *program.train;
     int64_t k = program.model.outputDims()[0];
-    LayerKind last = program.model.layers.back().kind;
+    const Layer *lastLayer = program.model.outputLayer();
+    LayerKind last = lastLayer ? lastLayer->kind : LayerKind::Identity;
     int target = t.oneHot || t.loss == LossKind::CrossEntropy ? b.oneHot(label, k) : b.reshape(label, {kBatch, 1});
     uint32_t all = (1u << 2) - 1;
     auto c = [&](double v) { return b.fill(v, {}); };
@@ -183,19 +276,25 @@ struct Lowerer {
     int x = b.input(kInputX, InputRole::Data, batched(m.inputDims));
     int label = b.input(kInputLabel, InputRole::Label, {kBatch});
     bool fresh = out.params.empty();
-    for (const Layer &l : m.layers)
-      if (fresh && !l.weightDims().empty()) {
-        out.params.push_back({l.name + ".w", l.weightDims(), l.fanIn(), l.lrMult});
-        out.params.push_back({l.name + ".b", {l.units}, l.fanIn(), l.lrMult});
-      }
+    for (const ParamSpec &p : m.params)
+      if (fresh)
+        out.params.push_back({p.name, p.dims, p.fanIn, p.lrMult, p.fanOut, p.init});
     for (const ParamInfo &p : out.params)
       params.push_back(b.input(p.name, InputRole::Param, p.shape));
     int invBatch = b.input(kInputInvBatch, InputRole::Scalar, {});
-    auto [y, logits] = forward(x);
+    std::vector<int> ir(m.nodes.size(), -1);
+    ir[0] = x;
+    for (size_t i = 1; i < m.nodes.size(); ++i)
+      ir[i] = node(m.nodes[i], ir);
+    int y = ir[static_cast<size_t>(m.output)];
+    const GraphNode &out = m.nodes[static_cast<size_t>(m.output)];
+    int beforeLast = out.kind == GraphNode::Kind::Layer ? ir[static_cast<size_t>(out.args[0])] : y;
     f.results.push_back({"output", y});
-    out.outputs = m.outputDims()[0];
+    this->out.outputs = 1;
+    for (int64_t d : m.outputDims())
+      this->out.outputs *= d;
     if (program.train)
-      f.results.push_back({"loss", loss(y, logits, label, invBatch)});
+      f.results.push_back({"loss", loss(y, beforeLast, label, invBatch)});
   }
 };
 
@@ -235,7 +334,8 @@ struct UpdateLowerer {
 
   // A state buffer shaped like parameter `p`, and the result that overwrites it with `value`.
   int state(const ParamInfo &p, const char *what) {
-    ParamInfo s{p.name + "." + what, p.shape, p.fanIn, p.lrMult};
+    ParamInfo s = p; // its shape and learning-rate multiplier
+    s.name = p.name + "." + what;
     m.state.push_back(s);
     return b.input(s.name, InputRole::State, s.shape);
   }

@@ -11,6 +11,8 @@ struct ParamInfo {
   ir::Shape shape;
   int64_t fanIn = 1;  // for the initializer
   double lrMult = 1;  // its learning rate is lr * lrMult
+  int64_t fanOut = 1;
+  InitSpec init;
 };
 
 // The inputs every lowered function takes, by name.

@@ -18,7 +18,7 @@ using namespace ir;
 namespace {
 
 bool sameIndexElementwise(const Node &n) {
-  return opKind(n.op) == OpKind::Elementwise && n.op != Op::Broadcast && n.op != Op::OneHot;
+  return opKind(n.op) == OpKind::Elementwise && !opIsIndexMap(n.op);
 }
 
 // Appends to `reads` the materialized nodes that the inlined tree of `v` loads.

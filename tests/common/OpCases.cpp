@@ -114,6 +114,25 @@ std::vector<OpCase> casesFor(Op op) {
     int x = cb.input("x", {4});
     return {cb.done(cb.b.broadcast(x, {kBatch, 3, 4}, 0b011))};
   }
+  case Op::Transpose: {
+    CaseBuilder cb("transpose");
+    int x = cb.input("x", {kBatch, 3, 4, 2});
+    return {cb.done(cb.b.transpose(x, {0, 2, 3, 1}))};
+  }
+  case Op::Pad: {
+    std::vector<OpCase> out;
+    for (int64_t offset : {0, 2, 4}) {
+      CaseBuilder cb("pad offset " + std::to_string(offset));
+      int x = cb.input("x", {kBatch, 3, 2});
+      out.push_back(cb.done(cb.b.pad(x, 1, offset, {kBatch, 7, 2})));
+    }
+    return out;
+  }
+  case Op::Slice: {
+    CaseBuilder cb("slice");
+    int x = cb.input("x", {kBatch, 4, 7});
+    return {cb.done(cb.b.slice(x, 2, 3, {kBatch, 4, 3}))};
+  }
   case Op::OneHot: {
     CaseBuilder cb("one_hot");
     int l = cb.input("labels", {kBatch}, 0, 1); // a Param, so the gradient check sees its zero gradient

@@ -42,9 +42,14 @@ TEST(Frontend, ParsesAndChecksAModel) {
   ASSERT_TRUE(p.program) << p.errs.str();
   const ModelSpec &m = p.program->model;
   EXPECT_EQ(m.inputDims, (Dims{4, 5}));
-  ASSERT_EQ(m.layers.size(), 5u);
-  EXPECT_EQ(m.layers[1].out, (Dims{3}));
-  EXPECT_EQ(m.layers[1].paramCount(), 20 * 3 + 3);
+  ASSERT_EQ(m.nodes.size(), 6u); // the input and five layers
+  EXPECT_EQ(m.nodes[2].kind, GraphNode::Kind::Layer);
+  EXPECT_EQ(m.nodes[2].layer.kind, LayerKind::Dense);
+  EXPECT_EQ(m.nodes[2].dims, (Dims{3}));
+  EXPECT_EQ(m.nodes[2].paramCount, 20 * 3 + 3);
+  ASSERT_EQ(m.params.size(), 4u);
+  EXPECT_EQ(m.params[0].name, "dense_1.w");
+  EXPECT_EQ(m.params[0].dims, (Dims{20, 3}));
   EXPECT_EQ(m.outputDims(), (Dims{2}));
   const TrainSpec &t = *p.program->train;
   EXPECT_DOUBLE_EQ(t.lr, 0.01);

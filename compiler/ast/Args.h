@@ -1,0 +1,44 @@
+// Arguments of calls in model files: each callee's signature (names, types, which are required)
+// and the binding of positional and named arguments to it, with a diagnostic for each mistake.
+// Shared by the checks of the model, the layers and the train block.
+#pragma once
+#include "ast/AST.h"
+#include "support/Diagnostics.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace soma {
+
+enum class ArgType {
+  NumberList, PositiveInt, NonNegativeInt, Int, Number, PositiveNumber, NonNegativeNumber, UnitInterval, String, Bool,
+  Expr // anything: checked by the caller
+};
+struct Param {
+  const char *name;
+  ArgType type;
+  bool required;
+};
+struct Signature {
+  const char *name;
+  std::vector<Param> params;
+};
+
+const char *typeName(ArgType t);           // "a positive integer"
+std::string kindOf(const ast::Expr &e);    // "the number 1.5"
+std::string calleeText(const ast::Expr &e); // the name of a call, or the rendering of anything else
+bool typeMatches(ArgType t, const ast::Expr &e);
+
+class ArgBinder {
+public:
+  explicit ArgBinder(DiagnosticEngine &diags) : diags_(diags) {}
+  // Binds positional and named arguments to `sig`; nullptr where an optional one is absent.
+  std::optional<std::vector<const ast::Expr *>> bind(const Signature &sig, const std::vector<ast::Arg> &args,
+                                                     SourceRange callRange);
+
+private:
+  DiagnosticEngine &diags_;
+};
+
+} // namespace soma
