@@ -451,13 +451,13 @@ std::string readSafetensors(const std::string &path, TensorFile &out) {
                    std::to_string(dataSize));
     if (end - begin != elements * dtypeSize(t.dtype))
       return bad("has " + std::to_string(end - begin) + " bytes for " + std::to_string(elements) + " elements");
-    if (t.dtype == NamedTensor::DType::F32) {
+    if (t.dtype == NamedTensor::DType::F32)
       t.f32.resize(elements);
-      std::memcpy(t.f32.data(), base + begin, end - begin);
-    } else {
+    else
       t.i64.resize(elements);
-      std::memcpy(t.i64.data(), base + begin, end - begin);
-    }
+    if (end > begin) // an empty tensor's vector may have no storage at all
+      std::memcpy(t.dtype == NamedTensor::DType::F32 ? static_cast<void *>(t.f32.data()) : t.i64.data(), base + begin,
+                  end - begin);
     if (out.find(name))
       return bad("appears twice");
     ranges.push_back({begin, end});
