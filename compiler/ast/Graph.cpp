@@ -728,13 +728,15 @@ private:
     // The other tensor operands (positional) and the constant arguments (named or a list).
     std::vector<int> tensors = {*x};
     std::vector<ast::Arg> rest;
+    bool numbersAreOperands = fn == Fn::Maximum || fn == Fn::Minimum; // maximum(x, 0)
     for (const ast::Arg &a : args) {
-      if (a.name.empty() && a.value.kind != ast::Expr::Kind::List && a.value.kind != ast::Expr::Kind::Number) {
+      if (a.name.empty() && a.value.kind != ast::Expr::Kind::List &&
+          (numbersAreOperands || a.value.kind != ast::Expr::Kind::Number)) {
         std::optional<Value> v = eval(a.value, scope, -1);
         if (!v)
           return std::nullopt;
-        if (v->isTensor) {
-          tensors.push_back(v->node);
+        if (v->isTensor || numbersAreOperands) {
+          tensors.push_back(v->isTensor ? v->node : number(v->number, a.value.range));
           continue;
         }
       }

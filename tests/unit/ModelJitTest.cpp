@@ -10,6 +10,7 @@
 #include <cmath>
 #include <gtest/gtest.h>
 #include <sstream>
+#include <stdexcept>
 
 using namespace soma;
 
@@ -20,8 +21,9 @@ Program check(const std::string &text) {
   DiagnosticEngine diags(sm, errs);
   auto file = parseFile(sm.addBuffer("t.soma", text), sm, diags);
   EXPECT_TRUE(file) << errs.str();
-  auto p = checkFile(*file, ".", diags);
-  EXPECT_TRUE(p) << errs.str();
+  auto p = file ? checkFile(*file, ".", diags) : std::nullopt;
+  if (!p)
+    throw std::runtime_error("the model does not check: " + errs.str());
   return *p;
 }
 
@@ -137,4 +139,26 @@ TEST(ModelJit, ClippedStepsMatchReference) {
                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01)
                                 clip_norm = 0.05 clip_value = 0.01 })",
                     7);
+}
+
+TEST(ModelJit, GraphWithUserLayersStepMatchesReference) {
+  expectStepMatches(R"(layer Highway(x, gate_bias: -1) {
+                         n = dim(x)
+                         param wt: [n, n] = glorot_uniform
+                         param bt: [n] = constant(gate_bias)
+                         param wh: [n, n] = glorot_uniform
+                         param bh: [n] = zeros
+                         t = sigmoid(x @ wt + bt)
+                         return t * relu(x @ wh + bh) + (1 - t) * x
+                       }
+                       model M { input x: f32[2, 3]
+                         f = flatten(x)
+                         h = dense(f, 6) -> tanh
+                         h = relu(dense(h, 6) + h) -> Highway
+                         c = concat(h, f, exp(-abs(f)))
+                         m = reshape(c, [3, 6]) -> transpose
+                         s = mean(m, axis: 1) + max(m, axis: 1) * sum(m)
+                         y = dense(concat(s, maximum(h, 0.5)), 4) }
+                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
+                    5);
 }
