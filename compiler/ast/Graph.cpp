@@ -488,7 +488,7 @@ private:
         fold(i, scope);
       return;
     }
-    bool numeric = e.kind == K::Unary || e.kind == K::Binary;
+    bool numeric = e.kind == K::Unary || e.kind == K::Binary || (e.kind == K::Call && e.text == "dim");
     if (e.kind == K::Name) {
       auto it = scope.names.find(e.text);
       numeric = it != scope.names.end() && !it->second.isTensor;

@@ -178,3 +178,16 @@ TEST(Initializers, DrawFromTheirDistributions) {
   EXPECT_EQ(stats(6)[3], 0); // dense_1.w: zeros
   EXPECT_EQ(stats(7)[2], 1); // dense_1.b: ones
 }
+
+TEST(Graph, HyperParametersMayBeExpressions) {
+  std::optional<Program> p = check(R"(layer Block(x, hidden: 8) {
+                                        h = dense(x, hidden * 2 - 1) -> relu
+                                        return x + dense(h, dim(x))
+                                      }
+                                      model M { input x: f32[5]  Block(hidden: 3) })");
+  ASSERT_TRUE(p);
+  ASSERT_EQ(p->model.params.size(), 4u);
+  EXPECT_EQ(p->model.params[0].name, "block_1.dense_1.w");
+  EXPECT_EQ(p->model.params[0].dims, (Dims{5, 5}));
+  EXPECT_EQ(p->model.params[2].dims, (Dims{5, 5}));
+}
