@@ -97,14 +97,49 @@ std::string loadIdx(const std::string &images, const std::string &labels, Datase
   return "";
 }
 
-std::string loadCsv(const std::string &path, int64_t labelColumn, bool header, Dataset &out) {
+namespace {
+
+std::vector<std::string> splitFields(const std::string &line, std::vector<size_t> &starts) {
+  std::vector<std::string> fields;
+  starts.clear();
+  size_t start = 0;
+  for (;;) {
+    size_t end = line.find(',', start);
+    std::string field = line.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    size_t b = field.find_first_not_of(" \t"), e = field.find_last_not_of(" \t");
+    field = b == std::string::npos ? "" : field.substr(b, e - b + 1);
+    if (field.size() >= 2 && field.front() == '"' && field.back() == '"')
+      field = field.substr(1, field.size() - 2);
+    fields.push_back(field);
+    starts.push_back(start + 1);
+    if (end == std::string::npos)
+      return fields;
+    start = end + 1;
+  }
+}
+
+bool parseNumber(const std::string &field, double &v) {
+  char *stop = nullptr;
+  errno = 0;
+  v = std::strtod(field.c_str(), &stop);
+  return !field.empty() && *stop == '\0' && errno != ERANGE && std::isfinite(v);
+}
+
+} // namespace
+
+std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) {
   std::string text, error;
   if (!readFile(path, text, error))
     return error;
   std::istringstream in(text);
   std::string line;
-  int64_t lineNo = 0, columns = -1;
+  int64_t lineNo = 0, columns = -1, label = -1;
+  std::vector<int64_t> features;
+  std::vector<std::string> header, rawLabels;
+  std::vector<int64_t> rawLabelLines;
+  bool textLabels = false;
   out = Dataset{};
+  auto at = [&](int64_t l) { return path + ":" + std::to_string(l); };
   while (std::getline(in, line)) {
     ++lineNo;
     if (!line.empty() && line.back() == '\r')
@@ -112,50 +147,274 @@ std::string loadCsv(const std::string &path, int64_t labelColumn, bool header, D
     size_t first = line.find_first_not_of(" \t");
     if (first == std::string::npos || line[first] == '#')
       continue; // blank lines and comments
-    if (header && columns < 0 && lineNo == 1)
+    std::vector<size_t> starts;
+    std::vector<std::string> fields = splitFields(line, starts);
+    if (o.header && header.empty()) {
+      header = fields;
       continue;
-    std::vector<float> row;
-    size_t start = 0;
-    for (;;) {
-      size_t end = line.find(',', start);
-      std::string field = line.substr(start, end == std::string::npos ? std::string::npos : end - start);
-      size_t b = field.find_first_not_of(" \t"), e = field.find_last_not_of(" \t");
-      field = b == std::string::npos ? "" : field.substr(b, e - b + 1);
-      char *stop = nullptr;
-      errno = 0;
-      double v = std::strtod(field.c_str(), &stop);
-      if (field.empty() || *stop != '\0' || errno == ERANGE || !std::isfinite(v))
-        return path + ":" + std::to_string(lineNo) + ":" + std::to_string(start + 1) + ": error: field " +
-               std::to_string(row.size() + 1) + " is not a number: '" + field + "'";
-      row.push_back(static_cast<float>(v));
-      if (end == std::string::npos)
-        break;
-      start = end + 1;
     }
-    if (columns < 0) {
-      columns = static_cast<int64_t>(row.size());
-      if (columns < 2)
-        return path + ":" + std::to_string(lineNo) + ": error: a row needs at least one feature and a label";
-      if (labelColumn < -columns || labelColumn >= columns)
-        return path + ": error: label column " + std::to_string(labelColumn) + " is outside the " +
-               std::to_string(columns) + " columns";
-    } else if (static_cast<int64_t>(row.size()) != columns) {
-      return path + ":" + std::to_string(lineNo) + ": error: row has " + std::to_string(row.size()) +
-             " columns, expected " + std::to_string(columns);
+    if (columns < 0) { // the first data row fixes the layout
+      columns = static_cast<int64_t>(fields.size());
+      auto byName = [&](const std::string &name, int64_t &index) -> std::string {
+        if (header.empty())
+          return path + ": error: column '" + name + "' is named, but the file has no header (add header: true)";
+        auto it = std::find(header.begin(), header.end(), name);
+        if (it == header.end()) {
+          std::string names;
+          for (const std::string &h : header)
+            names += (names.empty() ? "" : ", ") + h;
+          return path + ": error: no column named '" + name + "'; the header has " + names;
+        }
+        index = it - header.begin();
+        return "";
+      };
+      if (!o.labelName.empty()) {
+        if (std::string e = byName(o.labelName, label); !e.empty())
+          return e;
+      } else {
+        if (o.labelColumn < -columns || o.labelColumn >= columns)
+          return path + ": error: label column " + std::to_string(o.labelColumn) + " is outside the " +
+                 std::to_string(columns) + " columns";
+        label = o.labelColumn < 0 ? columns + o.labelColumn : o.labelColumn;
+      }
+      for (const std::string &n : o.columnNames) {
+        int64_t c;
+        if (std::string e = byName(n, c); !e.empty())
+          return e;
+        features.push_back(c);
+      }
+      for (int64_t c : o.columns) {
+        if (c < -columns || c >= columns)
+          return path + ": error: column " + std::to_string(c) + " is outside the " + std::to_string(columns) +
+                 " columns";
+        features.push_back(c < 0 ? columns + c : c);
+      }
+      if (o.columns.empty() && o.columnNames.empty())
+        for (int64_t c = 0; c < columns; ++c)
+          if (c != label)
+            features.push_back(c);
+      if (features.empty())
+        return at(lineNo) + ": error: a row needs at least one feature and a label";
+      if (std::find(features.begin(), features.end(), label) != features.end())
+        return path + ": error: the label column is also chosen as a feature";
+    } else if (static_cast<int64_t>(fields.size()) != columns) {
+      return at(lineNo) + ": error: row has " + std::to_string(fields.size()) + " columns, expected " +
+             std::to_string(columns);
     }
-    int64_t lc = labelColumn < 0 ? columns + labelColumn : labelColumn;
-    for (int64_t c = 0; c < columns; ++c)
-      if (c == lc)
-        out.labels.push_back(row[c]);
-      else
-        out.features.push_back(row[c]);
+    for (int64_t c : features) {
+      double v;
+      if (!parseNumber(fields[static_cast<size_t>(c)], v))
+        return at(lineNo) + ":" + std::to_string(starts[static_cast<size_t>(c)]) + ": error: field " +
+               std::to_string(c + 1) + " is not a number: '" + fields[static_cast<size_t>(c)] + "'";
+      out.features.push_back(static_cast<float>(v));
+    }
+    const std::string &l = fields[static_cast<size_t>(label)];
+    double v;
+    bool numeric = parseNumber(l, v);
+    if (!numeric && (!o.classNames || l.empty()))
+      return at(lineNo) + ":" + std::to_string(starts[static_cast<size_t>(label)]) + ": error: field " +
+             std::to_string(label + 1) + " is not a number: '" + l + "'";
+    textLabels |= !numeric;
+    rawLabels.push_back(l);
+    rawLabelLines.push_back(lineNo);
+    out.labels.push_back(numeric ? static_cast<float>(v) : 0.0f);
     ++out.count;
   }
   if (out.count == 0)
     return path + ": error: no data rows";
-  out.sampleSize = columns - 1;
+  if (textLabels) { // class names: numbered in sorted order, or by the training set's numbering
+    std::vector<std::string> &names = *o.classNames;
+    if (names.empty()) {
+      names = rawLabels;
+      std::sort(names.begin(), names.end());
+      names.erase(std::unique(names.begin(), names.end()), names.end());
+    }
+    for (size_t i = 0; i < rawLabels.size(); ++i) {
+      auto it = std::find(names.begin(), names.end(), rawLabels[i]);
+      if (it == names.end())
+        return at(rawLabelLines[i]) + ": error: class '" + rawLabels[i] + "' is not one of the training data's";
+      out.labels[i] = static_cast<float>(it - names.begin());
+    }
+  }
+  out.sampleSize = static_cast<int64_t>(features.size());
   out.sampleDims = {out.sampleSize};
   return "";
+}
+
+// .npy: magic "\x93NUMPY", version, header length, a Python dict literal, then the data.
+static std::string readNpy(const std::string &path, std::vector<int64_t> &shape, std::vector<double> &values) {
+  std::string d, error;
+  if (!readFile(path, d, error))
+    return error;
+  auto fail = [&](const std::string &what) { return path + ": error: " + what; };
+  if (d.size() < 10 || d.compare(0, 6, "\x93NUMPY") != 0)
+    return fail("not a NumPy .npy file (no \\x93NUMPY magic)");
+  unsigned major = static_cast<unsigned char>(d[6]);
+  size_t lenBytes = major == 1 ? 2 : 4, headerAt = 8 + lenBytes;
+  if (major < 1 || major > 3 || d.size() < headerAt)
+    return fail("unsupported .npy version " + std::to_string(major));
+  size_t len = 0;
+  for (size_t i = 0; i < lenBytes; ++i)
+    len |= static_cast<size_t>(static_cast<unsigned char>(d[8 + i])) << (8 * i);
+  if (d.size() < headerAt + len)
+    return fail("truncated .npy header");
+  std::string h = d.substr(headerAt, len);
+  auto field = [&](const std::string &key) -> std::string {
+    size_t k = h.find("'" + key + "'");
+    if (k == std::string::npos)
+      return "";
+    size_t colon = h.find(':', k);
+    if (colon == std::string::npos)
+      return "";
+    size_t b = h.find_first_not_of(' ', colon + 1);
+    if (b == std::string::npos)
+      return "";
+    size_t e = h[b] == '(' ? h.find(')', b) + 1 : h[b] == '\'' ? h.find('\'', b + 1) + 1 : h.find_first_of(",}", b);
+    return e == std::string::npos || e <= b ? "" : h.substr(b, e - b);
+  };
+  std::string descr = field("descr"), order = field("fortran_order"), shapeText = field("shape");
+  if (descr.empty() || shapeText.size() < 2 || order.empty())
+    return fail("corrupted .npy header: " + h);
+  if (order != "False")
+    return fail("Fortran-ordered arrays are not supported; save with np.ascontiguousarray");
+  static const std::vector<std::pair<std::string, int>> types = {{"'<f4'", 4}, {"'<f8'", 8}, {"'|u1'", 1},
+                                                                 {"'<i4'", -4}, {"'<i8'", -8}};
+  int size = 0;
+  for (auto [name, bytes] : types)
+    if (descr == name)
+      size = bytes;
+  if (!size)
+    return fail("element type " + descr + " is not supported (float32, float64, uint8, int32 or int64)");
+  shape.clear();
+  int64_t count = 1;
+  for (size_t i = 1; i < shapeText.size() - 1;) {
+    size_t e = shapeText.find_first_of(",)", i);
+    std::string n = shapeText.substr(i, e - i);
+    n.erase(0, n.find_first_not_of(' '));
+    if (!n.empty()) {
+      char *stop = nullptr;
+      long long v = std::strtoll(n.c_str(), &stop, 10);
+      if (*stop != '\0' || v < 0 || v > (int64_t{1} << 31))
+        return fail("corrupted .npy shape " + shapeText);
+      shape.push_back(v);
+      count = std::min<int64_t>(count * v, int64_t{1} << 40);
+    }
+    i = e + 1;
+  }
+  size_t bytes = static_cast<size_t>(std::abs(size)), at = headerAt + len;
+  if (d.size() - at < static_cast<size_t>(count) * bytes)
+    return fail("truncated: the header promises " + std::to_string(count) + " elements");
+  values.resize(static_cast<size_t>(count));
+  const char *p = d.data() + at;
+  for (size_t i = 0; i < values.size(); ++i, p += bytes) {
+    switch (size) {
+    case 4: {
+      float f;
+      std::memcpy(&f, p, 4);
+      values[i] = f;
+      break;
+    }
+    case 8: {
+      double f;
+      std::memcpy(&f, p, 8);
+      values[i] = f;
+      break;
+    }
+    case 1:
+      values[i] = static_cast<unsigned char>(*p);
+      break;
+    case -4: {
+      int32_t v;
+      std::memcpy(&v, p, 4);
+      values[i] = v;
+      break;
+    }
+    default: {
+      int64_t v;
+      std::memcpy(&v, p, 8);
+      values[i] = static_cast<double>(v);
+      break;
+    }
+    }
+  }
+  return "";
+}
+
+std::string loadNpy(const std::string &features, const std::string &labels, Dataset &out) {
+  std::vector<int64_t> fs, ls;
+  std::vector<double> fv, lv;
+  if (std::string e = readNpy(features, fs, fv); !e.empty())
+    return e;
+  if (std::string e = readNpy(labels, ls, lv); !e.empty())
+    return e;
+  if (fs.empty() || fs[0] == 0)
+    return features + ": error: the array needs a first axis of samples";
+  if (ls.size() != 1 && !(ls.size() == 2 && ls[1] == 1))
+    return labels + ": error: labels must have shape (n,) or (n, 1)";
+  if (ls[0] != fs[0])
+    return labels + ": error: " + std::to_string(ls[0]) + " labels for " + std::to_string(fs[0]) + " samples in " +
+           features;
+  out = Dataset{};
+  out.count = fs[0];
+  out.sampleDims.assign(fs.begin() + 1, fs.end());
+  out.sampleSize = 1;
+  for (int64_t d : out.sampleDims)
+    out.sampleSize *= d;
+  out.features.assign(fv.begin(), fv.end());
+  out.labels.assign(lv.begin(), lv.end());
+  return "";
+}
+
+void Standardizer::fit(const Dataset &d) {
+  size_t n = static_cast<size_t>(d.sampleSize);
+  std::vector<double> sum(n, 0), sq(n, 0);
+  for (int64_t i = 0; i < d.count; ++i)
+    for (size_t j = 0; j < n; ++j) {
+      double v = d.features[static_cast<size_t>(i) * n + j];
+      sum[j] += v;
+      sq[j] += v * v;
+    }
+  mean.assign(n, 0);
+  inverseStd.assign(n, 1);
+  double count = static_cast<double>(std::max<int64_t>(d.count, 1));
+  for (size_t j = 0; j < n; ++j) {
+    double m = sum[j] / count, var = std::max(0.0, sq[j] / count - m * m);
+    mean[j] = static_cast<float>(m);
+    inverseStd[j] = var > 1e-12 ? static_cast<float>(1 / std::sqrt(var)) : 1.0f; // a constant feature stays 0
+  }
+}
+
+void Standardizer::apply(Dataset &d) const {
+  size_t n = mean.size();
+  for (size_t i = 0; i < d.features.size(); ++i)
+    d.features[i] = (d.features[i] - mean[i % n]) * inverseStd[i % n];
+}
+
+void splitOff(Dataset &from, double fraction, uint64_t seed, Dataset &held) {
+  int64_t take = static_cast<int64_t>(std::floor(static_cast<double>(from.count) * fraction));
+  std::vector<int64_t> order(static_cast<size_t>(from.count));
+  for (int64_t i = 0; i < from.count; ++i)
+    order[static_cast<size_t>(i)] = i;
+  Rng rng(seed);
+  rng.shuffle(order);
+  std::vector<bool> isHeld(static_cast<size_t>(from.count), false);
+  for (int64_t i = 0; i < take; ++i)
+    isHeld[static_cast<size_t>(order[static_cast<size_t>(i)])] = true;
+  Dataset kept;
+  held = Dataset{};
+  for (Dataset *d : {&kept, &held}) {
+    d->sampleDims = from.sampleDims;
+    d->sampleSize = from.sampleSize;
+  }
+  size_t n = static_cast<size_t>(from.sampleSize);
+  for (int64_t i = 0; i < from.count; ++i) { // in the original order
+    Dataset &to = isHeld[static_cast<size_t>(i)] ? held : kept;
+    to.features.insert(to.features.end(), from.features.begin() + static_cast<std::ptrdiff_t>(i * n),
+                       from.features.begin() + static_cast<std::ptrdiff_t>((i + 1) * n));
+    to.labels.push_back(from.labels[static_cast<size_t>(i)]);
+    ++to.count;
+  }
+  from = std::move(kept);
 }
 
 std::string checkClassLabels(const Dataset &d, int64_t classes, const std::string &source) {

@@ -34,36 +34,67 @@ public:
 
   std::optional<DataSpec> data(const ast::Binding &b) {
     const ast::Expr &e = b.value;
-    static const std::vector<std::string> sources = {"idx", "csv"};
-    if (e.kind != ast::Expr::Kind::Call || (e.text != "idx" && e.text != "csv")) {
+    static const std::vector<std::string> sources = {"idx", "csv", "npy"};
+    if (e.kind != ast::Expr::Kind::Call || std::find(sources.begin(), sources.end(), e.text) == sources.end()) {
       diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range,
                     "data source", calleeText(e),
-                    e.kind == ast::Expr::Kind::Call ? suggest(e.text, sources) : "; expected idx(...) or csv(...)");
+                    e.kind == ast::Expr::Kind::Call ? suggest(e.text, sources)
+                                                    : "; expected idx(...), csv(...) or npy(...)");
       return std::nullopt;
     }
     DataSpec d;
     d.name = b.name;
     d.range = e.range;
-    if (e.text == "idx") {
-      Signature sig{"idx", {{"images", ArgType::String, true}, {"labels", ArgType::String, true}}};
+    if (e.text == "idx" || e.text == "npy") {
+      bool idx = e.text == "idx";
+      Signature sig{idx ? "idx" : "npy",
+                    {{idx ? "images" : "features", ArgType::String, true}, {"labels", ArgType::String, true}}};
       auto args = args_.bind(sig, e.args, e.range);
       if (!args)
         return std::nullopt;
-      d.kind = DataSpec::Kind::Idx;
+      d.kind = idx ? DataSpec::Kind::Idx : DataSpec::Kind::Npy;
       d.images = resolvePath((*args)[0]->text);
       d.labels = resolvePath((*args)[1]->text);
-    } else {
-      Signature sig{"csv",
-                    {{"path", ArgType::String, true}, {"label", ArgType::Int, false}, {"header", ArgType::Bool, false}}};
-      auto args = args_.bind(sig, e.args, e.range);
-      if (!args)
+      return d;
+    }
+    Signature sig{"csv",
+                  {{"path", ArgType::String, true},
+                   {"label", ArgType::Expr, false},
+                   {"header", ArgType::Bool, false},
+                   {"columns", ArgType::Expr, false}}};
+    auto args = args_.bind(sig, e.args, e.range);
+    if (!args)
+      return std::nullopt;
+    d.kind = DataSpec::Kind::Csv;
+    d.images = resolvePath((*args)[0]->text);
+    if ((*args)[2])
+      d.header = (*args)[2]->text == "true";
+    if (const ast::Expr *label = (*args)[1]) { // an index, or a name from the header
+      if (label->kind == ast::Expr::Kind::String && d.header)
+        d.labelName = label->text;
+      else if (label->kind == ast::Expr::Kind::Number && label->isInteger)
+        d.labelColumn = static_cast<int64_t>(label->number);
+      else {
+        diags_.report(DiagKind::ArgumentType, label->range, "label", "csv",
+                      "a column index, or a column name with header: true", kindOf(*label));
         return std::nullopt;
-      d.kind = DataSpec::Kind::Csv;
-      d.images = resolvePath((*args)[0]->text);
-      if ((*args)[1])
-        d.labelColumn = static_cast<int64_t>((*args)[1]->number);
-      if ((*args)[2])
-        d.header = (*args)[2]->text == "true";
+      }
+    }
+    if (const ast::Expr *columns = (*args)[3]) { // indices, or names from the header
+      bool ok = columns->kind == ast::Expr::Kind::List && !columns->items.empty();
+      for (const ast::Expr &c : ok ? columns->items : std::vector<ast::Expr>{}) {
+        if (c.kind == ast::Expr::Kind::String && d.header)
+          d.columnNames.push_back(c.text);
+        else if (c.kind == ast::Expr::Kind::Number && c.isInteger)
+          d.columns.push_back(static_cast<int64_t>(c.number));
+        else
+          ok = false;
+      }
+      if (!ok) {
+        diags_.report(DiagKind::ArgumentType, columns->range, "columns", "csv",
+                      "a list of column indices, or of column names with header: true", kindOf(*columns));
+        return std::nullopt;
+      }
     }
     return d;
   }
@@ -187,7 +218,8 @@ public:
     }
     static const std::vector<std::string> keys = {"loss",     "optimizer", "batch",      "epochs",    "seed",
                                                   "show_predictions", "checkpoint", "schedule", "warmup",
-                                                  "clip_norm", "clip_value"};
+                                                  "clip_norm", "clip_value", "standardize", "validation",
+                                                  "top_k", "confusion_matrix", "eval_every", "early_stopping"};
     std::map<std::string, const ast::Binding *> seen;
     for (const ast::Binding &s : td.settings) {
       if (std::find(keys.begin(), keys.end(), s.name) == keys.end()) {
@@ -216,6 +248,22 @@ public:
           continue;
         }
         (s.name == "clip_norm" ? t.clipNorm : t.clipValue) = s.value.number;
+      } else if (s.name == "early_stopping") {
+        ok &= earlyStopping(s.value, t);
+      } else if (s.name == "standardize" || s.name == "confusion_matrix") {
+        if (!typeMatches(ArgType::Bool, s.value)) {
+          diags_.report(DiagKind::ArgumentType, s.value.range, "value", s.name, typeName(ArgType::Bool), kindOf(s.value));
+          ok = false;
+          continue;
+        }
+        (s.name == "standardize" ? t.standardize : t.confusionMatrix) = s.value.text == "true";
+      } else if (s.name == "validation") {
+        if (!typeMatches(ArgType::UnitInterval, s.value) || s.value.number <= 0) {
+          diags_.report(DiagKind::ArgumentType, s.value.range, "value", s.name, "a fraction in (0, 1)", kindOf(s.value));
+          ok = false;
+          continue;
+        }
+        t.validation = s.value.number;
       } else if (s.name == "checkpoint") {
         if (s.value.kind != ast::Expr::Kind::String || s.value.text.empty()) {
           diags_.report(DiagKind::ArgumentType, s.value.range, "value", s.name, "a file name in quotes", kindOf(s.value));
@@ -241,6 +289,10 @@ public:
           t.seed = static_cast<uint64_t>(v);
         else if (s.name == "warmup")
           t.warmupEpochs = v;
+        else if (s.name == "top_k")
+          t.topK = v;
+        else if (s.name == "eval_every")
+          t.evalEvery = v;
         else
           t.showPredictions = v;
       }
@@ -260,6 +312,39 @@ public:
       return std::nullopt;
     }
     return t;
+  }
+
+  // early_stopping = monitor(loss | accuracy, patience: 5, min_delta: 0, restore_best: true)
+  bool earlyStopping(const ast::Expr &e, TrainSpec &t) {
+    if (e.kind != ast::Expr::Kind::Call || e.text != "monitor") {
+      diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range,
+                    "early-stopping rule", calleeText(e), "; expected monitor(loss or accuracy, patience: n)");
+      return false;
+    }
+    Signature sig{"monitor",
+                  {{"metric", ArgType::Expr, false},
+                   {"patience", ArgType::NonNegativeInt, false},
+                   {"min_delta", ArgType::NonNegativeNumber, false},
+                   {"restore_best", ArgType::Bool, false}}};
+    auto args = args_.bind(sig, e.args, e.range);
+    if (!args)
+      return false;
+    TrainSpec::EarlyStop &s = t.earlyStop;
+    s.enabled = true;
+    if (const ast::Expr *m = (*args)[0]) {
+      if (m->kind != ast::Expr::Kind::Name || (m->text != "loss" && m->text != "accuracy")) {
+        diags_.report(DiagKind::ArgumentType, m->range, "metric", "monitor", "loss or accuracy", kindOf(*m));
+        return false;
+      }
+      s.onAccuracy = m->text == "accuracy";
+    }
+    if ((*args)[1])
+      s.patience = static_cast<int64_t>((*args)[1]->number);
+    if ((*args)[2])
+      s.minDelta = (*args)[2]->number;
+    if ((*args)[3])
+      s.restoreBest = (*args)[3]->text == "true";
+    return true;
   }
 
   // schedule = constant() | step(every, gamma) | multistep(milestones, gamma) | exponential(gamma)

@@ -114,11 +114,14 @@ struct ScheduleSpec {
 };
 
 struct DataSpec {
-  enum class Kind { Idx, Csv } kind = Kind::Idx;
+  enum class Kind { Idx, Csv, Npy } kind = Kind::Idx;
   std::string name;         // train, test
-  std::string images, labels; // idx: both files; csv: images is the csv file
+  std::string images, labels; // idx, npy: features and labels; csv: images is the csv file
   int64_t labelColumn = -1; // csv: -1 is the last column
-  bool header = false;      // csv: skip the first row
+  std::string labelName;    // csv: or the label column by its header name
+  std::vector<int64_t> columns;         // csv: the feature columns (all but the label when empty)
+  std::vector<std::string> columnNames; // csv: or by name
+  bool header = false;      // csv: the first row names the columns
   SourceRange range;
 };
 
@@ -134,6 +137,16 @@ struct TrainSpec {
   uint64_t seed = 1;
   int64_t showPredictions = 0;
   std::string checkpoint; // written after every epoch when set
+  int64_t topK = 0;          // also report top-k accuracy
+  bool confusionMatrix = false; // print one after training
+  int64_t evalEvery = 1;     // evaluate every N epochs (and after the last)
+  struct EarlyStop {
+    bool enabled = false, onAccuracy = false, restoreBest = true;
+    int64_t patience = 5;    // evaluations without improvement before stopping
+    double minDelta = 0;     // the least change that counts as an improvement
+  } earlyStop;
+  bool standardize = false; // features scaled to mean 0, std 1 with the training data's statistics
+  double validation = 0;    // the fraction of the training data held out for validation
   ScheduleSpec schedule;
   int64_t warmupEpochs = 0;
   double clipNorm = 0, clipValue = 0; // 0: no clipping

@@ -60,7 +60,9 @@ std::string saveCheckpoint(const std::string &path, Session &s, const TrainingSt
                    {"steps", std::to_string(s.steps())},
                    {"rng", t.rng->saveState()},
                    {"plateau", fmt::format("{:.17g}:{:.17g}:{}:{}", t.plateauScale, t.plateauBest, t.plateauBad,
-                                           t.plateauSeen ? 1 : 0)}};
+                                           t.plateauSeen ? 1 : 0)},
+                   {"early_stopping",
+                    fmt::format("{:.17g}:{}:{}:{}", t.stopBest, t.stopBad, t.bestEpoch, t.stopSeen ? 1 : 0)}};
   for (size_t i = 0; i < m.params.size(); ++i)
     file.tensors.push_back(tensorOf(m.params[i], s.params()[i]));
   for (size_t i = 0; i < m.state.size(); ++i)
@@ -121,8 +123,15 @@ std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t
   std::string plateau = meta("plateau");
   bool plateauOk = std::sscanf(plateau.c_str(), "%lg:%lg:%lld:%d%n", &scale, &best, &bad, &improved, &used) == 4 &&
                    used == static_cast<int>(plateau.size()) && scale > 0 && bad >= 0;
+  double stopBest = 0;
+  long long stopBad = 0, bestEpoch = 0;
+  int stopSeen = 0;
+  std::string early = meta("early_stopping");
+  used = 0;
+  bool earlyOk = std::sscanf(early.c_str(), "%lg:%lld:%lld:%d%n", &stopBest, &stopBad, &bestEpoch, &stopSeen, &used) == 4 &&
+                 used == static_cast<int>(early.size()) && stopBad >= 0 && bestEpoch >= 0;
   if (!parseInt(meta("epoch"), epoch) || !parseInt(meta("steps"), steps) || !rng.restoreState(meta("rng")) ||
-      !plateauOk)
+      !plateauOk || !earlyOk)
     return fmt::format("{}: error: corrupted: its metadata needs an epoch, a step count, a generator state and the "
                        "schedule's state",
                        path);
@@ -137,6 +146,10 @@ std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t
   t.plateauBest = best;
   t.plateauBad = bad;
   t.plateauSeen = improved != 0;
+  t.stopBest = stopBest;
+  t.stopBad = stopBad;
+  t.bestEpoch = bestEpoch;
+  t.stopSeen = stopSeen != 0;
   return "";
 }
 

@@ -20,6 +20,10 @@ struct TrainingState {
   double plateauScale = 1, plateauBest = 0;
   int64_t plateauBad = 0;
   bool plateauSeen = false;
+  // early_stopping: the best evaluation so far, its epoch, and the evaluations since.
+  double stopBest = 0;
+  int64_t stopBad = 0, bestEpoch = 0;
+  bool stopSeen = false;
 };
 
 // Returns "" or an error naming the file.

@@ -35,12 +35,30 @@ bool fitsInput(const Dims &sample, const Dims &input) {
                              std::equal(sample.begin(), sample.end(), input.begin() + 1));
 }
 
-bool loadData(const DataSpec &spec, const Program &p, rt::Dataset &d) {
-  std::string error = spec.kind == DataSpec::Kind::Idx ? rt::loadIdx(spec.images, spec.labels, d)
-                                                        : rt::loadCsv(spec.images, spec.labelColumn, spec.header, d);
-  std::string source = spec.kind == DataSpec::Kind::Idx ? spec.images : spec.images;
+bool loadData(const DataSpec &spec, const Program &p, rt::Dataset &d, std::vector<std::string> &classNames) {
+  std::string error;
+  switch (spec.kind) {
+  case DataSpec::Kind::Idx:
+    error = rt::loadIdx(spec.images, spec.labels, d);
+    break;
+  case DataSpec::Kind::Npy:
+    error = rt::loadNpy(spec.images, spec.labels, d);
+    break;
+  case DataSpec::Kind::Csv: {
+    rt::CsvOptions o;
+    o.header = spec.header;
+    o.labelColumn = spec.labelColumn;
+    o.labelName = spec.labelName;
+    o.columns = spec.columns;
+    o.columnNames = spec.columnNames;
+    o.classNames = &classNames;
+    error = rt::loadCsv(spec.images, o, d);
+    break;
+  }
+  }
+  const std::string &source = spec.images;
   if (error.empty() && !fitsInput(d.sampleDims, p.model.inputDims) && d.sampleSize != 0) {
-    std::string what = spec.kind == DataSpec::Kind::Idx ? "images" : "rows";
+    std::string what = spec.kind == DataSpec::Kind::Idx ? "images" : "samples";
     error = fmt::format("{}: error: {} have shape {} but model '{}' takes input '{}' of shape {}", source, what,
                         formatDims(d.sampleDims), p.model.name, p.model.inputName, formatDims(p.model.inputDims));
     if (spec.kind == DataSpec::Kind::Csv)
@@ -48,8 +66,11 @@ bool loadData(const DataSpec &spec, const Program &p, rt::Dataset &d) {
                           d.sampleSize, p.model.name, p.model.inputName, formatDims(p.model.inputDims));
   }
   const TrainSpec &t = *p.train;
+  if (error.empty() && !classNames.empty() && t.classes > 0 && static_cast<int64_t>(classNames.size()) != t.classes)
+    error = fmt::format("{}: error: the labels name {} classes but model '{}' has {} outputs", source,
+                        classNames.size(), p.model.name, t.classes);
   if (error.empty() && t.classes > 0)
-    error = rt::checkClassLabels(d, t.classes, spec.kind == DataSpec::Kind::Idx ? spec.labels : spec.images);
+    error = rt::checkClassLabels(d, t.classes, spec.kind == DataSpec::Kind::Csv ? spec.images : spec.labels);
   if (!error.empty()) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return false;
@@ -67,7 +88,8 @@ void gather(Session &s, const rt::Dataset &d, const std::vector<int64_t> &order,
 }
 
 struct EvalResult {
-  double loss = 0, accuracy = 0;
+  double loss = 0, accuracy = 0, topK = 0;
+  std::vector<int64_t> confusion; // k x k: rows the labels, columns the predictions
 };
 
 // A single output is a probability, or a logit when binary cross-entropy reads it directly.
@@ -86,24 +108,60 @@ int64_t predictedClass(const float *out, int64_t k, float threshold) {
   return best;
 }
 
-EvalResult evaluate(Session &s, const rt::Dataset &d, int64_t k) {
+// Whether `label` is among the `topK` largest of the k outputs (ties counted against it).
+bool inTopK(const float *out, int64_t k, int64_t label, int64_t topK) {
+  int64_t above = 0;
+  for (int64_t c = 0; c < k; ++c)
+    above += c != label && out[c] >= out[label];
+  return above < topK;
+}
+
+EvalResult evaluate(Session &s, const rt::Dataset &d, int64_t k, int64_t topK) {
   std::vector<int64_t> order(d.count);
   for (int64_t i = 0; i < d.count; ++i)
     order[i] = i;
   EvalResult r;
+  int64_t classes = std::max<int64_t>(k, 2);
+  r.confusion.assign(static_cast<size_t>(classes * classes), 0);
   float threshold = decisionThreshold(s.model().program);
-  int64_t correct = 0;
+  int64_t correct = 0, inTop = 0;
   for (int64_t from = 0; from < d.count; from += s.maxBatch()) {
     int64_t n = std::min(s.maxBatch(), d.count - from);
     gather(s, d, order, from, n);
     r.loss += static_cast<double>(s.forward(n)) * static_cast<double>(n);
     const float *out = s.output();
-    for (int64_t i = 0; i < n; ++i)
-      correct += predictedClass(out + i * k, k, threshold) == static_cast<int64_t>(d.labels[from + i]);
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t label = static_cast<int64_t>(d.labels[from + i]), predicted = predictedClass(out + i * k, k, threshold);
+      correct += predicted == label;
+      if (topK > 0 && k > 1 && label >= 0 && label < k)
+        inTop += inTopK(out + i * k, k, label, topK);
+      if (label >= 0 && label < classes)
+        ++r.confusion[static_cast<size_t>(label * classes + predicted)];
+    }
   }
   r.loss /= static_cast<double>(d.count);
   r.accuracy = static_cast<double>(correct) / static_cast<double>(d.count);
+  r.topK = static_cast<double>(inTop) / static_cast<double>(d.count);
   return r;
+}
+
+void printConfusion(const EvalResult &r, const std::vector<std::string> &names, const char *what) {
+  int64_t k = static_cast<int64_t>(std::sqrt(static_cast<double>(r.confusion.size())));
+  auto name = [&](int64_t c) { return c < static_cast<int64_t>(names.size()) ? names[c] : std::to_string(c); };
+  size_t width = 6;
+  for (int64_t c = 0; c < k; ++c)
+    width = std::max(width, name(c).size() + 1);
+  std::printf("confusion matrix on the %s data (rows: labels, columns: predictions):\n%*s", what,
+              static_cast<int>(width), "");
+  for (int64_t c = 0; c < k; ++c)
+    std::printf("%*s", static_cast<int>(width), name(c).c_str());
+  std::printf("\n");
+  for (int64_t row = 0; row < k; ++row) {
+    std::printf("%*s", static_cast<int>(width), name(row).c_str());
+    for (int64_t c = 0; c < k; ++c)
+      std::printf("%*lld", static_cast<int>(width), (long long)r.confusion[static_cast<size_t>(row * k + c)]);
+    std::printf("\n");
+  }
 }
 
 void progressBar(int64_t epoch, int64_t epochs, int64_t step, int64_t steps, double loss, double rate, double eta) {
@@ -198,6 +256,53 @@ void plateauStep(const TrainSpec &t, TrainingState &st, double metric) {
   }
 }
 
+namespace {
+
+// The data of a run: training (less a validation split), validation and test sets, standardized
+// with the training set's statistics when asked. Returns false after printing an error.
+struct RunData {
+  rt::Dataset train, validation, test;
+  std::vector<std::string> classNames; // CSV labels that are names
+  bool hasValidation = false, hasTest = false;
+};
+
+bool loadRunData(const Program &p, const TrainSpec &t, bool evalOnly, RunData &d) {
+  d.hasTest = t.test.has_value();
+  d.hasValidation = t.validation > 0;
+  // Evaluation alone needs the training data only to recreate a split or the standardization.
+  bool needTrain = !evalOnly || t.standardize || (d.hasValidation && !d.hasTest) || !d.hasTest;
+  if (needTrain && !loadData(*t.train, p, d.train, d.classNames))
+    return false;
+  if (d.hasTest && !loadData(*t.test, p, d.test, d.classNames))
+    return false;
+  if (d.hasValidation) {
+    rt::splitOff(d.train, t.validation, t.seed ^ 0x7a11da7eull, d.validation);
+    if (d.validation.count == 0 || d.train.count == 0) {
+      std::fprintf(stderr, "%s: error: validation = %g of %lld samples leaves %s empty\n", t.train->images.c_str(),
+                   t.validation, (long long)(d.train.count + d.validation.count),
+                   d.validation.count == 0 ? "the validation set" : "the training set");
+      return false;
+    }
+  }
+  if (t.standardize && needTrain) {
+    rt::Standardizer z;
+    z.fit(d.train);
+    for (rt::Dataset *set : {&d.train, &d.validation, &d.test})
+      if (set->count)
+        z.apply(*set);
+  }
+  return true;
+}
+
+// Early stopping's bookkeeping: whether an evaluation improved on the best so far.
+bool improves(const TrainSpec::EarlyStop &e, const TrainingState &st, double value) {
+  if (!st.stopSeen)
+    return true;
+  return e.onAccuracy ? value > st.stopBest + e.minDelta : value < st.stopBest - e.minDelta;
+}
+
+} // namespace
+
 int runTraining(CompiledModel &m, const RunOptions &opts) {
   const Program &p = m.program;
   if (!p.train) {
@@ -233,14 +338,11 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
     }
   } closeMetrics{metrics};
 
-  rt::Dataset train, test;
-  bool hasTest = t.test.has_value();
-  if (opts.evalOnly) { // evaluation needs only the data it evaluates on
-    if (!loadData(hasTest ? *t.test : *t.train, p, hasTest ? test : train))
-      return 1;
-  } else if (!loadData(*t.train, p, train) || (hasTest && !loadData(*t.test, p, test))) {
+  RunData data;
+  if (!loadRunData(p, t, opts.evalOnly, data))
     return 1;
-  }
+  rt::Dataset &train = data.train, &test = data.test, &validation = data.validation;
+  bool hasTest = data.hasTest, hasValidation = data.hasValidation;
   int64_t k = m.lowered.outputs;
   if (!opts.evalOnly)
     t.batch = std::min(t.batch, train.count); // a batch can hold no more than the data set
@@ -263,25 +365,39 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
     if (std::string e = loadCheckpoint(opts.resumePath, s, state); !e.empty())
       return fail(e);
 
+  // The data that decides (early stopping, plateau, the confusion matrix): validation, else test.
+  const rt::Dataset *judge = hasValidation ? &validation : hasTest ? &test : nullptr;
+  const char *judgeName = hasValidation ? "validation" : "test";
+  auto describe = [&](const char *what, const EvalResult &ev) {
+    std::string line = fmt::format("{} loss {:.4f}, {} accuracy {:.2f}%", what, ev.loss, what, ev.accuracy * 100);
+    if (t.topK > 0)
+      line += fmt::format(", {} top-{} accuracy {:.2f}%", what, t.topK, ev.topK * 100);
+    return line;
+  };
+
   if (opts.evalOnly) {
-    const rt::Dataset &d = hasTest ? test : train;
-    EvalResult ev = evaluate(s, d, k);
-    std::printf("model %s: %s loss %.4f, %s accuracy %.2f%% on %lld samples\n", p.model.name.c_str(),
-                hasTest ? "test" : "train", ev.loss, hasTest ? "test" : "train", ev.accuracy * 100, (long long)d.count);
+    const rt::Dataset &d = hasTest ? test : hasValidation ? validation : train;
+    const char *what = hasTest ? "test" : hasValidation ? "validation" : "train";
+    EvalResult ev = evaluate(s, d, k, t.topK);
+    std::printf("model %s: %s on %lld samples\n", p.model.name.c_str(), describe(what, ev).c_str(), (long long)d.count);
+    if (t.confusionMatrix)
+      printConfusion(ev, data.classNames, what);
     if (t.showPredictions > 0)
       showPredictions(s, d, t.showPredictions, k);
     return 0;
   }
 
-
-  std::printf("model %s: %lld training samples, %lld test samples, batch %lld, %d thread%s; JIT %.0f ms\n",
-              p.model.name.c_str(), (long long)train.count, (long long)test.count, (long long)t.batch, threads,
-              threads == 1 ? "" : "s", m.jitMs);
+  std::printf("model %s: %lld training samples, %s%lld test samples, batch %lld, %d thread%s; JIT %.0f ms\n",
+              p.model.name.c_str(), (long long)train.count,
+              hasValidation ? fmt::format("{} validation samples, ", validation.count).c_str() : "",
+              (long long)test.count, (long long)t.batch, threads, threads == 1 ? "" : "s", m.jitMs);
   if (!opts.resumePath.empty())
     std::printf("resuming from %s after epoch %lld\n", opts.resumePath.c_str(), (long long)state.epoch);
   bool tty = opts.progress && isatty(2);
   int64_t steps = (train.count + t.batch - 1) / t.batch;
   std::vector<int64_t> &order = state.order;
+  std::vector<std::vector<float>> best; // the weights of the best evaluation, for restore_best
+  EvalResult lastJudged;
   for (int64_t epoch = state.epoch + 1; epoch <= t.epochs; ++epoch) {
     rng.shuffle(order);
     auto start = Clock::now();
@@ -320,40 +436,87 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
     double trainLoss = lossSum / static_cast<double>(train.count);
     double rate = static_cast<double>(train.count) / std::max(stepSeconds, 1e-9);
     std::string line = fmt::format("epoch {}/{}: train loss {:.4f}", epoch, t.epochs, trainLoss);
-    EvalResult ev;
-    if (hasTest) {
-      ev = evaluate(s, test, k);
-      line += fmt::format(", test loss {:.4f}, test accuracy {:.2f}%", ev.loss, ev.accuracy * 100);
+    std::string json = fmt::format("{{\"epoch\": {}, \"train_loss\": {:.6g}", epoch, trainLoss);
+    bool evaluating = epoch % t.evalEvery == 0 || epoch == t.epochs;
+    EvalResult ev, val;
+    if (evaluating && hasValidation) {
+      val = evaluate(s, validation, k, t.topK);
+      line += ", " + describe("validation", val);
+      json += fmt::format(", \"validation_loss\": {:.6g}, \"validation_accuracy\": {:.6g}", val.loss, val.accuracy);
+    }
+    if (evaluating && hasTest) {
+      ev = evaluate(s, test, k, t.topK);
+      line += ", " + describe("test", ev);
+      json += fmt::format(", \"test_loss\": {:.6g}, \"test_accuracy\": {:.6g}", ev.loss, ev.accuracy);
+      if (t.topK > 0)
+        json += fmt::format(", \"test_top{}_accuracy\": {:.6g}", t.topK, ev.topK);
     }
     bool varies = t.schedule.kind != ScheduleSpec::Kind::Constant || t.warmupEpochs > 0;
     if (varies)
       line += fmt::format(", lr {:.3g}", lastLr);
     line += fmt::format(" ({:.2f} s, {:.0f} samples/s)", epochSeconds, rate);
+    json += fmt::format(", \"lr\": {:.6g}", lastLr);
+    json += fmt::format(", \"samples_per_second\": {:.1f}, \"seconds\": {:.4f}, \"jit_ms\": {:.2f}, \"threads\": {}}}\n",
+                        rate, epochSeconds, m.jitMs, threads);
     // Long runs (XOR trains for thousands of tiny epochs) print about 20 lines; the metrics
     // file still gets every epoch.
     int64_t every = std::max<int64_t>(1, t.epochs / 20);
-    if (epoch == 1 || epoch == t.epochs || epoch % every == 0) {
+    if (epoch == 1 || epoch == t.epochs || epoch % every == 0 || (evaluating && t.evalEvery > 1)) {
       std::printf("%s\n", line.c_str());
       std::fflush(stdout);
     }
     if (metrics) {
-      std::string json = fmt::format("{{\"epoch\": {}, \"train_loss\": {:.6g}", epoch, trainLoss);
-      if (hasTest)
-        json += fmt::format(", \"test_loss\": {:.6g}, \"test_accuracy\": {:.6g}", ev.loss, ev.accuracy);
-      json += fmt::format(", \"lr\": {:.6g}", lastLr);
-      json += fmt::format(", \"samples_per_second\": {:.1f}, \"seconds\": {:.4f}, \"jit_ms\": {:.2f}, \"threads\": {}}}\n",
-                          rate, epochSeconds, m.jitMs, threads);
       std::fputs(json.c_str(), metrics);
       std::fflush(metrics);
     }
-    plateauStep(t, state, hasTest ? ev.loss : trainLoss);
+    bool stop = false;
+    if (evaluating) {
+      const EvalResult &judged = hasValidation ? val : ev;
+      lastJudged = judged;
+      plateauStep(t, state, judge ? judged.loss : trainLoss);
+      const TrainSpec::EarlyStop &es = t.earlyStop;
+      if (es.enabled) {
+        double value = !judge ? trainLoss : es.onAccuracy ? judged.accuracy : judged.loss;
+        if (improves(es, state, value)) {
+          state.stopBest = value;
+          state.stopSeen = true;
+          state.stopBad = 0;
+          state.bestEpoch = epoch;
+          if (es.restoreBest) {
+            best.clear();
+            for (FloatBuffer &b : s.params())
+              best.emplace_back(b.data(), b.data() + b.size());
+          }
+        } else if (++state.stopBad > es.patience) {
+          std::printf("early stopping after epoch %lld: no better %s %s for %lld evaluations (best %.4f%s at epoch "
+                      "%lld)\n",
+                      (long long)epoch, judge ? judgeName : "train", es.onAccuracy ? "accuracy" : "loss",
+                      (long long)es.patience, es.onAccuracy ? state.stopBest * 100 : state.stopBest,
+                      es.onAccuracy ? "%" : "", (long long)state.bestEpoch);
+          stop = true;
+        }
+      }
+    }
     state.epoch = epoch;
     if (!checkpoint.empty())
       if (std::string e = saveCheckpoint(checkpoint, s, state); !e.empty())
         return fail(e);
+    if (stop)
+      break;
   }
   if (!checkpoint.empty())
     std::printf("checkpoint after epoch %lld: %s\n", (long long)state.epoch, checkpoint.c_str());
+  if (!best.empty() && state.bestEpoch != state.epoch) {
+    for (size_t i = 0; i < best.size(); ++i)
+      std::copy(best[i].begin(), best[i].end(), s.params()[i].data());
+    std::printf("restored the weights of epoch %lld, the best on the %s data\n", (long long)state.bestEpoch,
+                judge ? judgeName : "train");
+    if (judge)
+      lastJudged = evaluate(s, *judge, k, t.topK);
+  }
+  if (t.confusionMatrix && judge)
+    printConfusion(lastJudged.confusion.empty() ? evaluate(s, *judge, k, t.topK) : lastJudged, data.classNames,
+                   judgeName);
   if (t.showPredictions > 0)
     showPredictions(s, hasTest ? test : train, t.showPredictions, k);
   return 0;
@@ -367,7 +530,8 @@ int gradCheck(CompiledModel &m, double tolerance) {
     return 1;
   }
   rt::Dataset data;
-  if (!loadData(*p.train->train, p, data))
+  std::vector<std::string> classNames;
+  if (!loadData(*p.train->train, p, data, classNames))
     return 1;
   // The loss and its derived gradients, both in the reference evaluator.
   ir::Function f = m.lowered.forward;

@@ -1,7 +1,9 @@
 #include "soma/Data.h"
 #include "soma/runtime.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <gtest/gtest.h>
@@ -11,6 +13,13 @@
 using namespace soma::rt;
 
 namespace {
+CsvOptions csv(int64_t label, bool header) {
+  CsvOptions o;
+  o.labelColumn = label;
+  o.header = header;
+  return o;
+}
+
 std::string tempFile(const std::string &name, const std::string &content) {
   std::string path = ::testing::TempDir() + "/soma_" + std::to_string(getpid()) + "_" + name;
   std::ofstream(path, std::ios::binary) << content;
@@ -54,20 +63,93 @@ TEST(Idx, RejectsBadMagicTruncationAndCountMismatch) {
 
 TEST(Csv, LoadsFeaturesAndLabelColumn) {
   Dataset d;
-  ASSERT_EQ(loadCsv(tempFile("a.csv", "a,b,y\n1,2,0\n# note\n3, 4 ,1\n"), -1, true, d), "");
+  ASSERT_EQ(loadCsv(tempFile("a.csv", "a,b,y\n1,2,0\n# note\n3, 4 ,1\n"), csv(-1, true), d), "");
   EXPECT_EQ(d.count, 2);
   EXPECT_EQ(d.features, (std::vector<float>{1, 2, 3, 4}));
   EXPECT_EQ(d.labels, (std::vector<float>{0, 1}));
-  ASSERT_EQ(loadCsv(tempFile("b.csv", "5,1,2\n"), 0, false, d), "");
+  ASSERT_EQ(loadCsv(tempFile("b.csv", "5,1,2\n"), csv(0, false), d), "");
   EXPECT_EQ(d.labels, (std::vector<float>{5}));
 }
 
 TEST(Csv, ReportsRowAndFieldErrors) {
   Dataset d;
-  EXPECT_NE(loadCsv(tempFile("c.csv", "1,2\n1,2,3\n"), -1, false, d).find(":2: error: row has 3 columns"),
+  EXPECT_NE(loadCsv(tempFile("c.csv", "1,2\n1,2,3\n"), csv(-1, false), d).find(":2: error: row has 3 columns"),
             std::string::npos);
-  EXPECT_NE(loadCsv(tempFile("d.csv", "1,x\n"), -1, false, d).find("is not a number: 'x'"), std::string::npos);
+  EXPECT_NE(loadCsv(tempFile("d.csv", "1,x\n"), csv(-1, false), d).find("is not a number: 'x'"), std::string::npos);
   EXPECT_NE(checkClassLabels(Dataset{{1}, 1, 1, {0}, {3}}, 3, "f").find("not a class"), std::string::npos);
+}
+
+TEST(Csv, NamedColumnsAndClassNames) {
+  Dataset train, test;
+  std::vector<std::string> classes;
+  CsvOptions o;
+  o.header = true;
+  o.labelName = "species";
+  o.columnNames = {"petal", "sepal"};
+  o.classNames = &classes;
+  ASSERT_EQ(loadCsv(tempFile("iris.csv", "sepal,petal,species,id\n5.1,1.4,setosa,1\n7,4.7,versicolor,2\n"
+                                         "6.3,6,virginica,3\n5,1.3,setosa,4\n"),
+                    o, train),
+            "");
+  EXPECT_EQ(classes, (std::vector<std::string>{"setosa", "versicolor", "virginica"}));
+  EXPECT_EQ(train.labels, (std::vector<float>{0, 1, 2, 0}));
+  EXPECT_EQ(train.features, (std::vector<float>{1.4f, 5.1f, 4.7f, 7, 6, 6.3f, 1.3f, 5}));
+  // A test set uses the training set's numbering, and knows no other class.
+  ASSERT_EQ(loadCsv(tempFile("t.csv", "sepal,petal,species,id\n6,5,virginica,9\n"), o, test), "");
+  EXPECT_EQ(test.labels, (std::vector<float>{2}));
+  EXPECT_NE(loadCsv(tempFile("u.csv", "sepal,petal,species,id\n6,5,daisy,9\n"), o, test)
+                .find(":2: error: class 'daisy' is not one of the training data's"),
+            std::string::npos);
+  o.labelName = "kind";
+  EXPECT_NE(loadCsv(tempFile("v.csv", "sepal,petal,species\n1,2,a\n"), o, test).find("no column named 'kind'"),
+            std::string::npos);
+}
+
+TEST(Data, StandardizeAndSplit) {
+  Dataset d{{2}, 2, 4, {1, 10, 3, 10, 5, 10, 7, 10}, {0, 1, 2, 3}};
+  Standardizer s;
+  s.fit(d);
+  s.apply(d);
+  EXPECT_FLOAT_EQ(d.features[0], (1 - 4) / std::sqrt(5.0f));
+  EXPECT_FLOAT_EQ(d.features[1], 0); // a constant feature becomes 0, not NaN
+  Dataset held;
+  splitOff(d, 0.5, 3, held);
+  EXPECT_EQ(d.count, 2);
+  EXPECT_EQ(held.count, 2);
+  std::vector<float> all = d.labels;
+  all.insert(all.end(), held.labels.begin(), held.labels.end());
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all, (std::vector<float>{0, 1, 2, 3})); // every sample in exactly one part
+}
+
+TEST(Npy, LoadsFeaturesAndLabels) {
+  auto npy = [](const std::string &descr, const std::string &shape, const std::string &data) {
+    std::string header = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }";
+    while ((10 + header.size() + 1) % 64)
+      header += ' ';
+    header += '\n';
+    std::string s = "\x93NUMPY";
+    s += '\x01';
+    s += '\x00';
+    s += static_cast<char>(header.size() & 0xff);
+    s += static_cast<char>(header.size() >> 8);
+    return s + header + data;
+  };
+  float f[6] = {1, 2, 3, 4, 5, 6};
+  int64_t l[3] = {2, 0, 1};
+  std::string fp = tempFile("x.npy", npy("<f4", "(3, 2)", std::string(reinterpret_cast<char *>(f), sizeof f)));
+  std::string lp = tempFile("y.npy", npy("<i8", "(3,)", std::string(reinterpret_cast<char *>(l), sizeof l)));
+  Dataset d;
+  ASSERT_EQ(loadNpy(fp, lp, d), "");
+  EXPECT_EQ(d.count, 3);
+  EXPECT_EQ(d.sampleDims, (std::vector<int64_t>{2}));
+  EXPECT_EQ(d.features, (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(d.labels, (std::vector<float>{2, 0, 1}));
+  std::string bad = tempFile("b.npy", npy("<c8", "(3,)", std::string(24, '\0')));
+  EXPECT_NE(loadNpy(fp, bad, d).find("not supported"), std::string::npos);
+  std::string cut = tempFile("c.npy", npy("<i8", "(3,)", std::string(8, '\0')));
+  EXPECT_NE(loadNpy(fp, cut, d).find("truncated"), std::string::npos);
+  EXPECT_NE(loadNpy(tempFile("n.npy", "hello"), lp, d).find("not a NumPy .npy file"), std::string::npos);
 }
 
 TEST(Rng, IsDeterministicPerSeed) {

@@ -17,8 +17,32 @@ struct Dataset {
 
 // Images (unsigned bytes, scaled to [0, 1]) and labels (unsigned bytes). Returns "" or an error.
 std::string loadIdx(const std::string &images, const std::string &labels, Dataset &out);
-// One sample a row; `labelColumn` (-1 for the last) is the label, the rest are features.
-std::string loadCsv(const std::string &path, int64_t labelColumn, bool header, Dataset &out);
+struct CsvOptions {
+  bool header = false;              // the first row names the columns
+  int64_t labelColumn = -1;         // negative counts from the end
+  std::string labelName;            // or the label column by its header name
+  std::vector<int64_t> columns;     // the feature columns (all but the label when empty)
+  std::vector<std::string> columnNames; // or by their header names
+  // Labels that are not numbers are class names, numbered in sorted order. Empty on input: made
+  // from this file (a training set); otherwise the names to use (a test set).
+  std::vector<std::string> *classNames = nullptr;
+};
+// One sample a row, comma-separated. Returns "" or an error naming the file, line and column.
+std::string loadCsv(const std::string &path, const CsvOptions &options, Dataset &out);
+
+// NumPy .npy files: features (any shape, the first axis the samples; float32, float64, uint8,
+// int32 or int64, C order) and labels (one per sample). Returns "" or an error.
+std::string loadNpy(const std::string &features, const std::string &labels, Dataset &out);
+
+// Per-feature standardization, (x - mean) / std, with statistics of `from` applied to `to`.
+struct Standardizer {
+  std::vector<float> mean, inverseStd;
+  void fit(const Dataset &from);
+  void apply(Dataset &to) const;
+};
+
+// Moves a seeded random `fraction` of `from`'s samples into `held` (a validation set).
+void splitOff(Dataset &from, double fraction, uint64_t seed, Dataset &held);
 
 // Checks labels are integers in [0, classes). Returns "" or an error naming `source`.
 std::string checkClassLabels(const Dataset &d, int64_t classes, const std::string &source);
