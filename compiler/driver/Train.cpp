@@ -387,10 +387,13 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
     return 0;
   }
 
-  std::printf("model %s: %lld training samples, %s%lld test samples, batch %lld, %d thread%s; JIT %.0f ms\n",
-              p.model.name.c_str(), (long long)train.count,
-              hasValidation ? fmt::format("{} validation samples, ", validation.count).c_str() : "",
-              (long long)test.count, (long long)t.batch, threads, threads == 1 ? "" : "s", m.jitMs);
+  std::string sets = fmt::format("{} training samples", train.count);
+  if (hasValidation)
+    sets += fmt::format(", {} validation samples", validation.count);
+  if (hasTest)
+    sets += fmt::format(", {} test samples", test.count);
+  std::printf("model %s: %s, batch %lld, %d thread%s; JIT %.0f ms\n", p.model.name.c_str(), sets.c_str(),
+              (long long)t.batch, threads, threads == 1 ? "" : "s", m.jitMs);
   if (!opts.resumePath.empty())
     std::printf("resuming from %s after epoch %lld\n", opts.resumePath.c_str(), (long long)state.epoch);
   bool tty = opts.progress && isatty(2);

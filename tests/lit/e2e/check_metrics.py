@@ -7,11 +7,13 @@ ap = argparse.ArgumentParser()
 ap.add_argument("metrics")
 ap.add_argument("--epochs", type=int, required=True)
 ap.add_argument("--min-accuracy", type=float, required=True)
+ap.add_argument("--key", default="test_accuracy", help="the accuracy to check, e.g. validation_accuracy")
+ap.add_argument("--at-most", action="store_true", help="--epochs is a maximum (early stopping)")
 args = ap.parse_args()
 rows = [json.loads(line) for line in open(args.metrics) if line.strip()]
-if len(rows) != args.epochs:
-    sys.exit(f"expected {args.epochs} epochs, got {len(rows)}")
-acc = rows[-1]["test_accuracy"]
+if len(rows) > args.epochs or (not args.at_most and len(rows) != args.epochs):
+    sys.exit(f"expected {'at most ' if args.at_most else ''}{args.epochs} epochs, got {len(rows)}")
+acc = [r for r in rows if args.key in r][-1][args.key]
 print(f"final test accuracy {acc:.4f} (needs {args.min_accuracy})")
 if acc < args.min_accuracy:
     sys.exit(f"accuracy {acc:.4f} is below {args.min_accuracy}")
