@@ -592,6 +592,28 @@ private:
       spec_.params.push_back(bias);
       n.paramCount = weight.dims.size() == 2 ? w[0] * w[1] + l->units : w[0] * w[1] * w[2] * w[3] + l->units;
     }
+    if (kind == LayerKind::BatchNorm || kind == LayerKind::LayerNorm) { // a scale (ones) and a shift (zeros)
+      Dims shape = kind == LayerKind::BatchNorm ? Dims{l->in[0]} : l->in;
+      int64_t count = 1;
+      for (int64_t d : shape)
+        count *= d;
+      InitSpec ones, zeros;
+      ones.kind = InitSpec::Kind::Ones;
+      zeros.kind = InitSpec::Kind::Zeros;
+      l->weight = static_cast<int>(spec_.params.size());
+      spec_.params.push_back({l->name + ".scale", shape, ones, count, count, 1});
+      l->bias = static_cast<int>(spec_.params.size());
+      spec_.params.push_back({l->name + ".shift", shape, zeros, count, count, 1});
+      n.paramCount = 2 * count;
+      if (kind == LayerKind::BatchNorm) {
+        l->runningMean = static_cast<int>(spec_.buffers.size());
+        spec_.buffers.push_back({l->name + ".running_mean", shape, zeros, count, count, 1});
+        l->runningVar = static_cast<int>(spec_.buffers.size());
+        spec_.buffers.push_back({l->name + ".running_var", shape, ones, count, count, 1});
+      }
+    }
+    if (kind == LayerKind::Dropout)
+      l->salt = static_cast<uint32_t>(spec_.nodes.size()) + 1;
     n.layer = *l;
     return Value{true, add(std::move(n)), 0, false};
   }
@@ -620,6 +642,12 @@ private:
                     biasInit};
     if (kind == LayerKind::MaxPool2D || kind == LayerKind::AvgPool2D)
       sig.params = {{"size", ArgType::PositiveInt, true}};
+    if (kind == LayerKind::Dropout)
+      sig.params = {{"p", ArgType::UnitInterval, true}};
+    if (kind == LayerKind::BatchNorm)
+      sig.params = {{"momentum", ArgType::UnitInterval, false}, {"eps", ArgType::PositiveNumber, false}};
+    if (kind == LayerKind::LayerNorm)
+      sig.params = {{"eps", ArgType::PositiveNumber, false}};
     auto bound = args_.bind(sig, args, range);
     if (!bound)
       return std::nullopt;
@@ -703,6 +731,27 @@ private:
     case LayerKind::LeakyRelu: // PyTorch's defaults
     case LayerKind::Elu:
       l.alpha = arg("alpha") ? arg("alpha")->number : kind == LayerKind::LeakyRelu ? 0.01 : 1.0;
+      l.out = in;
+      break;
+    case LayerKind::Dropout: // active in training only; the output is scaled by 1 / (1 - p)
+      l.alpha = arg("p")->number;
+      l.out = in;
+      break;
+    case LayerKind::BatchNorm: // per channel: axis 0 of the sample ([n] or [c, h, w])
+      if (in.empty() || (in.size() != 1 && in.size() != 3)) {
+        diags_.report(DiagKind::ShapeMismatch, range, spelling, "a vector [n] or an image [c, h, w]", formatDims(in));
+        return std::nullopt;
+      }
+      l.momentum = arg("momentum") ? arg("momentum")->number : 0.1;
+      l.eps = arg("eps") ? arg("eps")->number : 1e-5;
+      l.out = in;
+      break;
+    case LayerKind::LayerNorm: // over the whole sample
+      if (in.empty()) {
+        diags_.report(DiagKind::ShapeMismatch, range, spelling, "a value with axes", formatDims(in));
+        return std::nullopt;
+      }
+      l.eps = arg("eps") ? arg("eps")->number : 1e-5;
       l.out = in;
       break;
     case LayerKind::Sigmoid:

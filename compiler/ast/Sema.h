@@ -40,8 +40,11 @@ struct Layer {
   std::string name;   // unique: dense_1, sigmoid_2, highway_1.dense_1, ...
   int64_t units = 0;  // dense: outputs; conv2d: filters
   int64_t kernel = 0, stride = 1, padding = 0; // conv2d; pooling: kernel = stride = the window
-  double alpha = 0;   // leaky_relu: the slope below 0; elu: the limit below 0
-  int weight = -1, bias = -1; // dense, conv2d: indices into ModelSpec::params
+  double alpha = 0;   // leaky_relu: the slope below 0; elu: the limit below 0; dropout: p
+  double momentum = 0.1, eps = 1e-5; // batchnorm, layernorm
+  int weight = -1, bias = -1; // dense, conv2d, batchnorm and layernorm (scale, shift): ModelSpec::params
+  int runningMean = -1, runningVar = -1; // batchnorm: ModelSpec::buffers
+  uint32_t salt = 0;  // dropout: which random stream
   Dims in, out;       // per sample
   SourceRange range;
 };
@@ -76,6 +79,7 @@ struct ModelSpec {
   Dims inputDims;
   std::vector<GraphNode> nodes; // nodes[0] is the input
   std::vector<ParamSpec> params;
+  std::vector<ParamSpec> buffers; // statistics that are not trained: batchnorm's running mean and variance
   int output = 0;
   SourceRange range;
   const Dims &outputDims() const { return nodes[output].dims; }

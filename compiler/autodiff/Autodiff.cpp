@@ -58,6 +58,7 @@ private:
     case Op::Fill:
     case Op::Constant:
     case Op::Step:
+    case Op::Random:
     case Op::Equal:
     case Op::OneHot:
       return; // leaves and piecewise-constant ops pass no gradient

@@ -213,6 +213,20 @@ private:
           inner.push_back(idx[i]);
       return expr(n.operands[0], inner);
     }
+    case Op::Random: { // ir::randomUniform, on 32-bit integers
+      llvm::Type *i32 = b_.getInt32Ty();
+      auto c = [&](uint32_t v) { return llvm::ConstantInt::get(i32, v); };
+      llvm::Value *position = b_.CreateTrunc(offset(n.shape, idx), i32);
+      llvm::Value *seed = b_.CreateFPToUI(operand(0), i32);
+      llvm::Value *h = b_.CreateXor(b_.CreateXor(b_.CreateMul(position, c(0x9E3779B1u)), b_.CreateMul(seed, c(0x85EBCA77u))),
+                                    c(static_cast<uint32_t>(n.attrs.value) * 0xC2B2AE3Du));
+      h = b_.CreateXor(h, b_.CreateLShr(h, 16));
+      h = b_.CreateMul(h, c(0x85EBCA6Bu));
+      h = b_.CreateXor(h, b_.CreateLShr(h, 13));
+      h = b_.CreateMul(h, c(0xC2B2AE35u));
+      h = b_.CreateXor(h, b_.CreateLShr(h, 16));
+      return b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(h, 8), f32_), llvm::ConstantFP::get(f32_, 0x1.0p-24));
+    }
     case Op::Transpose: {
       std::vector<llvm::Value *> from(idx.size());
       for (size_t k = 0; k < idx.size(); ++k)

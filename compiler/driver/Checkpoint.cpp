@@ -65,6 +65,8 @@ std::string saveCheckpoint(const std::string &path, Session &s, const TrainingSt
                     fmt::format("{:.17g}:{}:{}:{}", t.stopBest, t.stopBad, t.bestEpoch, t.stopSeen ? 1 : 0)}};
   for (size_t i = 0; i < m.params.size(); ++i)
     file.tensors.push_back(tensorOf(m.params[i], s.params()[i]));
+  for (size_t i = 0; i < m.buffers.size(); ++i)
+    file.tensors.push_back(tensorOf(m.buffers[i], s.buffers()[i]));
   for (size_t i = 0; i < m.state.size(); ++i)
     file.tensors.push_back(tensorOf(m.state[i], s.state()[i]));
   rt::NamedTensor order;
@@ -90,14 +92,16 @@ std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t
     return fmt::format("{}: error: not a Soma checkpoint (no \"format\": \"{}\" in its metadata); to start from its "
                        "weights use --weights",
                        path, kFormat);
-  std::vector<const rt::NamedTensor *> params, state;
+  std::vector<const rt::NamedTensor *> params, state, buffers;
   if (std::string e = match(path, file, m.params, model, "a parameter", params); !e.empty())
+    return e;
+  if (std::string e = match(path, file, m.buffers, model, "a statistic", buffers); !e.empty())
     return e;
   if (std::string e = match(path, file, m.state, model, "optimizer state", state); !e.empty())
     return e;
   for (const rt::NamedTensor &tensor : file.tensors) {
     bool known = tensor.name == kOrder;
-    for (const std::vector<ParamInfo> *list : {&m.params, &m.state})
+    for (const std::vector<ParamInfo> *list : {&m.params, &m.buffers, &m.state})
       for (const ParamInfo &p : *list)
         known |= p.name == tensor.name;
     if (!known)
@@ -137,6 +141,7 @@ std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t
                        path);
   // Everything checked: now overwrite.
   copyInto(params, s.params());
+  copyInto(buffers, s.buffers());
   copyInto(state, s.state());
   s.setSteps(steps);
   t.epoch = epoch;
@@ -157,11 +162,15 @@ std::string loadWeights(const std::string &path, Session &s) {
   rt::TensorFile file;
   if (std::string e = rt::readSafetensors(path, file); !e.empty())
     return e;
-  std::vector<const rt::NamedTensor *> params;
-  if (std::string e = match(path, file, s.model().lowered.params, s.model().program.model.name, "a parameter", params);
-      !e.empty())
+  const LoweredModel &m = s.model().lowered;
+  const std::string &model = s.model().program.model.name;
+  std::vector<const rt::NamedTensor *> params, buffers;
+  if (std::string e = match(path, file, m.params, model, "a parameter", params); !e.empty())
+    return e;
+  if (std::string e = match(path, file, m.buffers, model, "a statistic", buffers); !e.empty())
     return e;
   copyInto(params, s.params());
+  copyInto(buffers, s.buffers());
   return "";
 }
 

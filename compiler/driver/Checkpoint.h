@@ -1,6 +1,7 @@
 // Checkpoints and weights files of a Session, in the safetensors format (runtime/Safetensors.h).
 // A checkpoint holds the parameters under their layer names (dense_1.w, dense_1.b, ...), the
-// optimizer state (dense_1.w.momentum, ...), the shuffling order, and in its metadata the epoch,
+// statistics of batchnorm layers (batchnorm_1.running_mean, ...), the optimizer state
+// (dense_1.w.momentum, ...), the shuffling order, and in its metadata the epoch,
 // the optimizer's step count and the generator state: all a run needs to continue exactly.
 #pragma once
 #include "driver/Session.h"
@@ -31,7 +32,7 @@ std::string saveCheckpoint(const std::string &path, Session &s, const TrainingSt
 // Restores everything saveCheckpoint wrote; the file must be of this model (every tensor present
 // with its shape, no others).
 std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t);
-// Only the parameters, from a checkpoint or a weights file; other tensors are ignored.
+// Only the parameters and statistics, from a checkpoint or a weights file; other tensors are ignored.
 std::string loadWeights(const std::string &path, Session &s);
 
 } // namespace soma

@@ -56,12 +56,15 @@ Session::Session(const CompiledModel &m, int64_t maxBatch)
   invBatch_ = FloatBuffer(1);
   adamStepSize_ = FloatBuffer(1);
   adamInvSqrtBias2_ = FloatBuffer(1);
+  dropoutSeed_ = FloatBuffer(1);
   if (m.trainEntry)
     train_ = std::make_unique<BoundFunction>(m.lowered.train, m.trainSchedule, m.trainEntry, maxBatch);
   for (const ParamInfo &p : m.lowered.params)
     params_.emplace_back(static_cast<size_t>(ir::numElements(p.shape, 1)));
   for (const ParamInfo &p : m.lowered.state)
     state_.emplace_back(static_cast<size_t>(ir::numElements(p.shape, 1)));
+  for (const ParamInfo &p : m.lowered.buffers)
+    buffers_.emplace_back(static_cast<size_t>(ir::numElements(p.shape, 1)));
   for (BoundFunction *f : {&forward_, train_.get()}) {
     if (!f)
       continue;
@@ -71,6 +74,9 @@ Session::Session(const CompiledModel &m, int64_t maxBatch)
     f->bind(kInputInvBatch, invBatch_.data());
     f->bind(kInputAdamStepSize, adamStepSize_.data());
     f->bind(kInputAdamInvSqrtBias2, adamInvSqrtBias2_.data());
+    f->bind(kInputDropoutSeed, dropoutSeed_.data());
+    for (size_t i = 0; i < buffers_.size(); ++i)
+      f->bind(m.lowered.buffers[i].name, buffers_[i].data());
     for (size_t i = 0; i < params_.size(); ++i)
       f->bind(m.lowered.params[i].name, params_[i].data());
     for (size_t i = 0; i < state_.size(); ++i)
@@ -78,15 +84,16 @@ Session::Session(const CompiledModel &m, int64_t maxBatch)
   }
 }
 
-std::vector<std::vector<float>> initialParams(const LoweredModel &m, uint64_t seed) {
-  rt::Rng rng(seed);
+namespace {
+
+std::vector<std::vector<float>> initialValues(const std::vector<ParamInfo> &list, rt::Rng &rng) {
   std::vector<std::vector<float>> out;
   auto uniform = [&](double lo, double hi) { return lo + (hi - lo) * rng.uniform(); };
   auto normal = [&](double mean, double std) { // Box-Muller
     double u1 = 1.0 - rng.uniform(), u2 = rng.uniform();
     return mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
   };
-  for (const ParamInfo &p : m.params) {
+  for (const ParamInfo &p : list) {
     double fanIn = static_cast<double>(p.fanIn), fanOut = static_cast<double>(p.fanOut);
     const InitSpec &init = p.init;
     std::vector<float> &v = out.emplace_back(static_cast<size_t>(ir::numElements(p.shape, 1)));
@@ -134,13 +141,29 @@ std::vector<std::vector<float>> initialParams(const LoweredModel &m, uint64_t se
   return out;
 }
 
+} // namespace
+
+std::vector<std::vector<float>> initialParams(const LoweredModel &m, uint64_t seed) {
+  rt::Rng rng(seed);
+  return initialValues(m.params, rng);
+}
+
+std::vector<std::vector<float>> initialBuffers(const LoweredModel &m) {
+  rt::Rng unused(0); // buffers start at constants
+  return initialValues(m.buffers, unused);
+}
+
 void Session::initParams(uint64_t seed) {
   std::vector<std::vector<float>> init = initialParams(m_.lowered, seed);
   for (size_t i = 0; i < params_.size(); ++i)
     std::copy(init[i].begin(), init[i].end(), params_[i].data());
   for (FloatBuffer &s : state_)
     std::fill_n(s.data(), s.size(), 0.0f);
+  std::vector<std::vector<float>> buffers = initialBuffers(m_.lowered);
+  for (size_t i = 0; i < buffers_.size(); ++i)
+    std::copy(buffers[i].begin(), buffers[i].end(), buffers_[i].data());
   steps_ = 0;
+  seed_ = seed;
 }
 
 float Session::trainStep(int64_t batch, float lr) {
@@ -148,6 +171,8 @@ float Session::trainStep(int64_t batch, float lr) {
   lr_[0] = lr;
   invBatch_[0] = 1.0f / static_cast<float>(batch);
   ++steps_;
+  // A new dropout mask every step, exact in a float (below 2^24), different for every seed.
+  dropoutSeed_[0] = static_cast<float>((steps_ + seed_ * 1000003u) % (1u << 24));
   if (m_.program.train) { // Adam's bias corrections, in double precision
     const OptimizerSpec &o = m_.program.train->optimizer;
     double t = static_cast<double>(steps_);

@@ -48,6 +48,8 @@ private:
 // Each parameter's initializer (PyTorch's default for dense and convolution layers is
 // U(-1/sqrt(fan_in), 1/sqrt(fan_in)), weights and biases), drawn from one generator in order.
 std::vector<std::vector<float>> initialParams(const LoweredModel &m, uint64_t seed);
+// The buffers' starting values (batchnorm: running mean 0, running variance 1).
+std::vector<std::vector<float>> initialBuffers(const LoweredModel &m);
 
 class Session {
 public:
@@ -68,12 +70,14 @@ public:
   const float *output() const { return forward_.result("output"); }
   std::vector<FloatBuffer> &params() { return params_; }
   std::vector<FloatBuffer> &state() { return state_; }
+  std::vector<FloatBuffer> &buffers() { return buffers_; }
 
 private:
   const CompiledModel &m_;
   int64_t maxBatch_;
-  std::vector<FloatBuffer> params_, state_;
-  FloatBuffer x_, labels_, lr_, invBatch_, adamStepSize_, adamInvSqrtBias2_;
+  std::vector<FloatBuffer> params_, state_, buffers_;
+  FloatBuffer x_, labels_, lr_, invBatch_, adamStepSize_, adamInvSqrtBias2_, dropoutSeed_;
+  uint64_t seed_ = 1;
   int64_t steps_ = 0;
   BoundFunction forward_;
   std::unique_ptr<BoundFunction> train_;

@@ -149,6 +149,12 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
       for (int64_t j = 0; j < size; ++j)
         out.data[j] = arg(0).data[flatten(dropAxes(unflatten(j, out.dims), n.attrs.axes), arg(0).dims)];
       break;
+    case Op::Random: {
+      uint32_t seed = static_cast<uint32_t>(static_cast<float>(arg(0).data[0]));
+      for (int64_t j = 0; j < size; ++j)
+        out.data[j] = randomUniform(static_cast<uint32_t>(j), seed, static_cast<uint32_t>(n.attrs.value));
+      break;
+    }
     case Op::Transpose:
       for (int64_t j = 0; j < size; ++j) {
         std::vector<int64_t> idx = unflatten(j, out.dims), from(idx.size());

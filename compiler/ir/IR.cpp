@@ -123,6 +123,12 @@ int Builder::reshape(int x, Shape shape) {
   return add(Op::Reshape, {x}, a);
 }
 
+int Builder::random(int seed, Shape shape, uint32_t salt) {
+  Attrs a;
+  a.shape = std::move(shape);
+  a.value = salt;
+  return add(Op::Random, {seed}, a);
+}
 bool opIsIndexMap(Op op) {
   return op == Op::Broadcast || op == Op::OneHot || op == Op::Transpose || op == Op::Pad || op == Op::Slice;
 }
@@ -200,6 +206,9 @@ void print(const Function &f, std::ostream &os) {
       break;
     case Op::Fill:
       attrs.push_back(fmt::format("value = {}", n.attrs.value));
+      break;
+    case Op::Random:
+      attrs.push_back(fmt::format("salt = {}", n.attrs.value));
       break;
     case Op::Constant: {
       std::string v;

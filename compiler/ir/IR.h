@@ -92,6 +92,7 @@ public:
   int broadcast(int x, Shape shape, uint32_t axes);
   int oneHot(int labels, int64_t classes);
   int reduce(Op op, int x, uint32_t axes);
+  int random(int seed, Shape shape, uint32_t salt);
   int matmul(int a, int b, bool transA = false, bool transB = false);
   int reshape(int x, Shape shape);
   int transpose(int x, Shape perm);
@@ -110,6 +111,17 @@ private:
 };
 
 void print(const Function &f, std::ostream &os);
+// The hash behind Op::Random, shared by the JIT's emitter and the reference evaluator.
+inline float randomUniform(uint32_t position, uint32_t seed, uint32_t salt) {
+  uint32_t h = position * 0x9E3779B1u ^ seed * 0x85EBCA77u ^ salt * 0xC2B2AE3Du;
+  h ^= h >> 16;
+  h *= 0x85EBCA6Bu;
+  h ^= h >> 13;
+  h *= 0xC2B2AE35u;
+  h ^= h >> 16;
+  return static_cast<float>(h >> 8) * 0x1.0p-24f;
+}
+
 // Checks operand order, arity, shapes and results; returns "" when valid.
 std::string verify(const Function &f);
 

@@ -49,6 +49,10 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
       return fail(fmt::format("broadcast of {} to {} must only add axes", formatShape(in[0]), formatShape(a.shape)));
     return {a.shape, ""};
   }
+  case Op::Random:
+    if (!in[0].empty())
+      return fail("random takes a scalar seed");
+    return {a.shape, ""};
   case Op::Transpose: {
     Shape out;
     std::vector<bool> used(in[0].size(), false);

@@ -34,9 +34,39 @@ struct Lowerer {
   LoweredModel &out;
   Function &f;
   Builder b;
-  std::vector<int> params; // input node ids, in `out.params` order
+  bool training;
+  std::vector<int> params;  // input node ids, in `out.params` order
+  std::vector<int> buffers; // in `out.buffers` order
+  int invBatch = -1, dropoutSeed = -1;
+  std::vector<Result> bufferUpdates; // training: batchnorm's running statistics
 
-  Lowerer(const Program &p, LoweredModel &m, Function &fn) : program(p), out(m), f(fn), b(fn) {}
+  Lowerer(const Program &p, LoweredModel &m, Function &fn, bool train)
+      : program(p), out(m), f(fn), b(fn), training(train) {}
+
+  // Normalization over `axes` of x (IR axes): (x - mean) / sqrt(var + eps), with the statistics
+  // given or computed here over `count` elements (1/count given as the IR value invCount).
+  struct Stats {
+    int mean, var;
+  };
+  Stats statistics(int x, uint32_t axes, int invCount) {
+    Shape s = b.shape(x);
+    int mean = b.binary(Op::Mul, b.reduce(Op::ReduceSum, x, axes), invCount);
+    int d = b.binary(Op::Sub, x, b.broadcast(mean, s, axes));
+    int var = b.binary(Op::Mul, b.reduce(Op::ReduceSum, b.binary(Op::Mul, d, d), axes), invCount);
+    return {mean, var};
+  }
+  int normalize(int x, int mean, int var, uint32_t axes, double eps) {
+    Shape s = b.shape(x);
+    int d = b.binary(Op::Sub, x, b.broadcast(mean, s, axes));
+    int scale = b.unary(Op::Sqrt, b.binary(Op::Add, var, b.fill(eps, {})));
+    return b.binary(Op::Div, d, b.broadcast(scale, s, axes));
+  }
+  // y * scale + shift, the parameters broadcast over `axes` of y.
+  int affine(int y, const Layer &l, uint32_t axes) {
+    Shape s = b.shape(y);
+    int scaled = b.binary(Op::Mul, y, b.broadcast(params[static_cast<size_t>(l.weight)], s, axes));
+    return b.binary(Op::Add, scaled, b.broadcast(params[static_cast<size_t>(l.bias)], s, axes));
+  }
 
   int softmaxLog(int z, bool logOnly) {
     Shape s = b.shape(z);
@@ -128,6 +158,43 @@ struct Lowerer {
       return softmaxLog(cur, true);
     case LayerKind::Identity:
       return cur;
+    case LayerKind::Dropout: { // training: x * [u > p] / (1 - p), u uniform per element and step
+      if (!training || l.alpha == 0)
+        return cur;
+      if (dropoutSeed < 0)
+        dropoutSeed = b.input(kInputDropoutSeed, InputRole::Scalar, {});
+      int u = b.random(dropoutSeed, b.shape(cur), l.salt);
+      int keep = b.unary(Op::Step, b.binary(Op::Sub, u, b.fill(l.alpha, {})));
+      return b.binary(Op::Mul, cur, b.binary(Op::Mul, keep, b.fill(1.0 / (1.0 - l.alpha), {})));
+    }
+    case LayerKind::LayerNorm: { // over every axis of the sample
+      Shape s = b.shape(cur);
+      uint32_t axes = ((1u << s.size()) - 1) & ~1u;
+      int64_t count = 1;
+      for (size_t i = 1; i < s.size(); ++i)
+        count *= s[i];
+      Stats st = statistics(cur, axes, b.fill(1.0 / static_cast<double>(count), {}));
+      return affine(normalize(cur, st.mean, st.var, axes, l.eps), l, 1);
+    }
+    case LayerKind::BatchNorm: { // per channel (axis 1), over the batch and the image's pixels
+      Shape s = b.shape(cur);
+      uint32_t axes = s.size() == 2 ? 0b1 : 0b1101;
+      int rm = buffers[static_cast<size_t>(l.runningMean)], rv = buffers[static_cast<size_t>(l.runningVar)];
+      if (!training)
+        return affine(normalize(cur, rm, rv, axes, l.eps), l, axes);
+      int64_t pixels = s.size() == 2 ? 1 : s[2] * s[3];
+      int invCount = b.binary(Op::Mul, invBatch, b.fill(1.0 / static_cast<double>(pixels), {}));
+      Stats st = statistics(cur, axes, invCount);
+      // PyTorch: running = (1 - m) running + m stat, with the unbiased variance (n / (n - 1)).
+      auto average = [&](int running, int stat) {
+        return b.binary(Op::Add, b.binary(Op::Mul, b.fill(1 - l.momentum, {}), running),
+                        b.binary(Op::Mul, b.fill(l.momentum, {}), stat));
+      };
+      int unbiased = b.binary(Op::Div, st.var, b.binary(Op::Sub, b.fill(1.0, {}), invCount));
+      bufferUpdates.push_back({f.nodes[static_cast<size_t>(rm)].attrs.name, average(rm, st.mean), rm});
+      bufferUpdates.push_back({f.nodes[static_cast<size_t>(rv)].attrs.name, average(rv, unbiased), rv});
+      return affine(normalize(cur, st.mean, st.var, axes, l.eps), l, axes);
+    }
     }
     return cur;
   }
@@ -279,9 +346,14 @@ struct Lowerer {
     for (const ParamSpec &p : m.params)
       if (fresh)
         out.params.push_back({p.name, p.dims, p.fanIn, p.lrMult, p.fanOut, p.init});
+    if (fresh)
+      for (const ParamSpec &p : m.buffers)
+        out.buffers.push_back({p.name, p.dims, p.fanIn, p.lrMult, p.fanOut, p.init});
     for (const ParamInfo &p : out.params)
       params.push_back(b.input(p.name, InputRole::Param, p.shape));
-    int invBatch = b.input(kInputInvBatch, InputRole::Scalar, {});
+    for (const ParamInfo &p : out.buffers)
+      buffers.push_back(b.input(p.name, InputRole::State, p.shape));
+    invBatch = b.input(kInputInvBatch, InputRole::Scalar, {});
     std::vector<int> ir(m.nodes.size(), -1);
     ir[0] = x;
     for (size_t i = 1; i < m.nodes.size(); ++i)
@@ -295,6 +367,8 @@ struct Lowerer {
       this->out.outputs *= d;
     if (program.train)
       f.results.push_back({"loss", loss(y, beforeLast, label, invBatch)});
+    for (const Result &r : bufferUpdates)
+      f.results.push_back(r);
   }
 };
 
@@ -302,8 +376,15 @@ struct Lowerer {
 
 LoweredModel lowerModel(const Program &program) {
   LoweredModel m;
-  Lowerer(program, m, m.forward).run();
+  Lowerer(program, m, m.forward, false).run();
   return m;
+}
+
+Function lowerTrainingForward(LoweredModel &m, const Program &program) {
+  Function f;
+  Lowerer(program, m, f, true).run();
+  f.name = "train_step";
+  return f;
 }
 
 namespace {
@@ -424,16 +505,21 @@ void clipGradients(Function &f, std::vector<int> &grads, const TrainSpec &t) {
 } // namespace
 
 void lowerTraining(LoweredModel &m, const Program &program) {
-  m.train = m.forward;
-  m.train.name = "train_step";
+  m.train = lowerTrainingForward(m, program);
   Function &f = m.train;
-  int loss = f.results.back().value;
-  f.results.clear();
+  int loss = -1;
+  std::vector<Result> keep; // the running statistics' updates
+  for (const Result &r : f.results)
+    if (r.name == "loss")
+      loss = r.value;
+    else if (r.updates >= 0)
+      keep.push_back(r);
+  f.results = keep;
   std::vector<int> params;
   for (const ParamInfo &p : m.params)
     params.push_back(f.findInput(p.name));
   std::vector<int> grads = autodiff::appendGradients(f, loss, params);
-  f.results.push_back({"loss", loss});
+  f.results.insert(f.results.begin(), {"loss", loss});
   clipGradients(f, grads, *program.train);
   m.state.clear();
   UpdateLowerer u(m, f, program.train->optimizer);

@@ -114,6 +114,13 @@ std::vector<OpCase> casesFor(Op op) {
     int x = cb.input("x", {4});
     return {cb.done(cb.b.broadcast(x, {kBatch, 3, 4}, 0b011))};
   }
+  case Op::Random: { // the seed a Param, so the gradient check sees its zero gradient
+    CaseBuilder cb("random");
+    int seed = cb.input("seed", {}, 0, 1);
+    cb.c.inputs["seed"].data = {37.0};
+    int x = cb.input("x", {kBatch, 6});
+    return {cb.done(cb.b.binary(Op::Mul, x, cb.b.random(seed, {kBatch, 6}, 5)))};
+  }
   case Op::Transpose: {
     CaseBuilder cb("transpose");
     int x = cb.input("x", {kBatch, 3, 4, 2});

@@ -47,6 +47,10 @@ void expectStepMatches(const std::string &text, int64_t batch) {
   for (size_t i = 0; i < m.params.size(); ++i)
     inputs[m.params[i].name].data.assign(init[i].begin(), init[i].end());
   inputs[kInputAdamStepSize].data = {0.01};
+  inputs[kInputDropoutSeed].data = {77};
+  for (const ParamInfo &bi : m.buffers) // running statistics: a variance must be positive
+    for (int64_t i = 0; i < ir::numElements(bi.shape, 1); ++i)
+      inputs[bi.name].data.push_back(0.5 + rng.uniform());
   inputs[kInputAdamInvSqrtBias2].data = {1.5};
   for (const ParamInfo &si : m.state) // non-negative, as squared-gradient averages are
     for (int64_t i = 0; i < ir::numElements(si.shape, 1); ++i)
@@ -62,6 +66,7 @@ void expectStepMatches(const std::string &text, int64_t batch) {
   // Updated parameters are written in place: read them from the bound inputs' results.
   std::vector<ParamInfo> updated = m.params;
   updated.insert(updated.end(), m.state.begin(), m.state.end());
+  updated.insert(updated.end(), m.buffers.begin(), m.buffers.end());
   for (const ParamInfo &pi : updated) {
     ASSERT_TRUE(actual.count(pi.name));
     const auto &e = expected[pi.name].data;
@@ -161,4 +166,12 @@ TEST(ModelJit, GraphWithUserLayersStepMatchesReference) {
                          y = dense(concat(s, maximum(h, 0.5)), 4) }
                        train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
                     5);
+}
+
+TEST(ModelJit, NormalizationAndDropoutStepMatchesReference) {
+  expectStepMatches(R"(model M { input x: f32[2, 6, 6]
+                         conv2d(3, 3, padding: 1) -> batchnorm(momentum: 0.2) -> relu
+                         flatten dense(8) -> layernorm -> dropout(0.4) dense(8) -> batchnorm -> tanh dense(3) }
+                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 0.1, momentum: 0.9) })",
+                    6);
 }
