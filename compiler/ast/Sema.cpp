@@ -219,7 +219,8 @@ public:
     static const std::vector<std::string> keys = {"loss",     "optimizer", "batch",      "epochs",    "seed",
                                                   "show_predictions", "checkpoint", "schedule", "warmup",
                                                   "clip_norm", "clip_value", "standardize", "validation",
-                                                  "top_k", "confusion_matrix", "eval_every", "early_stopping"};
+                                                  "top_k", "confusion_matrix", "eval_every", "early_stopping",
+                                                  "augment"};
     std::map<std::string, const ast::Binding *> seen;
     for (const ast::Binding &s : td.settings) {
       if (std::find(keys.begin(), keys.end(), s.name) == keys.end()) {
@@ -248,6 +249,8 @@ public:
           continue;
         }
         (s.name == "clip_norm" ? t.clipNorm : t.clipValue) = s.value.number;
+      } else if (s.name == "augment") {
+        ok &= augment(s.value, model, t);
       } else if (s.name == "early_stopping") {
         ok &= earlyStopping(s.value, t);
       } else if (s.name == "standardize" || s.name == "confusion_matrix") {
@@ -312,6 +315,41 @@ public:
       return std::nullopt;
     }
     return t;
+  }
+
+  // augment = shift(pixels) | flip() | [shift(2), flip()], for image inputs ([h, w] or [c, h, w])
+  bool augment(const ast::Expr &e, const ModelSpec &model, TrainSpec &t) {
+    std::vector<const ast::Expr *> items;
+    if (e.kind == ast::Expr::Kind::List)
+      for (const ast::Expr &i : e.items)
+        items.push_back(&i);
+    else
+      items.push_back(&e);
+    if (model.inputDims.size() < 2 || model.inputDims.size() > 3) {
+      diags_.report(DiagKind::ArgumentType, e.range, "value", "augment", "used with an image input, [h, w] or [c, h, w]",
+                    "an input of shape " + formatDims(model.inputDims));
+      return false;
+    }
+    for (const ast::Expr *i : items) {
+      std::string name = i->kind == ast::Expr::Kind::Call || i->kind == ast::Expr::Kind::Name ? i->text : "";
+      if (name != "shift" && name != "flip") {
+        diags_.report(DiagKind::UnknownFunction, i->kind == ast::Expr::Kind::Call ? i->calleeRange : i->range,
+                      "augmentation", calleeText(*i), suggest(name, std::vector<std::string>{"shift", "flip"}));
+        return false;
+      }
+      Signature sig{name == "shift" ? "shift" : "flip", {}};
+      if (name == "shift")
+        sig.params = {{"pixels", ArgType::PositiveInt, true}};
+      std::vector<ast::Arg> none;
+      auto args = args_.bind(sig, i->kind == ast::Expr::Kind::Call ? i->args : none, i->range);
+      if (!args)
+        return false;
+      if (name == "shift")
+        t.augment.shift = static_cast<int64_t>((*args)[0]->number);
+      else
+        t.augment.flip = true;
+    }
+    return true;
   }
 
   // early_stopping = monitor(loss | accuracy, patience: 5, min_delta: 0, restore_best: true)

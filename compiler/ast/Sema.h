@@ -149,6 +149,10 @@ struct TrainSpec {
     int64_t patience = 5;    // evaluations without improvement before stopping
     double minDelta = 0;     // the least change that counts as an improvement
   } earlyStop;
+  struct Augment {
+    int64_t shift = 0; // images moved by up to this many pixels each way (zeros fill in)
+    bool flip = false; // images mirrored left to right half of the time
+  } augment;
   bool standardize = false; // features scaled to mean 0, std 1 with the training data's statistics
   double validation = 0;    // the fraction of the training data held out for validation
   ScheduleSpec schedule;

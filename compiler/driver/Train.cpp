@@ -205,6 +205,30 @@ void showPredictions(Session &s, const rt::Dataset &d, int64_t count, int64_t k)
 
 } // namespace
 
+void augmentImages(float *x, int64_t n, const Dims &input, const TrainSpec::Augment &a, uint64_t seed, int64_t step) {
+  if (a.shift == 0 && !a.flip)
+    return;
+  int64_t h = input[input.size() - 2], w = input.back(), planes = input.size() == 3 ? input[0] : 1;
+  std::vector<float> plane(static_cast<size_t>(h * w));
+  uint32_t stream = static_cast<uint32_t>(seed * 2654435761u + static_cast<uint64_t>(step) * 40503u);
+  for (int64_t r = 0; r < n; ++r) {
+    auto draw = [&](uint32_t k) { return ir::randomUniform(static_cast<uint32_t>(r), stream, k); };
+    int64_t span = 2 * a.shift + 1;
+    int64_t dy = a.shift ? std::min(span - 1, static_cast<int64_t>(draw(1) * static_cast<float>(span))) - a.shift : 0;
+    int64_t dx = a.shift ? std::min(span - 1, static_cast<int64_t>(draw(2) * static_cast<float>(span))) - a.shift : 0;
+    bool flip = a.flip && draw(3) < 0.5f;
+    for (int64_t c = 0; c < planes; ++c) {
+      float *img = x + (r * planes + c) * h * w;
+      std::copy_n(img, h * w, plane.data());
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t col = 0; col < w; ++col) { // out(y, col) = in(y - dy, col - dx), then mirrored
+          int64_t sy = y - dy, sx = (flip ? w - 1 - col : col) - dx;
+          img[y * w + col] = sy >= 0 && sy < h && sx >= 0 && sx < w ? plane[static_cast<size_t>(sy * w + sx)] : 0.0f;
+        }
+    }
+  }
+}
+
 // The learning rate of step `step` (0-based) of epoch `epoch` (1-based): the schedule's value for
 // the epoch, times the linear warm-up's factor during the first warmupEpochs epochs.
 double scheduledLr(const TrainSpec &t, const TrainingState &st, int64_t epoch, int64_t step, int64_t steps) {
@@ -410,6 +434,7 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
     for (int64_t step = 0; step < steps; ++step) {
       int64_t from = step * t.batch, n = std::min(t.batch, train.count - from);
       gather(s, train, order, from, n);
+      augmentImages(s.x(), n, p.model.inputDims, t.augment, t.seed, s.steps());
       auto before = Clock::now();
       lastLr = scheduledLr(t, state, epoch, step, steps);
       float loss = s.trainStep(n, static_cast<float>(lastLr));

@@ -23,6 +23,11 @@ struct RunOptions {
 // Returns the process exit code.
 int runTraining(CompiledModel &m, const RunOptions &opts);
 
+// augment = shift(k), flip(): the n images of a batch (input shape [h, w] or [c, h, w]) moved by
+// up to k pixels each way (zeros fill in) and mirrored half of the time, in place; the choice for
+// row r is a hash of (seed, step, r), so a run and its resumption see the same images.
+void augmentImages(float *x, int64_t n, const Dims &input, const TrainSpec::Augment &a, uint64_t seed, int64_t step);
+
 // The learning rate at step `step` (0-based, of `steps`) of epoch `epoch` (1-based).
 double scheduledLr(const TrainSpec &t, const TrainingState &st, int64_t epoch, int64_t step, int64_t steps);
 // After an epoch, with its evaluation loss: reduce-on-plateau's bookkeeping.

@@ -140,3 +140,44 @@ TEST(LrMult, ZeroFreezesALayer) {
   for (size_t i = 0; i < plain["dense_2.b"].size(); ++i)
     EXPECT_NEAR(after["dense_2.b"][i] - before["dense_2.b"][i], 2 * (plain["dense_2.b"][i] - b1["dense_2.b"][i]), 1e-12);
 }
+
+TEST(Augment, ShiftsAndFlipsImagesDeterministically) {
+  // 200 copies of a 5x5 image with one bright pixel: each comes back with that pixel moved by at
+  // most 2 on each axis (or gone off the edge), mirrored about half of the time.
+  Dims input{5, 5};
+  TrainSpec::Augment a;
+  a.shift = 2;
+  a.flip = true;
+  int64_t n = 200;
+  std::vector<float> x(static_cast<size_t>(n * 25), 0.0f);
+  for (int64_t r = 0; r < n; ++r)
+    x[static_cast<size_t>(r * 25 + 1 * 5 + 1)] = 1; // (1, 1)
+  std::vector<float> again = x;
+  augmentImages(x.data(), n, input, a, 3, 17);
+  augmentImages(again.data(), n, input, a, 3, 17);
+  EXPECT_EQ(x, again); // the same seed and step, the same images
+  int moved = 0, mirrored = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    int count = 0;
+    for (int y = 0; y < 5; ++y)
+      for (int c = 0; c < 5; ++c) {
+        float v = x[static_cast<size_t>(r * 25 + y * 5 + c)];
+        EXPECT_TRUE(v == 0 || v == 1);
+        if (v == 1) {
+          ++count;
+          bool plain = std::abs(y - 1) <= 2 && std::abs(c - 1) <= 2, flipped = std::abs(y - 1) <= 2 && std::abs(c - 3) <= 2;
+          EXPECT_TRUE(plain || flipped) << y << "," << c;
+          moved += y != 1 || (c != 1 && c != 3);
+          mirrored += c >= 3;
+        }
+      }
+    EXPECT_LE(count, 1);
+  }
+  EXPECT_GT(moved, 100);
+  EXPECT_GT(mirrored, 30);
+  std::vector<float> other(static_cast<size_t>(n * 25), 0.0f);
+  for (int64_t r = 0; r < n; ++r)
+    other[static_cast<size_t>(r * 25 + 6)] = 1;
+  augmentImages(other.data(), n, input, a, 3, 18);
+  EXPECT_NE(x, other); // another step, other shifts
+}
