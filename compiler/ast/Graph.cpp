@@ -592,6 +592,16 @@ private:
       spec_.params.push_back(bias);
       n.paramCount = weight.dims.size() == 2 ? w[0] * w[1] + l->units : w[0] * w[1] * w[2] * w[3] + l->units;
     }
+    if (kind == LayerKind::Embedding) {
+      Dims w{l->kernel, l->units};
+      if (!withinLimit("the weight tensor of '" + callee + "'", w, range))
+        return std::nullopt;
+      ParamSpec table{l->name + ".w", w, weightInit_, 1, 1, lrMult_};
+      fans(table);
+      l->weight = static_cast<int>(spec_.params.size());
+      spec_.params.push_back(table);
+      n.paramCount = w[0] * w[1];
+    }
     if (kind == LayerKind::BatchNorm || kind == LayerKind::LayerNorm) { // a scale (ones) and a shift (zeros)
       Dims shape = kind == LayerKind::BatchNorm ? Dims{l->in[0]} : l->in;
       int64_t count = 1;
@@ -648,6 +658,8 @@ private:
       sig.params = {{"momentum", ArgType::UnitInterval, false}, {"eps", ArgType::PositiveNumber, false}};
     if (kind == LayerKind::LayerNorm)
       sig.params = {{"eps", ArgType::PositiveNumber, false}};
+    if (kind == LayerKind::Embedding)
+      sig.params = {{"vocab", ArgType::PositiveInt, true}, {"dim", ArgType::PositiveInt, true}, lrMult, init};
     auto bound = args_.bind(sig, args, range);
     if (!bound)
       return std::nullopt;
@@ -745,6 +757,17 @@ private:
       l.momentum = arg("momentum") ? arg("momentum")->number : 0.1;
       l.eps = arg("eps") ? arg("eps")->number : 1e-5;
       l.out = in;
+      break;
+    case LayerKind::Embedding: // integer ids (as numbers) -> one learned vector each
+      l.kernel = static_cast<int64_t>(arg("vocab")->number);
+      l.units = static_cast<int64_t>(arg("dim")->number);
+      l.out = in;
+      l.out.push_back(l.units);
+      if (!arg("init")) { // PyTorch's default for embeddings: N(0, 1)
+        weightInit_.kind = InitSpec::Kind::Normal;
+        weightInit_.a = 0;
+        weightInit_.b = 1;
+      }
       break;
     case LayerKind::LayerNorm: // over the whole sample
       if (in.empty()) {

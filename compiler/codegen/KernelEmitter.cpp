@@ -250,8 +250,9 @@ private:
       return b_.CreateSelect(inside, expr(n.operands[0], from), zero());
     }
     case Op::OneHot: {
-      llvm::Value *label = expr(n.operands[0], {idx[0]});
-      return select01(b_.CreateFCmpOEQ(label, b_.CreateSIToFP(idx[1], f32_)));
+      std::vector<llvm::Value *> at(idx.begin(), idx.end() - 1); // the class is the last index
+      llvm::Value *label = expr(n.operands[0], at);
+      return select01(b_.CreateFCmpOEQ(label, b_.CreateSIToFP(idx.back(), f32_)));
     }
     }
     return nullptr;

@@ -176,9 +176,10 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
       break;
     }
     case Op::OneHot:
-      for (int64_t r = 0; r < out.dims[0]; ++r)
-        for (int64_t c = 0; c < out.dims[1]; ++c)
-          out.data[r * out.dims[1] + c] = arg(0).data[r] == static_cast<double>(c) ? 1.0 : 0.0;
+      for (int64_t j = 0; j < size; ++j) { // the class is the last index
+        int64_t classes = out.dims.back();
+        out.data[j] = arg(0).data[j / classes] == static_cast<double>(j % classes) ? 1.0 : 0.0;
+      }
       break;
     case Op::ReduceSum:
     case Op::ReduceMax: {

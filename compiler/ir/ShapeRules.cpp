@@ -80,9 +80,13 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
     return {a.shape, ""};
   }
   case Op::OneHot:
-    if (in[0].size() != 1 || a.classes <= 0)
-      return fail("one_hot takes a vector of class indices");
-    return {{in[0][0], a.classes}, ""};
+    if (in[0].empty() || a.classes <= 0)
+      return fail("one_hot takes a tensor of class indices");
+    {
+      Shape out = in[0];
+      out.push_back(a.classes);
+      return {out, ""};
+    }
   case Op::ReduceSum:
   case Op::ReduceMax: {
     Shape out;

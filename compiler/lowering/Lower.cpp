@@ -4,6 +4,7 @@
 //   conv2d:    conv2d(x, w) + broadcast(b)      (w is [filters, channels, k, k], b is [filters])
 //   maxpool2d(k): reshape [B, C, H, W] to [B, C, H/k, k, W/k, k], max over the two k axes
 //   avgpool2d(k): the same with a sum, times 1/k^2;   global_avgpool: sum over H, W times 1/(HW)
+//   embedding(v, d): sum over v of one_hot(ids, v) * table   (table is [v, d]; ids outside give 0)
 //   softmax:   e = exp(x - max(x)); e / sum(e)      log_softmax: (x - max) - log(sum(e))
 //   leaky_relu(a): relu(x) - a relu(-x)            elu(a): relu(x) + a (exp(-relu(-x)) - 1)
 //   gelu:      x (1 + erf(x / sqrt 2)) / 2          silu: x sigmoid(x)
@@ -166,6 +167,15 @@ struct Lowerer {
       int u = b.random(dropoutSeed, b.shape(cur), l.salt);
       int keep = b.unary(Op::Step, b.binary(Op::Sub, u, b.fill(l.alpha, {})));
       return b.binary(Op::Mul, cur, b.binary(Op::Mul, keep, b.fill(1.0 / (1.0 - l.alpha), {})));
+    }
+    case LayerKind::Embedding: { // sum over the vocabulary of one_hot(ids) * table: a row per id
+      Shape ids = b.shape(cur), full = ids;
+      size_t rank = ids.size();
+      full.push_back(l.kernel);
+      full.push_back(l.units);
+      int hot = b.broadcast(b.oneHot(cur, l.kernel), full, 1u << (rank + 1));
+      int table = b.broadcast(params[static_cast<size_t>(l.weight)], full, (1u << rank) - 1);
+      return b.reduce(Op::ReduceSum, b.binary(Op::Mul, hot, table), 1u << rank);
     }
     case LayerKind::LayerNorm: { // over every axis of the sample
       Shape s = b.shape(cur);

@@ -146,7 +146,12 @@ std::vector<OpCase> casesFor(Op op) {
     auto &lv = cb.c.inputs["labels"].data;
     for (size_t i = 0; i < lv.size(); ++i)
       lv[i] = static_cast<double>((i * 3) % 5);
-    return {cb.done(cb.b.oneHot(l, 5))};
+    CaseBuilder cb2("one_hot of a matrix");
+    int m = cb2.input("ids", {kBatch, 3}, 0, 1);
+    auto &mv = cb2.c.inputs["ids"].data;
+    for (size_t i = 0; i < mv.size(); ++i)
+      mv[i] = static_cast<double>((i * 7) % 4);
+    return {cb.done(cb.b.oneHot(l, 5)), cb2.done(cb2.b.oneHot(m, 4))};
   }
   case Op::ReduceSum: {
     std::vector<OpCase> out;

@@ -175,3 +175,13 @@ TEST(ModelJit, NormalizationAndDropoutStepMatchesReference) {
                        train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 0.1, momentum: 0.9) })",
                     6);
 }
+
+TEST(ModelJit, EmbeddingStepMatchesReference) {
+  // Integer ids in [0, 5) as the input: the harness draws uniforms in [0, 1), scaled here.
+  expectStepMatches(R"(model M { input x: f32[3]
+                         ids = reshape(x, [3]) * 0
+                         e = embedding(ids + 2, 5, 4) -> flatten
+                         y = dense(e, 3) }
+                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.1) })",
+                    4);
+}

@@ -110,3 +110,16 @@ TEST(Dropout, ScalesKeptUnitsAndChangesItsMaskEachStep) {
   for (double v : e.out["output"].data)
     EXPECT_EQ(v, 2.0); // evaluation: no dropout
 }
+
+TEST(Embedding, LooksUpOneRowPerId) {
+  Program p = check("model M { input ids: f32[3]  embedding(4, 2) -> flatten }");
+  LoweredModel m = lowerModel(p);
+  std::map<std::string, interp::Tensor> in;
+  in[kInputX].data = {2, 0, 3, 1, 1, 7}; // 7 is outside the vocabulary: zeros
+  in[kInputLabel].data = {0, 0};
+  in[kInputInvBatch].data = {0.5};
+  in["embedding_1.w"].data = {0, 1, 10, 11, 20, 21, 30, 31};
+  auto out = interp::run(m.forward, in, 2)["output"].data;
+  EXPECT_EQ(out, (std::vector<double>{20, 21, 0, 1, 30, 31, 10, 11, 10, 11, 0, 0}));
+  EXPECT_EQ(p.model.params[0].init.kind, InitSpec::Kind::Normal);
+}
