@@ -98,24 +98,39 @@ public:
       diags_.report(DiagKind::MissingInput, m.nameRange, m.name);
       return std::nullopt;
     }
-    if (m.inputs.size() > 1) {
-      diags_.report(DiagKind::DuplicateInput, m.inputs[1].range, m.name);
-      return std::nullopt;
-    }
-    const ast::InputDecl &in = m.inputs[0];
-    spec_.inputName = in.name;
+    Scope scope;
     bool ok = true;
-    if (in.dtype != "f32") {
-      diags_.report(DiagKind::UnknownDType, in.dtypeRange, in.dtype);
-      ok = false;
-    }
-    for (size_t i = 0; i < in.dims.size(); ++i)
-      if (in.dims[i] <= 0) {
-        diags_.report(DiagKind::BadDimension, in.dimRanges[i], in.dims[i]);
+    int64_t total = 0;
+    for (size_t k = 0; k < m.inputs.size(); ++k) {
+      const ast::InputDecl &in = m.inputs[k];
+      for (size_t j = 0; j < k; ++j)
+        if (m.inputs[j].name == in.name) {
+          diags_.report(DiagKind::DuplicateInput, in.nameRange, m.name, in.name);
+          return std::nullopt;
+        }
+      if (in.dtype != "f32") {
+        diags_.report(DiagKind::UnknownDType, in.dtypeRange, in.dtype);
         ok = false;
       }
-    spec_.inputDims = in.dims;
-    if (!ok || !withinLimit("input '" + in.name + "'", in.dims, in.range))
+      for (size_t i = 0; i < in.dims.size(); ++i)
+        if (in.dims[i] <= 0) {
+          diags_.report(DiagKind::BadDimension, in.dimRanges[i], in.dims[i]);
+          ok = false;
+        }
+      if (!ok || !withinLimit("input '" + in.name + "'", in.dims, in.range))
+        return std::nullopt;
+      int64_t size = 1; // at most 2^28, as checked
+      for (int64_t d : in.dims)
+        size *= d;
+      total += size;
+    }
+    const ast::InputDecl &first = m.inputs[0];
+    bool several = m.inputs.size() > 1;
+    spec_.inputName = first.name;
+    spec_.inputDims = several ? Dims{total} : first.dims;
+    for (size_t k = 1; k < m.inputs.size(); ++k)
+      spec_.inputName += ", " + m.inputs[k].name;
+    if (!withinLimit("the inputs", spec_.inputDims, m.range))
       return std::nullopt;
     if (m.body.empty()) {
       diags_.report(DiagKind::EmptyModel, m.nameRange, m.name);
@@ -123,13 +138,32 @@ public:
     }
     GraphNode input;
     input.kind = GraphNode::Kind::Input;
-    input.dims = in.dims;
-    input.label = in.name;
-    input.range = in.range;
+    input.dims = spec_.inputDims;
+    input.label = several ? "" : first.name;
+    input.range = first.range;
     int x = add(std::move(input));
-    Scope scope;
-    scope.names[in.name] = {true, x, 0, false};
     scope.prev = x;
+    int64_t offset = 0;
+    for (const ast::InputDecl &in : m.inputs) {
+      int node = x;
+      if (several) { // a window of the features
+        GraphNode part;
+        part.kind = GraphNode::Kind::InputPart;
+        part.args = {x};
+        part.axis = offset;
+        part.dims = in.dims;
+        part.label = in.name;
+        part.range = in.range;
+        node = add(std::move(part));
+        int64_t size = 1;
+        for (int64_t d : in.dims)
+          size *= d;
+        offset += size;
+      }
+      scope.names[in.name] = {true, node, 0, false};
+      if (in.name == first.name)
+        scope.prev = node; // a chain starts from the first input
+    }
     std::optional<Value> last = block(m.body, scope);
     if (!last)
       return std::nullopt;

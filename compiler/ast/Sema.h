@@ -55,7 +55,8 @@ enum class ReduceKind { Sum, Mean, Max };
 // One value of the model graph, in evaluation order. A value is per sample (`batched`: the batch
 // axis is implicit, as in the input) or static: a parameter, a number, or math on them.
 struct GraphNode {
-  enum class Kind { Input, Layer, Param, Number, Unary, Binary, MatMul, Reduce, Reshape, Transpose, Concat };
+  // InputPart: one of several inputs, the features from `axis` (an offset) on, of shape dims.
+  enum class Kind { Input, InputPart, Layer, Param, Number, Unary, Binary, MatMul, Reduce, Reshape, Transpose, Concat };
   Kind kind = Kind::Input;
   std::vector<int> args; // earlier nodes
   Layer layer;           // Layer
@@ -76,6 +77,8 @@ struct GraphNode {
 
 struct ModelSpec {
   std::string name, inputName;
+  // The sample's shape. With several inputs, the features of each sample are split among them in
+  // the order they are declared: inputDims is then [the total], inputName their names joined.
   Dims inputDims;
   std::vector<GraphNode> nodes; // nodes[0] is the input
   std::vector<ParamSpec> params;

@@ -64,6 +64,9 @@ bool loadData(const DataSpec &spec, const Program &p, rt::Dataset &d, std::vecto
     if (spec.kind == DataSpec::Kind::Csv)
       error = fmt::format("{}: error: rows have {} features but model '{}' takes input '{}' of shape {}", source,
                           d.sampleSize, p.model.name, p.model.inputName, formatDims(p.model.inputDims));
+    if (p.model.inputName.find(", ") != std::string::npos) // several inputs share the features
+      error = fmt::format("{}: error: samples have {} features but model '{}' takes inputs '{}' with {} in all",
+                          source, d.sampleSize, p.model.name, p.model.inputName, p.model.inputDims[0]);
   }
   const TrainSpec &t = *p.train;
   if (error.empty() && !classNames.empty() && t.classes > 0 && static_cast<int64_t>(classNames.size()) != t.classes)

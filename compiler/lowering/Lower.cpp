@@ -219,6 +219,12 @@ struct Lowerer {
     switch (n.kind) {
     case GraphNode::Kind::Input:
       return -1; // bound by the caller
+    case GraphNode::Kind::InputPart: { // its window of the features, in its own shape
+      int64_t size = 1;
+      for (int64_t d : n.dims)
+        size *= d;
+      return b.reshape(b.slice(arg(0), 1, n.axis, {kBatch, size}), irShape(n));
+    }
     case GraphNode::Kind::Param:
       return params[static_cast<size_t>(n.param)];
     case GraphNode::Kind::Number:

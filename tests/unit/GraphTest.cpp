@@ -191,3 +191,16 @@ TEST(Graph, HyperParametersMayBeExpressions) {
   EXPECT_EQ(p->model.params[0].dims, (Dims{5, 5}));
   EXPECT_EQ(p->model.params[2].dims, (Dims{5, 5}));
 }
+
+TEST(Graph, SeveralInputsSplitTheFeatures) {
+  // Each sample's 2 + 4 features: the first two are `a`, the next four the 2x2 `b`.
+  const char *text = R"(model M { input a: f32[2]  input b: f32[2, 2]
+                          y = concat(a * 10, sum(b, axis: 1)) })";
+  std::optional<Program> p = check(text);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->model.inputDims, (Dims{6}));
+  expectValues(forward(text, {1, 2, 3, 4, 5, 6}), {10, 20, 7, 11});
+  std::string errors;
+  EXPECT_FALSE(check("model M { input a: f32[2]  input a: f32[1]  y = a }", &errors));
+  EXPECT_NE(errors.find("[DuplicateInput]"), std::string::npos) << errors;
+}

@@ -185,3 +185,11 @@ TEST(ModelJit, EmbeddingStepMatchesReference) {
                        train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.1) })",
                     4);
 }
+
+TEST(ModelJit, SeveralInputsStepMatchesReference) {
+  expectStepMatches(R"(model M { input img: f32[1, 4, 4]  input extra: f32[3]
+                         f = conv2d(img, 2, 3) -> relu -> flatten
+                         y = dense(concat(f, dense(extra, 4) -> tanh), 3) }
+                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 0.5) })",
+                    5);
+}
