@@ -447,14 +447,9 @@ private:
       }
       out[i] = std::max(ea, eb);
     }
-    GraphNode n;
-    n.kind = GraphNode::Kind::Binary;
+    GraphNode n = derived(GraphNode::Kind::Binary, {x, y}, out, a.batched || b.batched, range);
     n.op = op;
-    n.args = {x, y};
-    n.dims = out;
-    n.batched = a.batched || b.batched;
-    n.range = range;
-    return Value{true, add(std::move(n)), 0, false};
+    return tensor(std::move(n));
   }
 
   std::string describeNode(int v) {
@@ -478,13 +473,8 @@ private:
                     describeNode(a.node), formatDims(w.dims) + (w.batched ? " per sample" : ""), describeNode(b.node));
       return std::nullopt;
     }
-    GraphNode n;
-    n.kind = GraphNode::Kind::MatMul;
-    n.args = {a.node, b.node};
-    n.dims = x.batched ? Dims{w.dims[1]} : Dims{x.dims[0], w.dims[1]};
-    n.batched = x.batched;
-    n.range = e.range;
-    return Value{true, add(std::move(n)), 0, false};
+    Dims dims = x.batched ? Dims{w.dims[1]} : Dims{x.dims[0], w.dims[1]};
+    return tensor(derived(GraphNode::Kind::MatMul, {a.node, b.node}, dims, x.batched, e.range));
   }
 
   int number(double v, SourceRange range) {
@@ -497,14 +487,9 @@ private:
   }
 
   std::optional<Value> unary(MathOp op, int x, SourceRange range) {
-    GraphNode n;
-    n.kind = GraphNode::Kind::Unary;
+    GraphNode n = derived(GraphNode::Kind::Unary, {x}, spec_.nodes[x].dims, spec_.nodes[x].batched, range);
     n.op = op;
-    n.args = {x};
-    n.dims = spec_.nodes[x].dims;
-    n.batched = spec_.nodes[x].batched;
-    n.range = range;
-    return Value{true, add(std::move(n)), 0, false};
+    return tensor(std::move(n));
   }
 
   // Arguments with every numeric sub-expression folded to a literal (so that formals of a user
@@ -607,12 +592,8 @@ private:
     l->name = base + "_" + std::to_string(++counts_[base]);
     if (!withinLimit("the output of '" + callee + "'", l->out, range))
       return std::nullopt;
-    GraphNode n;
-    n.kind = GraphNode::Kind::Layer;
-    n.args = {*x};
-    n.dims = l->out;
+    GraphNode n = derived(GraphNode::Kind::Layer, {*x}, l->out, true, range);
     n.label = l->name;
-    n.range = range;
     if (kind == LayerKind::Dense || kind == LayerKind::Conv2D) {
       Dims w = kind == LayerKind::Dense ? Dims{l->in[0], l->units} : Dims{l->units, l->in[0], l->kernel, l->kernel};
       if (!withinLimit("the weight tensor of '" + callee + "'", w, range))
@@ -659,7 +640,7 @@ private:
     if (kind == LayerKind::Dropout)
       l->salt = static_cast<uint32_t>(spec_.nodes.size()) + 1;
     n.layer = *l;
-    return Value{true, add(std::move(n)), 0, false};
+    return tensor(std::move(n));
   }
 
   // A built-in layer's arguments (besides its input) and output shape.
@@ -882,11 +863,8 @@ private:
       auto bound = args_.bind({callee.c_str(), {{"axis", ArgType::Int, false}}}, rest, range);
       if (!bound)
         return std::nullopt;
-      GraphNode n;
-      n.kind = GraphNode::Kind::Reduce;
+      GraphNode n = derived(GraphNode::Kind::Reduce, {*x}, {}, in.batched, range);
       n.reduce = fn == Fn::Sum ? ReduceKind::Sum : fn == Fn::Mean ? ReduceKind::Mean : ReduceKind::Max;
-      n.args = {*x};
-      n.batched = in.batched;
       if ((*bound)[0]) {
         std::optional<int64_t> axis = axisOf(*(*bound)[0], in.dims.size(), callee);
         if (!axis)
@@ -898,8 +876,7 @@ private:
       for (size_t i = 0; i < in.dims.size(); ++i)
         if (!(n.axes >> i & 1))
           n.dims.push_back(in.dims[i]);
-      n.range = range;
-      return Value{true, add(std::move(n)), 0, false};
+      return tensor(std::move(n));
     }
     case Fn::Reshape: {
       auto bound = args_.bind({callee.c_str(), {{"shape", ArgType::NumberList, true}}}, rest, range);
@@ -918,13 +895,7 @@ private:
                       formatDims(in.dims));
         return std::nullopt;
       }
-      GraphNode n;
-      n.kind = GraphNode::Kind::Reshape;
-      n.args = {*x};
-      n.dims = dims;
-      n.batched = in.batched;
-      n.range = range;
-      return Value{true, add(std::move(n)), 0, false};
+      return tensor(derived(GraphNode::Kind::Reshape, {*x}, dims, in.batched, range));
     }
     case Fn::Transpose: {
       auto bound = args_.bind({callee.c_str(), {{"axes", ArgType::NumberList, false}}}, rest, range);
@@ -948,15 +919,12 @@ private:
                       "a permutation of its " + std::to_string(in.dims.size()) + " axes", formatDims(in.dims));
         return std::nullopt;
       }
-      GraphNode n;
-      n.kind = GraphNode::Kind::Transpose;
-      n.args = {*x};
-      n.perm = perm;
+      Dims dims;
       for (int64_t p : perm)
-        n.dims.push_back(in.dims[static_cast<size_t>(p)]);
-      n.batched = in.batched;
-      n.range = range;
-      return Value{true, add(std::move(n)), 0, false};
+        dims.push_back(in.dims[static_cast<size_t>(p)]);
+      GraphNode n = derived(GraphNode::Kind::Transpose, {*x}, dims, in.batched, range);
+      n.perm = perm;
+      return tensor(std::move(n));
     }
     case Fn::Dim: {
       auto bound = args_.bind({callee.c_str(), {{"axis", ArgType::Int, false}}}, rest, range);
@@ -986,13 +954,9 @@ private:
           return std::nullopt;
         axis = *a;
       }
-      GraphNode n;
-      n.kind = GraphNode::Kind::Concat;
+      GraphNode n = derived(GraphNode::Kind::Concat, tensors, in.dims, in.batched, range);
       n.axis = axis;
-      n.args = tensors;
-      n.dims = in.dims;
       n.dims[static_cast<size_t>(axis)] = 0;
-      n.range = range;
       for (int t : tensors) {
         const GraphNode &o = spec_.nodes[t];
         Dims a = o.dims, b = in.dims;
@@ -1008,8 +972,7 @@ private:
         }
         n.dims[static_cast<size_t>(axis)] += o.dims[static_cast<size_t>(axis)];
       }
-      n.batched = in.batched;
-      return Value{true, add(std::move(n)), 0, false};
+      return tensor(std::move(n));
     }
     }
     return std::nullopt;
@@ -1126,13 +1089,7 @@ private:
     // The instance's value, under the instance's name, for `soma check`.
     GraphNode &out = spec_.nodes[result->node];
     if (out.kind == GraphNode::Kind::Layer || !out.label.empty() || out.paramCount) { // keep their labels: alias it
-      GraphNode alias;
-      alias.kind = GraphNode::Kind::Reshape;
-      alias.args = {result->node};
-      alias.dims = out.dims;
-      alias.batched = out.batched;
-      alias.range = range;
-      result->node = add(std::move(alias));
+      result->node = add(derived(GraphNode::Kind::Reshape, {result->node}, out.dims, out.batched, range));
     }
     GraphNode &named = spec_.nodes[result->node];
     named.label = inner.prefix.substr(0, inner.prefix.size() - 1);
@@ -1147,6 +1104,18 @@ private:
   }
 
   // --- Helpers --------------------------------------------------------------------------
+
+  // A new value computed from `args`; the caller fills in the kind's own fields.
+  static GraphNode derived(GraphNode::Kind kind, std::vector<int> args, Dims dims, bool batched, SourceRange range) {
+    GraphNode n;
+    n.kind = kind;
+    n.args = std::move(args);
+    n.dims = std::move(dims);
+    n.batched = batched;
+    n.range = range;
+    return n;
+  }
+  Value tensor(GraphNode n) { return Value{true, add(std::move(n)), 0, false}; }
 
   int add(GraphNode n) {
     spec_.nodes.push_back(std::move(n));

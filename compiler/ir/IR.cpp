@@ -137,19 +137,18 @@ int Builder::transpose(int x, Shape perm) {
   a.perm = std::move(perm);
   return add(Op::Transpose, {x}, a);
 }
-int Builder::pad(int x, int64_t axis, int64_t offset, Shape shape) {
+static Attrs windowAttrs(int64_t axis, int64_t offset, Shape shape) {
   Attrs a;
   a.axis = axis;
   a.offset = offset;
   a.shape = std::move(shape);
-  return add(Op::Pad, {x}, a);
+  return a;
+}
+int Builder::pad(int x, int64_t axis, int64_t offset, Shape shape) {
+  return add(Op::Pad, {x}, windowAttrs(axis, offset, std::move(shape)));
 }
 int Builder::slice(int x, int64_t axis, int64_t offset, Shape shape) {
-  Attrs a;
-  a.axis = axis;
-  a.offset = offset;
-  a.shape = std::move(shape);
-  return add(Op::Slice, {x}, a);
+  return add(Op::Slice, {x}, windowAttrs(axis, offset, std::move(shape)));
 }
 static Attrs convAttrs(Shape shape, int64_t stride, int64_t padding) {
   Attrs a;

@@ -1,6 +1,7 @@
 // Whole training steps: the JIT-compiled step (fused kernels, in-place updates) gives the
 // loss and updated parameters of the reference evaluator.
 #include "../common/JitHarness.h"
+#include "../common/Programs.h"
 #include "ast/Sema.h"
 #include "driver/Session.h"
 #include "frontend/Parser.h"
@@ -15,17 +16,7 @@
 using namespace soma;
 
 namespace {
-Program check(const std::string &text) {
-  SourceManager sm;
-  std::ostringstream errs;
-  DiagnosticEngine diags(sm, errs);
-  auto file = parseFile(sm.addBuffer("t.soma", text), sm, diags);
-  EXPECT_TRUE(file) << errs.str();
-  auto p = file ? checkFile(*file, ".", diags) : std::nullopt;
-  if (!p)
-    throw std::runtime_error("the model does not check: " + errs.str());
-  return *p;
-}
+Program check(const std::string &text) { return test::checkProgram(text); }
 
 void expectStepMatches(const std::string &text, int64_t batch) {
   Program p = check(text);

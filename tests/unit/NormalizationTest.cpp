@@ -1,6 +1,7 @@
 // batchnorm, layernorm and dropout against their definitions (PyTorch's): in training, batch
 // statistics and running averages with the unbiased variance; in evaluation, the running ones;
 // dropout's masks scaled by 1 / (1 - p), different each step, absent in evaluation.
+#include "../common/Programs.h"
 #include "ast/Sema.h"
 #include "driver/Session.h"
 #include "frontend/Parser.h"
@@ -17,16 +18,7 @@ using namespace soma;
 
 namespace {
 
-Program check(const std::string &model) {
-  SourceManager sm;
-  std::ostringstream errs;
-  DiagnosticEngine diags(sm, errs);
-  auto file = parseFile(sm.addBuffer("t.soma", model), sm, diags); // no train block: no loss needed
-  auto p = file ? checkFile(*file, ".", diags) : std::nullopt;
-  if (!p)
-    throw std::runtime_error(errs.str());
-  return *p;
-}
+Program check(const std::string &model) { return test::checkProgram(model); }
 
 struct Outcome {
   std::map<std::string, interp::Tensor> in;

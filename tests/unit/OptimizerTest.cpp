@@ -1,6 +1,7 @@
 // The optimizers against their textbook (PyTorch) formulas: a hand-written double-precision
 // update, fed the gradients AD derives, must give the parameters and state that the lowered
 // training step gives in the reference evaluator, over several steps.
+#include "../common/Programs.h"
 #include "ast/Sema.h"
 #include "autodiff/Autodiff.h"
 #include "driver/Session.h"
@@ -17,16 +18,7 @@ using namespace soma;
 
 namespace {
 
-Program check(const std::string &text) {
-  SourceManager sm;
-  std::ostringstream errs;
-  DiagnosticEngine diags(sm, errs);
-  auto file = parseFile(sm.addBuffer("t.soma", text), sm, diags);
-  EXPECT_TRUE(file) << errs.str();
-  auto p = checkFile(*file, ".", diags);
-  EXPECT_TRUE(p) << errs.str();
-  return *p;
-}
+Program check(const std::string &text) { return test::checkProgram(text); }
 
 using Vec = std::vector<double>;
 
