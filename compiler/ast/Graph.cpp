@@ -866,7 +866,7 @@ private:
       GraphNode n = derived(GraphNode::Kind::Reduce, {*x}, {}, in.batched, range);
       n.reduce = fn == Fn::Sum ? ReduceKind::Sum : fn == Fn::Mean ? ReduceKind::Mean : ReduceKind::Max;
       if ((*bound)[0]) {
-        std::optional<int64_t> axis = axisOf(*(*bound)[0], in.dims.size(), callee);
+        std::optional<int64_t> axis = axisOf((*bound)[0], in.dims.size(), callee);
         if (!axis)
           return std::nullopt;
         n.axes = 1u << *axis;
@@ -934,26 +934,19 @@ private:
         diags_.report(DiagKind::ShapeMismatch, range, "dim", "a value with axes", formatDims(in.dims));
         return std::nullopt;
       }
-      int64_t axis = static_cast<int64_t>(in.dims.size()) - 1;
-      if ((*bound)[0]) {
-        std::optional<int64_t> a = axisOf(*(*bound)[0], in.dims.size(), callee);
-        if (!a)
-          return std::nullopt;
-        axis = *a;
-      }
-      return Value{false, -1, static_cast<double>(in.dims[static_cast<size_t>(axis)]), true};
+      std::optional<int64_t> axis = axisOf((*bound)[0], in.dims.size(), callee);
+      if (!axis)
+        return std::nullopt;
+      return Value{false, -1, static_cast<double>(in.dims[static_cast<size_t>(*axis)]), true};
     }
     case Fn::Concat: {
       auto bound = args_.bind({callee.c_str(), {{"axis", ArgType::Int, false}}}, rest, range);
       if (!bound)
         return std::nullopt;
-      int64_t axis = static_cast<int64_t>(in.dims.size()) - 1;
-      if ((*bound)[0]) {
-        std::optional<int64_t> a = axisOf(*(*bound)[0], in.dims.size(), callee);
-        if (!a)
-          return std::nullopt;
-        axis = *a;
-      }
+      std::optional<int64_t> found = axisOf((*bound)[0], in.dims.size(), callee);
+      if (!found)
+        return std::nullopt;
+      int64_t axis = *found;
       GraphNode n = derived(GraphNode::Kind::Concat, tensors, in.dims, in.batched, range);
       n.axis = axis;
       n.dims[static_cast<size_t>(axis)] = 0;
@@ -978,8 +971,13 @@ private:
     return std::nullopt;
   }
 
-  std::optional<int64_t> axisOf(const ast::Expr &e, size_t rank, const std::string &callee) {
-    int64_t a = static_cast<int64_t>(e.number), r = static_cast<int64_t>(rank);
+  // An axis argument (negative counts from the end), the last axis when absent.
+  std::optional<int64_t> axisOf(const ast::Expr *arg, size_t rank, const std::string &callee) {
+    int64_t r = static_cast<int64_t>(rank);
+    if (!arg)
+      return r - 1;
+    const ast::Expr &e = *arg;
+    int64_t a = static_cast<int64_t>(e.number);
     if (a < -r || a >= r) {
       diags_.report(DiagKind::ArgumentType, e.range, "axis", callee,
                     "an axis of the sample, from " + std::to_string(-r) + " to " + std::to_string(r - 1), kindOf(e));
