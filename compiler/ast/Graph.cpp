@@ -174,6 +174,9 @@ public:
       return std::nullopt;
     }
     spec_.output = last->node;
+    for (const auto &[name, value] : scope.names)
+      if (value.isTensor)
+        spec_.values[name] = value.node;
     return std::move(spec_);
   }
 
@@ -198,7 +201,7 @@ private:
           diags_.report(DiagKind::NameTaken, s.targetRange, s.target);
           return std::nullopt;
         }
-        last = eval(s.value, scope, s.target.empty() ? scope.prev : -1);
+        last = eval(s.value, scope, s.target.empty() && !explicitInput(s.value, scope) ? scope.prev : -1);
         break;
       }
       if (!last)
@@ -214,6 +217,19 @@ private:
         scope.prev = last->node;
     }
     return last;
+  }
+
+  // Whether a chain statement names its own input: its first call's first argument is a named
+  // tensor, as in `dense(hidden, 3)`; then it does not start from the previous statement.
+  static bool explicitInput(const ast::Expr &e, const Scope &scope) {
+    const ast::Expr *first = &e;
+    while (first->kind == ast::Expr::Kind::Binary && first->op == '>')
+      first = &first->items[0];
+    if (first->kind != ast::Expr::Kind::Call || first->args.empty() || !first->args[0].name.empty())
+      return false;
+    const ast::Expr &arg = first->args[0].value;
+    auto it = arg.kind == ast::Expr::Kind::Name ? scope.names.find(arg.text) : scope.names.end();
+    return it != scope.names.end() && it->second.isTensor;
   }
 
   bool reserved(const std::string &name) {

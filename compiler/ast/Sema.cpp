@@ -99,9 +99,53 @@ public:
     return d;
   }
 
-  // loss = mse | mae | huber(delta) | cross_entropy(weight) | binary_cross_entropy, each of a target:
-  // label or one_hot(label, n)
+  // loss = term (+ term)*;  term = (number *)? mse | mae | huber(delta) | cross_entropy(weight) |
+  // binary_cross_entropy, each of a target (label or one_hot(label, n)) and an optional output:
+  // a named value of the model (an auxiliary output), the model's output by default.
   bool loss(const ast::Expr &e, const ModelSpec &model, TrainSpec &t) {
+    std::vector<std::pair<const ast::Expr *, double>> terms;
+    std::vector<const ast::Expr *> pending = {&e};
+    while (!pending.empty()) { // flatten a + b + c, left to right
+      const ast::Expr *x = pending.back();
+      pending.pop_back();
+      if (x->kind == ast::Expr::Kind::Binary && x->op == '+') {
+        pending.push_back(&x->items[1]);
+        pending.push_back(&x->items[0]);
+        continue;
+      }
+      double weight = 1;
+      if (x->kind == ast::Expr::Kind::Binary && x->op == '*') {
+        bool numberFirst = x->items[0].kind == ast::Expr::Kind::Number;
+        const ast::Expr &number = x->items[numberFirst ? 0 : 1];
+        if (number.kind != ast::Expr::Kind::Number || !(number.number > 0)) {
+          diags_.report(DiagKind::ArgumentType, number.range, "weight", "loss", "a positive number", kindOf(number));
+          return false;
+        }
+        weight = number.number;
+        x = &x->items[numberFirst ? 1 : 0];
+      }
+      terms.push_back({x, weight});
+    }
+    for (auto [x, weight] : terms) {
+      LossTerm term;
+      term.weight = weight;
+      term.range = x->range;
+      if (!lossTerm(*x, model, term))
+        return false;
+      if (term.classes > 0 && t.classes > 0 && term.classes != t.classes) {
+        diags_.report(DiagKind::LossShape, x->range, x->text,
+                      "labels of " + std::to_string(t.classes) + " classes, as the loss's first term",
+                      "an output for " + std::to_string(term.classes) + " classes");
+        return false;
+      }
+      if (term.classes > 0)
+        t.classes = term.classes;
+      t.losses.push_back(term);
+    }
+    return true;
+  }
+
+  bool lossTerm(const ast::Expr &e, const ModelSpec &model, LossTerm &t) {
     using A = ArgType;
     struct Loss {
       const char *name;
@@ -125,20 +169,34 @@ public:
                     calleeText(e), e.kind == ast::Expr::Kind::Call ? suggest(e.text, names) : "");
       return false;
     }
-    t.loss = found->kind;
+    t.kind = found->kind;
     Signature sig{found->name, {{"target", A::Expr, true}}};
     sig.params.insert(sig.params.end(), found->extra.begin(), found->extra.end());
+    sig.params.push_back({"output", A::Expr, false});
     auto args = args_.bind(sig, e.args, e.range);
     if (!args)
       return false;
     const ast::Expr &target = *(*args)[0];
-    const Dims &out = model.outputDims();
-    if (t.loss == LossKind::Huber && (*args)[1])
+    if (const ast::Expr *output = args->back()) { // an auxiliary output: a named value of the model
+      auto it = output->kind == ast::Expr::Kind::Name ? model.values.find(output->text) : model.values.end();
+      if (it == model.values.end() || !model.nodes[static_cast<size_t>(it->second)].batched) {
+        std::vector<std::string> known;
+        for (const auto &[name, node] : model.values)
+          known.push_back(name);
+        diags_.report(DiagKind::UnknownName, output->range, calleeText(*output),
+                      it == model.values.end() ? suggest(calleeText(*output), known)
+                                               : "; an output of the loss must be a value of each sample");
+        return false;
+      }
+      t.output = it->second;
+    }
+    const Dims &out = t.output >= 0 ? model.nodes[static_cast<size_t>(t.output)].dims : model.outputDims();
+    if (t.kind == LossKind::Huber && (*args)[1])
       t.huberDelta = (*args)[1]->number;
-    const ast::Expr *weight = t.loss == LossKind::CrossEntropy ? (*args)[1] : nullptr;
+    const ast::Expr *weight = t.kind == LossKind::CrossEntropy ? (*args)[1] : nullptr;
     if (target.kind == ast::Expr::Kind::Call && target.text == "one_hot") {
       auto oh = args_.bind({"one_hot", {{"value", A::Expr, true}, {"classes", A::PositiveInt, true}}}, target.args,
-                         target.range);
+                           target.range);
       if (!oh)
         return false;
       if (!labelName(*(*oh)[0]))
@@ -156,7 +214,7 @@ public:
     }
     if (!labelName(target))
       return false;
-    if (t.loss == LossKind::CrossEntropy) {
+    if (t.kind == LossKind::CrossEntropy) {
       if (out.size() != 1 || out[0] < 2) {
         diags_.report(DiagKind::LossShape, e.range, e.text, "one output per class, a vector [k] with k >= 2",
                       formatDims(out));
@@ -170,12 +228,12 @@ public:
                     formatDims(out));
       return false;
     }
-    if (t.loss == LossKind::BinaryCrossEntropy)
+    if (t.kind == LossKind::BinaryCrossEntropy)
       t.classes = 2; // labels are 0 or 1
     return true;
   }
 
-  bool classWeights(const ast::Expr *weight, TrainSpec &t) {
+  bool classWeights(const ast::Expr *weight, LossTerm &t) {
     if (!weight)
       return true;
     if (static_cast<int64_t>(weight->items.size()) != t.classes) {

@@ -4,6 +4,7 @@
 #include "ast/AST.h"
 #include "support/Diagnostics.h"
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -83,6 +84,7 @@ struct ModelSpec {
   std::vector<GraphNode> nodes; // nodes[0] is the input
   std::vector<ParamSpec> params;
   std::vector<ParamSpec> buffers; // statistics that are not trained: batchnorm's running mean and variance
+  std::map<std::string, int> values; // the model block's named values (their last binding) and inputs
   int output = 0;
   SourceRange range;
   const Dims &outputDims() const { return nodes[output].dims; }
@@ -132,12 +134,24 @@ struct DataSpec {
   SourceRange range;
 };
 
-struct TrainSpec {
-  LossKind loss = LossKind::MSE;
+// One term of the loss: weight * kind(target) on one output of the model.
+struct LossTerm {
+  LossKind kind = LossKind::MSE;
+  double weight = 1;
+  int output = -1;         // the graph node it reads; the model's output when -1
   bool oneHot = false;     // target is one_hot(label, classes)
-  int64_t classes = 0;     // number of classes when the target is a class index
+  int64_t classes = 0;     // classes when the target is a class index
   double huberDelta = 1.0;
   std::vector<double> classWeights; // cross_entropy(weight: [...]): one per class, or empty
+  SourceRange range;
+};
+
+struct TrainSpec {
+  // loss = a weighted sum of terms, each on the model's output or another named value (an
+  // auxiliary output). The first term is the main one.
+  std::vector<LossTerm> losses;
+  int64_t classes = 0;     // number of classes when the targets are class indices (label checks)
+  const LossTerm &mainLoss() const { return losses.front(); }
   double lr = 0.1;
   OptimizerSpec optimizer;
   int64_t batch = 32, epochs = 1;

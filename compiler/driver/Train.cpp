@@ -97,7 +97,8 @@ struct EvalResult {
 
 // A single output is a probability, or a logit when binary cross-entropy reads it directly.
 float decisionThreshold(const Program &p) {
-  bool logit = p.train && p.train->loss == LossKind::BinaryCrossEntropy && !p.model.outputIs(LayerKind::Sigmoid);
+  bool logit = p.train && p.train->mainLoss().kind == LossKind::BinaryCrossEntropy && p.train->mainLoss().output < 0 &&
+               !p.model.outputIs(LayerKind::Sigmoid);
   return logit ? 0.0f : 0.5f;
 }
 

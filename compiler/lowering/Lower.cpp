@@ -307,12 +307,14 @@ struct Lowerer {
   }
 
   // The mean over the batch (and the outputs) of a per-element loss; see the list at the top.
-  int loss(int y, int beforeLast, int label, int invBatch) {
-    const TrainSpec &t = *program.train;
-    int64_t k = program.model.outputDims()[0];
-    const Layer *lastLayer = program.model.outputLayer();
-    LayerKind last = lastLayer ? lastLayer->kind : LayerKind::Identity;
-    int target = t.oneHot || t.loss == LossKind::CrossEntropy ? b.oneHot(label, k) : b.reshape(label, {kBatch, 1});
+  // One term of the loss on graph node `node` (its value in `ir`).
+  int loss(const LossTerm &t, int node, const std::vector<int> &ir, int label, int invBatch) {
+    const GraphNode &out = program.model.nodes[static_cast<size_t>(node)];
+    int y = ir[static_cast<size_t>(node)];
+    int beforeLast = out.kind == GraphNode::Kind::Layer ? ir[static_cast<size_t>(out.args[0])] : y;
+    int64_t k = out.dims[0];
+    LayerKind last = out.kind == GraphNode::Kind::Layer ? out.layer.kind : LayerKind::Identity;
+    int target = t.oneHot || t.kind == LossKind::CrossEntropy ? b.oneHot(label, k) : b.reshape(label, {kBatch, 1});
     uint32_t all = (1u << 2) - 1;
     auto c = [&](double v) { return b.fill(v, {}); };
     auto mul = [&](int x, int z) { return b.binary(Op::Mul, x, z); };
@@ -320,7 +322,7 @@ struct Lowerer {
     auto meanOverAll = [&](int perElement) {
       return mul(b.reduce(Op::ReduceSum, perElement, all), mul(invBatch, c(1.0 / static_cast<double>(k))));
     };
-    switch (t.loss) {
+    switch (t.kind) {
     case LossKind::MSE: {
       int d = b.binary(Op::Sub, y, target);
       return meanOverAll(mul(d, d));
@@ -375,14 +377,20 @@ struct Lowerer {
     for (size_t i = 1; i < m.nodes.size(); ++i)
       ir[i] = node(m.nodes[i], ir);
     int y = ir[static_cast<size_t>(m.output)];
-    const GraphNode &out = m.nodes[static_cast<size_t>(m.output)];
-    int beforeLast = out.kind == GraphNode::Kind::Layer ? ir[static_cast<size_t>(out.args[0])] : y;
     f.results.push_back({"output", y});
     this->out.outputs = 1;
     for (int64_t d : m.outputDims())
       this->out.outputs *= d;
-    if (program.train)
-      f.results.push_back({"loss", loss(y, beforeLast, label, invBatch)});
+    if (program.train) { // the weighted sum of the terms
+      int total = -1;
+      for (const LossTerm &t : program.train->losses) {
+        int term = loss(t, t.output >= 0 ? t.output : m.output, ir, label, invBatch);
+        if (t.weight != 1)
+          term = b.binary(Op::Mul, term, b.fill(t.weight, {}));
+        total = total < 0 ? term : b.binary(Op::Add, total, term);
+      }
+      f.results.push_back({"loss", total});
+    }
     for (const Result &r : bufferUpdates)
       f.results.push_back(r);
   }

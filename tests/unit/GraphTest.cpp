@@ -204,3 +204,15 @@ TEST(Graph, SeveralInputsSplitTheFeatures) {
   EXPECT_FALSE(check("model M { input a: f32[2]  input a: f32[1]  y = a }", &errors));
   EXPECT_NE(errors.find("[DuplicateInput]"), std::string::npos) << errors;
 }
+
+TEST(Graph, AChainStatementMayNameItsInput) {
+  // `dense(h, 2)` on its own line reads h, not the previous statement's value.
+  std::optional<Program> p = check(R"(model M { input x: f32[3]
+                                        h = dense(x, 4)
+                                        g = dense(x, 5)
+                                        dense(h, 2) -> relu })");
+  ASSERT_TRUE(p);
+  const GraphNode &out = p->model.nodes[static_cast<size_t>(p->model.output)];
+  const GraphNode &dense = p->model.nodes[static_cast<size_t>(out.args[0])];
+  EXPECT_EQ(dense.layer.in, (Dims{4}));
+}

@@ -89,3 +89,29 @@ TEST(Loss, BinaryCrossEntropyIsStableForLargeLogits) {
   EXPECT_NEAR(fromSigmoid, expected, 1e-12);
   EXPECT_NEAR(fromLogits, expected, 1e-12);
 }
+
+TEST(Loss, WeightedTermsOnSeveralOutputs) {
+  // The main output is x itself (identity); `aux` is 2x. loss = ce(main) + 0.5 mse(aux).
+  std::vector<double> labels = {2, 0};
+  double main = lossOf("identity", "cross_entropy(label)", kOut, labels, 3);
+  std::vector<double> twice;
+  for (double v : kOut)
+    twice.push_back(2 * v);
+  double aux = lossOf("identity", "mse(one_hot(label, 3))", twice, labels, 3);
+  SourceManager sm;
+  std::ostringstream errs;
+  DiagnosticEngine diags(sm, errs);
+  std::string text = R"(model M { input x: f32[3]  aux = x * 2  y = identity(x) }
+    train M { data train = csv("x") loss = cross_entropy(label) + 0.5 * mse(one_hot(label, 3), output: aux)
+              optimizer = sgd(lr: 1) })";
+  auto file = parseFile(sm.addBuffer("t.soma", text), sm, diags);
+  auto p = file ? checkFile(*file, ".", diags) : std::nullopt;
+  ASSERT_TRUE(p) << errs.str();
+  ASSERT_EQ(p->train->losses.size(), 2u);
+  LoweredModel m = lowerModel(*p);
+  std::map<std::string, interp::Tensor> in;
+  in[kInputX].data = kOut;
+  in[kInputLabel].data = labels;
+  in[kInputInvBatch].data = {0.5};
+  EXPECT_NEAR(interp::run(m.forward, in, 2)["loss"].data[0], main + 0.5 * aux, 1e-12);
+}

@@ -184,3 +184,13 @@ TEST(ModelJit, SeveralInputsStepMatchesReference) {
                        train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 0.5) })",
                     5);
 }
+
+TEST(ModelJit, AuxiliaryLossStepMatchesReference) {
+  expectStepMatches(R"(model M { input x: f32[5]
+                         h = dense(x, 6) -> relu
+                         aux = dense(h, 3)
+                         y = dense(h, 3) -> softmax }
+                       train M { data train = csv("x") loss = cross_entropy(label) + 0.3 * cross_entropy(label, output: aux)
+                                 optimizer = sgd(lr: 0.5) })",
+                    4);
+}
