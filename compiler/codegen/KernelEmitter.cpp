@@ -75,11 +75,18 @@ private:
   // Rows of the outermost loop and the work per row, for the thread split.
   std::pair<llvm::Value *, llvm::Value *> extent(const Kernel &k) {
     const Shape &s = f_.nodes[k.root].shape;
-    if (k.kind == Kernel::Kind::Reduce || s.empty())
+    if (s.empty())
       return {b_.getInt64(1), b_.getInt64(1)};
     llvm::Value *perRow = b_.getInt64(1);
     for (size_t i = 1; i < s.size(); ++i)
       perRow = b_.CreateMul(perRow, dim(s[i]));
+    if (k.kind == Kernel::Kind::Reduce) { // each output element sums the reduced axes
+      const Node &r = f_.nodes[k.root];
+      const Shape &xs = f_.nodes[r.operands[0]].shape;
+      for (size_t i = 0; i < xs.size(); ++i)
+        if (r.attrs.axes >> i & 1)
+          perRow = b_.CreateMul(perRow, dim(xs[i]));
+    }
     if (k.kind == Kernel::Kind::Conv) { // the other tensor's elements per output row, roughly
       const Node &cv = f_.nodes[k.root];
       const Shape &w = cv.op == Op::Conv2DBackFilter ? cv.shape : f_.nodes[cv.operands[1]].shape;
@@ -322,7 +329,7 @@ private:
       });
       break;
     case Kernel::Kind::Reduce:
-      emitReduce(k);
+      emitReduce(k, lo, hi);
       break;
     case Kernel::Kind::MatMul:
       emitMatMul(k, lo, hi);
@@ -335,7 +342,9 @@ private:
   }
 
   // out[o] = sum (or max) over the reduced axes of x[o + r], x's tree inlined.
-  void emitReduce(const Kernel &k) {
+  // Output rows [lo, hi) (the whole output when it is a scalar); each output element is summed in
+  // the same order whichever thread computes it.
+  void emitReduce(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
     const Node &root = f_.nodes[k.root];
     int x = root.operands[0];
     const Shape &xs = f_.nodes[x].shape;
@@ -346,7 +355,7 @@ private:
         reduced.push_back(xs[i]);
     llvm::AllocaInst *acc = entryAlloca(f32_, nullptr, "acc");
     std::vector<llvm::Value *> outIdx;
-    loopNest(root.shape, 0, outIdx, [&] {
+    auto element = [&] {
       b_.CreateStore(isMax ? llvm::ConstantFP::getInfinity(f32_, true) : zero(), acc);
       std::vector<llvm::Value *> redIdx;
       loopNest(reduced, 0, redIdx, [&] {
@@ -358,6 +367,14 @@ private:
         b_.CreateStore(isMax ? b_.CreateSelect(b_.CreateFCmpOGT(v, a), v, a) : b_.CreateFAdd(a, v), acc);
       });
       store(k.root, outIdx, b_.CreateLoad(f32_, acc));
+    };
+    if (root.shape.empty()) {
+      element();
+      return;
+    }
+    loop(lo, hi, [&](llvm::Value *row) {
+      outIdx = {row};
+      loopNest(root.shape, 1, outIdx, element);
     });
   }
 
