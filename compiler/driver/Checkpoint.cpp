@@ -14,6 +14,7 @@ namespace {
 
 constexpr const char *kFormat = "soma-checkpoint-1";
 constexpr const char *kOrder = "soma.shuffle_order";
+constexpr const char *kBest = "soma.best."; // + a parameter's or statistic's name
 
 rt::NamedTensor tensorOf(const ParamInfo &p, const FloatBuffer &b) {
   rt::NamedTensor t;
@@ -69,6 +70,15 @@ std::string saveCheckpoint(const std::string &path, Session &s, const TrainingSt
     file.tensors.push_back(tensorOf(m.buffers[i], s.buffers()[i]));
   for (size_t i = 0; i < m.state.size(); ++i)
     file.tensors.push_back(tensorOf(m.state[i], s.state()[i]));
+  std::vector<ParamInfo> kept = m.params; // the best weights so far, for early stopping
+  kept.insert(kept.end(), m.buffers.begin(), m.buffers.end());
+  for (size_t i = 0; i < t.best.size() && i < kept.size(); ++i) {
+    rt::NamedTensor best;
+    best.name = kBest + kept[i].name;
+    best.shape = kept[i].shape;
+    best.f32 = t.best[i];
+    file.tensors.push_back(std::move(best));
+  }
   rt::NamedTensor order;
   order.name = kOrder;
   order.dtype = rt::NamedTensor::DType::I64;
@@ -99,8 +109,20 @@ std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t
     return e;
   if (std::string e = match(path, file, m.state, model, "optimizer state", state); !e.empty())
     return e;
+  std::vector<ParamInfo> kept = m.params;
+  kept.insert(kept.end(), m.buffers.begin(), m.buffers.end());
+  std::vector<std::vector<float>> bestWeights;
+  for (const ParamInfo &p : kept)
+    if (const rt::NamedTensor *b = file.find(kBest + p.name)) {
+      if (b->dtype != rt::NamedTensor::DType::F32 || b->shape != p.shape)
+        return fmt::format("{}: error: tensor '{}' has shape {} in the file, but model '{}' has {}", path, b->name,
+                           ir::formatShape(b->shape), model, ir::formatShape(p.shape));
+      bestWeights.push_back(b->f32);
+    }
+  if (!bestWeights.empty() && bestWeights.size() != kept.size())
+    return fmt::format("{}: error: corrupted: the checkpoint keeps the best weights of only some tensors", path);
   for (const rt::NamedTensor &tensor : file.tensors) {
-    bool known = tensor.name == kOrder;
+    bool known = tensor.name == kOrder || tensor.name.rfind(kBest, 0) == 0;
     for (const std::vector<ParamInfo> *list : {&m.params, &m.buffers, &m.state})
       for (const ParamInfo &p : *list)
         known |= p.name == tensor.name;
@@ -155,6 +177,7 @@ std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t
   t.stopBad = stopBad;
   t.bestEpoch = bestEpoch;
   t.stopSeen = stopSeen != 0;
+  t.best = std::move(bestWeights);
   return "";
 }
 

@@ -25,6 +25,8 @@ struct TrainingState {
   double stopBest = 0;
   int64_t stopBad = 0, bestEpoch = 0;
   bool stopSeen = false;
+  // restore_best: the parameters, then the statistics, of the best evaluation (empty if none).
+  std::vector<std::vector<float>> best;
 };
 
 // Returns "" or an error naming the file.

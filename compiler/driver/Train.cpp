@@ -427,7 +427,6 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
   bool tty = opts.progress && isatty(2);
   int64_t steps = (train.count + t.batch - 1) / t.batch;
   std::vector<int64_t> &order = state.order;
-  std::vector<std::vector<float>> best; // the weights of the best evaluation, for restore_best
   EvalResult lastJudged;
   for (int64_t epoch = state.epoch + 1; epoch <= t.epochs; ++epoch) {
     rng.shuffle(order);
@@ -514,17 +513,18 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
           state.stopSeen = true;
           state.stopBad = 0;
           state.bestEpoch = epoch;
-          if (es.restoreBest) {
-            best.clear();
-            for (FloatBuffer &b : s.params())
-              best.emplace_back(b.data(), b.data() + b.size());
+          if (es.restoreBest) { // copies outside the training step
+            state.best.clear();
+            for (std::vector<FloatBuffer> *list : {&s.params(), &s.buffers()})
+              for (FloatBuffer &b : *list)
+                state.best.emplace_back(b.data(), b.data() + b.size());
           }
         } else if (++state.stopBad > es.patience) {
-          std::printf("early stopping after epoch %lld: no better %s %s for %lld evaluations (best %.4f%s at epoch "
-                      "%lld)\n",
+          std::string bestText = es.onAccuracy ? fmt::format("{:.2f}%", state.stopBest * 100)
+                                               : fmt::format("{:.4f}", state.stopBest);
+          std::printf("early stopping after epoch %lld: no better %s %s for %lld evaluations (best %s at epoch %lld)\n",
                       (long long)epoch, judge ? judgeName : "train", es.onAccuracy ? "accuracy" : "loss",
-                      (long long)es.patience, es.onAccuracy ? state.stopBest * 100 : state.stopBest,
-                      es.onAccuracy ? "%" : "", (long long)state.bestEpoch);
+                      (long long)es.patience, bestText.c_str(), (long long)state.bestEpoch);
           stop = true;
         }
       }
@@ -538,9 +538,11 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
   }
   if (!checkpoint.empty())
     std::printf("checkpoint after epoch %lld: %s\n", (long long)state.epoch, checkpoint.c_str());
-  if (!best.empty() && state.bestEpoch != state.epoch) {
-    for (size_t i = 0; i < best.size(); ++i)
-      std::copy(best[i].begin(), best[i].end(), s.params()[i].data());
+  if (!state.best.empty() && state.bestEpoch != state.epoch) {
+    size_t i = 0;
+    for (std::vector<FloatBuffer> *list : {&s.params(), &s.buffers()})
+      for (FloatBuffer &b : *list)
+        std::copy(state.best[i].begin(), state.best[i].end(), b.data()), ++i;
     std::printf("restored the weights of epoch %lld, the best on the %s data\n", (long long)state.bestEpoch,
                 judge ? judgeName : "train");
     if (judge)
