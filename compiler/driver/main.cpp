@@ -56,12 +56,19 @@ template <typename T> bool parseNumber(const std::string &text, T &out) {
 // The layers, user-layer instances and named values of the model, in order, with their shapes.
 int printSummary(const CompiledModel &m) {
   const ModelSpec &spec = m.program.model;
-  std::printf("model %s: input %s f32%s\n", spec.name.c_str(), spec.inputName.c_str(),
-              formatDims(spec.inputDims).c_str());
+  std::string inputs;
+  for (const GraphNode &n : spec.nodes) // several inputs: each its window of the features
+    if (n.kind == GraphNode::Kind::InputPart)
+      inputs += (inputs.empty() ? "" : ", ") + n.label + " f32" + formatDims(n.dims);
+  if (inputs.empty())
+    std::printf("model %s: input %s f32%s\n", spec.name.c_str(), spec.inputName.c_str(),
+                formatDims(spec.inputDims).c_str());
+  else
+    std::printf("model %s: inputs %s\n", spec.name.c_str(), inputs.c_str());
   std::vector<const GraphNode *> rows;
   for (size_t i = 1; i < spec.nodes.size(); ++i) {
     const GraphNode &n = spec.nodes[i];
-    if (!n.label.empty() && n.kind != GraphNode::Kind::Param && n.batched)
+    if (!n.label.empty() && n.kind != GraphNode::Kind::Param && n.kind != GraphNode::Kind::InputPart && n.batched)
       rows.push_back(&n);
   }
   int width = 14; // the name column fits the longest name
