@@ -1,6 +1,7 @@
 // The runtime's thread pool. Workers spin briefly on a generation counter (a training step
 // launches kernels every few microseconds) and then sleep on a condition variable, so an idle
 // pool costs nothing. The calling thread always runs block 0 itself.
+#include <chrono>
 #include "soma/runtime.h"
 
 #include <atomic>
@@ -106,7 +107,12 @@ ThreadPool &pool() {
 
 } // namespace
 
-extern "C" void soma_rt_parallel_for(soma_kernel_fn fn, void *ctx, int64_t rows, int64_t cost_per_row) {
+namespace {
+// --profile: the host thread alone calls parallel_for, so plain variables suffice.
+double *profileSeconds = nullptr;
+int64_t profileCount = 0, profileIndex = 0;
+
+void runKernel(soma_kernel_fn fn, void *ctx, int64_t rows, int64_t cost_per_row) {
   ThreadPool &p = pool();
   if (p.threads() == 1 || rows < 2 || rows * cost_per_row < kMinParallelWork) {
     fn(ctx, 0, rows);
@@ -114,6 +120,27 @@ extern "C" void soma_rt_parallel_for(soma_kernel_fn fn, void *ctx, int64_t rows,
   }
   p.run(fn, ctx, rows);
 }
+} // namespace
+
+extern "C" void soma_rt_parallel_for(soma_kernel_fn fn, void *ctx, int64_t rows, int64_t cost_per_row) {
+  if (!profileSeconds) {
+    runKernel(fn, ctx, rows, cost_per_row);
+    return;
+  }
+  auto start = std::chrono::steady_clock::now();
+  runKernel(fn, ctx, rows, cost_per_row);
+  if (profileIndex < profileCount)
+    profileSeconds[profileIndex] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ++profileIndex;
+}
+
+extern "C" void soma_rt_profile_set(double *seconds, int64_t count) {
+  profileSeconds = seconds;
+  profileCount = count;
+  profileIndex = 0;
+}
+
+extern "C" void soma_rt_profile_reset(void) { profileIndex = 0; }
 
 extern "C" void soma_rt_set_threads(int threads) { pool().resize(threads); }
 extern "C" int soma_rt_threads(void) { return pool().threads(); }

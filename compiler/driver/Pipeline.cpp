@@ -33,11 +33,19 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
     return nullptr;
   }
   auto stop = [&](Stage s) { return opts.stopAfter == s; };
+  auto last = std::chrono::steady_clock::now();
+  auto mark = [&](const char *stage) { // --time-passes
+    auto now = std::chrono::steady_clock::now();
+    if (opts.passTimes)
+      opts.passTimes->push_back({stage, std::chrono::duration<double, std::milli>(now - last).count()});
+    last = now;
+  };
 
   // 1. Parse.
   std::optional<ast::File> tree = parseFile(file, sm, diags);
   if (!tree)
     return nullptr;
+  mark("parse");
   if (stop(Stage::Ast)) {
     if (opts.emit)
       ast::print(*tree, sm, out);
@@ -49,6 +57,7 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
   std::optional<Program> program = checkFile(*tree, dir.empty() ? "." : dir, diags);
   if (!program)
     return nullptr;
+  mark("check");
   auto cm = std::make_unique<CompiledModel>();
   cm->program = std::move(*program);
   if (stop(Stage::Check))
@@ -57,6 +66,7 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
   // 3. Lower to the tensor IR: forward pass and loss.
   cm->lowered = lowerModel(cm->program);
   assert(verify(cm->lowered.forward).empty());
+  mark("lower");
   if (stop(Stage::Ir)) {
     if (opts.emit)
       ir::print(cm->lowered.forward, out);
@@ -68,6 +78,7 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
   if (training) {
     lowerTraining(cm->lowered, cm->program);
     assert(verify(cm->lowered.train).empty());
+    mark("autodiff and optimizer");
   }
   if (stop(Stage::Grad)) {
     if (opts.emit)
@@ -82,6 +93,7 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
     cm->lowered.train = transforms::eliminateCommonSubexpressions(cm->lowered.train);
     assert(verify(cm->lowered.train).empty());
   }
+  mark("common subexpressions");
   if (stop(Stage::Opt)) {
     if (opts.emit) {
       ir::print(cm->lowered.forward, out);
@@ -95,6 +107,7 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
   cm->forwardSchedule = transforms::schedule(cm->lowered.forward);
   if (training)
     cm->trainSchedule = transforms::schedule(cm->lowered.train);
+  mark("fusion");
   if (stop(Stage::Kernels)) {
     if (opts.emit) {
       out << "forward:\n";
@@ -115,7 +128,9 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
   if (training)
     fns.push_back({&cm->lowered.train, &cm->trainSchedule});
   std::unique_ptr<llvm::Module> module = codegen::emitModule(*ctx, fns, target);
+  mark("LLVM IR");
   codegen::optimize(*module, target);
+  mark("LLVM O3");
   if (stop(Stage::Llvm)) {
     if (opts.emit)
       out << codegen::moduleText(*module);
@@ -141,6 +156,7 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
     return nullptr;
   }
   cm->jitMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  mark("machine code (JIT)");
   return cm;
 }
 

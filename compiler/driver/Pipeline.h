@@ -12,6 +12,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace soma {
 
@@ -32,6 +34,8 @@ struct CompileOptions {
   std::string path;
   Stage stopAfter = Stage::Jit;
   bool emit = false; // print the last stage to `out`
+  // When set, each stage's wall-clock milliseconds, in order (`--time-passes`).
+  std::vector<std::pair<std::string, double>> *passTimes = nullptr;
 };
 
 // Diagnostics go to `errs`. Returns nullptr when compilation failed (errors were reported).

@@ -322,6 +322,40 @@ bool loadRunData(const Program &p, const TrainSpec &t, bool evalOnly, RunData &d
   return true;
 }
 
+// --profile: each kernel of the training step, most time first, with its arithmetic rate.
+void printProfile(const CompiledModel &m, const std::vector<double> &seconds, int64_t steps, int64_t samples,
+                  int threads) {
+  const ir::Function &f = m.lowered.train;
+  const transforms::Schedule &s = m.trainSchedule;
+  double total = 0, flops = 0;
+  double meanBatch = static_cast<double>(samples) / static_cast<double>(steps);
+  std::vector<size_t> order(seconds.size());
+  for (size_t k = 0; k < seconds.size(); ++k) {
+    order[k] = k;
+    total += seconds[k];
+  }
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return seconds[a] > seconds[b]; });
+  std::printf("profile of the training step: %lld steps, %.3f ms per step in %zu kernels, %d thread%s\n",
+              (long long)steps, 1e3 * total / static_cast<double>(steps), seconds.size(), threads, threads == 1 ? "" : "s");
+  std::printf("%6s %-12s %-18s %10s %7s %9s\n", "kernel", "kind", "shape", "us/step", "share", "GFLOP/s");
+  size_t shown = 0;
+  for (size_t k : order) {
+    const transforms::Kernel &kn = s.kernels[k];
+    double perStep = seconds[k] / static_cast<double>(steps);
+    double work = transforms::kernelFlops(f, kn, static_cast<int64_t>(std::llround(meanBatch)));
+    flops += work;
+    if (shown++ < 15)
+      std::printf("%6zu %-12s %-18s %10.1f %6.1f%% %9.2f\n", k, transforms::kernelKindName(kn.kind),
+                  ir::formatShape(f.nodes[static_cast<size_t>(kn.root)].shape).c_str(), 1e6 * perStep,
+                  total > 0 ? 100 * seconds[k] / total : 0.0, perStep > 0 ? work / perStep / 1e9 : 0.0);
+  }
+  if (order.size() > 15)
+    std::printf("  (%zu more kernels)\n", order.size() - 15);
+  double perStep = total / static_cast<double>(steps);
+  std::printf("all kernels: %.2f GFLOP/s (about %.2f MFLOP per step)\n", perStep > 0 ? flops / perStep / 1e9 : 0.0,
+              flops / 1e6);
+}
+
 // Early stopping's bookkeeping: whether an evaluation improved on the best so far.
 bool improves(const TrainSpec::EarlyStop &e, const TrainingState &st, double value) {
   if (!st.stopSeen)
@@ -427,6 +461,8 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
   bool tty = opts.progress && isatty(2);
   int64_t steps = (train.count + t.batch - 1) / t.batch;
   std::vector<int64_t> &order = state.order;
+  std::vector<double> kernelSeconds(opts.profile ? m.trainSchedule.kernels.size() : 0, 0.0);
+  int64_t profiledSamples = 0, profiledSteps = 0;
   EvalResult lastJudged;
   for (int64_t epoch = state.epoch + 1; epoch <= t.epochs; ++epoch) {
     rng.shuffle(order);
@@ -440,7 +476,14 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
       augmentImages(s.x(), n, p.model.inputDims, t.augment, t.seed, s.steps());
       auto before = Clock::now();
       lastLr = scheduledLr(t, state, epoch, step, steps);
+      if (opts.profile) {
+        soma_rt_profile_set(kernelSeconds.data(), static_cast<int64_t>(kernelSeconds.size()));
+        profiledSamples += n;
+        ++profiledSteps;
+      }
       float loss = s.trainStep(n, static_cast<float>(lastLr));
+      if (opts.profile)
+        soma_rt_profile_set(nullptr, 0); // evaluation is not profiled
       stepSeconds += seconds(before);
       if (!std::isfinite(loss)) {
         if (tty)
@@ -536,6 +579,8 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
     if (stop)
       break;
   }
+  if (opts.profile && profiledSteps > 0)
+    printProfile(m, kernelSeconds, profiledSteps, profiledSamples, threads);
   if (!checkpoint.empty())
     std::printf("checkpoint after epoch %lld: %s\n", (long long)state.epoch, checkpoint.c_str());
   if (!state.best.empty() && state.bestEpoch != state.epoch) {

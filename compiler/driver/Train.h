@@ -17,6 +17,7 @@ struct RunOptions {
   std::string resumePath;     // a checkpoint to continue from
   std::string weightsPath;    // parameters to start from (or to evaluate)
   bool evalOnly = false;      // evaluate the weights, no training
+  bool profile = false;       // time each kernel of the training step
   bool progress = true; // a progress bar on stderr when it is a terminal
 };
 

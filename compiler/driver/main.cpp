@@ -37,6 +37,10 @@ options for run (each overrides the file's train block):
   --weights FILE       start from the weights in FILE (a checkpoint or any safetensors file)
   --eval-only          with --weights or --resume: evaluate on the test data, no training
   --no-progress        no progress bar
+  --profile            after training, time per kernel of the training step and its GFLOP/s
+
+options for every command:
+  --time-passes        compile time per stage, on stderr
 
 options for gradcheck:
   --tolerance X        largest relative error accepted (default 1e-4)
@@ -101,6 +105,8 @@ int main(int argc, char **argv) {
     return usageError("unknown command '" + command + "'; expected run, check, emit or gradcheck");
 
   RunOptions run;
+  bool timePasses = false;
+  std::vector<std::pair<std::string, double>> passTimes;
   double tolerance = 1e-4;
   CompileOptions copts;
   std::vector<std::string> positional;
@@ -151,6 +157,10 @@ int main(int argc, char **argv) {
         return usageError(a + " needs a file name");
     } else if (a == "--eval-only" && command == "run")
       run.evalOnly = true;
+    else if (a == "--profile" && command == "run")
+      run.profile = true;
+    else if (a == "--time-passes")
+      timePasses = true;
     else if (a == "--no-progress" && command == "run")
       run.progress = false;
     else if (a.size() > 1 && a[0] == '-')
@@ -184,7 +194,18 @@ int main(int argc, char **argv) {
   if (command == "gradcheck")
     copts.stopAfter = Stage::Grad;
 
+  if (timePasses)
+    copts.passTimes = &passTimes;
   std::unique_ptr<CompiledModel> m = compile(copts, std::cout, std::cerr);
+  if (timePasses) { // on stderr, so that `soma emit` output stays clean
+    double total = 0;
+    for (const auto &[stage, ms] : passTimes)
+      total += ms;
+    std::fprintf(stderr, "compile time per stage:\n");
+    for (const auto &[stage, ms] : passTimes)
+      std::fprintf(stderr, "  %-24s %8.1f ms %5.1f%%\n", stage.c_str(), ms, total > 0 ? 100 * ms / total : 0.0);
+    std::fprintf(stderr, "  %-24s %8.1f ms\n", "total", total);
+  }
   if (!m)
     return 1;
   if (command == "check")

@@ -157,11 +157,47 @@ Schedule schedule(const Function &f) {
   return s;
 }
 
+const char *kernelKindName(Kernel::Kind kind) {
+  switch (kind) {
+  case Kernel::Kind::Elementwise:
+    return "elementwise";
+  case Kernel::Kind::Reduce:
+    return "reduce";
+  case Kernel::Kind::MatMul:
+    return "matmul";
+  case Kernel::Kind::Conv:
+    return "conv";
+  }
+  return "";
+}
+
+double kernelFlops(const Function &f, const Kernel &k, int64_t batch) {
+  auto count = [&](int v) { return static_cast<double>(numElements(f.nodes[static_cast<size_t>(v)].shape, batch)); };
+  const Node &root = f.nodes[static_cast<size_t>(k.root)];
+  switch (k.kind) {
+  case Kernel::Kind::MatMul: {
+    const Node &mm = f.nodes[static_cast<size_t>(k.matmul)];
+    const Shape &a = f.nodes[static_cast<size_t>(mm.operands[0])].shape;
+    int64_t inner = mm.attrs.transA ? a[0] : a[1];
+    return 2.0 * count(k.matmul) * static_cast<double>(inner == kBatch ? batch : inner);
+  }
+  case Kernel::Kind::Conv: { // every form: one multiply-add per (y element, c, u, v)
+    int y = root.op == Op::Conv2D ? k.root : root.op == Op::Conv2DBackData ? root.operands[0] : root.operands[1];
+    const Shape &w = root.op == Op::Conv2DBackFilter ? root.shape : f.nodes[static_cast<size_t>(root.operands[1])].shape;
+    return 2.0 * count(y) * static_cast<double>(w[1] * w[2] * w[3]);
+  }
+  case Kernel::Kind::Reduce:
+    return count(root.operands[0]);
+  case Kernel::Kind::Elementwise:
+    return count(k.root);
+  }
+  return 0;
+}
+
 void print(const Function &f, const Schedule &s, std::ostream &os) {
-  const char *names[] = {"elementwise", "reduce", "matmul", "conv"};
   for (size_t k = 0; k < s.kernels.size(); ++k) {
     const Kernel &kn = s.kernels[k];
-    os << fmt::format("kernel {} {} %{} {}", k, names[static_cast<int>(kn.kind)], kn.root,
+    os << fmt::format("kernel {} {} %{} {}", k, kernelKindName(kn.kind), kn.root,
                       formatShape(f.nodes[kn.root].shape));
     if (kn.matmul >= 0 && kn.matmul != kn.root)
       os << fmt::format(" (epilogue of matmul %{})", kn.matmul);

@@ -28,6 +28,10 @@ struct Schedule {
 };
 
 Schedule schedule(const ir::Function &f);
+// The arithmetic of one run of kernel `k` at a batch size, for --profile: 2 per multiply-add of a
+// product or convolution, 1 per element otherwise (an estimate).
+double kernelFlops(const ir::Function &f, const Kernel &k, int64_t batch);
+const char *kernelKindName(Kernel::Kind kind);
 void print(const ir::Function &f, const Schedule &s, std::ostream &os);
 
 // Arena offsets (in floats) for the slots kernels write, from liveness over the kernel order.

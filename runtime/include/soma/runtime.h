@@ -15,6 +15,12 @@ typedef void (*soma_kernel_fn)(void *ctx, int64_t lo, int64_t hi);
    thread, so results do not depend on the thread count. */
 void soma_rt_parallel_for(soma_kernel_fn fn, void *ctx, int64_t rows, int64_t cost_per_row);
 
+/* Profiling (soma run --profile): while a buffer is set, the i-th soma_rt_parallel_for call since
+   the last soma_rt_profile_reset adds its wall-clock seconds to seconds[i]; calls past `count`
+   are not timed. NULL stops it. */
+void soma_rt_profile_set(double *seconds, int64_t count);
+void soma_rt_profile_reset(void);
+
 /* Sets the number of threads (>= 1), starting or stopping workers. */
 void soma_rt_set_threads(int threads);
 int soma_rt_threads(void);
