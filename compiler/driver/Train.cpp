@@ -213,7 +213,8 @@ void augmentImages(float *x, int64_t n, const Dims &input, const TrainSpec::Augm
   if (a.shift == 0 && !a.flip)
     return;
   int64_t h = input[input.size() - 2], w = input.back(), planes = input.size() == 3 ? input[0] : 1;
-  std::vector<float> plane(static_cast<size_t>(h * w));
+  static thread_local std::vector<float> plane; // scratch, allocated once, not every step
+  plane.resize(static_cast<size_t>(h * w));
   uint32_t stream = static_cast<uint32_t>(seed * 2654435761u + static_cast<uint64_t>(step) * 40503u);
   for (int64_t r = 0; r < n; ++r) {
     auto draw = [&](uint32_t k) { return ir::randomUniform(static_cast<uint32_t>(r), stream, k); };
