@@ -22,6 +22,8 @@ const char *typeName(ArgType t) {
     return "a number >= 0";
   case ArgType::UnitInterval:
     return "a number in [0, 1)";
+  case ArgType::Fraction:
+    return "a fraction in (0, 1)";
   case ArgType::String:
     return "a string";
   case ArgType::Bool:
@@ -74,6 +76,8 @@ bool typeMatches(ArgType t, const ast::Expr &e) {
     return e.kind == K::Number && e.number >= 0;
   case ArgType::UnitInterval:
     return e.kind == K::Number && e.number >= 0 && e.number < 1;
+  case ArgType::Fraction:
+    return e.kind == K::Number && e.number > 0 && e.number < 1;
   case ArgType::String:
     return e.kind == K::String;
   case ArgType::Bool:

@@ -12,7 +12,8 @@
 namespace soma {
 
 enum class ArgType {
-  NumberList, PositiveInt, NonNegativeInt, Int, Number, PositiveNumber, NonNegativeNumber, UnitInterval, String, Bool,
+  NumberList, PositiveInt, NonNegativeInt, Int, Number, PositiveNumber, NonNegativeNumber, UnitInterval, Fraction,
+  String, Bool,
   Expr // anything: checked by the caller
 };
 struct Param {

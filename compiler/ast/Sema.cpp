@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <map>
 
 namespace soma {
@@ -274,14 +275,53 @@ public:
       slot = data(d);
       ok &= slot.has_value();
     }
-    static const std::vector<std::string> keys = {"loss",     "optimizer", "batch",      "epochs",    "seed",
-                                                  "show_predictions", "checkpoint", "schedule", "warmup",
-                                                  "clip_norm", "clip_value", "standardize", "validation",
-                                                  "top_k", "confusion_matrix", "eval_every", "early_stopping",
-                                                  "augment"};
+    // Every setting: the type its value must have (Expr: checked by its own function) and what
+    // it does with it.
+    struct Setting {
+      const char *name;
+      ArgType type;
+      std::function<bool(const ast::Expr &)> apply;
+    };
+    auto integer = [](int64_t &slot) {
+      return [&slot](const ast::Expr &v) { return slot = static_cast<int64_t>(v.number), true; };
+    };
+    auto number = [](double &slot) { return [&slot](const ast::Expr &v) { return slot = v.number, true; }; };
+    auto flag = [](bool &slot) { return [&slot](const ast::Expr &v) { return slot = v.text == "true", true; }; };
+    const std::vector<Setting> table = {
+        {"loss", ArgType::Expr, [&](const ast::Expr &v) { return loss(v, model, t); }},
+        {"optimizer", ArgType::Expr, [&](const ast::Expr &v) { return optimizer(v, t); }},
+        {"schedule", ArgType::Expr, [&](const ast::Expr &v) { return schedule(v, t); }},
+        {"augment", ArgType::Expr, [&](const ast::Expr &v) { return augment(v, model, t); }},
+        {"early_stopping", ArgType::Expr, [&](const ast::Expr &v) { return earlyStopping(v, t); }},
+        {"batch", ArgType::PositiveInt, integer(t.batch)},
+        {"epochs", ArgType::PositiveInt, integer(t.epochs)},
+        {"seed", ArgType::NonNegativeInt,
+         [&](const ast::Expr &v) { return t.seed = static_cast<uint64_t>(v.number), true; }},
+        {"show_predictions", ArgType::NonNegativeInt, integer(t.showPredictions)},
+        {"warmup", ArgType::NonNegativeInt, integer(t.warmupEpochs)},
+        {"top_k", ArgType::PositiveInt, integer(t.topK)},
+        {"eval_every", ArgType::PositiveInt, integer(t.evalEvery)},
+        {"clip_norm", ArgType::PositiveNumber, number(t.clipNorm)},
+        {"clip_value", ArgType::PositiveNumber, number(t.clipValue)},
+        {"validation", ArgType::Fraction, number(t.validation)},
+        {"standardize", ArgType::Bool, flag(t.standardize)},
+        {"confusion_matrix", ArgType::Bool, flag(t.confusionMatrix)},
+        {"checkpoint", ArgType::String, [&](const ast::Expr &v) {
+           if (v.text.empty())
+             diags_.report(DiagKind::ArgumentType, v.range, "value", "checkpoint", "a file name", "an empty string");
+           t.checkpoint = resolvePath(v.text);
+           return !v.text.empty();
+         }}};
+    std::vector<std::string> keys;
+    for (const Setting &setting : table)
+      keys.push_back(setting.name);
     std::map<std::string, const ast::Binding *> seen;
     for (const ast::Binding &s : td.settings) {
-      if (std::find(keys.begin(), keys.end(), s.name) == keys.end()) {
+      const Setting *setting = nullptr;
+      for (const Setting &candidate : table)
+        if (s.name == candidate.name)
+          setting = &candidate;
+      if (!setting) {
         diags_.report(DiagKind::UnknownSetting, s.nameRange, s.name, suggest(s.name, keys));
         ok = false;
         continue;
@@ -293,70 +333,12 @@ public:
         continue;
       }
       seen[s.name] = &s;
-      if (s.name == "loss") {
-        ok &= loss(s.value, model, t);
-      } else if (s.name == "optimizer") {
-        ok &= optimizer(s.value, t);
-      } else if (s.name == "schedule") {
-        ok &= schedule(s.value, t);
-      } else if (s.name == "clip_norm" || s.name == "clip_value") {
-        if (!typeMatches(ArgType::PositiveNumber, s.value)) {
-          diags_.report(DiagKind::ArgumentType, s.value.range, "value", s.name, typeName(ArgType::PositiveNumber),
-                        kindOf(s.value));
-          ok = false;
-          continue;
-        }
-        (s.name == "clip_norm" ? t.clipNorm : t.clipValue) = s.value.number;
-      } else if (s.name == "augment") {
-        ok &= augment(s.value, model, t);
-      } else if (s.name == "early_stopping") {
-        ok &= earlyStopping(s.value, t);
-      } else if (s.name == "standardize" || s.name == "confusion_matrix") {
-        if (!typeMatches(ArgType::Bool, s.value)) {
-          diags_.report(DiagKind::ArgumentType, s.value.range, "value", s.name, typeName(ArgType::Bool), kindOf(s.value));
-          ok = false;
-          continue;
-        }
-        (s.name == "standardize" ? t.standardize : t.confusionMatrix) = s.value.text == "true";
-      } else if (s.name == "validation") {
-        if (!typeMatches(ArgType::UnitInterval, s.value) || s.value.number <= 0) {
-          diags_.report(DiagKind::ArgumentType, s.value.range, "value", s.name, "a fraction in (0, 1)", kindOf(s.value));
-          ok = false;
-          continue;
-        }
-        t.validation = s.value.number;
-      } else if (s.name == "checkpoint") {
-        if (s.value.kind != ast::Expr::Kind::String || s.value.text.empty()) {
-          diags_.report(DiagKind::ArgumentType, s.value.range, "value", s.name, "a file name in quotes", kindOf(s.value));
-          ok = false;
-          continue;
-        }
-        t.checkpoint = resolvePath(s.value.text);
-      } else {
-        bool zeroOk = s.name == "seed" || s.name == "show_predictions" || s.name == "warmup";
-        Signature sig{s.name.c_str(), {{"value", zeroOk ? ArgType::Int : ArgType::PositiveInt, true}}};
-        if (!typeMatches(sig.params[0].type, s.value) || s.value.number < 0) {
-          diags_.report(DiagKind::ArgumentType, s.value.range, "value", s.name,
-                        zeroOk ? "a non-negative integer" : typeName(sig.params[0].type), kindOf(s.value));
-          ok = false;
-          continue;
-        }
-        int64_t v = static_cast<int64_t>(s.value.number);
-        if (s.name == "batch")
-          t.batch = v;
-        else if (s.name == "epochs")
-          t.epochs = v;
-        else if (s.name == "seed")
-          t.seed = static_cast<uint64_t>(v);
-        else if (s.name == "warmup")
-          t.warmupEpochs = v;
-        else if (s.name == "top_k")
-          t.topK = v;
-        else if (s.name == "eval_every")
-          t.evalEvery = v;
-        else
-          t.showPredictions = v;
+      if (!typeMatches(setting->type, s.value)) {
+        diags_.report(DiagKind::ArgumentType, s.value.range, "value", s.name, typeName(setting->type), kindOf(s.value));
+        ok = false;
+        continue;
       }
+      ok &= setting->apply(s.value);
     }
     if (!ok)
       return std::nullopt;
