@@ -295,12 +295,12 @@ struct RunData {
   bool hasValidation = false, hasTest = false;
 };
 
-bool loadRunData(const Program &p, const TrainSpec &t, bool evalOnly, RunData &d) {
+// Evaluation alone loads the training data too: it numbers the classes, and the split and the
+// standardization are made from it.
+bool loadRunData(const Program &p, const TrainSpec &t, RunData &d) {
   d.hasTest = t.test.has_value();
   d.hasValidation = t.validation > 0;
-  // Evaluation alone needs the training data only to recreate a split or the standardization.
-  bool needTrain = !evalOnly || t.standardize || (d.hasValidation && !d.hasTest) || !d.hasTest;
-  if (needTrain && !loadData(*t.train, p, d.train, d.classNames))
+  if (!loadData(*t.train, p, d.train, d.classNames))
     return false;
   if (d.hasTest && !loadData(*t.test, p, d.test, d.classNames))
     return false;
@@ -313,7 +313,7 @@ bool loadRunData(const Program &p, const TrainSpec &t, bool evalOnly, RunData &d
       return false;
     }
   }
-  if (t.standardize && needTrain) {
+  if (t.standardize) {
     rt::Standardizer z;
     z.fit(d.train);
     for (rt::Dataset *set : {&d.train, &d.validation, &d.test})
@@ -402,7 +402,7 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
   } closeMetrics{metrics};
 
   RunData data;
-  if (!loadRunData(p, t, opts.evalOnly, data))
+  if (!loadRunData(p, t, data))
     return 1;
   rt::Dataset &train = data.train, &test = data.test, &validation = data.validation;
   bool hasTest = data.hasTest, hasValidation = data.hasValidation;

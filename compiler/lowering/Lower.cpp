@@ -318,7 +318,6 @@ struct Lowerer {
     uint32_t all = (1u << 2) - 1;
     auto c = [&](double v) { return b.fill(v, {}); };
     auto mul = [&](int x, int z) { return b.binary(Op::Mul, x, z); };
-    auto abs = [&](int x) { return b.binary(Op::Add, b.unary(Op::Relu, x), b.unary(Op::Relu, b.unary(Op::Neg, x))); };
     auto meanOverAll = [&](int perElement) {
       return mul(b.reduce(Op::ReduceSum, perElement, all), mul(invBatch, c(1.0 / static_cast<double>(k))));
     };
