@@ -314,8 +314,10 @@ private:
     if (init.kind == InitSpec::Kind::Normal)
       sig.params = {{"mean", ArgType::Number, false}, {"std", ArgType::NonNegativeNumber, false}};
     if (e.kind == ast::Expr::Kind::Call || !sig.params.empty()) {
-      std::vector<ast::Arg> args = e.kind == ast::Expr::Kind::Call ? folded(e.args, scope) : std::vector<ast::Arg>{};
-      auto bound = args_.bind(sig, args, e.range);
+      auto args = folded(e.kind == ast::Expr::Kind::Call ? e.args : std::vector<ast::Arg>{}, scope);
+      if (!args)
+        return std::nullopt;
+      auto bound = args_.bind(sig, *args, e.range);
       if (!bound)
         return std::nullopt;
       if (init.kind == InitSpec::Kind::Normal)
@@ -510,18 +512,21 @@ private:
 
   // Arguments with every numeric sub-expression folded to a literal (so that formals of a user
   // layer can be passed as hyper-parameters); anything else is kept for the signature check.
-  std::vector<ast::Arg> folded(const std::vector<ast::Arg> &args, Scope &scope) {
+  // nullopt after an error in a numeric sub-expression.
+  std::optional<std::vector<ast::Arg>> folded(const std::vector<ast::Arg> &args, Scope &scope) {
     std::vector<ast::Arg> out = args;
     for (ast::Arg &a : out)
-      fold(a.value, scope);
+      if (!fold(a.value, scope))
+        return std::nullopt;
     return out;
   }
-  void fold(ast::Expr &e, Scope &scope) {
+  bool fold(ast::Expr &e, Scope &scope) {
     using K = ast::Expr::Kind;
     if (e.kind == K::List) {
       for (ast::Expr &i : e.items)
-        fold(i, scope);
-      return;
+        if (!fold(i, scope))
+          return false;
+      return true;
     }
     bool numeric = e.kind == K::Unary || e.kind == K::Binary || (e.kind == K::Call && e.text == "dim");
     if (e.kind == K::Name) {
@@ -529,19 +534,19 @@ private:
       numeric = it != scope.names.end() && !it->second.isTensor;
     }
     if (!numeric)
-      return;
-    unsigned before = diags_.errorCount();
+      return true;
     std::optional<Value> v = eval(e, scope, -1);
-    if (v && !v->isTensor) {
+    if (!v)
+      return false; // reported
+    if (!v->isTensor) { // a tensor stays, for the signature check to name
       SourceRange r = e.range;
       e = ast::Expr{};
       e.kind = K::Number;
       e.number = v->number;
       e.isInteger = v->isInteger;
       e.range = r;
-    } else if (!v && diags_.errorCount() != before) {
-      foldFailed_ = true;
     }
+    return true;
   }
 
   // --- Calls ----------------------------------------------------------------------------
@@ -597,11 +602,10 @@ private:
       diags_.report(DiagKind::NotATensor, range, "the input of '" + callee + "'", "a parameter, the same for every sample");
       return std::nullopt;
     }
-    foldFailed_ = false;
-    std::vector<ast::Arg> bound = folded(args, scope);
-    if (foldFailed_)
+    std::optional<std::vector<ast::Arg>> bound = folded(args, scope);
+    if (!bound)
       return std::nullopt;
-    std::optional<Layer> l = layer(kind, range, bound, in.dims, scope);
+    std::optional<Layer> l = layer(kind, range, *bound, in.dims, scope);
     if (!l)
       return std::nullopt;
     std::string base = scope.prefix + layerSpelling(kind);
@@ -845,10 +849,10 @@ private:
       }
       rest.push_back(a);
     }
-    foldFailed_ = false;
-    rest = folded(rest, scope);
-    if (foldFailed_)
+    std::optional<std::vector<ast::Arg>> foldedRest = folded(rest, scope);
+    if (!foldedRest)
       return std::nullopt;
+    rest = std::move(*foldedRest);
     size_t wantTensors = fn == Fn::Maximum || fn == Fn::Minimum ? 2 : fn == Fn::Concat ? tensors.size() : 1;
     if (tensors.size() != wantTensors || (fn == Fn::Concat && tensors.size() < 2)) {
       diags_.report(DiagKind::TooManyArguments, range, callee, wantTensors, tensors.size());
@@ -1167,7 +1171,6 @@ private:
   std::vector<std::string> active_;   // user layers being instantiated
   InitSpec weightInit_, biasInit_;    // of the built-in layer being checked
   double lrMult_ = 1;
-  bool foldFailed_ = false;
 };
 
 } // namespace
