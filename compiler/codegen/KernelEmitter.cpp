@@ -225,12 +225,13 @@ private:
       auto c = [&](uint32_t v) { return llvm::ConstantInt::get(i32, v); };
       llvm::Value *position = b_.CreateTrunc(offset(n.shape, idx), i32);
       llvm::Value *seed = b_.CreateFPToUI(operand(0), i32);
-      llvm::Value *h = b_.CreateXor(b_.CreateXor(b_.CreateMul(position, c(0x9E3779B1u)), b_.CreateMul(seed, c(0x85EBCA77u))),
-                                    c(static_cast<uint32_t>(n.attrs.value) * 0xC2B2AE3Du));
+      using H = RandomHash;
+      llvm::Value *h = b_.CreateXor(b_.CreateXor(b_.CreateMul(position, c(H::kPosition)), b_.CreateMul(seed, c(H::kSeed))),
+                                    c(static_cast<uint32_t>(n.attrs.value) * H::kSalt));
       h = b_.CreateXor(h, b_.CreateLShr(h, 16));
-      h = b_.CreateMul(h, c(0x85EBCA6Bu));
+      h = b_.CreateMul(h, c(H::kMix1));
       h = b_.CreateXor(h, b_.CreateLShr(h, 13));
-      h = b_.CreateMul(h, c(0xC2B2AE35u));
+      h = b_.CreateMul(h, c(H::kMix2));
       h = b_.CreateXor(h, b_.CreateLShr(h, 16));
       return b_.CreateFMul(b_.CreateUIToFP(b_.CreateLShr(h, 8), f32_), llvm::ConstantFP::get(f32_, 0x1.0p-24));
     }
