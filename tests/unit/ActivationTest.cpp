@@ -1,5 +1,6 @@
 // Each activation layer, lowered to primitive ops, computes its textbook (PyTorch) formula, also
 // far from zero where a naive formula overflows; and its AD-derived slope is the formula's.
+#include "../common/Programs.h"
 #include "ast/Sema.h"
 #include "autodiff/Autodiff.h"
 #include "frontend/Parser.h"
@@ -19,14 +20,8 @@ const std::vector<double> kPoints = {-60, -3, -1, -0.25, 0.3, 1, 2.5, 60};
 
 // Values and slopes of `layer` at kPoints, from the lowered IR in the reference evaluator.
 std::pair<std::vector<double>, std::vector<double>> lowered(const std::string &layer) {
-  SourceManager sm;
-  std::ostringstream errs;
-  DiagnosticEngine diags(sm, errs);
-  std::string text = "model M { input x: f32[" + std::to_string(kPoints.size()) + "] " + layer + " }";
-  auto file = parseFile(sm.addBuffer("t.soma", text), sm, diags);
-  auto p = file ? checkFile(*file, ".", diags) : std::nullopt;
-  EXPECT_TRUE(p) << errs.str();
-  LoweredModel m = lowerModel(*p);
+  Program p = test::checkProgram("model M { input x: f32[" + std::to_string(kPoints.size()) + "] " + layer + " }");
+  LoweredModel m = lowerModel(p);
   ir::Function f = m.forward;
   ir::Builder b(f);
   int x = f.findInput(kInputX);

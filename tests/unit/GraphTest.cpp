@@ -1,6 +1,7 @@
 // The model language's graphs: named values, broadcasting, tensor functions and user-defined
 // layers compute what they say (forward values in the reference evaluator against hand-computed
 // ones), and initializers draw from the stated distributions.
+#include "../common/Programs.h"
 #include "ast/Sema.h"
 #include "driver/Session.h"
 #include "frontend/Parser.h"
@@ -16,15 +17,12 @@ using namespace soma;
 namespace {
 
 std::optional<Program> check(const std::string &text, std::string *errors = nullptr) {
-  SourceManager sm;
-  std::ostringstream errs;
-  DiagnosticEngine diags(sm, errs);
-  auto file = parseFile(sm.addBuffer("t.soma", text), sm, diags);
-  auto p = file ? checkFile(*file, ".", diags) : std::nullopt;
+  std::string errs;
+  std::optional<Program> p = test::tryCheckProgram(text, errs);
   if (errors)
-    *errors = errs.str();
+    *errors = errs;
   else
-    EXPECT_TRUE(p) << errs.str();
+    EXPECT_TRUE(p) << errs;
   return p;
 }
 

@@ -2,6 +2,7 @@
 // including far from zero where a naive formula overflows; and the JIT step agrees with the
 // reference for each.
 #include "../common/JitHarness.h"
+#include "../common/Programs.h"
 #include "ast/Sema.h"
 #include "frontend/Parser.h"
 #include "interp/Interp.h"
@@ -19,17 +20,9 @@ namespace {
 // A model whose outputs are its inputs (identity), so the loss sees chosen values.
 double lossOf(const std::string &lastLayer, const std::string &loss, const std::vector<double> &outputs,
               const std::vector<double> &labels, int64_t k) {
-  SourceManager sm;
-  std::ostringstream errs;
-  DiagnosticEngine diags(sm, errs);
-  std::string text = "model M { input x: f32[" + std::to_string(k) + "] " + lastLayer + " }\n" +
-                     "train M { data train = csv(\"x\") loss = " + loss + " optimizer = sgd(lr: 1) }";
-  auto file = parseFile(sm.addBuffer("t.soma", text), sm, diags);
-  auto p = file ? checkFile(*file, ".", diags) : std::nullopt;
-  EXPECT_TRUE(p) << errs.str();
-  if (!p)
-    return NAN;
-  LoweredModel m = lowerModel(*p);
+  Program p = test::checkProgram("model M { input x: f32[" + std::to_string(k) + "] " + lastLayer + " }\n" +
+                                  "train M { data train = csv(\"x\") loss = " + loss + " optimizer = sgd(lr: 1) }");
+  LoweredModel m = lowerModel(p);
   std::map<std::string, interp::Tensor> in;
   in[kInputX].data = outputs;
   in[kInputLabel].data = labels;
@@ -98,15 +91,12 @@ TEST(Loss, WeightedTermsOnSeveralOutputs) {
   for (double v : kOut)
     twice.push_back(2 * v);
   double aux = lossOf("identity", "mse(one_hot(label, 3))", twice, labels, 3);
-  SourceManager sm;
-  std::ostringstream errs;
-  DiagnosticEngine diags(sm, errs);
-  std::string text = R"(model M { input x: f32[3]  aux = x * 2  y = identity(x) }
+  std::string errs;
+  std::optional<Program> p = test::tryCheckProgram(R"(model M { input x: f32[3]  aux = x * 2  y = identity(x) }
     train M { data train = csv("x") loss = cross_entropy(label) + 0.5 * mse(one_hot(label, 3), output: aux)
-              optimizer = sgd(lr: 1) })";
-  auto file = parseFile(sm.addBuffer("t.soma", text), sm, diags);
-  auto p = file ? checkFile(*file, ".", diags) : std::nullopt;
-  ASSERT_TRUE(p) << errs.str();
+              optimizer = sgd(lr: 1) })",
+                                                   errs);
+  ASSERT_TRUE(p) << errs;
   ASSERT_EQ(p->train->losses.size(), 2u);
   LoweredModel m = lowerModel(*p);
   std::map<std::string, interp::Tensor> in;

@@ -1,5 +1,6 @@
 // Learning-rate schedules, warm-up and reduce-on-plateau against their PyTorch definitions;
 // gradient clipping and per-layer learning-rate multipliers in the lowered training step.
+#include "../common/Programs.h"
 #include "ast/Sema.h"
 #include "driver/Session.h"
 #include "driver/Train.h"
@@ -17,14 +18,8 @@ using namespace soma;
 namespace {
 
 Program check(const std::string &model, const std::string &settings) {
-  SourceManager sm;
-  std::ostringstream errs;
-  DiagnosticEngine diags(sm, errs);
-  std::string text = model + "\ntrain M { data train = csv(\"x\") loss = cross_entropy(label) " + settings + " }";
-  auto file = parseFile(sm.addBuffer("t.soma", text), sm, diags);
-  auto p = file ? checkFile(*file, ".", diags) : std::nullopt;
-  EXPECT_TRUE(p) << errs.str();
-  return *p;
+  return test::checkProgram(model + "\ntrain M { data train = csv(\"x\") loss = cross_entropy(label) " + settings +
+                            " }");
 }
 
 const char *kModel = "model M { input x: f32[4] dense(5) -> tanh dense(3) }";
