@@ -70,8 +70,7 @@ std::string saveCheckpoint(const std::string &path, Session &s, const TrainingSt
     file.tensors.push_back(tensorOf(m.buffers[i], s.buffers()[i]));
   for (size_t i = 0; i < m.state.size(); ++i)
     file.tensors.push_back(tensorOf(m.state[i], s.state()[i]));
-  std::vector<ParamInfo> kept = m.params; // the best weights so far, for early stopping
-  kept.insert(kept.end(), m.buffers.begin(), m.buffers.end());
+  std::vector<ParamInfo> kept = m.weights(); // the best weights so far, for early stopping
   for (size_t i = 0; i < t.best.size() && i < kept.size(); ++i) {
     rt::NamedTensor best;
     best.name = kBest + kept[i].name;
@@ -109,8 +108,7 @@ std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t
     return e;
   if (std::string e = match(path, file, m.state, model, "optimizer state", state); !e.empty())
     return e;
-  std::vector<ParamInfo> kept = m.params;
-  kept.insert(kept.end(), m.buffers.begin(), m.buffers.end());
+  std::vector<ParamInfo> kept = m.weights();
   std::vector<std::vector<float>> bestWeights;
   for (const ParamInfo &p : kept)
     if (const rt::NamedTensor *b = file.find(kBest + p.name)) {

@@ -71,6 +71,14 @@ public:
   std::vector<FloatBuffer> &params() { return params_; }
   std::vector<FloatBuffer> &state() { return state_; }
   std::vector<FloatBuffer> &buffers() { return buffers_; }
+  // The parameters, then the statistics: LoweredModel::weights()'s order.
+  std::vector<FloatBuffer *> weights() {
+    std::vector<FloatBuffer *> w;
+    for (std::vector<FloatBuffer> *list : {&params_, &buffers_})
+      for (FloatBuffer &b : *list)
+        w.push_back(&b);
+    return w;
+  }
 
 private:
   const CompiledModel &m_;

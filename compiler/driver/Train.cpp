@@ -559,9 +559,8 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
           state.bestEpoch = epoch;
           if (es.restoreBest) { // copies outside the training step
             state.best.clear();
-            for (std::vector<FloatBuffer> *list : {&s.params(), &s.buffers()})
-              for (FloatBuffer &b : *list)
-                state.best.emplace_back(b.data(), b.data() + b.size());
+            for (FloatBuffer *b : s.weights())
+              state.best.emplace_back(b->data(), b->data() + b->size());
           }
         } else if (++state.stopBad > es.patience) {
           std::string bestText = es.onAccuracy ? fmt::format("{:.2f}%", state.stopBest * 100)
@@ -585,10 +584,9 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
   if (!checkpoint.empty())
     std::printf("checkpoint after epoch %lld: %s\n", (long long)state.epoch, checkpoint.c_str());
   if (!state.best.empty() && state.bestEpoch != state.epoch) {
-    size_t i = 0;
-    for (std::vector<FloatBuffer> *list : {&s.params(), &s.buffers()})
-      for (FloatBuffer &b : *list)
-        std::copy(state.best[i].begin(), state.best[i].end(), b.data()), ++i;
+    std::vector<FloatBuffer *> weights = s.weights();
+    for (size_t i = 0; i < weights.size(); ++i)
+      std::copy(state.best[i].begin(), state.best[i].end(), weights[i]->data());
     std::printf("restored the weights of epoch %lld, the best on the %s data\n", (long long)state.bestEpoch,
                 judge ? judgeName : "train");
     if (judge)

@@ -30,6 +30,12 @@ struct LoweredModel {
   std::vector<ParamInfo> params;
   std::vector<ParamInfo> state; // optimizer buffers, zero at the start: dense_1.w.momentum, ...
   std::vector<ParamInfo> buffers; // model statistics, not trained: batchnorm_1.running_mean, ...
+  // What a weights file holds: the parameters, then the statistics.
+  std::vector<ParamInfo> weights() const {
+    std::vector<ParamInfo> w = params;
+    w.insert(w.end(), buffers.begin(), buffers.end());
+    return w;
+  }
   ir::Function forward; // x, label, params -> output, loss (evaluation and prediction)
   ir::Function train;   // x, label, params, lr -> loss; updates every parameter in place
   int64_t outputs = 0;  // per-sample output size
