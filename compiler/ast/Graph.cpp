@@ -1038,54 +1038,34 @@ private:
       diags_.report(DiagKind::RecursiveLayer, range, decl.name);
       return std::nullopt;
     }
-    // Bind the formals: the chain's value first (when in a chain), then the arguments.
+    // Bind the formals: the chain's value first (when in a chain), then the arguments, which
+    // the caller's scope evaluates; formals without a default are required.
+    size_t first = implicit >= 0 ? 1 : 0;
+    Signature sig{decl.name.c_str(), {}};
+    for (size_t i = first; i < decl.formals.size(); ++i)
+      sig.params.push_back({decl.formals[i].name.c_str(), ArgType::Expr, !decl.formals[i].hasDefault});
+    auto exprs = args_.bind(sig, args, range);
+    if (!exprs)
+      return std::nullopt;
     std::vector<std::optional<Value>> bound(decl.formals.size());
-    size_t positional = 0;
     if (implicit >= 0)
-      bound[positional++] = Value{true, implicit, 0, false};
-    for (const ast::Arg &a : args) {
-      size_t index = decl.formals.size();
-      if (a.name.empty()) {
-        index = positional++;
-        if (index >= decl.formals.size()) {
-          diags_.report(DiagKind::TooManyArguments, a.value.range, decl.name, decl.formals.size(), args.size());
+      bound[0] = Value{true, implicit, 0, false};
+    for (size_t i = first; i < decl.formals.size(); ++i)
+      if (const ast::Expr *e = (*exprs)[i - first]) {
+        bound[i] = eval(*e, caller, -1);
+        if (!bound[i])
           return std::nullopt;
-        }
-      } else {
-        for (size_t i = 0; i < decl.formals.size(); ++i)
-          if (decl.formals[i].name == a.name)
-            index = i;
-        if (index == decl.formals.size()) {
-          std::string valid;
-          for (const ast::Formal &f : decl.formals)
-            valid += (valid.empty() ? "" : ", ") + f.name;
-          diags_.report(DiagKind::UnknownArgument, a.nameRange, decl.name, a.name, valid);
-          return std::nullopt;
-        }
       }
-      if (bound[index]) {
-        diags_.report(DiagKind::DuplicateArgument, a.name.empty() ? a.value.range : a.nameRange,
-                      decl.formals[index].name);
-        return std::nullopt;
-      }
-      bound[index] = eval(a.value, caller, -1);
-      if (!bound[index])
-        return std::nullopt;
-    }
     Scope inner;
     std::string base = caller.prefix + lower(decl.name);
     inner.prefix = base + "_" + std::to_string(++counts_[base]) + ".";
     for (size_t i = 0; i < decl.formals.size(); ++i) {
       const ast::Formal &f = decl.formals[i];
-      if (!bound[i] && f.hasDefault) {
+      if (!bound[i]) { // a default: the binder required every formal without one
         Scope empty;
         bound[i] = eval(f.defaultValue, empty, -1);
         if (!bound[i])
           return std::nullopt;
-      }
-      if (!bound[i]) {
-        diags_.report(DiagKind::MissingArgument, range, decl.name, f.name);
-        return std::nullopt;
       }
       inner.names[f.name] = *bound[i];
     }

@@ -128,6 +128,10 @@ TEST(Graph, ErrorsNameWhatIsWrong) {
   EXPECT_NE(errors.find("axis"), std::string::npos) << errors;
   EXPECT_FALSE(check("layer L(x) { param w: [dim(x), 0] return x }  model M { input x: f32[3]  L }", &errors));
   EXPECT_NE(errors.find("positive integer"), std::string::npos) << errors;
+  EXPECT_FALSE(check("layer L(x, k) { return x * k }  model M { input x: f32[3]  y = L(x) }", &errors));
+  EXPECT_NE(errors.find("'L' needs argument 'k' [MissingArgument]"), std::string::npos) << errors;
+  EXPECT_FALSE(check("layer L(x, k: 1) { return x * k }  model M { input x: f32[3]  y = L(x, q: 2) }", &errors));
+  EXPECT_NE(errors.find("'L' has no argument named 'q'; valid arguments: x, k"), std::string::npos) << errors;
   EXPECT_FALSE(check("model M { input x: f32[3]  y = dense(x, 4, init: he_nromal) }", &errors));
   EXPECT_NE(errors.find("did you mean 'he_normal'"), std::string::npos) << errors;
 }
