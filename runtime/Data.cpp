@@ -72,12 +72,13 @@ bool idxHeader(const std::string &path, const std::string &d, uint32_t magic, st
 
 std::string loadIdx(const std::string &images, const std::string &labels, Dataset &out) {
   std::string img, lab, error;
-  if (!readFile(images, img, error) || !readFile(labels, lab, error))
+  bool labelled = !labels.empty();
+  if (!readFile(images, img, error) || (labelled && !readFile(labels, lab, error)))
     return error;
   std::vector<int64_t> idims, ldims;
-  if (!idxHeader(images, img, 0x803, idims, error) || !idxHeader(labels, lab, 0x801, ldims, error))
+  if (!idxHeader(images, img, 0x803, idims, error) || (labelled && !idxHeader(labels, lab, 0x801, ldims, error)))
     return error;
-  if (idims[0] != ldims[0])
+  if (labelled && idims[0] != ldims[0])
     return labels + ": error: " + std::to_string(ldims[0]) + " labels for " + std::to_string(idims[0]) +
            " images in " + images;
   out.count = idims[0];
@@ -90,9 +91,9 @@ std::string loadIdx(const std::string &images, const std::string &labels, Datase
   const unsigned char *p = reinterpret_cast<const unsigned char *>(img.data()) + 16;
   for (size_t i = 0; i < n; ++i)
     out.features[i] = static_cast<float>(p[i]) / 255.0f;
-  out.labels.resize(out.count);
+  out.labels.assign(static_cast<size_t>(out.count), 0.0f);
   const unsigned char *q = reinterpret_cast<const unsigned char *>(lab.data()) + 8;
-  for (int64_t i = 0; i < out.count; ++i)
+  for (int64_t i = 0; labelled && i < out.count; ++i)
     out.labels[i] = q[i];
   return "";
 }
@@ -168,7 +169,9 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
         index = it - header.begin();
         return "";
       };
-      if (!o.labelName.empty()) {
+      if (!o.labelled) {
+        label = -1;
+      } else if (!o.labelName.empty()) {
         if (std::string e = byName(o.labelName, label); !e.empty())
           return e;
       } else {
@@ -194,8 +197,8 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
           if (c != label)
             features.push_back(c);
       if (features.empty())
-        return at(lineNo) + ": error: a row needs at least one feature and a label";
-      if (std::find(features.begin(), features.end(), label) != features.end())
+        return at(lineNo) + ": error: a row needs at least one feature" + (o.labelled ? " and a label" : "");
+      if (label >= 0 && std::find(features.begin(), features.end(), label) != features.end())
         return path + ": error: the label column is also chosen as a feature";
     } else if (static_cast<int64_t>(fields.size()) != columns) {
       return at(lineNo) + ": error: row has " + std::to_string(fields.size()) + " columns, expected " +
@@ -207,6 +210,11 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
         return at(lineNo) + ":" + std::to_string(starts[static_cast<size_t>(c)]) + ": error: field " +
                std::to_string(c + 1) + " is not a number: '" + fields[static_cast<size_t>(c)] + "'";
       out.features.push_back(static_cast<float>(v));
+    }
+    if (label < 0) {
+      out.labels.push_back(0.0f);
+      ++out.count;
+      continue;
     }
     const std::string &l = fields[static_cast<size_t>(label)];
     double v;
@@ -345,8 +353,12 @@ std::string loadNpy(const std::string &features, const std::string &labels, Data
   std::vector<double> fv, lv;
   if (std::string e = readNpy(features, fs, fv); !e.empty())
     return e;
-  if (std::string e = readNpy(labels, ls, lv); !e.empty())
+  if (labels.empty()) { // samples to predict: no labels
+    ls = {fs.empty() ? 0 : fs[0]};
+    lv.assign(static_cast<size_t>(ls[0]), 0.0);
+  } else if (std::string e = readNpy(labels, ls, lv); !e.empty()) {
     return e;
+  }
   if (fs.empty() || fs[0] == 0)
     return features + ": error: the array needs a first axis of samples";
   if (ls.size() != 1 && !(ls.size() == 2 && ls[1] == 1))

@@ -330,6 +330,18 @@ std::string writeSafetensors(const std::string &path, const TensorFile &file) {
   while ((8 + header.size()) % 8) // the data starts 8-byte aligned, as the reference writer does
     header += ' ';
 
+  uint64_t n = header.size();
+  unsigned char len[8];
+  for (int i = 0; i < 8; ++i)
+    len[i] = static_cast<unsigned char>(n >> (8 * i));
+  std::vector<FilePart> parts = {{len, 8}, {header.data(), header.size()}};
+  for (const NamedTensor &t : file.tensors)
+    parts.push_back(t.dtype == NamedTensor::DType::F32 ? FilePart{t.f32.data(), t.f32.size() * 4}
+                                                        : FilePart{t.i64.data(), t.i64.size() * 8});
+  return writeFileAtomically(path, parts);
+}
+
+std::string writeFileAtomically(const std::string &path, const std::vector<FilePart> &parts) {
   // A temporary file beside the target, flushed to disk, then renamed over it.
   std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -348,17 +360,9 @@ std::string writeSafetensors(const std::string &path, const TensorFile &file) {
     }
     return true;
   };
-  uint64_t n = header.size();
-  unsigned char len[8];
-  for (int i = 0; i < 8; ++i)
-    len[i] = static_cast<unsigned char>(n >> (8 * i));
-  bool ok = writeAll(len, 8) && writeAll(header.data(), header.size());
-  for (const NamedTensor &t : file.tensors) {
-    if (!ok)
-      break;
-    ok = t.dtype == NamedTensor::DType::F32 ? writeAll(t.f32.data(), t.f32.size() * 4)
-                                            : writeAll(t.i64.data(), t.i64.size() * 8);
-  }
+  bool ok = true;
+  for (const FilePart &part : parts)
+    ok = ok && writeAll(part.data, part.size);
   int savedErrno = errno;
   ok = ok && ::fsync(fd) == 0;
   if (!ok)

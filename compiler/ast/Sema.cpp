@@ -13,13 +13,6 @@
 
 namespace soma {
 
-std::string formatDims(const Dims &d) {
-  std::string s = "[";
-  for (size_t i = 0; i < d.size(); ++i)
-    s += (i ? ", " : "") + std::to_string(d[i]);
-  return s + "]";
-}
-
 namespace {
 
 class Checker {
@@ -45,7 +38,6 @@ public:
     }
     DataSpec d;
     d.name = b.name;
-    d.range = e.range;
     if (e.text == "idx" || e.text == "npy") {
       bool idx = e.text == "idx";
       Signature sig{idx ? "idx" : "npy",

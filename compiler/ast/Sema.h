@@ -2,6 +2,7 @@
 // The result is a Program: everything later stages need, resolved and known to be consistent.
 #pragma once
 #include "ast/AST.h"
+#include "soma/Model.h"
 #include "support/Diagnostics.h"
 
 #include <map>
@@ -11,8 +12,8 @@
 
 namespace soma {
 
-using Dims = std::vector<int64_t>;
-std::string formatDims(const Dims &d); // [28, 28]
+using rt::Dims;
+using rt::formatDims;
 
 enum class LayerKind {
 #define LAYER(Kind, Spelling, IsActivation) Kind,
@@ -20,12 +21,8 @@ enum class LayerKind {
 };
 const char *layerSpelling(LayerKind k);
 
-// How a parameter starts. FanInUniform is PyTorch's default for linear and convolution layers.
-struct InitSpec {
-  enum class Kind { FanInUniform, Zeros, Ones, Constant, Uniform, Normal, GlorotUniform, GlorotNormal, HeUniform, HeNormal };
-  Kind kind = Kind::FanInUniform;
-  double a = 0, b = 0; // constant(a), uniform(a, b), normal(mean a, std b)
-};
+// How a parameter starts (soma/Model.h).
+using rt::InitSpec;
 
 struct ParamSpec {
   std::string name; // dense_1.w, highway_1.gate
@@ -98,41 +95,11 @@ struct ModelSpec {
 
 enum class LossKind { MSE, MAE, Huber, CrossEntropy, BinaryCrossEntropy };
 
-enum class OptimizerKind { Sgd, Adam, AdamW, RmsProp, Adagrad };
-
-// Hyper-parameters with PyTorch's meanings and defaults; the learning rate is TrainSpec::lr.
-struct OptimizerSpec {
-  OptimizerKind kind = OptimizerKind::Sgd;
-  double momentum = 0;     // sgd, rmsprop
-  bool nesterov = false;   // sgd
-  double beta1 = 0.9, beta2 = 0.999; // adam, adamw
-  double alpha = 0.99;     // rmsprop: smoothing of the squared gradient
-  double eps = 1e-8;       // adam, adamw, rmsprop (adagrad: 1e-10)
-  double weightDecay = 0;  // L2 added to the gradient; adamw: decoupled decay of the weights
-};
-
-// The learning rate per epoch e = 1, 2, ... (times a linear warm-up over the first epochs).
-struct ScheduleSpec {
-  enum class Kind { Constant, Step, MultiStep, Exponential, Cosine, Plateau } kind = Kind::Constant;
-  int64_t every = 1;                // step: lr * gamma^floor((e - 1) / every)
-  std::vector<int64_t> milestones;  // multistep: lr * gamma^(milestones <= e - 1)
-  double gamma = 0.1;               // step, multistep, exponential (lr * gamma^(e - 1))
-  double minLr = 0;                 // cosine (from lr down to minLr after the warm-up), plateau
-  double factor = 0.1;              // plateau: lr *= factor after `patience` epochs without a
-  int64_t patience = 10;            //   better evaluation loss
-};
-
-struct DataSpec {
-  enum class Kind { Idx, Csv, Npy } kind = Kind::Idx;
-  std::string name;         // train, test
-  std::string images, labels; // idx, npy: features and labels; csv: images is the csv file
-  int64_t labelColumn = -1; // csv: -1 is the last column
-  std::string labelName;    // csv: or the label column by its header name
-  std::vector<int64_t> columns;         // csv: the feature columns (all but the label when empty)
-  std::vector<std::string> columnNames; // csv: or by name
-  bool header = false;      // csv: the first row names the columns
-  SourceRange range;
-};
+// The optimizer, schedule and data settings the training loop reads (soma/Model.h).
+using rt::DataSpec;
+using rt::OptimizerKind;
+using rt::OptimizerSpec;
+using rt::ScheduleSpec;
 
 // One term of the loss: weight * kind(target) on one output of the model.
 struct LossTerm {
@@ -146,36 +113,13 @@ struct LossTerm {
   SourceRange range;
 };
 
-struct TrainSpec {
+// The train block: the runtime's settings, and what the compiler turns into code.
+struct TrainSpec : rt::TrainConfig {
   // loss = a weighted sum of terms, each on the model's output or another named value (an
   // auxiliary output). The first term is the main one.
   std::vector<LossTerm> losses;
-  int64_t classes = 0;     // number of classes when the targets are class indices (label checks)
   const LossTerm &mainLoss() const { return losses.front(); }
-  double lr = 0.1;
-  OptimizerSpec optimizer;
-  int64_t batch = 32, epochs = 1;
-  uint64_t seed = 1;
-  int64_t showPredictions = 0;
-  std::string checkpoint; // written after every epoch when set
-  int64_t topK = 0;          // also report top-k accuracy
-  bool confusionMatrix = false; // print one after training
-  int64_t evalEvery = 1;     // evaluate every N epochs (and after the last)
-  struct EarlyStop {
-    bool enabled = false, onAccuracy = false, restoreBest = true;
-    int64_t patience = 5;    // evaluations without improvement before stopping
-    double minDelta = 0;     // the least change that counts as an improvement
-  } earlyStop;
-  struct Augment {
-    int64_t shift = 0; // images moved by up to this many pixels each way (zeros fill in)
-    bool flip = false; // images mirrored left to right half of the time
-  } augment;
-  bool standardize = false; // features scaled to mean 0, std 1 with the training data's statistics
-  double validation = 0;    // the fraction of the training data held out for validation
-  ScheduleSpec schedule;
-  int64_t warmupEpochs = 0;
   double clipNorm = 0, clipValue = 0; // 0: no clipping
-  std::optional<DataSpec> train, test;
   SourceRange range;
 };
 

@@ -8,11 +8,13 @@
 #include <llvm/Analysis/TargetLibraryInfo.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
-#include <llvm/ExecutionEngine/Orc/ThreadSafeModule.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
+#include <llvm/Config/llvm-config.h>
+#include <llvm/Support/MemoryBuffer.h>
+#include <llvm/Support/SHA256.h>
 #include <llvm/Support/TargetSelect.h>
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
@@ -59,6 +61,21 @@ TargetInfo hostTarget() {
   return t;
 }
 
+std::optional<TargetInfo> namedTarget(const std::string &name) {
+  if (name == "native")
+    return hostTarget();
+  if (name != "x86-64-v3" && name != "x86-64-v4")
+    return std::nullopt;
+  initLLVM();
+  TargetInfo t;
+  t.triple = llvm::sys::getDefaultTargetTriple();
+  t.cpu = name; // the levels of the x86-64 psABI; the features follow from the cpu
+  t.preferVectorWidth = name == "x86-64-v4" ? 512 : 256;
+  if (auto tm = targetMachine(t))
+    t.dataLayout = tm->createDataLayout().getStringRepresentation();
+  return t;
+}
+
 void optimize(llvm::Module &m, const TargetInfo &target) {
   auto tm = targetMachine(target);
   llvm::LoopAnalysisManager lam;
@@ -73,7 +90,7 @@ void optimize(llvm::Module &m, const TargetInfo &target) {
   std::vector<llvm::VecDesc> wide = {
       {"expf", "_ZGVeN16v_expf", llvm::ElementCount::getFixed(16), false, "_ZGV_LLVM_N16v"},
       {"logf", "_ZGVeN16v_logf", llvm::ElementCount::getFixed(16), false, "_ZGV_LLVM_N16v"}};
-  if (target.features.find("+avx512f") != std::string::npos)
+  if (target.features.find("+avx512f") != std::string::npos || target.cpu == "x86-64-v4")
     tlii.addVectorizableFunctions(wide);
   fam.registerPass([&] { return llvm::TargetLibraryAnalysis(tlii); });
   pb.registerModuleAnalyses(mam);
@@ -101,6 +118,39 @@ std::string assemblyText(llvm::Module &m, const TargetInfo &target) {
     return "";
   pm.run(m);
   return std::string(buf.str());
+}
+
+std::string objectCode(llvm::Module &m, const TargetInfo &target, std::string &error) {
+  auto tm = targetMachine(target);
+  llvm::SmallString<0> buf;
+  llvm::raw_svector_ostream os(buf);
+  llvm::legacy::PassManager pm;
+  if (!tm || tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile)) {
+    error = "no object code generator for target " + target.triple + " (" + target.cpu + ")";
+    return "";
+  }
+  pm.run(m);
+  return std::string(buf.str());
+}
+
+std::string cacheKey(const llvm::Module &m, const TargetInfo &target) {
+  // Bump kCodegenVersion when the pass pipeline or the emitted records change.
+  constexpr const char *kCodegenVersion = "soma-codegen-1";
+  llvm::SHA256 h;
+  for (const std::string &part : {std::string(kCodegenVersion), std::string(LLVM_VERSION_STRING), target.triple,
+                                  target.cpu, target.features, std::to_string(target.preferVectorWidth),
+                                  moduleText(m)}) {
+    h.update(part);
+    h.update(llvm::StringRef("\0", 1));
+  }
+  std::array<uint8_t, 32> digest = h.final();
+  static const char hex[] = "0123456789abcdef";
+  std::string key;
+  for (uint8_t b : digest) {
+    key += hex[b >> 4];
+    key += hex[b & 15];
+  }
+  return key;
 }
 
 struct Jit::Impl {
@@ -142,8 +192,9 @@ std::unique_ptr<Jit> Jit::create(std::string &error) {
   return j;
 }
 
-std::string Jit::add(std::unique_ptr<llvm::Module> m, std::unique_ptr<llvm::LLVMContext> ctx) {
-  if (auto err = impl_->jit->addIRModule(llvm::orc::ThreadSafeModule(std::move(m), std::move(ctx))))
+std::string Jit::addObject(const std::string &object) {
+  auto buffer = llvm::MemoryBuffer::getMemBufferCopy(object, "soma-model.o");
+  if (auto err = impl_->jit->addObjectFile(std::move(buffer)))
     return llvm::toString(std::move(err));
   return "";
 }

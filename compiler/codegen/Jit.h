@@ -4,6 +4,7 @@
 #include "codegen/KernelEmitter.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace llvm {
@@ -15,20 +16,27 @@ namespace soma::codegen {
 
 // Host target: triple, cpu, features. Safe to call more than once.
 TargetInfo hostTarget();
+// `--target`: native (this machine), x86-64-v3 (AVX2, FMA) or x86-64-v4 (AVX-512). Returns
+// nullopt for another name.
+std::optional<TargetInfo> namedTarget(const std::string &name);
 
 // Runs the O3 pipeline on `m` for `target`.
 void optimize(llvm::Module &m, const TargetInfo &target);
 std::string moduleText(const llvm::Module &m);
 // Assembly for `m` as the host target would emit it.
 std::string assemblyText(llvm::Module &m, const TargetInfo &target);
+// An ELF object of the optimized `m`; sets `error` on failure.
+std::string objectCode(llvm::Module &m, const TargetInfo &target, std::string &error);
+// A digest of the unoptimized `m`, the target and the compiler: what the object code depends on.
+std::string cacheKey(const llvm::Module &m, const TargetInfo &target);
 
 class Jit {
 public:
   // Returns nullptr and sets `error` on failure.
   static std::unique_ptr<Jit> create(std::string &error);
   ~Jit();
-  // Takes ownership of module and context. Returns "" or an error.
-  std::string add(std::unique_ptr<llvm::Module> m, std::unique_ptr<llvm::LLVMContext> ctx);
+  // Loads an object made by objectCode. Returns "" or an error.
+  std::string addObject(const std::string &object);
   void *lookup(const std::string &name, std::string &error);
 
 private:

@@ -1,9 +1,12 @@
 // The stages in order; each `if (stop(...))` is a place `soma emit` can print.
 #include "driver/Pipeline.h"
 
+#include "codegen/Package.h"
+#include "driver/Cache.h"
 #include "frontend/Parser.h"
 #include "transforms/CSE.h"
 
+#include <cctype>
 #include <chrono>
 #include <filesystem>
 #include <llvm/IR/LLVMContext.h>
@@ -21,6 +24,43 @@ std::optional<Stage> stageFromName(const std::string &name) {
     if (name == n)
       return s;
   return std::nullopt;
+}
+
+std::string libraryName(const std::string &modelName) {
+  std::string s;
+  for (char c : modelName)
+    s += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(static_cast<unsigned char>(c))) : '_';
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0])))
+    s = "model_" + s;
+  return s;
+}
+
+rt::ModelInfo describeModel(const CompiledModel &m) {
+  const ModelSpec &spec = m.program.model;
+  rt::ModelInfo info;
+  info.name = spec.name;
+  info.inputName = spec.inputName;
+  info.inputDims = spec.inputDims;
+  info.outputDims = spec.outputDims();
+  info.outputs = m.lowered.outputs;
+  // A single output is a probability, or a logit when binary cross-entropy reads it directly.
+  const std::optional<TrainSpec> &t = m.program.train;
+  bool logit = t && t->mainLoss().kind == LossKind::BinaryCrossEntropy && t->mainLoss().output < 0 &&
+               !spec.outputIs(LayerKind::Sigmoid);
+  info.threshold = logit ? 0.0f : 0.5f;
+  for (const ParamInfo &p : m.lowered.params)
+    info.params.push_back(p.info());
+  for (const ParamInfo &p : m.lowered.state)
+    info.state.push_back(p.info());
+  for (const ParamInfo &p : m.lowered.buffers)
+    info.buffers.push_back(p.info());
+  if (t)
+    info.config = static_cast<const rt::TrainConfig &>(*t);
+  if (!m.forwardSchedule.kernels.empty() || !m.forwardSchedule.slot.empty())
+    info.forward = transforms::layout(m.lowered.forward, m.forwardSchedule);
+  if (t && !m.trainSchedule.slot.empty())
+    info.train = transforms::layout(m.lowered.train, m.trainSchedule);
+  return info;
 }
 
 std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream &out, std::ostream &errs) {
@@ -80,6 +120,7 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
     assert(verify(cm->lowered.train).empty());
     mark("autodiff and optimizer");
   }
+  cm->info = describeModel(*cm);
   if (stop(Stage::Grad)) {
     if (opts.emit)
       ir::print(training ? cm->lowered.train : cm->lowered.forward, out);
@@ -107,6 +148,7 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
   cm->forwardSchedule = transforms::schedule(cm->lowered.forward);
   if (training)
     cm->trainSchedule = transforms::schedule(cm->lowered.train);
+  cm->info = describeModel(*cm);
   mark("fusion");
   if (stop(Stage::Kernels)) {
     if (opts.emit) {
@@ -120,43 +162,71 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
     return cm;
   }
 
-  // 7. LLVM IR, optimized for the host.
+  // 7. LLVM IR for the target; for a program or a library, with the model's description and
+  // its entry points (main, or the C functions).
   auto start = std::chrono::steady_clock::now();
   auto ctx = std::make_unique<llvm::LLVMContext>();
-  codegen::TargetInfo target = codegen::hostTarget();
+  codegen::TargetInfo target = opts.target ? *opts.target : codegen::hostTarget();
   std::vector<codegen::FunctionToEmit> fns = {{&cm->lowered.forward, &cm->forwardSchedule}};
   if (training)
     fns.push_back({&cm->lowered.train, &cm->trainSchedule});
   std::unique_ptr<llvm::Module> module = codegen::emitModule(*ctx, fns, target);
-  mark("LLVM IR");
-  codegen::optimize(*module, target);
-  mark("LLVM O3");
-  if (stop(Stage::Llvm)) {
-    if (opts.emit)
-      out << codegen::moduleText(*module);
-    return cm;
+  if (opts.artifact != Artifact::Jit) {
+    // A built program runs from any directory: its data paths are absolute.
+    rt::ModelInfo built = cm->info;
+    if (built.config)
+      for (std::optional<rt::DataSpec> *set : {&built.config->train, &built.config->test})
+        if (*set)
+          for (std::string *path : {&(*set)->images, &(*set)->labels})
+            if (!path->empty())
+              *path = std::filesystem::absolute(*path).lexically_normal().string();
+    codegen::addProgram(*module, rt::serializeModel(built), training,
+                        opts.artifact == Artifact::Executable ? codegen::ProgramKind::Executable
+                                                              : codegen::ProgramKind::Library,
+                        cm->libName = opts.libName.empty() ? libraryName(cm->program.model.name) : opts.libName);
   }
-  if (stop(Stage::Asm)) {
+  mark("LLVM IR");
+  if (stop(Stage::Llvm) || stop(Stage::Asm)) {
+    codegen::optimize(*module, target);
+    mark("LLVM O3");
     if (opts.emit)
-      out << codegen::assemblyText(*module, target);
+      out << (stop(Stage::Llvm) ? codegen::moduleText(*module) : codegen::assemblyText(*module, target));
     return cm;
   }
 
-  // 8. Machine code in this process.
+  // 8. Machine code: from the cache when this IR was compiled for this target before.
   std::string error;
-  cm->jit = codegen::Jit::create(error);
-  if (cm->jit)
-    error = cm->jit->add(std::move(module), std::move(ctx));
-  if (error.empty())
-    cm->forwardEntry = reinterpret_cast<void (*)(void *)>(cm->jit->lookup("forward", error));
-  if (error.empty() && training)
-    cm->trainEntry = reinterpret_cast<void (*)(void *)>(cm->jit->lookup("train_step", error));
-  if (!error.empty()) {
-    errs << "soma: error: JIT compilation failed: " << error << "\n";
-    return nullptr;
+  std::string key = codegen::cacheKey(*module, target);
+  if (opts.cache && readCachedObject(key, cm->object)) {
+    cm->cached = true;
+    mark("machine code (cached)");
+  } else {
+    codegen::optimize(*module, target);
+    mark("LLVM O3");
+    cm->object = codegen::objectCode(*module, target, error);
+    if (!error.empty()) {
+      errs << "soma: error: code generation failed: " << error << "\n";
+      return nullptr;
+    }
+    if (opts.cache)
+      writeCachedObject(key, cm->object);
+    mark("machine code");
+  }
+  if (opts.artifact == Artifact::Jit) {
+    cm->jit = codegen::Jit::create(error);
+    if (cm->jit)
+      error = cm->jit->addObject(cm->object);
+    if (error.empty())
+      cm->entries.forward = reinterpret_cast<rt::EntryFn>(cm->jit->lookup("forward", error));
+    if (error.empty() && training)
+      cm->entries.train = reinterpret_cast<rt::EntryFn>(cm->jit->lookup("train_step", error));
+    if (!error.empty()) {
+      errs << "soma: error: JIT compilation failed: " << error << "\n";
+      return nullptr;
+    }
+    mark("JIT loading");
   }
   cm->jitMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  mark("machine code (JIT)");
   return cm;
 }
 

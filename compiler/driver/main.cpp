@@ -1,13 +1,14 @@
 // The `soma` command line: run, check, emit, gradcheck. Flag errors exit with 2, compile and
 // data errors with 1.
+#include "driver/Build.h"
+#include "driver/GradCheck.h"
 #include "driver/Pipeline.h"
-#include "driver/Train.h"
+#include "soma/Train.h"
 
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
-#include <fmt/format.h>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -20,27 +21,32 @@ const char *kUsage = R"(usage: soma <command> [options] FILE
 
 commands:
   run FILE             JIT-compile the model, train it and evaluate after every epoch
+  build FILE -o OUT    compile the model into a native executable OUT (train, eval, predict)
+  build --lib FILE -o DIR
+                       compile it into DIR/lib<name>.a and DIR/<name>.h, a C library
   check FILE           report errors, then print each layer's output shape and parameters
   emit STAGE FILE      print a compiler stage: ast, ir, grad, opt, kernels, llvm, asm
   gradcheck FILE       compare the derived gradients with finite differences
 
 options for run (each overrides the file's train block):
-  --epochs N           number of epochs
-  --batch N            mini-batch size
-  --lr X               learning rate
-  --seed N             seed for initialization and shuffling
-  --threads N          worker threads (default: all cores)
-  --metrics FILE       write one JSON object per epoch to FILE
-  --checkpoint FILE    save weights, optimizer state, epoch and generator state after every epoch
-                       (safetensors; written to FILE.tmp, then renamed over FILE)
-  --resume FILE        continue from a checkpoint exactly where it stopped
-  --weights FILE       start from the weights in FILE (a checkpoint or any safetensors file)
-  --eval-only          with --weights or --resume: evaluate on the test data, no training
-  --no-progress        no progress bar
-  --profile            after training, time per kernel of the training step and its GFLOP/s
+%s  --eval-only          with --weights or --resume: evaluate on the test data, no training
+  --predict INPUT      with --weights: each sample's class and its probability (INPUT: an IDX,
+                       CSV or .npy file of samples), as a built program's `predict` prints them
+  --output FILE.npy    with --predict: every output, to a NumPy file, instead of the classes
+
+options for build:
+  -o PATH              the executable, or with --lib the output directory
+  --lib                a static library and a C header instead of an executable
+  --shared             with --lib: a shared library (lib<name>.so) instead
+  --name NAME          with --lib: the library's name and C prefix (default: the model's name)
+  --target T           what the code may assume: native (this machine's CPU, the default; for
+                       programs built and run on one machine), x86-64-v3 (AVX2 and FMA, most
+                       x86 machines since 2015) or x86-64-v4 (AVX-512)
 
 options for every command:
   --time-passes        compile time per stage, on stderr
+  --no-cache           compile again instead of reusing machine code from the cache
+                       ($SOMA_CACHE_DIR, else ~/.cache/soma)
 
 options for gradcheck:
   --tolerance X        largest relative error accepted (default 1e-4)
@@ -97,14 +103,16 @@ int printSummary(const CompiledModel &m) {
 int main(int argc, char **argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    std::fprintf(args.empty() ? stderr : stdout, kUsage, rt::kRunFlagsHelp);
     return args.empty() ? 2 : 0;
   }
   std::string command = args[0];
-  if (command != "run" && command != "check" && command != "emit" && command != "gradcheck")
-    return usageError("unknown command '" + command + "'; expected run, check, emit or gradcheck");
+  if (command != "run" && command != "build" && command != "check" && command != "emit" && command != "gradcheck")
+    return usageError("unknown command '" + command + "'; expected run, build, check, emit or gradcheck");
 
-  RunOptions run;
+  rt::RunOptions run;
+  rt::PredictOptions predict;
+  BuildOptions build;
   bool timePasses = false;
   std::vector<std::pair<std::string, double>> passTimes;
   double tolerance = 1e-4;
@@ -112,69 +120,70 @@ int main(int argc, char **argv) {
   std::vector<std::string> positional;
   for (size_t i = 1; i < args.size(); ++i) {
     const std::string &a = args[i];
+    if (command == "run") {
+      int r = rt::parseRunFlag(args, i, run, "soma");
+      if (r < 0)
+        return 2;
+      if (r > 0)
+        continue;
+    }
     auto value = [&](std::string &out) {
-      if (i + 1 >= args.size())
+      if (i + 1 >= args.size() || args[i + 1].empty())
         return false;
       out = args[++i];
       return true;
     };
     std::string v;
-    auto intFlag = [&](std::optional<int64_t> &slot, int64_t min) -> int {
-      int64_t n;
-      if (!value(v) || !parseNumber(v, n) || n < min)
-        return usageError(fmt::format("{} needs an integer >= {}{}", a, min, v.empty() ? "" : ", got '" + v + "'"));
-      slot = n;
-      return 0;
-    };
-    int err = 0;
-    if (a == "--epochs" && command == "run")
-      err = intFlag(run.epochs, 1);
-    else if (a == "--batch" && command == "run")
-      err = intFlag(run.batch, 1);
-    else if (a == "--seed" && command == "run")
-      err = intFlag(run.seed, 0);
-    else if (a == "--threads" && command == "run") {
-      std::optional<int64_t> t;
-      err = intFlag(t, 1);
-      if (!err && *t > 256)
-        err = usageError("--threads must be at most 256");
-      if (!err)
-        run.threads = static_cast<int>(*t);
-    } else if ((a == "--lr" && command == "run") || (a == "--tolerance" && command == "gradcheck")) {
-      double x;
-      if (!value(v) || !parseNumber(v, x) || !(x > 0))
-        return usageError(fmt::format("{} needs a positive number{}", a, v.empty() ? "" : ", got '" + v + "'"));
-      if (a == "--lr")
-        run.lr = x;
-      else
-        tolerance = x;
-    } else if (a == "--metrics" && command == "run") {
-      if (!value(run.metricsPath))
-        return usageError("--metrics needs a file name");
-    } else if ((a == "--checkpoint" || a == "--resume" || a == "--weights") && command == "run") {
-      std::string &slot = a == "--checkpoint" ? run.checkpointPath : a == "--resume" ? run.resumePath : run.weightsPath;
-      if (!value(slot) || slot.empty())
-        return usageError(a + " needs a file name");
-    } else if (a == "--eval-only" && command == "run")
+    if (a == "--tolerance" && command == "gradcheck") {
+      if (!value(v) || !parseNumber(v, tolerance) || !(tolerance > 0))
+        return usageError("--tolerance needs a positive number" + (v.empty() ? "" : ", got '" + v + "'"));
+    } else if (a == "--eval-only" && command == "run") {
       run.evalOnly = true;
-    else if (a == "--profile" && command == "run")
-      run.profile = true;
-    else if (a == "--time-passes")
+    } else if ((a == "--predict" || a == "--output") && command == "run") {
+      if (!value(a == "--predict" ? predict.input : predict.outputPath))
+        return usageError(a + " needs a file name");
+    } else if (a == "-o" && command == "build") {
+      if (!value(build.output))
+        return usageError("-o needs a path");
+    } else if (a == "--lib" && command == "build") {
+      build.lib = true;
+    } else if (a == "--shared" && command == "build") {
+      build.shared = true;
+    } else if (a == "--name" && command == "build") {
+      if (!value(build.name) || libraryName(build.name) != build.name)
+        return usageError("--name needs a C identifier in lower case" + (v.empty() ? "" : ", got '" + build.name + "'"));
+    } else if (a == "--target" && (command == "build" || command == "emit")) {
+      if (!value(v))
+        return usageError("--target needs native, x86-64-v3 or x86-64-v4");
+      copts.target = codegen::namedTarget(v);
+      if (!copts.target)
+        return usageError("unknown target '" + v + "'; expected native, x86-64-v3 or x86-64-v4");
+    } else if (a == "--no-cache") {
+      copts.cache = false;
+    } else if (a == "--time-passes") {
       timePasses = true;
-    else if (a == "--no-progress" && command == "run")
-      run.progress = false;
-    else if (a.size() > 1 && a[0] == '-')
+    } else if (a.size() > 1 && a[0] == '-') {
       return usageError("unknown option '" + a + "' for '" + command + "'");
-    else
+    } else {
       positional.push_back(a);
-    if (err)
-      return err;
+    }
   }
-
-  if (!run.resumePath.empty() && !run.weightsPath.empty())
-    return usageError("--resume and --weights cannot be combined: a checkpoint holds its own weights");
-  if (run.evalOnly && run.resumePath.empty() && run.weightsPath.empty())
-    return usageError("--eval-only needs --weights FILE (or --resume FILE) to evaluate");
+  if (std::string e = rt::checkRunOptions(run); !e.empty())
+    return usageError(e);
+  if (!predict.input.empty() && run.weightsPath.empty())
+    return usageError("--predict needs --weights FILE");
+  if (!predict.outputPath.empty() && predict.input.empty())
+    return usageError("--output needs --predict INPUT");
+  if (command == "build") {
+    if (build.output.empty())
+      return usageError(build.lib ? "build --lib needs -o DIR, the directory for the library and its header"
+                                  : "build needs -o PATH, the executable to write");
+    if (build.shared && !build.lib)
+      return usageError("--shared needs --lib");
+    if (!build.name.empty() && !build.lib)
+      return usageError("--name needs --lib");
+    copts.artifact = build.lib ? Artifact::Library : Artifact::Executable;
+  }
 
   if (command == "emit") {
     if (positional.size() != 2)
@@ -193,6 +202,7 @@ int main(int argc, char **argv) {
     copts.stopAfter = Stage::Check;
   if (command == "gradcheck")
     copts.stopAfter = Stage::Grad;
+  copts.libName = build.name;
 
   if (timePasses)
     copts.passTimes = &passTimes;
@@ -212,7 +222,18 @@ int main(int argc, char **argv) {
     return printSummary(*m);
   if (command == "gradcheck")
     return gradCheck(*m, tolerance);
-  if (command == "run")
-    return runTraining(*m, run);
+  if (command == "build")
+    return buildOutputs(*m, build);
+  if (command == "run" && !predict.input.empty()) {
+    predict.weightsPath = run.weightsPath;
+    if (run.batch)
+      predict.batch = *run.batch;
+    predict.threads = run.threads;
+    return rt::runPredict(m->info, m->entries, predict);
+  }
+  if (command == "run") {
+    run.jitMs = m->jitMs;
+    return rt::runTraining(m->info, m->entries, run);
+  }
   return 0;
 }

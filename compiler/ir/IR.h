@@ -2,6 +2,8 @@
 // value, operands refer to earlier nodes). Shapes are static except the batch dimension,
 // written B (kBatch), whose size is given when the function runs.
 #pragma once
+#include "soma/Random.h"
+
 #include <cstdint>
 #include <iosfwd>
 #include <optional>
@@ -111,22 +113,9 @@ private:
 };
 
 void print(const Function &f, std::ostream &os);
-// The hash behind Op::Random, shared by the JIT's emitter and the reference evaluator.
-// A mix of the three inputs, then murmur3's finalizer; the top 24 bits make the float.
-struct RandomHash {
-  static constexpr uint32_t kPosition = 0x9E3779B1u, kSeed = 0x85EBCA77u, kSalt = 0xC2B2AE3Du;
-  static constexpr uint32_t kMix1 = 0x85EBCA6Bu, kMix2 = 0xC2B2AE35u;
-};
-inline float randomUniform(uint32_t position, uint32_t seed, uint32_t salt) {
-  using H = RandomHash;
-  uint32_t h = position * H::kPosition ^ seed * H::kSeed ^ salt * H::kSalt;
-  h ^= h >> 16;
-  h *= H::kMix1;
-  h ^= h >> 13;
-  h *= H::kMix2;
-  h ^= h >> 16;
-  return static_cast<float>(h >> 8) * 0x1.0p-24f;
-}
+// The hash behind Op::Random (soma/Random.h).
+using rt::RandomHash;
+using rt::randomUniform;
 
 // Checks operand order, arity, shapes and results; returns "" when valid.
 std::string verify(const Function &f);

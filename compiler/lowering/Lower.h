@@ -13,18 +13,17 @@ struct ParamInfo {
   double lrMult = 1;  // its learning rate is lr * lrMult
   int64_t fanOut = 1;
   InitSpec init;
+  rt::TensorInfo info() const { return {name, shape, init, fanIn, fanOut}; } // the runtime's view
 };
 
-// The inputs every lowered function takes, by name.
-inline constexpr const char *kInputX = "x";
-inline constexpr const char *kInputLabel = "label";
-inline constexpr const char *kInputLr = "lr";
-inline constexpr const char *kInputInvBatch = "inv_batch"; // 1 / (rows in this batch)
-// Adam and AdamW, from the step count t: lr / (1 - beta1^t) and 1 / sqrt(1 - beta2^t).
-inline constexpr const char *kInputAdamStepSize = "adam_step_size";
-inline constexpr const char *kInputAdamInvSqrtBias2 = "adam_inv_sqrt_bias2";
-// Dropout's masks: a number that changes every training step (see Op::Random).
-inline constexpr const char *kInputDropoutSeed = "dropout_seed";
+// The inputs every lowered function takes, by name (soma/Model.h).
+using rt::kInputAdamInvSqrtBias2;
+using rt::kInputAdamStepSize;
+using rt::kInputDropoutSeed;
+using rt::kInputInvBatch;
+using rt::kInputLabel;
+using rt::kInputLr;
+using rt::kInputX;
 
 struct LoweredModel {
   std::vector<ParamInfo> params;

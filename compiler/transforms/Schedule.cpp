@@ -208,47 +208,48 @@ void print(const Function &f, const Schedule &s, std::ostream &os) {
   }
 }
 
-BufferPlan planBuffers(const Function &f, const Schedule &s, int64_t maxBatch) {
-  BufferPlan plan;
-  plan.offset.assign(s.numSlots, -1);
-  size_t nk = s.kernels.size();
+rt::FunctionLayout layout(const Function &f, const Schedule &s) {
+  rt::FunctionLayout out;
+  out.slots.resize(static_cast<size_t>(s.numSlots));
   // Live interval of each slot in kernel indices: [first write, last read].
-  std::vector<int64_t> first(s.numSlots, -1), last(s.numSlots, -1);
+  size_t nk = s.kernels.size();
   for (size_t k = 0; k < nk; ++k) {
-    int sl = s.slot[s.kernels[k].root];
-    if (first[sl] < 0)
-      first[sl] = static_cast<int64_t>(k);
-    last[sl] = std::max<int64_t>(last[sl], static_cast<int64_t>(k));
-    for (int r : s.kernels[k].reads)
-      last[s.slot[r]] = std::max<int64_t>(last[s.slot[r]], static_cast<int64_t>(k));
+    rt::FunctionLayout::Slot &w = out.slots[static_cast<size_t>(s.slot[s.kernels[k].root])];
+    if (w.first < 0)
+      w.first = static_cast<int64_t>(k);
+    w.last = std::max<int64_t>(w.last, static_cast<int64_t>(k));
+    for (int r : s.kernels[k].reads) {
+      rt::FunctionLayout::Slot &read = out.slots[static_cast<size_t>(s.slot[r])];
+      read.last = std::max<int64_t>(read.last, static_cast<int64_t>(k));
+    }
   }
   for (const Result &r : f.results)
-    last[s.slot[r.value]] = static_cast<int64_t>(nk);
-  struct Placed {
-    int64_t begin, end, lo, hi; // interval in kernels, [lo, hi) in floats
-  };
-  std::vector<Placed> placed;
+    out.slots[static_cast<size_t>(s.slot[r.value])].last = static_cast<int64_t>(nk);
   for (int sl = 0; sl < s.numSlots; ++sl) {
+    rt::FunctionLayout::Slot &slot = out.slots[static_cast<size_t>(sl)];
     int node = s.slotNode[sl];
-    if (node < 0 || f.nodes[node].op == Op::Input)
+    slot.bound = node < 0 || f.nodes[node].op == Op::Input;
+    if (node < 0)
       continue;
-    int64_t size = (numElements(f.nodes[node].shape, maxBatch) + 15) / 16 * 16; // 64-byte aligned
-    // First fit among the offsets not used by an overlapping interval.
-    std::vector<std::pair<int64_t, int64_t>> busy;
-    for (const Placed &p : placed)
-      if (!(p.end < first[sl] || last[sl] < p.begin))
-        busy.push_back({p.lo, p.hi});
-    std::sort(busy.begin(), busy.end());
-    int64_t at = 0;
-    for (auto [lo, hi] : busy) {
-      if (at + size <= lo)
-        break;
-      at = std::max(at, hi);
-    }
-    plan.offset[sl] = at;
-    placed.push_back({first[sl], last[sl], at, at + size});
-    plan.arenaFloats = std::max(plan.arenaFloats, at + size);
+    const Shape &shape = f.nodes[node].shape;
+    slot.fixed = numElements(shape, 0);
+    slot.perSample = numElements(shape, 1) - slot.fixed;
+    if (f.nodes[node].op == Op::Input)
+      out.inputs.push_back({f.nodes[node].attrs.name, sl});
   }
+  for (const Result &r : f.results)
+    out.results.push_back({r.name, s.slot[r.value]});
+  for (const Kernel &k : s.kernels) {
+    double fixed = kernelFlops(f, k, 0);
+    out.kernels.push_back({kernelKindName(k.kind), formatShape(f.nodes[static_cast<size_t>(k.root)].shape),
+                           kernelFlops(f, k, 1) - fixed, fixed});
+  }
+  return out;
+}
+
+BufferPlan planBuffers(const Function &f, const Schedule &s, int64_t maxBatch) {
+  BufferPlan plan;
+  plan.arenaFloats = rt::planArena(layout(f, s), maxBatch, plan.offset);
   return plan;
 }
 

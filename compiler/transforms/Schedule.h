@@ -4,6 +4,7 @@
 // activation, even the optimizer update) as its epilogue, inside its own loop nest.
 #pragma once
 #include "ir/IR.h"
+#include "soma/Model.h"
 
 #include <iosfwd>
 #include <vector>
@@ -40,5 +41,8 @@ struct BufferPlan {
   int64_t arenaFloats = 0;
 };
 BufferPlan planBuffers(const ir::Function &f, const Schedule &s, int64_t maxBatch);
+// What the runtime needs to run the function: its slots' sizes and live ranges, its inputs and
+// results by name, its kernels (for --profile).
+rt::FunctionLayout layout(const ir::Function &f, const Schedule &s);
 
 } // namespace soma::transforms

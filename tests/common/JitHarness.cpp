@@ -1,7 +1,7 @@
 #include "JitHarness.h"
 
 #include "codegen/Jit.h"
-#include "driver/Session.h"
+#include "soma/Session.h"
 #include "transforms/Schedule.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +13,7 @@ namespace soma::test {
 struct JitFunction::Impl {
   ir::Function f;
   transforms::Schedule schedule;
+  rt::FunctionLayout layout;
   std::unique_ptr<codegen::Jit> jit;
   void (*entry)(void *) = nullptr;
 };
@@ -21,14 +22,17 @@ JitFunction::JitFunction(const ir::Function &f) : impl_(std::make_unique<Impl>()
   impl_->f = f;
   impl_->f.name = "fn";
   impl_->schedule = transforms::schedule(impl_->f);
+  impl_->layout = transforms::layout(impl_->f, impl_->schedule);
   auto ctx = std::make_unique<llvm::LLVMContext>();
   codegen::TargetInfo target = codegen::hostTarget();
   auto module = codegen::emitModule(*ctx, {{&impl_->f, &impl_->schedule}}, target);
   codegen::optimize(*module, target);
-  std::string error;
+  std::string error; // the path `soma run` takes: an object, loaded by the JIT
+  std::string object = codegen::objectCode(*module, target, error);
+  EXPECT_EQ(error, "");
   impl_->jit = codegen::Jit::create(error);
   EXPECT_EQ(error, "");
-  EXPECT_EQ(impl_->jit->add(std::move(module), std::move(ctx)), "");
+  EXPECT_EQ(impl_->jit->addObject(object), "");
   impl_->entry = reinterpret_cast<void (*)(void *)>(impl_->jit->lookup("fn", error));
   EXPECT_EQ(error, "");
 }
@@ -37,10 +41,10 @@ JitFunction::~JitFunction() = default;
 
 std::map<std::string, std::vector<float>> JitFunction::run(const std::map<std::string, interp::Tensor> &inputs,
                                                            int64_t batch) {
-  BoundFunction bound(impl_->f, impl_->schedule, impl_->entry, batch);
-  std::map<std::string, FloatBuffer> buffers;
+  rt::BoundFunction bound(impl_->layout, impl_->entry, batch);
+  std::map<std::string, rt::FloatBuffer> buffers;
   for (const auto &[name, t] : inputs) {
-    FloatBuffer &buf = buffers[name] = FloatBuffer(t.data.size());
+    rt::FloatBuffer &buf = buffers[name] = rt::FloatBuffer(t.data.size());
     for (size_t i = 0; i < t.data.size(); ++i)
       buf[i] = static_cast<float>(t.data[i]);
     bound.bind(name, buf.data());
@@ -52,6 +56,13 @@ std::map<std::string, std::vector<float>> JitFunction::run(const std::map<std::s
     out[r.name].assign(p, p + ir::numElements(impl_->f.nodes[r.value].shape, batch));
   }
   return out;
+}
+
+std::vector<std::vector<float>> initialParams(const LoweredModel &m, uint64_t seed) {
+  std::vector<rt::TensorInfo> infos;
+  for (const ParamInfo &p : m.params)
+    infos.push_back(p.info());
+  return rt::initialValues(infos, seed);
 }
 
 } // namespace soma::test

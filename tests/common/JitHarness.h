@@ -3,6 +3,7 @@
 #pragma once
 #include "interp/Interp.h"
 #include "ir/IR.h"
+#include "lowering/Lower.h"
 
 #include <map>
 #include <memory>
@@ -21,5 +22,8 @@ private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The parameters' starting values, as a session draws them with `seed`.
+std::vector<std::vector<float>> initialParams(const LoweredModel &m, uint64_t seed);
 
 } // namespace soma::test

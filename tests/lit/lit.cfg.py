@@ -17,6 +17,8 @@ config.substitutions.append(("%python", config.python))
 config.substitutions.append(("%inputs", os.path.join(os.path.dirname(__file__), "Inputs")))
 # FileCheck and `not` from LLVM 19, ahead of anything else on PATH.
 config.environment["PATH"] = os.pathsep.join([config.llvm_tools, os.environ.get("PATH", "")])
+# Compiled machine code is cached in the build tree, shared by the tests.
+config.environment["SOMA_CACHE_DIR"] = os.path.join(config.obj_root, "cache")
 # Long end-to-end runs (MNIST) can be left out with: lit --param quick=1 (or SOMA_LIT_QUICK=1,
 # which the sanitizer build's run of the suite sets).
 if lit_config.params.get("quick") or os.environ.get("SOMA_LIT_QUICK"):

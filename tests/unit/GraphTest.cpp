@@ -3,7 +3,8 @@
 // ones), and initializers draw from the stated distributions.
 #include "../common/Programs.h"
 #include "ast/Sema.h"
-#include "driver/Session.h"
+#include "soma/Session.h"
+#include "../common/JitHarness.h"
 #include "frontend/Parser.h"
 #include "interp/Interp.h"
 #include "lowering/Lower.h"
@@ -38,7 +39,7 @@ std::vector<double> forward(const std::string &text, const std::vector<double> &
   in[kInputX].data = x;
   in[kInputLabel].data = {0};
   in[kInputInvBatch].data = {1};
-  auto init = initialParams(m, 1);
+  auto init = test::initialParams(m, 1);
   for (size_t i = 0; i < m.params.size(); ++i) {
     auto it = params.find(m.params[i].name);
     in[m.params[i].name].data = it != params.end() ? it->second : std::vector<double>(init[i].begin(), init[i].end());
@@ -149,7 +150,7 @@ TEST(Initializers, DrawFromTheirDistributions) {
     model M { input x: f32[3]  L -> dense(2, init: zeros, bias_init: ones) })");
   ASSERT_TRUE(p);
   LoweredModel m = lowerModel(*p);
-  auto init = initialParams(m, 7);
+  auto init = test::initialParams(m, 7);
   auto stats = [&](size_t i) {
     double sum = 0, sq = 0, lo = 1e9, hi = -1e9;
     for (float v : init[i]) {

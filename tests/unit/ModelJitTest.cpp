@@ -3,7 +3,7 @@
 #include "../common/JitHarness.h"
 #include "../common/Programs.h"
 #include "ast/Sema.h"
-#include "driver/Session.h"
+#include "soma/Session.h"
 #include "frontend/Parser.h"
 #include "lowering/Lower.h"
 #include "soma/Data.h"
@@ -34,7 +34,7 @@ void expectStepMatches(const std::string &text, int64_t batch) {
     inputs[kInputLabel].data.push_back(static_cast<double>(rng.below(p.model.outputDims()[0] > 1 ? p.model.outputDims()[0] : 2)));
   inputs[kInputLr].data = {0.5};
   inputs[kInputInvBatch].data = {1.0 / static_cast<double>(batch)};
-  auto init = initialParams(m, 1);
+  auto init = test::initialParams(m, 1);
   for (size_t i = 0; i < m.params.size(); ++i)
     inputs[m.params[i].name].data.assign(init[i].begin(), init[i].end());
   inputs[kInputAdamStepSize].data = {0.01};

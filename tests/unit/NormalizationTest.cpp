@@ -3,7 +3,8 @@
 // dropout's masks scaled by 1 / (1 - p), different each step, absent in evaluation.
 #include "../common/Programs.h"
 #include "ast/Sema.h"
-#include "driver/Session.h"
+#include "soma/Session.h"
+#include "../common/JitHarness.h"
 #include "frontend/Parser.h"
 #include "interp/Interp.h"
 #include "lowering/Lower.h"
@@ -34,7 +35,7 @@ Outcome run(const Program &p, bool training, const std::vector<double> &x, int64
   r.in[kInputLabel].data.assign(static_cast<size_t>(batch), 0);
   r.in[kInputInvBatch].data = {1.0 / static_cast<double>(batch)};
   r.in[kInputDropoutSeed].data = {seed};
-  auto init = initialParams(m, 1);
+  auto init = test::initialParams(m, 1);
   for (size_t i = 0; i < m.params.size(); ++i)
     r.in[m.params[i].name].data.assign(init[i].begin(), init[i].end());
   r.in["batchnorm_1.running_mean"].data = {0.5, -1, 2};

@@ -4,7 +4,8 @@
 #include "../common/Programs.h"
 #include "ast/Sema.h"
 #include "autodiff/Autodiff.h"
-#include "driver/Session.h"
+#include "soma/Session.h"
+#include "../common/JitHarness.h"
 #include "frontend/Parser.h"
 #include "interp/Interp.h"
 #include "lowering/Lower.h"
@@ -108,7 +109,7 @@ void expectTextbookUpdates(const std::string &optimizer) {
     in[kInputLabel].data.push_back(static_cast<double>(rng.below(3)));
   in[kInputInvBatch].data = {1.0 / static_cast<double>(batch)};
   in[kInputLr].data = {lr};
-  auto init = initialParams(m, 2);
+  auto init = test::initialParams(m, 2);
   for (size_t i = 0; i < m.params.size(); ++i)
     in[m.params[i].name].data.assign(init[i].begin(), init[i].end());
   for (const ParamInfo &si : m.state)

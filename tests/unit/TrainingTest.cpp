@@ -2,8 +2,9 @@
 // gradient clipping and per-layer learning-rate multipliers in the lowered training step.
 #include "../common/Programs.h"
 #include "ast/Sema.h"
-#include "driver/Session.h"
-#include "driver/Train.h"
+#include "soma/Session.h"
+#include "../common/JitHarness.h"
+#include "soma/Train.h"
 #include "frontend/Parser.h"
 #include "interp/Interp.h"
 #include "lowering/Lower.h"
@@ -14,6 +15,7 @@
 #include <sstream>
 
 using namespace soma;
+using namespace soma::rt;
 
 namespace {
 
@@ -91,7 +93,7 @@ oneStep(const std::string &model, const std::string &settings) {
   in[kInputLabel].data = {0, 1, 2, 0, 1, 2};
   in[kInputInvBatch].data = {1.0 / 6};
   in[kInputLr].data = {1.0};
-  auto init = initialParams(m, 3);
+  auto init = test::initialParams(m, 3);
   std::map<std::string, std::vector<double>> before, after;
   for (size_t i = 0; i < m.params.size(); ++i) {
     in[m.params[i].name].data.assign(init[i].begin(), init[i].end());

@@ -16,9 +16,11 @@ struct Dataset {
 };
 
 // Images (unsigned bytes, scaled to [0, 1]) and labels (unsigned bytes). Returns "" or an error.
+// Without a labels file (samples to predict), every label is 0; the same holds for loadNpy.
 std::string loadIdx(const std::string &images, const std::string &labels, Dataset &out);
 struct CsvOptions {
   bool header = false;              // the first row names the columns
+  bool labelled = true;             // false: no label column (samples to predict); labels are 0
   int64_t labelColumn = -1;         // negative counts from the end
   std::string labelName;            // or the label column by its header name
   std::vector<int64_t> columns;     // the feature columns (all but the label when empty)

@@ -28,6 +28,14 @@ struct TensorFile {
 
 // Returns "" or an error ("PATH: error: ...").
 std::string writeSafetensors(const std::string &path, const TensorFile &file);
+
+// Writes the parts, in order, to PATH.tmp, flushes it to disk and renames it over PATH, so that
+// PATH always holds a whole file (the old one if the process dies first). Returns "" or an error.
+struct FilePart {
+  const void *data;
+  size_t size;
+};
+std::string writeFileAtomically(const std::string &path, const std::vector<FilePart> &parts);
 std::string readSafetensors(const std::string &path, TensorFile &out);
 
 } // namespace soma::rt

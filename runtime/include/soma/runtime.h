@@ -25,6 +25,33 @@ void soma_rt_profile_reset(void);
 void soma_rt_set_threads(int threads);
 int soma_rt_threads(void);
 
+/* A built model: its serialized description (soma/Model.h) and its generated functions. `soma
+   build` defines one in the program's object code. */
+typedef struct soma_program {
+  const char *model;
+  int64_t model_size;
+  void (*forward)(void *ctx);
+  void (*train_step)(void *ctx); /* NULL without a train block */
+} soma_program;
+
+/* The command line of a built executable: train, eval, predict, --help. */
+int soma_rt_main(const soma_program *program, int argc, char **argv);
+
+/* The C library of a built model; `soma build --lib` wraps each in a function named after the
+   model (digits_create, ...), declared in its header. Functions returning int give 0 on success
+   and -1 on failure, with the message in soma_rt_error. */
+typedef struct soma_rt_model soma_rt_model;
+soma_rt_model *soma_rt_create(const soma_program *program, int64_t max_batch);
+void soma_rt_destroy(soma_rt_model *m);
+const char *soma_rt_error(const soma_rt_model *m);
+int64_t soma_rt_input_size(const soma_rt_model *m);
+int64_t soma_rt_output_size(const soma_rt_model *m);
+int soma_rt_init(soma_rt_model *m, uint64_t seed);
+int soma_rt_load_weights(soma_rt_model *m, const char *path);
+int soma_rt_save_weights(soma_rt_model *m, const char *path);
+int soma_rt_predict(soma_rt_model *m, const float *x, int64_t n, float *out);
+int soma_rt_train_step(soma_rt_model *m, const float *x, const float *labels, int64_t n, float lr, float *loss);
+
 #ifdef __cplusplus
 }
 #endif

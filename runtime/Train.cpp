@@ -1,27 +1,26 @@
 // The training loop. Each epoch: shuffle (seeded), run the fused step on each batch, check the
 // loss is finite, then evaluate on the test data. Accuracy is argmax == label, or for a single
 // output, round(output) == label.
-#include "driver/Train.h"
+#include "soma/Train.h"
 
-#include "driver/Checkpoint.h"
-#include "driver/Session.h"
-#include "interp/Interp.h"
-#include "autodiff/Autodiff.h"
-#include "soma/Data.h"
+#include "soma/Format.h"
+#include "soma/Random.h"
+#include "soma/Safetensors.h"
 #include "soma/runtime.h"
 
 #include <algorithm>
+#include <charconv>
+#include <climits>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <cmath>
 #include <cstdio>
-#include <fmt/format.h>
 #include <fstream>
 #include <thread>
 #include <unistd.h>
 
-namespace soma {
+namespace soma::rt {
 
 namespace {
 
@@ -35,45 +34,47 @@ bool fitsInput(const Dims &sample, const Dims &input) {
                              std::equal(sample.begin(), sample.end(), input.begin() + 1));
 }
 
-bool loadData(const DataSpec &spec, const Program &p, rt::Dataset &d, std::vector<std::string> &classNames) {
+} // namespace
+
+bool loadData(const DataSpec &spec, const ModelInfo &m, Dataset &d, std::vector<std::string> &classNames) {
   std::string error;
   switch (spec.kind) {
   case DataSpec::Kind::Idx:
-    error = rt::loadIdx(spec.images, spec.labels, d);
+    error = loadIdx(spec.images, spec.labels, d);
     break;
   case DataSpec::Kind::Npy:
-    error = rt::loadNpy(spec.images, spec.labels, d);
+    error = loadNpy(spec.images, spec.labels, d);
     break;
   case DataSpec::Kind::Csv: {
-    rt::CsvOptions o;
+    CsvOptions o;
     o.header = spec.header;
     o.labelColumn = spec.labelColumn;
     o.labelName = spec.labelName;
     o.columns = spec.columns;
     o.columnNames = spec.columnNames;
     o.classNames = &classNames;
-    error = rt::loadCsv(spec.images, o, d);
+    error = loadCsv(spec.images, o, d);
     break;
   }
   }
   const std::string &source = spec.images;
-  if (error.empty() && !fitsInput(d.sampleDims, p.model.inputDims) && d.sampleSize != 0) {
+  if (error.empty() && !fitsInput(d.sampleDims, m.inputDims) && d.sampleSize != 0) {
     std::string what = spec.kind == DataSpec::Kind::Idx ? "images" : "samples";
-    error = fmt::format("{}: error: {} have shape {} but model '{}' takes input '{}' of shape {}", source, what,
-                        formatDims(d.sampleDims), p.model.name, p.model.inputName, formatDims(p.model.inputDims));
+    error = rt::format("{}: error: {} have shape {} but model '{}' takes input '{}' of shape {}", source, what,
+                        formatDims(d.sampleDims), m.name, m.inputName, formatDims(m.inputDims));
     if (spec.kind == DataSpec::Kind::Csv)
-      error = fmt::format("{}: error: rows have {} features but model '{}' takes input '{}' of shape {}", source,
-                          d.sampleSize, p.model.name, p.model.inputName, formatDims(p.model.inputDims));
-    if (p.model.inputName.find(", ") != std::string::npos) // several inputs share the features
-      error = fmt::format("{}: error: samples have {} features but model '{}' takes inputs '{}' with {} in all",
-                          source, d.sampleSize, p.model.name, p.model.inputName, p.model.inputDims[0]);
+      error = rt::format("{}: error: rows have {} features but model '{}' takes input '{}' of shape {}", source,
+                          d.sampleSize, m.name, m.inputName, formatDims(m.inputDims));
+    if (m.inputName.find(", ") != std::string::npos) // several inputs share the features
+      error = rt::format("{}: error: samples have {} features but model '{}' takes inputs '{}' with {} in all",
+                          source, d.sampleSize, m.name, m.inputName, m.inputDims[0]);
   }
-  const TrainSpec &t = *p.train;
-  if (error.empty() && !classNames.empty() && t.classes > 0 && static_cast<int64_t>(classNames.size()) != t.classes)
-    error = fmt::format("{}: error: the labels name {} classes but model '{}' has {} outputs", source,
-                        classNames.size(), p.model.name, t.classes);
-  if (error.empty() && t.classes > 0)
-    error = rt::checkClassLabels(d, t.classes, spec.kind == DataSpec::Kind::Csv ? spec.images : spec.labels);
+  int64_t classes = m.config ? m.config->classes : 0;
+  if (error.empty() && !classNames.empty() && classes > 0 && static_cast<int64_t>(classNames.size()) != classes)
+    error = rt::format("{}: error: the labels name {} classes but model '{}' has {} outputs", source,
+                        classNames.size(), m.name, classes);
+  if (error.empty() && classes > 0)
+    error = checkClassLabels(d, classes, spec.kind == DataSpec::Kind::Csv ? spec.images : spec.labels);
   if (!error.empty()) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return false;
@@ -81,7 +82,9 @@ bool loadData(const DataSpec &spec, const Program &p, rt::Dataset &d, std::vecto
   return true;
 }
 
-void gather(Session &s, const rt::Dataset &d, const std::vector<int64_t> &order, int64_t from, int64_t n) {
+namespace {
+
+void gather(Session &s, const Dataset &d, const std::vector<int64_t> &order, int64_t from, int64_t n) {
   float *x = s.x(), *y = s.labels();
   for (int64_t r = 0; r < n; ++r) {
     int64_t i = order[from + r];
@@ -95,22 +98,6 @@ struct EvalResult {
   std::vector<int64_t> confusion; // k x k: rows the labels, columns the predictions
 };
 
-// A single output is a probability, or a logit when binary cross-entropy reads it directly.
-float decisionThreshold(const Program &p) {
-  bool logit = p.train && p.train->mainLoss().kind == LossKind::BinaryCrossEntropy && p.train->mainLoss().output < 0 &&
-               !p.model.outputIs(LayerKind::Sigmoid);
-  return logit ? 0.0f : 0.5f;
-}
-
-int64_t predictedClass(const float *out, int64_t k, float threshold) {
-  if (k == 1)
-    return out[0] >= threshold ? 1 : 0;
-  int64_t best = 0;
-  for (int64_t c = 1; c < k; ++c)
-    if (out[c] > out[best])
-      best = c;
-  return best;
-}
 
 // Whether `label` is among the `topK` largest of the k outputs (ties counted against it).
 bool inTopK(const float *out, int64_t k, int64_t label, int64_t topK) {
@@ -120,14 +107,14 @@ bool inTopK(const float *out, int64_t k, int64_t label, int64_t topK) {
   return above < topK;
 }
 
-EvalResult evaluate(Session &s, const rt::Dataset &d, int64_t k, int64_t topK) {
+EvalResult evaluate(Session &s, const Dataset &d, int64_t k, int64_t topK) {
   std::vector<int64_t> order(d.count);
   for (int64_t i = 0; i < d.count; ++i)
     order[i] = i;
   EvalResult r;
   int64_t classes = std::max<int64_t>(k, 2);
   r.confusion.assign(static_cast<size_t>(classes * classes), 0);
-  float threshold = decisionThreshold(s.model().program);
+  float threshold = s.model().threshold;
   int64_t correct = 0, inTop = 0;
   for (int64_t from = 0; from < d.count; from += s.maxBatch()) {
     int64_t n = std::min(s.maxBatch(), d.count - from);
@@ -178,7 +165,7 @@ void progressBar(int64_t epoch, int64_t epochs, int64_t step, int64_t steps, dou
   std::fflush(stderr);
 }
 
-void showPredictions(Session &s, const rt::Dataset &d, int64_t count, int64_t k) {
+void showPredictions(Session &s, const Dataset &d, int64_t count, int64_t k) {
   count = std::min(count, d.count);
   std::vector<int64_t> order(count);
   for (int64_t i = 0; i < count; ++i)
@@ -193,9 +180,9 @@ void showPredictions(Session &s, const rt::Dataset &d, int64_t count, int64_t k)
       std::string features;
       if (d.sampleSize <= 8)
         for (int64_t j = 0; j < d.sampleSize; ++j)
-          features += fmt::format("{}{}", j ? ", " : "", d.features[(from + i) * d.sampleSize + j]);
+          features += rt::format("{}{}", j ? ", " : "", d.features[(from + i) * d.sampleSize + j]);
       else
-        features = fmt::format("{} values", d.sampleSize);
+        features = rt::format("{} values", d.sampleSize);
       if (k == 1)
         std::printf("predict [%s] -> %.4f (label %g)\n", features.c_str(), out[0], d.labels[from + i]);
       else {
@@ -209,7 +196,18 @@ void showPredictions(Session &s, const rt::Dataset &d, int64_t count, int64_t k)
 
 } // namespace
 
-void augmentImages(float *x, int64_t n, const Dims &input, const TrainSpec::Augment &a, uint64_t seed, int64_t step) {
+int64_t predictedClass(const float *out, int64_t k, float threshold) {
+  if (k == 1)
+    return out[0] >= threshold ? 1 : 0;
+  int64_t best = 0;
+  for (int64_t c = 1; c < k; ++c)
+    if (out[c] > out[best])
+      best = c;
+  return best;
+}
+
+void augmentImages(float *x, int64_t n, const Dims &input, const TrainConfig::Augment &a, uint64_t seed,
+                   int64_t step) {
   if (a.shift == 0 && !a.flip)
     return;
   int64_t h = input[input.size() - 2], w = input.back(), planes = input.size() == 3 ? input[0] : 1;
@@ -217,7 +215,7 @@ void augmentImages(float *x, int64_t n, const Dims &input, const TrainSpec::Augm
   plane.resize(static_cast<size_t>(h * w));
   uint32_t stream = static_cast<uint32_t>(seed * 2654435761u + static_cast<uint64_t>(step) * 40503u);
   for (int64_t r = 0; r < n; ++r) {
-    auto draw = [&](uint32_t k) { return ir::randomUniform(static_cast<uint32_t>(r), stream, k); };
+    auto draw = [&](uint32_t k) { return randomUniform(static_cast<uint32_t>(r), stream, k); };
     int64_t span = 2 * a.shift + 1;
     int64_t dy = a.shift ? std::min(span - 1, static_cast<int64_t>(draw(1) * static_cast<float>(span))) - a.shift : 0;
     int64_t dx = a.shift ? std::min(span - 1, static_cast<int64_t>(draw(2) * static_cast<float>(span))) - a.shift : 0;
@@ -236,7 +234,7 @@ void augmentImages(float *x, int64_t n, const Dims &input, const TrainSpec::Augm
 
 // The learning rate of step `step` (0-based) of epoch `epoch` (1-based): the schedule's value for
 // the epoch, times the linear warm-up's factor during the first warmupEpochs epochs.
-double scheduledLr(const TrainSpec &t, const TrainingState &st, int64_t epoch, int64_t step, int64_t steps) {
+double scheduledLr(const TrainConfig &t, const TrainingState &st, int64_t epoch, int64_t step, int64_t steps) {
   const ScheduleSpec &s = t.schedule;
   double e = static_cast<double>(epoch - 1), lr = t.lr;
   switch (s.kind) {
@@ -270,7 +268,7 @@ double scheduledLr(const TrainSpec &t, const TrainingState &st, int64_t epoch, i
 
 // After an epoch: reduce-on-plateau as PyTorch's ReduceLROnPlateau (mode min, relative threshold
 // 1e-4, no cooldown).
-void plateauStep(const TrainSpec &t, TrainingState &st, double metric) {
+void plateauStep(const TrainConfig &t, TrainingState &st, double metric) {
   if (t.schedule.kind != ScheduleSpec::Kind::Plateau)
     return;
   if (!st.plateauSeen || metric < st.plateauBest * (1 - 1e-4)) {
@@ -290,14 +288,14 @@ namespace {
 // The data of a run: training (less a validation split), validation and test sets, standardized
 // with the training set's statistics when asked. Returns false after printing an error.
 struct RunData {
-  rt::Dataset train, validation, test;
+  Dataset train, validation, test;
   std::vector<std::string> classNames; // CSV labels that are names
   bool hasValidation = false, hasTest = false;
 };
 
 // Evaluation alone loads the training data too: it numbers the classes, and the split and the
 // standardization are made from it.
-bool loadRunData(const Program &p, const TrainSpec &t, RunData &d) {
+bool loadRunData(const ModelInfo &p, const TrainConfig &t, RunData &d, Dataset *alsoStandardize = nullptr) {
   d.hasTest = t.test.has_value();
   d.hasValidation = t.validation > 0;
   if (!loadData(*t.train, p, d.train, d.classNames))
@@ -305,7 +303,7 @@ bool loadRunData(const Program &p, const TrainSpec &t, RunData &d) {
   if (d.hasTest && !loadData(*t.test, p, d.test, d.classNames))
     return false;
   if (d.hasValidation) {
-    rt::splitOff(d.train, t.validation, t.seed ^ 0x7a11da7eull, d.validation);
+    splitOff(d.train, t.validation, t.seed ^ 0x7a11da7eull, d.validation);
     if (d.validation.count == 0 || d.train.count == 0) {
       std::fprintf(stderr, "%s: error: validation = %g of %lld samples leaves %s empty\n", t.train->images.c_str(),
                    t.validation, (long long)(d.train.count + d.validation.count),
@@ -314,20 +312,18 @@ bool loadRunData(const Program &p, const TrainSpec &t, RunData &d) {
     }
   }
   if (t.standardize) {
-    rt::Standardizer z;
+    Standardizer z;
     z.fit(d.train);
-    for (rt::Dataset *set : {&d.train, &d.validation, &d.test})
-      if (set->count)
+    for (Dataset *set : {&d.train, &d.validation, &d.test, alsoStandardize})
+      if (set && set->count)
         z.apply(*set);
   }
   return true;
 }
 
 // --profile: each kernel of the training step, most time first, with its arithmetic rate.
-void printProfile(const CompiledModel &m, const std::vector<double> &seconds, int64_t steps, int64_t samples,
+void printProfile(const FunctionLayout &f, const std::vector<double> &seconds, int64_t steps, int64_t samples,
                   int threads) {
-  const ir::Function &f = m.lowered.train;
-  const transforms::Schedule &s = m.trainSchedule;
   double total = 0, flops = 0;
   double meanBatch = static_cast<double>(samples) / static_cast<double>(steps);
   std::vector<size_t> order(seconds.size());
@@ -341,13 +337,12 @@ void printProfile(const CompiledModel &m, const std::vector<double> &seconds, in
   std::printf("%6s %-12s %-18s %10s %7s %9s\n", "kernel", "kind", "shape", "us/step", "share", "GFLOP/s");
   size_t shown = 0;
   for (size_t k : order) {
-    const transforms::Kernel &kn = s.kernels[k];
+    const FunctionLayout::Kernel &kn = f.kernels[k];
     double perStep = seconds[k] / static_cast<double>(steps);
-    double work = transforms::kernelFlops(f, kn, static_cast<int64_t>(std::llround(meanBatch)));
+    double work = kn.flopsFixed + kn.flopsPerSample * static_cast<double>(std::llround(meanBatch));
     flops += work;
     if (shown++ < 15)
-      std::printf("%6zu %-12s %-18s %10.1f %6.1f%% %9.2f\n", k, transforms::kernelKindName(kn.kind),
-                  ir::formatShape(f.nodes[static_cast<size_t>(kn.root)].shape).c_str(), 1e6 * perStep,
+      std::printf("%6zu %-12s %-18s %10.1f %6.1f%% %9.2f\n", k, kn.kind.c_str(), kn.shape.c_str(), 1e6 * perStep,
                   total > 0 ? 100 * seconds[k] / total : 0.0, perStep > 0 ? work / perStep / 1e9 : 0.0);
   }
   if (order.size() > 15)
@@ -357,8 +352,30 @@ void printProfile(const CompiledModel &m, const std::vector<double> &seconds, in
               flops / 1e6);
 }
 
+// --data NAME=PATH: the file of the train or test set (IDX and .npy: IMAGES,LABELS).
+std::string applyDataFlags(const RunOptions &opts, TrainConfig &t) {
+  for (const auto &[name, path] : opts.data) {
+    std::optional<DataSpec> &set = name == "train" ? t.train : t.test;
+    if (!set) { // a test set the file does not name: in the training set's format
+      set = t.train;
+      set->name = name;
+    }
+    set->images = path;
+    set->labels.clear();
+    if (set->kind != DataSpec::Kind::Csv) {
+      size_t comma = path.find(',');
+      if (comma == std::string::npos || comma == 0 || comma + 1 == path.size())
+        return rt::format("error: --data {}={}: {} data needs two files, {}=IMAGES,LABELS", name, path,
+                          set->kind == DataSpec::Kind::Idx ? "IDX" : ".npy", name);
+      set->images = path.substr(0, comma);
+      set->labels = path.substr(comma + 1);
+    }
+  }
+  return "";
+}
+
 // Early stopping's bookkeeping: whether an evaluation improved on the best so far.
-bool improves(const TrainSpec::EarlyStop &e, const TrainingState &st, double value) {
+bool improves(const TrainConfig::EarlyStop &e, const TrainingState &st, double value) {
   if (!st.stopSeen)
     return true;
   return e.onAccuracy ? value > st.stopBest + e.minDelta : value < st.stopBest - e.minDelta;
@@ -366,13 +383,16 @@ bool improves(const TrainSpec::EarlyStop &e, const TrainingState &st, double val
 
 } // namespace
 
-int runTraining(CompiledModel &m, const RunOptions &opts) {
-  const Program &p = m.program;
-  if (!p.train) {
-    std::fprintf(stderr, "soma: error: model '%s' has no train block to run\n", p.model.name.c_str());
+int runTraining(const ModelInfo &m, Entries entries, const RunOptions &opts) {
+  if (!m.config || !m.train || !entries.train) {
+    std::fprintf(stderr, "soma: error: model '%s' has no train block to run\n", m.name.c_str());
     return 1;
   }
-  TrainSpec t = *p.train;
+  TrainConfig t = *m.config;
+  if (std::string e = applyDataFlags(opts, t); !e.empty()) {
+    std::fprintf(stderr, "%s\n", e.c_str());
+    return 2;
+  }
   if (opts.epochs)
     t.epochs = *opts.epochs;
   if (opts.batch)
@@ -402,16 +422,16 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
   } closeMetrics{metrics};
 
   RunData data;
-  if (!loadRunData(p, t, data))
+  if (!loadRunData(m, t, data))
     return 1;
-  rt::Dataset &train = data.train, &test = data.test, &validation = data.validation;
+  Dataset &train = data.train, &test = data.test, &validation = data.validation;
   bool hasTest = data.hasTest, hasValidation = data.hasValidation;
-  int64_t k = m.lowered.outputs;
+  int64_t k = m.outputs;
   if (!opts.evalOnly)
     t.batch = std::min(t.batch, train.count); // a batch can hold no more than the data set
-  Session s(m, t.batch);
+  Session s(m, entries, t.batch);
   s.initParams(t.seed);
-  rt::Rng rng(t.seed ^ 0x5eed5eedull);
+  Rng rng(t.seed ^ 0x5eed5eedull);
   TrainingState state;
   state.rng = &rng;
   state.order.resize(static_cast<size_t>(train.count));
@@ -429,20 +449,20 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
       return fail(e);
 
   // The data that decides (early stopping, plateau, the confusion matrix): validation, else test.
-  const rt::Dataset *judge = hasValidation ? &validation : hasTest ? &test : nullptr;
+  const Dataset *judge = hasValidation ? &validation : hasTest ? &test : nullptr;
   const char *judgeName = hasValidation ? "validation" : "test";
   auto describe = [&](const char *what, const EvalResult &ev) {
-    std::string line = fmt::format("{} loss {:.4f}, {} accuracy {:.2f}%", what, ev.loss, what, ev.accuracy * 100);
+    std::string line = rt::format("{} loss {:.4f}, {} accuracy {:.2f}%", what, ev.loss, what, ev.accuracy * 100);
     if (t.topK > 0)
-      line += fmt::format(", {} top-{} accuracy {:.2f}%", what, t.topK, ev.topK * 100);
+      line += rt::format(", {} top-{} accuracy {:.2f}%", what, t.topK, ev.topK * 100);
     return line;
   };
 
   if (opts.evalOnly) {
-    const rt::Dataset &d = hasTest ? test : hasValidation ? validation : train;
+    const Dataset &d = hasTest ? test : hasValidation ? validation : train;
     const char *what = hasTest ? "test" : hasValidation ? "validation" : "train";
     EvalResult ev = evaluate(s, d, k, t.topK);
-    std::printf("model %s: %s on %lld samples\n", p.model.name.c_str(), describe(what, ev).c_str(), (long long)d.count);
+    std::printf("model %s: %s on %lld samples\n", m.name.c_str(), describe(what, ev).c_str(), (long long)d.count);
     if (t.confusionMatrix)
       printConfusion(ev, data.classNames, what);
     if (t.showPredictions > 0)
@@ -450,19 +470,20 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
     return 0;
   }
 
-  std::string sets = fmt::format("{} training samples", train.count);
+  std::string sets = rt::format("{} training samples", train.count);
   if (hasValidation)
-    sets += fmt::format(", {} validation samples", validation.count);
+    sets += rt::format(", {} validation samples", validation.count);
   if (hasTest)
-    sets += fmt::format(", {} test samples", test.count);
-  std::printf("model %s: %s, batch %lld, %d thread%s; JIT %.0f ms\n", p.model.name.c_str(), sets.c_str(),
-              (long long)t.batch, threads, threads == 1 ? "" : "s", m.jitMs);
+    sets += rt::format(", {} test samples", test.count);
+  std::string compiled = opts.jitMs >= 0 ? rt::format("; JIT {:.0f} ms", opts.jitMs) : std::string();
+  std::printf("model %s: %s, batch %lld, %d thread%s%s\n", m.name.c_str(), sets.c_str(), (long long)t.batch, threads,
+              threads == 1 ? "" : "s", compiled.c_str());
   if (!opts.resumePath.empty())
     std::printf("resuming from %s after epoch %lld\n", opts.resumePath.c_str(), (long long)state.epoch);
   bool tty = opts.progress && isatty(2);
   int64_t steps = (train.count + t.batch - 1) / t.batch;
   std::vector<int64_t> &order = state.order;
-  std::vector<double> kernelSeconds(opts.profile ? m.trainSchedule.kernels.size() : 0, 0.0);
+  std::vector<double> kernelSeconds(opts.profile ? m.train->kernels.size() : 0, 0.0);
   int64_t profiledSamples = 0, profiledSteps = 0;
   EvalResult lastJudged;
   for (int64_t epoch = state.epoch + 1; epoch <= t.epochs; ++epoch) {
@@ -474,7 +495,7 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
     for (int64_t step = 0; step < steps; ++step) {
       int64_t from = step * t.batch, n = std::min(t.batch, train.count - from);
       gather(s, train, order, from, n);
-      augmentImages(s.x(), n, p.model.inputDims, t.augment, t.seed, s.steps());
+      augmentImages(s.x(), n, m.inputDims, t.augment, t.seed, s.steps());
       auto before = Clock::now();
       lastLr = scheduledLr(t, state, epoch, step, steps);
       if (opts.profile) {
@@ -492,7 +513,7 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
         std::fprintf(stderr,
                      "%s: error: the loss became %s at epoch %lld, step %lld; the learning rate %g may be too "
                      "large\n",
-                     p.model.name.c_str(), std::isnan(loss) ? "nan" : "infinite", (long long)epoch,
+                     m.name.c_str(), std::isnan(loss) ? "nan" : "infinite", (long long)epoch,
                      (long long)step + 1, lastLr);
         return 1;
       }
@@ -510,29 +531,29 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
       std::fprintf(stderr, "\r\033[K");
     double trainLoss = lossSum / static_cast<double>(train.count);
     double rate = static_cast<double>(train.count) / std::max(stepSeconds, 1e-9);
-    std::string line = fmt::format("epoch {}/{}: train loss {:.4f}", epoch, t.epochs, trainLoss);
-    std::string json = fmt::format("{{\"epoch\": {}, \"train_loss\": {:.6g}", epoch, trainLoss);
+    std::string line = rt::format("epoch {}/{}: train loss {:.4f}", epoch, t.epochs, trainLoss);
+    std::string json = rt::format("{{\"epoch\": {}, \"train_loss\": {}", epoch, trainLoss);
     bool evaluating = epoch % t.evalEvery == 0 || epoch == t.epochs;
     EvalResult ev, val;
     if (evaluating && hasValidation) {
       val = evaluate(s, validation, k, t.topK);
       line += ", " + describe("validation", val);
-      json += fmt::format(", \"validation_loss\": {:.6g}, \"validation_accuracy\": {:.6g}", val.loss, val.accuracy);
+      json += rt::format(", \"validation_loss\": {}, \"validation_accuracy\": {}", val.loss, val.accuracy);
     }
     if (evaluating && hasTest) {
       ev = evaluate(s, test, k, t.topK);
       line += ", " + describe("test", ev);
-      json += fmt::format(", \"test_loss\": {:.6g}, \"test_accuracy\": {:.6g}", ev.loss, ev.accuracy);
+      json += rt::format(", \"test_loss\": {}, \"test_accuracy\": {}", ev.loss, ev.accuracy);
       if (t.topK > 0)
-        json += fmt::format(", \"test_top{}_accuracy\": {:.6g}", t.topK, ev.topK);
+        json += rt::format(", \"test_top{}_accuracy\": {}", t.topK, ev.topK);
     }
     bool varies = t.schedule.kind != ScheduleSpec::Kind::Constant || t.warmupEpochs > 0;
     if (varies)
-      line += fmt::format(", lr {:.3g}", lastLr);
-    line += fmt::format(" ({:.2f} s, {:.0f} samples/s)", epochSeconds, rate);
-    json += fmt::format(", \"lr\": {:.6g}", lastLr);
-    json += fmt::format(", \"samples_per_second\": {:.1f}, \"seconds\": {:.4f}, \"jit_ms\": {:.2f}, \"threads\": {}}}\n",
-                        rate, epochSeconds, m.jitMs, threads);
+      line += rt::format(", lr {:.3g}", lastLr);
+    line += rt::format(" ({:.2f} s, {:.0f} samples/s)", epochSeconds, rate);
+    json += rt::format(", \"lr\": {}", lastLr);
+    json += rt::format(", \"samples_per_second\": {:.1f}, \"seconds\": {:.4f}, \"jit_ms\": {:.2f}, \"threads\": {}}}\n",
+                        rate, epochSeconds, std::max(opts.jitMs, 0.0), threads);
     // Long runs (XOR trains for thousands of tiny epochs) print about 20 lines; the metrics
     // file still gets every epoch.
     int64_t every = std::max<int64_t>(1, t.epochs / 20);
@@ -549,7 +570,7 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
       const EvalResult &judged = hasValidation ? val : ev;
       lastJudged = judged;
       plateauStep(t, state, judge ? judged.loss : trainLoss);
-      const TrainSpec::EarlyStop &es = t.earlyStop;
+      const TrainConfig::EarlyStop &es = t.earlyStop;
       if (es.enabled) {
         double value = !judge ? trainLoss : es.onAccuracy ? judged.accuracy : judged.loss;
         if (improves(es, state, value)) {
@@ -563,8 +584,8 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
               state.best.emplace_back(b->data(), b->data() + b->size());
           }
         } else if (++state.stopBad > es.patience) {
-          std::string bestText = es.onAccuracy ? fmt::format("{:.2f}%", state.stopBest * 100)
-                                               : fmt::format("{:.4f}", state.stopBest);
+          std::string bestText = es.onAccuracy ? rt::format("{:.2f}%", state.stopBest * 100)
+                                               : rt::format("{:.4f}", state.stopBest);
           std::printf("early stopping after epoch %lld: no better %s %s for %lld evaluations (best %s at epoch %lld)\n",
                       (long long)epoch, judge ? judgeName : "train", es.onAccuracy ? "accuracy" : "loss",
                       (long long)es.patience, bestText.c_str(), (long long)state.bestEpoch);
@@ -580,7 +601,7 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
       break;
   }
   if (opts.profile && profiledSteps > 0)
-    printProfile(m, kernelSeconds, profiledSteps, profiledSamples, threads);
+    printProfile(*m.train, kernelSeconds, profiledSteps, profiledSamples, threads);
   if (!checkpoint.empty())
     std::printf("checkpoint after epoch %lld: %s\n", (long long)state.epoch, checkpoint.c_str());
   if (!state.best.empty() && state.bestEpoch != state.epoch) {
@@ -600,82 +621,233 @@ int runTraining(CompiledModel &m, const RunOptions &opts) {
   return 0;
 }
 
-int gradCheck(CompiledModel &m, double tolerance) {
-  const Program &p = m.program;
-  if (!p.train) {
-    std::fprintf(stderr, "soma: error: model '%s' has no train block: gradcheck needs its loss\n",
-                 p.model.name.c_str());
-    return 1;
-  }
-  rt::Dataset data;
-  std::vector<std::string> classNames;
-  if (!loadData(*p.train->train, p, data, classNames))
-    return 1;
-  // The loss as training computes it (dropout with a fixed mask, batchnorm on the batch's
-  // statistics) and its derived gradients, both in the reference evaluator.
-  LoweredModel lowered = m.lowered;
-  ir::Function f = lowerTrainingForward(lowered, p);
-  int loss = -1;
-  for (const ir::Result &r : f.results)
-    if (r.name == "loss")
-      loss = r.value;
-  std::vector<int> params;
-  for (const ParamInfo &pi : m.lowered.params)
-    params.push_back(f.findInput(pi.name));
-  std::vector<int> grads = autodiff::appendGradients(f, loss, params);
-  f.results = {{"loss", loss}};
-  for (size_t i = 0; i < grads.size(); ++i)
-    f.results.push_back({m.lowered.params[i].name, grads[i]});
+namespace {
 
-  int64_t batch = std::min<int64_t>(4, data.count);
-  std::vector<std::vector<float>> init = initialParams(m.lowered, p.train->seed);
-  std::map<std::string, interp::Tensor> inputs;
-  auto tensor = [](const float *v, size_t n) {
-    interp::Tensor t;
-    t.data.assign(v, v + n);
-    return t;
-  };
-  inputs[kInputX] = tensor(data.features.data(), static_cast<size_t>(batch * data.sampleSize));
-  inputs[kInputLabel] = tensor(data.labels.data(), static_cast<size_t>(batch));
-  inputs[kInputInvBatch].data = {1.0 / static_cast<double>(batch)};
-  inputs[kInputDropoutSeed].data = {12345};
-  for (size_t i = 0; i < params.size(); ++i)
-    inputs[m.lowered.params[i].name] = tensor(init[i].data(), init[i].size());
-  std::vector<std::vector<float>> buffers = initialBuffers(m.lowered);
-  for (size_t i = 0; i < buffers.size(); ++i)
-    inputs[m.lowered.buffers[i].name] = tensor(buffers[i].data(), buffers[i].size());
-  std::map<std::string, interp::Tensor> derived = interp::run(f, inputs, batch);
-  ir::Function lossOnly = f;
-  lossOnly.results = {{"loss", loss}};
-
-  bool ok = true;
-  rt::Rng rng(7);
-  std::printf("%-16s %10s %14s\n", "parameter", "checked", "worst rel err");
-  for (size_t i = 0; i < params.size(); ++i) {
-    const std::string &name = m.lowered.params[i].name;
-    interp::Tensor &w = inputs[name];
-    double worst = 0;
-    int64_t checks = std::min<int64_t>(24, static_cast<int64_t>(w.data.size()));
-    for (int64_t c = 0; c < checks; ++c) {
-      size_t j = checks == static_cast<int64_t>(w.data.size()) ? static_cast<size_t>(c) : rng.below(w.data.size());
-      double saved = w.data[j], h = 1e-6 * std::max(1.0, std::fabs(saved));
-      w.data[j] = saved + h;
-      double up = interp::run(lossOnly, inputs, batch)["loss"].data[0];
-      w.data[j] = saved - h;
-      double down = interp::run(lossOnly, inputs, batch)["loss"].data[0];
-      w.data[j] = saved;
-      double numeric = (up - down) / (2 * h), analytic = derived[name].data[j];
-      // Relative error, with an absolute floor: a gradient that is zero in exact arithmetic (a bias
-      // before batchnorm) comes out of the differences as rounding noise of about 1e-8.
-      double err = std::fabs(numeric - analytic) / std::max(1e-4, std::fabs(numeric) + std::fabs(analytic));
-      worst = std::max(worst, err);
-    }
-    bool pass = worst <= tolerance;
-    ok &= pass;
-    std::printf("%-16s %10lld %14.3e%s\n", name.c_str(), (long long)checks, worst, pass ? "" : "  FAIL");
+// NumPy's .npy format, version 1.0, little-endian float32, written to PATH.tmp then renamed.
+std::string writeNpy(const std::string &path, const float *data, const Dims &shape) {
+  std::string dims;
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    dims += (dims.empty() ? "" : ", ") + std::to_string(d);
+    n *= d;
   }
-  std::printf("%s: gradients %s (tolerance %g)\n", p.model.name.c_str(), ok ? "match" : "DO NOT match", tolerance);
-  return ok ? 0 : 1;
+  if (shape.size() == 1)
+    dims += ","; // a tuple of one
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  size_t total = 10 + header.size() + 1;
+  header += std::string((64 - total % 64) % 64, ' ') + "\n";
+  std::string out = std::string("\x93NUMPY\x01\x00", 8);
+  out.push_back(static_cast<char>(header.size() & 0xff));
+  out.push_back(static_cast<char>(header.size() >> 8));
+  out += header;
+  return writeFileAtomically(path, {{out.data(), out.size()}, {data, static_cast<size_t>(n) * sizeof(float)}});
 }
 
-} // namespace soma
+// A probability for the chosen class: outputs in [0, 1] (softmax, sigmoid) are read as they
+// are; others are logits, turned into probabilities by softmax (one output: by sigmoid).
+double classProbability(const float *out, int64_t k, int64_t c, float threshold) {
+  if (k == 1) {
+    double p = threshold == 0.0f ? 1 / (1 + std::exp(-static_cast<double>(out[0]))) : out[0];
+    return c == 1 ? p : 1 - p;
+  }
+  bool unit = true;
+  for (int64_t i = 0; i < k; ++i)
+    unit &= out[i] >= 0 && out[i] <= 1;
+  if (unit)
+    return out[c];
+  double z = 0;
+  for (int64_t i = 0; i < k; ++i)
+    z += std::exp(static_cast<double>(out[i] - out[c]));
+  return 1 / z;
+}
+
+} // namespace
+
+int runPredict(const ModelInfo &m, Entries entries, const PredictOptions &opts) {
+  int threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  soma_rt_set_threads(threads);
+  // The samples: by the file's extension, in the training data's format otherwise.
+  const std::string &path = opts.input;
+  auto endsWith = [&](const char *ext) {
+    size_t n = std::strlen(ext);
+    return path.size() >= n && path.compare(path.size() - n, n, ext) == 0;
+  };
+  const std::optional<DataSpec> &trainSpec = m.config ? m.config->train : std::nullopt;
+  bool csv = endsWith(".csv") || (!endsWith(".npy") && trainSpec && trainSpec->kind == DataSpec::Kind::Csv);
+  Dataset d;
+  std::string error;
+  if (endsWith(".npy")) {
+    error = loadNpy(path, "", d);
+  } else if (csv) {
+    CsvOptions o;
+    o.labelled = false;
+    if (trainSpec && trainSpec->kind == DataSpec::Kind::Csv) { // the training file's feature columns
+      o.header = trainSpec->header;
+      o.columns = trainSpec->columns;
+      o.columnNames = trainSpec->columnNames;
+    }
+    error = loadCsv(path, o, d);
+  } else {
+    error = loadIdx(path, "", d);
+  }
+  if (error.empty() && !fitsInput(d.sampleDims, m.inputDims) && d.sampleSize != m.sampleSize())
+    error = rt::format("{}: error: samples have shape {} but model '{}' takes input '{}' of shape {}", path,
+                       formatDims(d.sampleDims), m.name, m.inputName, formatDims(m.inputDims));
+  if (!error.empty()) {
+    std::fprintf(stderr, "%s\n", error.c_str());
+    return 1;
+  }
+  // The training data's statistics when the model standardizes its inputs; its class names.
+  std::vector<std::string> classNames;
+  if (m.config && m.config->standardize) {
+    RunData data;
+    if (!loadRunData(m, *m.config, data, &d)) {
+      std::fprintf(stderr, "%s: error: the model standardizes its inputs with the training data's statistics; "
+                   "give the training data with --data train=PATH\n", m.name.c_str());
+      return 1;
+    }
+    classNames = data.classNames;
+  }
+  int64_t batch = std::min<int64_t>(opts.batch, d.count);
+  Session s(m, entries, std::max<int64_t>(batch, 1));
+  if (std::string e = loadWeights(opts.weightsPath, s); !e.empty()) {
+    std::fprintf(stderr, "%s\n", e.c_str());
+    return 1;
+  }
+  int64_t k = m.outputs;
+  std::vector<float> outputs(static_cast<size_t>(d.count * k));
+  for (int64_t from = 0; from < d.count; from += batch) {
+    int64_t n = std::min(batch, d.count - from);
+    std::copy_n(d.features.data() + from * d.sampleSize, n * d.sampleSize, s.x());
+    s.forward(n);
+    std::copy_n(s.output(), n * k, outputs.data() + from * k);
+  }
+  if (!opts.outputPath.empty()) {
+    Dims shape = {d.count};
+    shape.insert(shape.end(), m.outputDims.begin(), m.outputDims.end());
+    if (std::string e = writeNpy(opts.outputPath, outputs.data(), shape); !e.empty()) {
+      std::fprintf(stderr, "%s\n", e.c_str());
+      return 1;
+    }
+    std::printf("%lld predictions of model %s written to %s\n", (long long)d.count, m.name.c_str(),
+                opts.outputPath.c_str());
+    return 0;
+  }
+  for (int64_t i = 0; i < d.count; ++i) {
+    const float *out = outputs.data() + i * k;
+    int64_t c = predictedClass(out, k, m.threshold);
+    std::string name = c < static_cast<int64_t>(classNames.size()) ? " (" + classNames[c] + ")" : "";
+    std::printf("%lld: class %lld%s, probability %.4f\n", (long long)i, (long long)c, name.c_str(),
+                classProbability(out, k, c, m.threshold));
+  }
+  return 0;
+}
+
+const char *kRunFlagsHelp = R"(  --epochs N           number of epochs
+  --batch N            mini-batch size
+  --lr X               learning rate
+  --seed N             seed for initialization and shuffling
+  --threads N          worker threads (default: all cores)
+  --data NAME=PATH     the train or test data from PATH instead of the model file's
+                       (IDX and .npy: NAME=IMAGES,LABELS)
+  --metrics FILE       write one JSON object per epoch to FILE
+  --checkpoint FILE    save weights, optimizer state, epoch and generator state after every epoch
+                       (safetensors; written to FILE.tmp, then renamed over FILE)
+  --resume FILE        continue from a checkpoint exactly where it stopped
+  --weights FILE       start from the weights in FILE (a checkpoint or any safetensors file)
+  --no-progress        no progress bar
+  --profile            after training, time per kernel of the training step and its GFLOP/s
+)";
+
+namespace {
+
+template <typename T> bool parseNumber(const std::string &text, T &out) {
+  const char *end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(text.data(), end, out);
+  return ec == std::errc() && p == end;
+}
+
+} // namespace
+
+int parseRunFlag(const std::vector<std::string> &args, size_t &i, RunOptions &opts, const char *program) {
+  const std::string &a = args[i];
+  std::string v;
+  auto value = [&] {
+    if (i + 1 >= args.size())
+      return false;
+    v = args[++i];
+    return true;
+  };
+  auto bad = [&](const std::string &msg) {
+    std::fprintf(stderr, "%s: error: %s\n(run '%s --help' for usage)\n", program, msg.c_str(), program);
+    return -1;
+  };
+  auto intFlag = [&](std::optional<int64_t> &slot, int64_t min, int64_t max) {
+    int64_t n;
+    if (!value() || !parseNumber(v, n) || n < min || n > max)
+      return bad(rt::format("{} needs an integer {}{}", a,
+                            max < (int64_t(1) << 24) ? rt::format("from {} to {}", min, max) : rt::format(">= {}", min),
+                            v.empty() ? "" : ", got '" + v + "'"));
+    slot = n;
+    return 1;
+  };
+  if (a == "--epochs")
+    return intFlag(opts.epochs, 1, int64_t(1) << 40);
+  if (a == "--batch")
+    return intFlag(opts.batch, 1, int64_t(1) << 30);
+  if (a == "--seed")
+    return intFlag(opts.seed, 0, INT64_MAX);
+  if (a == "--threads") {
+    std::optional<int64_t> t;
+    int r = intFlag(t, 1, 256);
+    if (r > 0)
+      opts.threads = static_cast<int>(*t);
+    return r;
+  }
+  if (a == "--lr") {
+    double x;
+    if (!value() || !parseNumber(v, x) || !(x > 0) || !std::isfinite(x))
+      return bad(rt::format("{} needs a positive number{}", a, v.empty() ? "" : ", got '" + v + "'"));
+    opts.lr = x;
+    return 1;
+  }
+  if (a == "--data") {
+    size_t eq = std::string::npos;
+    if (value())
+      eq = v.find('=');
+    std::string name = eq == std::string::npos ? "" : v.substr(0, eq);
+    if ((name != "train" && name != "test") || eq + 1 >= v.size())
+      return bad("--data needs NAME=PATH with NAME train or test" + (v.empty() ? "" : ", got '" + v + "'"));
+    opts.data.push_back({name, v.substr(eq + 1)});
+    return 1;
+  }
+  if (a == "--metrics" || a == "--checkpoint" || a == "--resume" || a == "--weights") {
+    std::string &slot = a == "--metrics" ? opts.metricsPath
+                        : a == "--checkpoint" ? opts.checkpointPath
+                        : a == "--resume"     ? opts.resumePath
+                                              : opts.weightsPath;
+    if (!value() || v.empty())
+      return bad(a + " needs a file name");
+    slot = v;
+    return 1;
+  }
+  if (a == "--no-progress") {
+    opts.progress = false;
+    return 1;
+  }
+  if (a == "--profile") {
+    opts.profile = true;
+    return 1;
+  }
+  return 0;
+}
+
+std::string checkRunOptions(const RunOptions &opts) {
+  if (!opts.resumePath.empty() && !opts.weightsPath.empty())
+    return "--resume and --weights cannot be combined: a checkpoint holds its own weights";
+  if (opts.evalOnly && opts.resumePath.empty() && opts.weightsPath.empty())
+    return "--eval-only needs --weights FILE (or --resume FILE) to evaluate";
+  return "";
+}
+
+} // namespace soma::rt

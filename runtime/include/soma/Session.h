@@ -1,15 +1,15 @@
 // A compiled model ready to run: parameters, batch buffers, one arena per function (planned
 // once for the largest batch), and the context arrays the generated code reads. Nothing is
-// allocated per step.
+// allocated per step. The same class runs JIT-compiled code (`soma run`) and the code linked
+// into a built program.
 #pragma once
-#include "driver/Pipeline.h"
+#include "soma/Model.h"
 
 #include <cstdlib>
-#include <map>
 #include <memory>
 #include <vector>
 
-namespace soma {
+namespace soma::rt {
 
 // 64-byte aligned floats (zero-filled).
 class FloatBuffer {
@@ -30,30 +30,35 @@ private:
   size_t n_ = 0;
 };
 
+using EntryFn = void (*)(void *ctx);
+
+// The generated functions of a model.
+struct Entries {
+  EntryFn forward = nullptr;
+  EntryFn train = nullptr; // with a train block
+};
+
 class BoundFunction {
 public:
-  BoundFunction(const ir::Function &f, const transforms::Schedule &s, void (*entry)(void *), int64_t maxBatch);
+  BoundFunction(const FunctionLayout &f, EntryFn entry, int64_t maxBatch);
   void bind(const std::string &input, float *data);
   const float *result(const std::string &name) const;
   void run(int64_t batch);
 
 private:
-  const ir::Function &f_;
-  const transforms::Schedule &s_;
-  void (*entry_)(void *);
+  const FunctionLayout &f_;
+  EntryFn entry_;
   FloatBuffer arena_;
   std::vector<uint64_t> ctx_;
 };
 
-// Each parameter's initializer (PyTorch's default for dense and convolution layers is
-// U(-1/sqrt(fan_in), 1/sqrt(fan_in)), weights and biases), drawn from one generator in order.
-std::vector<std::vector<float>> initialParams(const LoweredModel &m, uint64_t seed);
-// The buffers' starting values (batchnorm: running mean 0, running variance 1).
-std::vector<std::vector<float>> initialBuffers(const LoweredModel &m);
+// Each tensor's initializer, drawn from one generator seeded with `seed`, in order.
+std::vector<std::vector<float>> initialValues(const std::vector<TensorInfo> &list, uint64_t seed);
 
 class Session {
 public:
-  Session(const CompiledModel &m, int64_t maxBatch);
+  Session(const ModelInfo &m, Entries entries, int64_t maxBatch);
+  // Parameters from their initializers, optimizer state zero, statistics at their start.
   void initParams(uint64_t seed);
 
   int64_t maxBatch() const { return maxBatch_; }
@@ -64,24 +69,18 @@ public:
   // Optimizer steps taken so far (Adam's bias correction counts them).
   int64_t steps() const { return steps_; }
   void setSteps(int64_t n) { steps_ = n; }
-  const CompiledModel &model() const { return m_; }
+  const ModelInfo &model() const { return m_; }
   // Forward pass; returns the mean loss (0 without a train block); outputs in output().
   float forward(int64_t batch);
   const float *output() const { return forward_.result("output"); }
   std::vector<FloatBuffer> &params() { return params_; }
   std::vector<FloatBuffer> &state() { return state_; }
   std::vector<FloatBuffer> &buffers() { return buffers_; }
-  // The parameters, then the statistics: LoweredModel::weights()'s order.
-  std::vector<FloatBuffer *> weights() {
-    std::vector<FloatBuffer *> w;
-    for (std::vector<FloatBuffer> *list : {&params_, &buffers_})
-      for (FloatBuffer &b : *list)
-        w.push_back(&b);
-    return w;
-  }
+  // The parameters, then the statistics: ModelInfo::weights()'s order.
+  std::vector<FloatBuffer *> weights();
 
 private:
-  const CompiledModel &m_;
+  const ModelInfo &m_;
   int64_t maxBatch_;
   std::vector<FloatBuffer> params_, state_, buffers_;
   FloatBuffer x_, labels_, lr_, invBatch_, adamStepSize_, adamInvSqrtBias2_, dropoutSeed_;
@@ -91,4 +90,4 @@ private:
   std::unique_ptr<BoundFunction> train_;
 };
 
-} // namespace soma
+} // namespace soma::rt

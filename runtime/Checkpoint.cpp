@@ -1,14 +1,14 @@
 // Checks every tensor against the model before anything is overwritten, so a bad file leaves
 // the session as it was; messages name the tensor and both shapes.
-#include "driver/Checkpoint.h"
+#include "soma/Checkpoint.h"
 
+#include "soma/Format.h"
 #include "soma/Safetensors.h"
 
 #include <charconv>
 #include <cstdio>
-#include <fmt/format.h>
 
-namespace soma {
+namespace soma::rt {
 
 namespace {
 
@@ -16,8 +16,8 @@ constexpr const char *kFormat = "soma-checkpoint-1";
 constexpr const char *kOrder = "soma.shuffle_order";
 constexpr const char *kBest = "soma.best."; // + a parameter's or statistic's name
 
-rt::NamedTensor tensorOf(const ParamInfo &p, const FloatBuffer &b) {
-  rt::NamedTensor t;
+NamedTensor tensorOf(const TensorInfo &p, const FloatBuffer &b) {
+  NamedTensor t;
   t.name = p.name;
   t.shape = p.shape;
   t.f32.assign(b.data(), b.data() + b.size());
@@ -30,22 +30,22 @@ bool parseInt(const std::string &s, int64_t &out) {
 }
 
 // Finds each of `want` in `file` with its shape; fills `found` (parallel to `want`).
-std::string match(const std::string &path, const rt::TensorFile &file, const std::vector<ParamInfo> &want,
-                  const std::string &model, const char *what, std::vector<const rt::NamedTensor *> &found) {
-  for (const ParamInfo &p : want) {
-    const rt::NamedTensor *t = file.find(p.name);
+std::string match(const std::string &path, const TensorFile &file, const std::vector<TensorInfo> &want,
+                  const std::string &model, const char *what, std::vector<const NamedTensor *> &found) {
+  for (const TensorInfo &p : want) {
+    const NamedTensor *t = file.find(p.name);
     if (!t)
-      return fmt::format("{}: error: no tensor '{}' ({} of model '{}', shape {}); is this file from another model?",
-                         path, p.name, what, model, ir::formatShape(p.shape));
-    if (t->dtype != rt::NamedTensor::DType::F32 || t->shape != p.shape)
-      return fmt::format("{}: error: tensor '{}' has shape {} in the file, but model '{}' has {}", path, p.name,
-                         ir::formatShape(t->shape), model, ir::formatShape(p.shape));
+      return rt::format("{}: error: no tensor '{}' ({} of model '{}', shape {}); is this file from another model?",
+                         path, p.name, what, model, formatTensorShape(p.shape));
+    if (t->dtype != NamedTensor::DType::F32 || t->shape != p.shape)
+      return rt::format("{}: error: tensor '{}' has shape {} in the file, but model '{}' has {}", path, p.name,
+                         formatTensorShape(t->shape), model, formatTensorShape(p.shape));
     found.push_back(t);
   }
   return "";
 }
 
-void copyInto(const std::vector<const rt::NamedTensor *> &from, std::vector<FloatBuffer> &to) {
+void copyInto(const std::vector<const NamedTensor *> &from, std::vector<FloatBuffer> &to) {
   for (size_t i = 0; i < from.size(); ++i)
     std::copy(from[i]->f32.begin(), from[i]->f32.end(), to[i].data());
 }
@@ -53,92 +53,92 @@ void copyInto(const std::vector<const rt::NamedTensor *> &from, std::vector<Floa
 } // namespace
 
 std::string saveCheckpoint(const std::string &path, Session &s, const TrainingState &t) {
-  const LoweredModel &m = s.model().lowered;
-  rt::TensorFile file;
+  const ModelInfo &m = s.model();
+  TensorFile file;
   file.metadata = {{"format", kFormat},
-                   {"model", s.model().program.model.name},
+                   {"model", s.model().name},
                    {"epoch", std::to_string(t.epoch)},
                    {"steps", std::to_string(s.steps())},
                    {"rng", t.rng->saveState()},
-                   {"plateau", fmt::format("{:.17g}:{:.17g}:{}:{}", t.plateauScale, t.plateauBest, t.plateauBad,
+                   {"plateau", rt::format("{:.17g}:{:.17g}:{}:{}", t.plateauScale, t.plateauBest, t.plateauBad,
                                            t.plateauSeen ? 1 : 0)},
                    {"early_stopping",
-                    fmt::format("{:.17g}:{}:{}:{}", t.stopBest, t.stopBad, t.bestEpoch, t.stopSeen ? 1 : 0)}};
+                    rt::format("{:.17g}:{}:{}:{}", t.stopBest, t.stopBad, t.bestEpoch, t.stopSeen ? 1 : 0)}};
   for (size_t i = 0; i < m.params.size(); ++i)
     file.tensors.push_back(tensorOf(m.params[i], s.params()[i]));
   for (size_t i = 0; i < m.buffers.size(); ++i)
     file.tensors.push_back(tensorOf(m.buffers[i], s.buffers()[i]));
   for (size_t i = 0; i < m.state.size(); ++i)
     file.tensors.push_back(tensorOf(m.state[i], s.state()[i]));
-  std::vector<ParamInfo> kept = m.weights(); // the best weights so far, for early stopping
+  std::vector<TensorInfo> kept = m.weights(); // the best weights so far, for early stopping
   for (size_t i = 0; i < t.best.size() && i < kept.size(); ++i) {
-    rt::NamedTensor best;
+    NamedTensor best;
     best.name = kBest + kept[i].name;
     best.shape = kept[i].shape;
     best.f32 = t.best[i];
     file.tensors.push_back(std::move(best));
   }
-  rt::NamedTensor order;
+  NamedTensor order;
   order.name = kOrder;
-  order.dtype = rt::NamedTensor::DType::I64;
+  order.dtype = NamedTensor::DType::I64;
   order.shape = {static_cast<int64_t>(t.order.size())};
   order.i64 = t.order;
   file.tensors.push_back(std::move(order));
-  return rt::writeSafetensors(path, file);
+  return writeSafetensors(path, file);
 }
 
 std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t) {
-  rt::TensorFile file;
-  if (std::string e = rt::readSafetensors(path, file); !e.empty())
+  TensorFile file;
+  if (std::string e = readSafetensors(path, file); !e.empty())
     return e;
-  const LoweredModel &m = s.model().lowered;
-  const std::string &model = s.model().program.model.name;
+  const ModelInfo &m = s.model();
+  const std::string &model = s.model().name;
   auto meta = [&](const char *key) {
     auto it = file.metadata.find(key);
     return it == file.metadata.end() ? std::string() : it->second;
   };
   if (meta("format") != kFormat)
-    return fmt::format("{}: error: not a Soma checkpoint (no \"format\": \"{}\" in its metadata); to start from its "
+    return rt::format("{}: error: not a Soma checkpoint (no \"format\": \"{}\" in its metadata); to start from its "
                        "weights use --weights",
                        path, kFormat);
-  std::vector<const rt::NamedTensor *> params, state, buffers;
+  std::vector<const NamedTensor *> params, state, buffers;
   if (std::string e = match(path, file, m.params, model, "a parameter", params); !e.empty())
     return e;
   if (std::string e = match(path, file, m.buffers, model, "a statistic", buffers); !e.empty())
     return e;
   if (std::string e = match(path, file, m.state, model, "optimizer state", state); !e.empty())
     return e;
-  std::vector<ParamInfo> kept = m.weights();
+  std::vector<TensorInfo> kept = m.weights();
   std::vector<std::vector<float>> bestWeights;
-  for (const ParamInfo &p : kept)
-    if (const rt::NamedTensor *b = file.find(kBest + p.name)) {
-      if (b->dtype != rt::NamedTensor::DType::F32 || b->shape != p.shape)
-        return fmt::format("{}: error: tensor '{}' has shape {} in the file, but model '{}' has {}", path, b->name,
-                           ir::formatShape(b->shape), model, ir::formatShape(p.shape));
+  for (const TensorInfo &p : kept)
+    if (const NamedTensor *b = file.find(kBest + p.name)) {
+      if (b->dtype != NamedTensor::DType::F32 || b->shape != p.shape)
+        return rt::format("{}: error: tensor '{}' has shape {} in the file, but model '{}' has {}", path, b->name,
+                           formatTensorShape(b->shape), model, formatTensorShape(p.shape));
       bestWeights.push_back(b->f32);
     }
   if (!bestWeights.empty() && bestWeights.size() != kept.size())
-    return fmt::format("{}: error: corrupted: the checkpoint keeps the best weights of only some tensors", path);
-  for (const rt::NamedTensor &tensor : file.tensors) {
+    return rt::format("{}: error: corrupted: the checkpoint keeps the best weights of only some tensors", path);
+  for (const NamedTensor &tensor : file.tensors) {
     bool known = tensor.name == kOrder || tensor.name.rfind(kBest, 0) == 0;
-    for (const std::vector<ParamInfo> *list : {&m.params, &m.buffers, &m.state})
-      for (const ParamInfo &p : *list)
+    for (const std::vector<TensorInfo> *list : {&m.params, &m.buffers, &m.state})
+      for (const TensorInfo &p : *list)
         known |= p.name == tensor.name;
     if (!known)
-      return fmt::format("{}: error: tensor '{}' is not part of model '{}' with this optimizer; is this file from "
+      return rt::format("{}: error: tensor '{}' is not part of model '{}' with this optimizer; is this file from "
                          "another model?",
                          path, tensor.name, model);
   }
-  const rt::NamedTensor *order = file.find(kOrder);
+  const NamedTensor *order = file.find(kOrder);
   int64_t epoch, steps;
-  rt::Rng rng(1);
-  if (!order || order->dtype != rt::NamedTensor::DType::I64 || order->i64.size() != t.order.size())
-    return fmt::format("{}: error: the checkpoint's shuffling order does not fit the {} training samples", path,
+  Rng rng(1);
+  if (!order || order->dtype != NamedTensor::DType::I64 || order->i64.size() != t.order.size())
+    return rt::format("{}: error: the checkpoint's shuffling order does not fit the {} training samples", path,
                        t.order.size());
   std::vector<bool> seen(t.order.size(), false);
   for (int64_t i : order->i64) {
     if (i < 0 || i >= static_cast<int64_t>(seen.size()) || seen[static_cast<size_t>(i)])
-      return fmt::format("{}: error: corrupted: the shuffling order is not a permutation", path);
+      return rt::format("{}: error: corrupted: the shuffling order is not a permutation", path);
     seen[static_cast<size_t>(i)] = true;
   }
   double scale = 1, best = 0;
@@ -156,7 +156,7 @@ std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t
                  used == static_cast<int>(early.size()) && stopBad >= 0 && bestEpoch >= 0;
   if (!parseInt(meta("epoch"), epoch) || !parseInt(meta("steps"), steps) || !rng.restoreState(meta("rng")) ||
       !plateauOk || !earlyOk)
-    return fmt::format("{}: error: corrupted: its metadata needs an epoch, a step count, a generator state and the "
+    return rt::format("{}: error: corrupted: its metadata needs an epoch, a step count, a generator state and the "
                        "schedule's state",
                        path);
   // Everything checked: now overwrite.
@@ -179,13 +179,24 @@ std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t
   return "";
 }
 
+std::string saveWeights(const std::string &path, Session &s) {
+  const ModelInfo &m = s.model();
+  TensorFile file;
+  file.metadata = {{"model", m.name}};
+  for (size_t i = 0; i < m.params.size(); ++i)
+    file.tensors.push_back(tensorOf(m.params[i], s.params()[i]));
+  for (size_t i = 0; i < m.buffers.size(); ++i)
+    file.tensors.push_back(tensorOf(m.buffers[i], s.buffers()[i]));
+  return writeSafetensors(path, file);
+}
+
 std::string loadWeights(const std::string &path, Session &s) {
-  rt::TensorFile file;
-  if (std::string e = rt::readSafetensors(path, file); !e.empty())
+  TensorFile file;
+  if (std::string e = readSafetensors(path, file); !e.empty())
     return e;
-  const LoweredModel &m = s.model().lowered;
-  const std::string &model = s.model().program.model.name;
-  std::vector<const rt::NamedTensor *> params, buffers;
+  const ModelInfo &m = s.model();
+  const std::string &model = s.model().name;
+  std::vector<const NamedTensor *> params, buffers;
   if (std::string e = match(path, file, m.params, model, "a parameter", params); !e.empty())
     return e;
   if (std::string e = match(path, file, m.buffers, model, "a statistic", buffers); !e.empty())
@@ -195,4 +206,4 @@ std::string loadWeights(const std::string &path, Session &s) {
   return "";
 }
 
-} // namespace soma
+} // namespace soma::rt

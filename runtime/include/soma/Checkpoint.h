@@ -4,18 +4,18 @@
 // (dense_1.w.momentum, ...), the shuffling order, and in its metadata the epoch,
 // the optimizer's step count and the generator state: all a run needs to continue exactly.
 #pragma once
-#include "driver/Session.h"
 #include "soma/Data.h"
+#include "soma/Session.h"
 
 #include <string>
 #include <vector>
 
-namespace soma {
+namespace soma::rt {
 
 struct TrainingState {
   int64_t epoch = 0; // epochs completed
   std::vector<int64_t> order; // the shuffling order, permuted again each epoch
-  rt::Rng *rng = nullptr;
+  Rng *rng = nullptr;
   // schedule = plateau(...): the factor applied so far, the best evaluation loss, and the epochs
   // since it improved.
   double plateauScale = 1, plateauBest = 0;
@@ -34,7 +34,9 @@ std::string saveCheckpoint(const std::string &path, Session &s, const TrainingSt
 // Restores everything saveCheckpoint wrote; the file must be of this model (every tensor present
 // with its shape, no others).
 std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t);
+// Only the parameters and statistics (a weights file; loadWeights reads it).
+std::string saveWeights(const std::string &path, Session &s);
 // Only the parameters and statistics, from a checkpoint or a weights file; other tensors are ignored.
 std::string loadWeights(const std::string &path, Session &s);
 
-} // namespace soma
+} // namespace soma::rt

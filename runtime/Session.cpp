@@ -1,5 +1,5 @@
 // Binding of buffers to the slots of the generated code's context array.
-#include "driver/Session.h"
+#include "soma/Session.h"
 
 #include "soma/Data.h"
 
@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstring>
 
-namespace soma {
+namespace soma::rt {
 
 FloatBuffer::FloatBuffer(size_t n) : n_(n) {
   size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
@@ -15,28 +15,24 @@ FloatBuffer::FloatBuffer(size_t n) : n_(n) {
   std::memset(p_.get(), 0, bytes);
 }
 
-BoundFunction::BoundFunction(const ir::Function &f, const transforms::Schedule &s, void (*entry)(void *),
-                             int64_t maxBatch)
-    : f_(f), s_(s), entry_(entry) {
-  transforms::BufferPlan plan = transforms::planBuffers(f, s, maxBatch);
-  arena_ = FloatBuffer(static_cast<size_t>(plan.arenaFloats));
-  ctx_.assign(1 + s.numSlots, 0);
-  for (int slot = 0; slot < s.numSlots; ++slot)
-    if (plan.offset[slot] >= 0)
-      ctx_[1 + slot] = reinterpret_cast<uint64_t>(arena_.data() + plan.offset[slot]);
+BoundFunction::BoundFunction(const FunctionLayout &f, EntryFn entry, int64_t maxBatch) : f_(f), entry_(entry) {
+  std::vector<int64_t> offsets;
+  arena_ = FloatBuffer(static_cast<size_t>(planArena(f, maxBatch, offsets)));
+  ctx_.assign(1 + f.slots.size(), 0);
+  for (size_t slot = 0; slot < offsets.size(); ++slot)
+    if (offsets[slot] >= 0)
+      ctx_[1 + slot] = reinterpret_cast<uint64_t>(arena_.data() + offsets[slot]);
 }
 
 void BoundFunction::bind(const std::string &input, float *data) {
-  int node = f_.findInput(input);
-  if (node >= 0 && s_.slot[node] >= 0)
-    ctx_[1 + s_.slot[node]] = reinterpret_cast<uint64_t>(data);
+  int64_t slot = f_.inputSlot(input);
+  if (slot >= 0)
+    ctx_[1 + static_cast<size_t>(slot)] = reinterpret_cast<uint64_t>(data);
 }
 
 const float *BoundFunction::result(const std::string &name) const {
-  for (const ir::Result &r : f_.results)
-    if (r.name == name)
-      return reinterpret_cast<const float *>(ctx_[1 + s_.slot[r.value]]);
-  return nullptr;
+  int64_t slot = f_.resultSlot(name);
+  return slot < 0 ? nullptr : reinterpret_cast<const float *>(ctx_[1 + static_cast<size_t>(slot)]);
 }
 
 void BoundFunction::run(int64_t batch) {
@@ -44,27 +40,23 @@ void BoundFunction::run(int64_t batch) {
   entry_(ctx_.data());
 }
 
-Session::Session(const CompiledModel &m, int64_t maxBatch)
-    : m_(m), maxBatch_(maxBatch), forward_(m.lowered.forward, m.forwardSchedule, m.forwardEntry, maxBatch) {
-  const ModelSpec &spec = m.program.model;
-  int64_t sample = 1;
-  for (int64_t d : spec.inputDims)
-    sample *= d;
-  x_ = FloatBuffer(static_cast<size_t>(maxBatch * sample));
+Session::Session(const ModelInfo &m, Entries entries, int64_t maxBatch)
+    : m_(m), maxBatch_(maxBatch), forward_(m.forward, entries.forward, maxBatch) {
+  x_ = FloatBuffer(static_cast<size_t>(maxBatch * m.sampleSize()));
   labels_ = FloatBuffer(static_cast<size_t>(maxBatch));
   lr_ = FloatBuffer(1);
   invBatch_ = FloatBuffer(1);
   adamStepSize_ = FloatBuffer(1);
   adamInvSqrtBias2_ = FloatBuffer(1);
   dropoutSeed_ = FloatBuffer(1);
-  if (m.trainEntry)
-    train_ = std::make_unique<BoundFunction>(m.lowered.train, m.trainSchedule, m.trainEntry, maxBatch);
-  for (const ParamInfo &p : m.lowered.params)
-    params_.emplace_back(static_cast<size_t>(ir::numElements(p.shape, 1)));
-  for (const ParamInfo &p : m.lowered.state)
-    state_.emplace_back(static_cast<size_t>(ir::numElements(p.shape, 1)));
-  for (const ParamInfo &p : m.lowered.buffers)
-    buffers_.emplace_back(static_cast<size_t>(ir::numElements(p.shape, 1)));
+  if (entries.train && m.train)
+    train_ = std::make_unique<BoundFunction>(*m.train, entries.train, maxBatch);
+  for (const TensorInfo &p : m.params)
+    params_.emplace_back(static_cast<size_t>(p.elements()));
+  for (const TensorInfo &p : m.state)
+    state_.emplace_back(static_cast<size_t>(p.elements()));
+  for (const TensorInfo &p : m.buffers)
+    buffers_.emplace_back(static_cast<size_t>(p.elements()));
   for (BoundFunction *f : {&forward_, train_.get()}) {
     if (!f)
       continue;
@@ -76,27 +68,27 @@ Session::Session(const CompiledModel &m, int64_t maxBatch)
     f->bind(kInputAdamInvSqrtBias2, adamInvSqrtBias2_.data());
     f->bind(kInputDropoutSeed, dropoutSeed_.data());
     for (size_t i = 0; i < buffers_.size(); ++i)
-      f->bind(m.lowered.buffers[i].name, buffers_[i].data());
+      f->bind(m.buffers[i].name, buffers_[i].data());
     for (size_t i = 0; i < params_.size(); ++i)
-      f->bind(m.lowered.params[i].name, params_[i].data());
+      f->bind(m.params[i].name, params_[i].data());
     for (size_t i = 0; i < state_.size(); ++i)
-      f->bind(m.lowered.state[i].name, state_[i].data());
+      f->bind(m.state[i].name, state_[i].data());
   }
 }
 
 namespace {
 
-std::vector<std::vector<float>> initialValues(const std::vector<ParamInfo> &list, rt::Rng &rng) {
+std::vector<std::vector<float>> initialValues(const std::vector<TensorInfo> &list, Rng &rng) {
   std::vector<std::vector<float>> out;
   auto uniform = [&](double lo, double hi) { return lo + (hi - lo) * rng.uniform(); };
   auto normal = [&](double mean, double std) { // Box-Muller
     double u1 = 1.0 - rng.uniform(), u2 = rng.uniform();
     return mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
   };
-  for (const ParamInfo &p : list) {
+  for (const TensorInfo &p : list) {
     double fanIn = static_cast<double>(p.fanIn), fanOut = static_cast<double>(p.fanOut);
     const InitSpec &init = p.init;
-    std::vector<float> &v = out.emplace_back(static_cast<size_t>(ir::numElements(p.shape, 1)));
+    std::vector<float> &v = out.emplace_back(static_cast<size_t>(p.elements()));
     for (float &x : v) {
       double r = 0;
       switch (init.kind) {
@@ -143,23 +135,26 @@ std::vector<std::vector<float>> initialValues(const std::vector<ParamInfo> &list
 
 } // namespace
 
-std::vector<std::vector<float>> initialParams(const LoweredModel &m, uint64_t seed) {
-  rt::Rng rng(seed);
-  return initialValues(m.params, rng);
+std::vector<std::vector<float>> initialValues(const std::vector<TensorInfo> &list, uint64_t seed) {
+  Rng rng(seed);
+  return initialValues(list, rng);
 }
 
-std::vector<std::vector<float>> initialBuffers(const LoweredModel &m) {
-  rt::Rng unused(0); // buffers start at constants
-  return initialValues(m.buffers, unused);
+std::vector<FloatBuffer *> Session::weights() {
+  std::vector<FloatBuffer *> w;
+  for (std::vector<FloatBuffer> *list : {&params_, &buffers_})
+    for (FloatBuffer &b : *list)
+      w.push_back(&b);
+  return w;
 }
 
 void Session::initParams(uint64_t seed) {
-  std::vector<std::vector<float>> init = initialParams(m_.lowered, seed);
+  std::vector<std::vector<float>> init = initialValues(m_.params, seed);
   for (size_t i = 0; i < params_.size(); ++i)
     std::copy(init[i].begin(), init[i].end(), params_[i].data());
   for (FloatBuffer &s : state_)
     std::fill_n(s.data(), s.size(), 0.0f);
-  std::vector<std::vector<float>> buffers = initialBuffers(m_.lowered);
+  std::vector<std::vector<float>> buffers = initialValues(m_.buffers, 0); // constants: no draws
   for (size_t i = 0; i < buffers_.size(); ++i)
     std::copy(buffers[i].begin(), buffers[i].end(), buffers_[i].data());
   steps_ = 0;
@@ -173,8 +168,8 @@ float Session::trainStep(int64_t batch, float lr) {
   ++steps_;
   // A new dropout mask every step, exact in a float (below 2^24), different for every seed.
   dropoutSeed_[0] = static_cast<float>((steps_ + seed_ * 1000003u) % (1u << 24));
-  if (m_.program.train) { // Adam's bias corrections, in double precision
-    const OptimizerSpec &o = m_.program.train->optimizer;
+  if (m_.config) { // Adam's bias corrections, in double precision
+    const OptimizerSpec &o = m_.config->optimizer;
     double t = static_cast<double>(steps_);
     adamStepSize_[0] = static_cast<float>(lr / (1 - std::pow(o.beta1, t)));
     adamInvSqrtBias2_[0] = static_cast<float>(1 / std::sqrt(1 - std::pow(o.beta2, t)));
@@ -191,4 +186,4 @@ float Session::forward(int64_t batch) {
   return loss ? *loss : 0.0f;
 }
 
-} // namespace soma
+} // namespace soma::rt
