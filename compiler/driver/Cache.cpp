@@ -1,6 +1,8 @@
 #include "driver/Cache.h"
 
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -24,6 +26,10 @@ namespace {
 
 std::string pathOf(const std::string &key) { return cacheDirectory() + "/" + key + ".o"; }
 
+// After the object: this tag and the object's size, so that a damaged entry is not used.
+constexpr char kTag[8] = {'S', 'O', 'M', 'A', 'O', 'B', 'J', '1'};
+constexpr size_t kTrailer = sizeof kTag + 8;
+
 } // namespace
 
 bool readCachedObject(const std::string &key, std::string &object) {
@@ -35,8 +41,12 @@ bool readCachedObject(const std::string &key, std::string &object) {
   std::ostringstream s;
   s << in.rdbuf();
   object = s.str();
-  // An ELF object, complete: written whole under a temporary name, then renamed.
-  return object.size() > 64 && object.compare(0, 4, "\x7f" "ELF") == 0;
+  if (object.size() < kTrailer || object.compare(object.size() - kTrailer, sizeof kTag, kTag, sizeof kTag) != 0)
+    return false;
+  uint64_t size = 0;
+  std::memcpy(&size, object.data() + object.size() - 8, 8);
+  object.resize(object.size() - kTrailer);
+  return size == object.size() && object.compare(0, 4, "\x7f" "ELF") == 0;
 }
 
 void writeCachedObject(const std::string &key, const std::string &object) {
@@ -50,7 +60,10 @@ void writeCachedObject(const std::string &key, const std::string &object) {
     std::ofstream out(tmp, std::ios::binary);
     if (!out)
       return;
+    uint64_t size = object.size();
     out.write(object.data(), static_cast<std::streamsize>(object.size()));
+    out.write(kTag, sizeof kTag);
+    out.write(reinterpret_cast<const char *>(&size), 8);
     if (!out.flush())
       return (void)fs::remove(tmp, ec);
   }

@@ -14,6 +14,8 @@ config.substitutions.append(("%soma", config.soma))
 config.substitutions.append(("%examples", os.path.join(config.src_root, "examples")))
 config.substitutions.append(("%srcroot", config.src_root))
 config.substitutions.append(("%python", config.python))
+# Compiling and linking a C program against a library from `soma build --lib`.
+config.substitutions.append(("%link_soma_lib", "-lstdc++ -lm -lmvec -lpthread " + config.runtime_link_flags))
 config.substitutions.append(("%inputs", os.path.join(os.path.dirname(__file__), "Inputs")))
 # FileCheck and `not` from LLVM 19, ahead of anything else on PATH.
 config.environment["PATH"] = os.pathsep.join([config.llvm_tools, os.environ.get("PATH", "")])
