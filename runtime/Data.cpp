@@ -169,8 +169,11 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
         index = it - header.begin();
         return "";
       };
-      if (!o.labelled) {
+      if (!o.labelled) { // samples to predict; a label column named in the header is skipped
         label = -1;
+        auto it = std::find(header.begin(), header.end(), o.labelName);
+        if (!o.labelName.empty() && it != header.end())
+          label = it - header.begin();
       } else if (!o.labelName.empty()) {
         if (std::string e = byName(o.labelName, label); !e.empty())
           return e;
@@ -211,7 +214,7 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
                std::to_string(c + 1) + " is not a number: '" + fields[static_cast<size_t>(c)] + "'";
       out.features.push_back(static_cast<float>(v));
     }
-    if (label < 0) {
+    if (!o.labelled) {
       out.labels.push_back(0.0f);
       ++out.count;
       continue;

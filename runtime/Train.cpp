@@ -683,10 +683,20 @@ int runPredict(const ModelInfo &m, Entries entries, const PredictOptions &opts) 
     o.labelled = false;
     if (trainSpec && trainSpec->kind == DataSpec::Kind::Csv) { // the training file's feature columns
       o.header = trainSpec->header;
+      o.labelName = trainSpec->labelName;
       o.columns = trainSpec->columns;
       o.columnNames = trainSpec->columnNames;
     }
     error = loadCsv(path, o, d);
+    // Rows that hold the label too, in the training file's label column: skip it.
+    if (error.empty() && d.sampleSize == m.sampleSize() + 1 && trainSpec && trainSpec->kind == DataSpec::Kind::Csv &&
+        trainSpec->columns.empty() && trainSpec->columnNames.empty() && trainSpec->labelName.empty()) {
+      std::vector<std::string> names;
+      o.labelled = true;
+      o.labelColumn = trainSpec->labelColumn;
+      o.classNames = &names;
+      error = loadCsv(path, o, d);
+    }
   } else {
     error = loadIdx(path, "", d);
   }

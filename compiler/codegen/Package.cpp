@@ -73,10 +73,17 @@ std::string upper(std::string s) {
 void addProgram(llvm::Module &m, const std::string &model, bool training, ProgramKind kind, const std::string &prefix) {
   llvm::LLVMContext &ctx = m.getContext();
   llvm::Type *ptr = llvm::PointerType::get(ctx, 0), *i64 = llvm::Type::getInt64Ty(ctx);
-  auto *data = new llvm::GlobalVariable(m, llvm::ArrayType::get(llvm::Type::getInt8Ty(ctx), model.size()), true,
-                                        llvm::GlobalValue::PrivateLinkage,
-                                        llvm::ConstantDataArray::getString(ctx, model, false), "soma.model");
-  data->setAlignment(llvm::Align(8));
+  // Private constants (made through the module, not `new`: GCC's sanitizer builds misjudge
+  // GlobalVariable's placement operator new).
+  auto constant = [&](const char *name, llvm::Constant *init) {
+    auto *g = llvm::cast<llvm::GlobalVariable>(m.getOrInsertGlobal(name, init->getType()));
+    g->setInitializer(init);
+    g->setConstant(true);
+    g->setLinkage(llvm::GlobalValue::PrivateLinkage);
+    g->setAlignment(llvm::Align(8));
+    return g;
+  };
+  llvm::GlobalVariable *data = constant("soma.model", llvm::ConstantDataArray::getString(ctx, model, false));
   llvm::Function *forward = m.getFunction("forward"), *train = m.getFunction("train_step");
   forward->setLinkage(llvm::GlobalValue::InternalLinkage);
   if (train)
@@ -84,10 +91,9 @@ void addProgram(llvm::Module &m, const std::string &model, bool training, Progra
   auto *recordTy = llvm::StructType::get(ctx, {ptr, i64, ptr, ptr});
   llvm::Constant *trainPtr = training && train ? static_cast<llvm::Constant *>(train)
                                                : llvm::ConstantPointerNull::get(llvm::PointerType::get(ctx, 0));
-  auto *record = new llvm::GlobalVariable(
-      m, recordTy, true, llvm::GlobalValue::PrivateLinkage,
-      llvm::ConstantStruct::get(recordTy, {data, llvm::ConstantInt::get(i64, model.size()), forward, trainPtr}),
-      "soma.program");
+  llvm::GlobalVariable *record = constant(
+      "soma.program",
+      llvm::ConstantStruct::get(recordTy, {data, llvm::ConstantInt::get(i64, model.size()), forward, trainPtr}));
 
   auto define = [&](const std::string &name, llvm::FunctionType *type, const std::string &callee, bool withRecord) {
     auto *fn = llvm::Function::Create(type, llvm::GlobalValue::ExternalLinkage, name, m);

@@ -20,7 +20,8 @@ struct Dataset {
 std::string loadIdx(const std::string &images, const std::string &labels, Dataset &out);
 struct CsvOptions {
   bool header = false;              // the first row names the columns
-  bool labelled = true;             // false: no label column (samples to predict); labels are 0
+  // false: samples to predict, labels 0; a column named labelName, if the header has it, is skipped
+  bool labelled = true;
   int64_t labelColumn = -1;         // negative counts from the end
   std::string labelName;            // or the label column by its header name
   std::vector<int64_t> columns;     // the feature columns (all but the label when empty)
