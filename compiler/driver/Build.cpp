@@ -90,7 +90,8 @@ struct TempObject {
 
 std::string writeArchive(const std::string &path, const std::string &object, const std::string &name) {
   std::vector<llvm::NewArchiveMember> members;
-  members.emplace_back(llvm::MemoryBufferRef(object, name + ".o"));
+  std::string member = name + ".o"; // outlives the write: members refer to it
+  members.emplace_back(llvm::MemoryBufferRef(object, member));
   auto runtime = llvm::MemoryBuffer::getFile(runtimeArchive());
   if (!runtime)
     return runtimeArchive() + ": error: cannot read Soma's runtime: " + runtime.getError().message();

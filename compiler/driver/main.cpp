@@ -151,7 +151,8 @@ int main(int argc, char **argv) {
       build.shared = true;
     } else if (a == "--name" && command == "build") {
       if (!value(build.name) || libraryName(build.name) != build.name)
-        return usageError("--name needs a C identifier in lower case" + (v.empty() ? "" : ", got '" + build.name + "'"));
+        return usageError("--name needs a C identifier in lower case" +
+                          (build.name.empty() ? std::string() : ", got '" + build.name + "'"));
     } else if (a == "--target" && (command == "build" || command == "emit")) {
       if (!value(v))
         return usageError("--target needs native, x86-64-v3 or x86-64-v4");
