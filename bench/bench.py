@@ -1,0 +1,121 @@
+"""Soma against PyTorch on the workloads of the performance issue, alternating the two so that
+the machine's drift hits both alike. Prints a table of samples/s, the ratios, and Soma's GFLOP/s
+against the FMA peak measured here. Run it through bench/run, which builds what it needs.
+Usage: bench.py --soma build/soma --out build/bench [--rounds N] [--no-torch]"""
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "data", "mnist")
+# name, example, epochs per measurement (the first is a warm-up, not counted), recipe
+WORKLOADS = [
+    ("W1", "mnist_mlp.soma", 4, "784-64-10 sigmoid, MSE, SGD, batch 32"),
+    ("W2", "mnist_adam.soma", 3, "784-256-128-10 ReLU, cross-entropy, Adam, batch 64"),
+    ("W3", "mnist_lenet.soma", 2, "LeNet-5, momentum SGD, batch 64"),
+]
+TARGET = {"W1": 3.0, "W2": 3.0, "W3": 3.0}
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{r.stdout}{r.stderr}")
+    return r.stdout
+
+
+def soma_train(soma, out, example, epochs, threads):
+    metrics = os.path.join(out, "metrics.jsonl")
+    run([soma, "run", os.path.join(ROOT, "examples", example), "--epochs", str(epochs), "--threads", str(threads),
+         "--metrics", metrics, "--no-progress"])
+    with open(metrics) as f:
+        rates = [json.loads(line)["samples_per_second"] for line in f if line.strip()]
+    return statistics.median(rates[1:])
+
+
+def soma_gflops(soma, example, threads):
+    text = run([soma, "run", os.path.join(ROOT, "examples", example), "--epochs", "1", "--threads", str(threads),
+                "--profile", "--no-progress"])
+    m = re.search(r"all kernels: ([0-9.]+) GFLOP/s", text)
+    return float(m.group(1)) if m else float("nan")
+
+
+# Debian's python3-torch is for the system's python3, which may not be the python3 on PATH.
+TORCH_PYTHON = next((p for p in (sys.executable, "/usr/bin/python3")
+                     if subprocess.run([p, "-c", "import torch"], capture_output=True).returncode == 0), None)
+
+
+def torch(mode, *args, threads):
+    torch_threads, blas_threads = threads
+    text = run([TORCH_PYTHON, os.path.join(ROOT, "bench", "torch_workloads.py"), mode, *args, "--data", DATA,
+                "--threads", str(torch_threads), "--blas-threads", str(blas_threads)])
+    return json.loads(text)
+
+
+def thread_settings(cores):
+    """PyTorch's thread settings tried, (intra-op threads, OpenBLAS threads): the best one counts."""
+    return sorted({(1, 1), (1, cores), (cores, 1), (cores, cores)})
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--soma", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--no-torch", action="store_true")
+    a = p.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    cores = os.cpu_count() or 1
+    peak = float(run([os.path.join(a.out, "fma_peak")]))
+    torch_ok = not a.no_torch and TORCH_PYTHON is not None
+    print(f"FMA peak measured here: {peak:.1f} GFLOP/s per core, {cores} cores; PyTorch: "
+          f"{'yes' if torch_ok else 'not installed (bench/run --torch installs python3-torch)'}", flush=True)
+
+    soma, theirs = {}, {}
+    for r in range(a.rounds):
+        for name, example, epochs, _ in WORKLOADS:
+            soma.setdefault(name, []).append(soma_train(a.soma, a.out, example, epochs, cores))
+            if torch_ok:
+                theirs.setdefault(name, []).append(max(
+                    torch("train", name, "--epochs", str(epochs), threads=t)["samples_per_second"]
+                    for t in thread_settings(cores)))
+            print(f"round {r + 1}: {name} soma {soma[name][-1]:,.0f}" +
+                  (f", pytorch {theirs[name][-1]:,.0f}" if torch_ok else "") + " samples/s", flush=True)
+        weights = os.path.join(a.out, "w4.st")
+        forward = os.path.join(a.out, "forward")
+        one = float(run([forward, weights, "1"]).split()[0])
+        many = float(run([forward, weights, str(cores)]).split()[1])
+        soma.setdefault("W4-1", []).append(one)
+        soma.setdefault("W4-256", []).append(many)
+        if torch_ok:
+            runs = [torch("forward", threads=t) for t in thread_settings(cores)]
+            theirs.setdefault("W4-1", []).append(min(d["batch1_us"] for d in runs))
+            theirs.setdefault("W4-256", []).append(max(d["batch256_samples_per_second"] for d in runs))
+        print(f"round {r + 1}: W4 soma {one:.2f} us at batch 1, {many:,.0f} samples/s at batch 256", flush=True)
+
+    gflops = {name: soma_gflops(a.soma, example, cores) for name, example, _, _ in WORKLOADS}
+    med = {k: statistics.median(v) for k, v in soma.items()}
+    tmed = {k: statistics.median(v) for k, v in theirs.items()}
+    print()
+    print(f"| workload | Soma ({cores} threads) | PyTorch 1.13 {'(best thread setting)' if torch_ok else '(not measured)'} | ratio | "
+          f"target | Soma GFLOP/s (share of {cores}-core peak) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, example, _, recipe in WORKLOADS:
+        ratio = med[name] / tmed[name] if name in tmed else float("nan")
+        share = 100 * gflops[name] / (peak * cores)
+        print(f"| {name} `{example}` ({recipe}) | {med[name]:,.0f} samples/s | "
+              f"{tmed.get(name, float('nan')):,.0f} | {ratio:.2f}x | >= {TARGET[name]:.0f}x | "
+              f"{gflops[name]:.1f} ({share:.1f}%) |")
+    r1 = tmed["W4-1"] / med["W4-1"] if "W4-1" in tmed else float("nan")
+    r256 = med["W4-256"] / tmed["W4-256"] if "W4-256" in tmed else float("nan")
+    print(f"| W4 forward, batch 1 | {med['W4-1']:.2f} us | {tmed.get('W4-1', float('nan')):.2f} us | {r1:.2f}x faster | "
+          f"<= 7 us | |")
+    print(f"| W4 forward, batch 256 | {med['W4-256']:,.0f} samples/s | {tmed.get('W4-256', float('nan')):,.0f} | "
+          f"{r256:.2f}x | >= 2x | |")
+
+
+main()
