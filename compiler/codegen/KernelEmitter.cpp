@@ -96,6 +96,9 @@ private:
       const Node &mm = f_.nodes[k.matmul];
       const Shape &a = f_.nodes[mm.operands[0]].shape;
       perRow = b_.CreateMul(perRow, dim(mm.attrs.transA ? a[0] : a[1]));
+      if (int64_t block = matmulBlock(k)) // the threads get whole blocks of rows
+        return {b_.CreateSDiv(b_.CreateAdd(dim(s[0]), b_.getInt64(block - 1)), b_.getInt64(block)),
+                b_.CreateMul(perRow, b_.getInt64(block))};
     }
     return {dim(s[0]), perRow};
   }
@@ -267,7 +270,9 @@ private:
   }
 
   // for (iv = lo; iv < hi; ++iv) body(iv)
-  void loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(llvm::Value *)> &body) {
+  // `keep`: the loop is left as written (no unrolling, no vectorizing): for micro-kernels that
+  // are vector code already, where unrolling only costs compile time.
+  void loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(llvm::Value *)> &body, bool keep = false) {
     llvm::Function *fn = b_.GetInsertBlock()->getParent();
     llvm::BasicBlock *pre = b_.GetInsertBlock();
     auto *header = llvm::BasicBlock::Create(c_, "loop", fn);
@@ -282,7 +287,15 @@ private:
     body(iv);
     llvm::Value *next = b_.CreateAdd(iv, b_.getInt64(1), "", true, true);
     iv->addIncoming(next, b_.GetInsertBlock());
-    b_.CreateCondBr(b_.CreateICmpSLT(next, hi), header, exit);
+    llvm::BranchInst *latch = b_.CreateCondBr(b_.CreateICmpSLT(next, hi), header, exit);
+    if (keep) {
+      llvm::Metadata *unroll = llvm::MDNode::get(c_, {llvm::MDString::get(c_, "llvm.loop.unroll.disable")});
+      llvm::Metadata *vectorize = llvm::MDNode::get(
+          c_, {llvm::MDString::get(c_, "llvm.loop.vectorize.enable"), llvm::ConstantAsMetadata::get(b_.getFalse())});
+      llvm::MDNode *id = llvm::MDNode::getDistinct(c_, {nullptr, unroll, vectorize});
+      id->replaceOperandWith(0, id);
+      latch->setMetadata(llvm::LLVMContext::MD_loop, id);
+    }
     b_.SetInsertPoint(exit);
   }
 
@@ -379,10 +392,202 @@ private:
     });
   }
 
-  // C = op(A) op(B), rows [lo, hi), then the elementwise epilogue up to the kernel's root.
-  // Without transposed B, a row of C is accumulated in a stack buffer (the j loop vectorizes);
-  // with transposed B each element is a dot product over contiguous k.
+  // C = op(A) op(B), rows [lo, hi), then the elementwise epilogue up to the kernel's root. With a
+  // static number of columns the product is computed in register tiles (tiledMatMul, or
+  // dotMatMul when B is transposed) into a buffer of rows, which the epilogue then reads; other
+  // shapes take the plain loop nest (general).
   void emitMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+    switch (matmulBlock(k)) {
+    case kTiledRows:
+      return tiledMatMul(k, lo, hi);
+    case kDotRows:
+      return dotMatMul(k, lo, hi);
+    default:
+      return generalMatMul(k, lo, hi);
+    }
+  }
+
+  // Rows per block of the register-tiled kernels; the kernel's rows [lo, hi) are then blocks.
+  static constexpr int64_t kTiledRows = 6, kDotRows = 4;
+  int64_t matmulBlock(const Kernel &k) const {
+    const Node &mm = f_.nodes[k.matmul];
+    const Shape &as = f_.nodes[mm.operands[0]].shape;
+    bool ta = mm.attrs.transA, tb = mm.attrs.transB;
+    int64_t n = mm.shape[1], kk = ta ? as[0] : as[1];
+    if (n != kBatch && !tb)
+      return kTiledRows;
+    if (n != kBatch && tb && !ta && kk != kBatch)
+      return kDotRows;
+    return 0;
+  }
+
+  // The epilogue of C[i, j] = value: the kernel's elementwise tree above the product.
+  void matmulEpilogue(const Kernel &k, llvm::Value *i, llvm::Value *j, llvm::Value *value) {
+    fusedMatmul_ = k.matmul;
+    matmulValue_ = value;
+    store(k.root, {i, j}, expr(k.root, {i, j}, k.root != k.matmul));
+    fusedMatmul_ = -1;
+  }
+
+  llvm::FixedVectorType *vecTy() { return llvm::FixedVectorType::get(f32_, lanes()); }
+  unsigned lanes() const { return static_cast<unsigned>(std::max(4, target_.preferVectorWidth / 32)); }
+  // A mask of the first `count` lanes.
+  llvm::Value *firstLanes(unsigned count) {
+    std::vector<llvm::Constant *> bits;
+    for (unsigned l = 0; l < lanes(); ++l)
+      bits.push_back(b_.getInt1(l < count));
+    return llvm::ConstantVector::get(bits);
+  }
+  llvm::Value *loadVec(llvm::Value *p, unsigned count) {
+    if (count == lanes())
+      return b_.CreateAlignedLoad(vecTy(), p, llvm::Align(4));
+    return b_.CreateMaskedLoad(vecTy(), p, llvm::Align(4), firstLanes(count), llvm::Constant::getNullValue(vecTy()));
+  }
+  void storeVec(llvm::Value *v, llvm::Value *p, unsigned count) {
+    if (count == lanes())
+      b_.CreateAlignedStore(v, p, llvm::Align(4));
+    else
+      b_.CreateMaskedStore(v, p, llvm::Align(4), firstLanes(count));
+  }
+  llvm::Value *fma(llvm::Value *a, llvm::Value *b, llvm::Value *c) {
+    return b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {a->getType()}, {a, b, c});
+  }
+
+  // Blocks [lo, hi) of `block` rows of C (m rows in all). The last block may be short: its
+  // missing rows repeat the last row (clampRow), computed but not stored, so that one variant of
+  // the tile code serves every block.
+  void rowBlocks(llvm::Value *lo, llvm::Value *hi, int64_t block, llvm::Value *m,
+                 const std::function<void(llvm::Value *, llvm::Value *)> &rows) {
+    loop(lo, hi, [&](llvm::Value *blk) {
+      llvm::Value *i0 = b_.CreateMul(blk, b_.getInt64(block));
+      llvm::Value *left = b_.CreateSub(m, i0);
+      rows(i0, b_.CreateSelect(b_.CreateICmpSLT(left, b_.getInt64(block)), left, b_.getInt64(block)));
+    }, true);
+  }
+  llvm::Value *clampRow(llvm::Value *i0, int64_t r, llvm::Value *count) {
+    llvm::Value *rv = b_.getInt64(r);
+    llvm::Value *last = b_.CreateSub(count, b_.getInt64(1));
+    return b_.CreateAdd(i0, b_.CreateSelect(b_.CreateICmpSLT(rv, count), rv, last));
+  }
+
+  // The epilogue of rows i0.. i0+count, whose products are in `rows` (n floats a row).
+  void rowsEpilogue(const Kernel &k, llvm::AllocaInst *rows, llvm::Value *i0, llvm::Value *count, int64_t n) {
+    loop(b_.getInt64(0), count, [&](llvm::Value *r) {
+      llvm::Value *i = b_.CreateAdd(i0, r);
+      llvm::Value *base = b_.CreateMul(r, b_.getInt64(n));
+      loop(b_.getInt64(0), b_.getInt64(n), [&](llvm::Value *j) {
+        matmulEpilogue(k, i, j, b_.CreateLoad(f32_, b_.CreateGEP(f32_, rows, b_.CreateAdd(j, base))));
+      });
+    }, true); // rolled: its j loop is the one to vectorize
+  }
+
+  // op(B) = B [K, N] row-major, N static: tiles of kRows rows by two vectors of columns, the
+  // accumulators in registers over the whole K loop; each B row is loaded once per tile and
+  // used by every row of it (a BLIS-style micro-kernel). Each element sums over k in order.
+  void tiledMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+    constexpr int64_t kRows = kTiledRows;
+    const Node &mm = f_.nodes[k.matmul];
+    int a = mm.operands[0], bm = mm.operands[1];
+    const Shape &as = f_.nodes[a].shape;
+    bool ta = mm.attrs.transA;
+    llvm::Value *kDim = dim(ta ? as[0] : as[1]);
+    int64_t n = mm.shape[1], vl = lanes();
+    int64_t width = n > vl ? 2 * vl : vl; // columns per tile
+    llvm::AllocaInst *rows = entryAlloca(f32_, b_.getInt64(kRows * n), "rows");
+    rows->setAlignment(llvm::Align(64));
+    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), kRows * 2), nullptr, "acc"); // registers
+    llvm::Value *bBase = slotPtr(bm);
+    // One tile: rows i0.. i0+kRows (the first `count` of them real), columns j0.. j0+cols.
+    const int64_t mr = kRows;
+    auto tile = [&](llvm::Value *i0, llvm::Value *count, llvm::Value *j0, int64_t cols) {
+      int64_t vectors = (cols + vl - 1) / vl;
+      auto lanesOf = [&](int64_t q) { return static_cast<unsigned>(std::min(vl, cols - q * vl)); };
+      for (int64_t r = 0; r < mr * vectors; ++r)
+        b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, r));
+      std::vector<llvm::Value *> rowIndex;
+      for (int64_t r = 0; r < mr; ++r)
+        rowIndex.push_back(clampRow(i0, r, count));
+      loop(b_.getInt64(0), kDim, [&](llvm::Value *kv) {
+        std::vector<llvm::Value *> bv;
+        for (int64_t q = 0; q < vectors; ++q) {
+          llvm::Value *off = b_.CreateAdd(b_.CreateMul(kv, b_.getInt64(n)), b_.CreateAdd(j0, b_.getInt64(q * vl)));
+          bv.push_back(loadVec(b_.CreateGEP(f32_, bBase, off), lanesOf(q)));
+        }
+        for (int64_t r = 0; r < mr; ++r) {
+          llvm::Value *i = rowIndex[static_cast<size_t>(r)];
+          llvm::Value *av = b_.CreateVectorSplat(static_cast<unsigned>(vl), load(a, ta ? std::vector{kv, i} : std::vector{i, kv}));
+          for (int64_t q = 0; q < vectors; ++q) {
+            llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q);
+            b_.CreateStore(fma(av, bv[q], b_.CreateLoad(vecTy(), slot)), slot);
+          }
+        }
+      }, true);
+      for (int64_t r = 0; r < mr; ++r)
+        for (int64_t q = 0; q < vectors; ++q) {
+          llvm::Value *p = b_.CreateGEP(f32_, rows, b_.CreateAdd(b_.getInt64(r * n + q * vl), j0));
+          storeVec(b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q)), p, lanesOf(q));
+        }
+    };
+    rowBlocks(lo, hi, kRows, dim(mm.shape[0]), [&](llvm::Value *i0, llvm::Value *count) {
+      if (n / width > 0)
+        loop(b_.getInt64(0), b_.getInt64(n / width), [&](llvm::Value *t) { tile(i0, count, b_.CreateMul(t, b_.getInt64(width)), width); }, true);
+      if (n % width)
+        tile(i0, count, b_.getInt64(n - n % width), n % width);
+      rowsEpilogue(k, rows, i0, count, n);
+    });
+  }
+
+  // C = A B^T with A [M, K] and B [N, K] row-major, K and N static: each element a dot product
+  // along contiguous k, in tiles of 4 x 4 elements whose partial sums (a vector each) stay in
+  // registers; the lanes are added at the end.
+  void dotMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+    constexpr int64_t kTile = kDotRows;
+    const Node &mm = f_.nodes[k.matmul];
+    int a = mm.operands[0], bm = mm.operands[1];
+    int64_t kk = f_.nodes[a].shape[1], n = mm.shape[1], vl = lanes();
+    llvm::AllocaInst *rows = entryAlloca(f32_, b_.getInt64(kTile * n), "rows");
+    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), kTile * kTile), nullptr, "acc"); // registers
+    llvm::Value *aBase = slotPtr(a), *bBase = slotPtr(bm);
+    const int64_t mr = kTile;
+    auto tile = [&](llvm::Value *i0, llvm::Value *rowCount, llvm::Value *j0, int64_t nr) {
+      for (int64_t e = 0; e < mr * nr; ++e)
+        b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
+      std::vector<llvm::Value *> rowIndex;
+      for (int64_t r = 0; r < mr; ++r)
+        rowIndex.push_back(clampRow(i0, r, rowCount));
+      auto step = [&](llvm::Value *k0, unsigned count) {
+        std::vector<llvm::Value *> av, bv;
+        for (int64_t r = 0; r < mr; ++r)
+          av.push_back(loadVec(b_.CreateGEP(f32_, aBase, b_.CreateAdd(b_.CreateMul(rowIndex[static_cast<size_t>(r)], b_.getInt64(kk)), k0)), count));
+        for (int64_t c = 0; c < nr; ++c)
+          bv.push_back(loadVec(b_.CreateGEP(f32_, bBase, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(j0, b_.getInt64(c)), b_.getInt64(kk)), k0)), count));
+        for (int64_t r = 0; r < mr; ++r)
+          for (int64_t c = 0; c < nr; ++c) {
+            llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, r * nr + c);
+            b_.CreateStore(fma(av[r], bv[c], b_.CreateLoad(vecTy(), slot)), slot);
+          }
+      };
+      loop(b_.getInt64(0), b_.getInt64(kk / vl), [&](llvm::Value *t) { step(b_.CreateMul(t, b_.getInt64(vl)), static_cast<unsigned>(vl)); }, true);
+      if (kk % vl)
+        step(b_.getInt64(kk - kk % vl), static_cast<unsigned>(kk % vl));
+      for (int64_t r = 0; r < mr; ++r)
+        for (int64_t c = 0; c < nr; ++c) {
+          llvm::Value *sum = b_.CreateFAddReduce(zero(), b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, r * nr + c)));
+          b_.CreateStore(sum, b_.CreateGEP(f32_, rows, b_.CreateAdd(j0, b_.getInt64(r * n + c))));
+        }
+    };
+    rowBlocks(lo, hi, kTile, dim(mm.shape[0]), [&](llvm::Value *i0, llvm::Value *count) {
+      if (n / kTile > 0)
+        loop(b_.getInt64(0), b_.getInt64(n / kTile), [&](llvm::Value *t) { tile(i0, count, b_.CreateMul(t, b_.getInt64(kTile)), kTile); }, true);
+      if (n % kTile)
+        tile(i0, count, b_.getInt64(n - n % kTile), n % kTile);
+      rowsEpilogue(k, rows, i0, count, n);
+    });
+  }
+
+  // Any layout and shape: a row of C accumulated in a stack buffer (the j loop vectorizes), or
+  // with transposed B each element a dot product over k.
+  void generalMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
     const Node &mm = f_.nodes[k.matmul];
     int a = mm.operands[0], bm = mm.operands[1];
     const Shape &as = f_.nodes[a].shape;
@@ -391,12 +596,6 @@ private:
     llvm::Value *nDim = dim(mm.shape[1]);
     auto aAt = [&](llvm::Value *i, llvm::Value *kk) { return load(a, ta ? std::vector{kk, i} : std::vector{i, kk}); };
     auto bAt = [&](llvm::Value *kk, llvm::Value *j) { return load(bm, tb ? std::vector{j, kk} : std::vector{kk, j}); };
-    auto epilogue = [&](llvm::Value *i, llvm::Value *j, llvm::Value *value) {
-      fusedMatmul_ = k.matmul;
-      matmulValue_ = value;
-      store(k.root, {i, j}, expr(k.root, {i, j}, k.root != k.matmul));
-      fusedMatmul_ = -1;
-    };
     if (tb) {
       llvm::AllocaInst *acc = entryAlloca(f32_, nullptr, "acc");
       loop(lo, hi, [&](llvm::Value *i) {
@@ -406,7 +605,7 @@ private:
             llvm::Value *prod = b_.CreateFMul(aAt(i, kk), bAt(kk, j));
             b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), prod), acc);
           });
-          epilogue(i, j, b_.CreateLoad(f32_, acc));
+          matmulEpilogue(k, i, j, b_.CreateLoad(f32_, acc));
         });
       });
       return;
@@ -423,7 +622,7 @@ private:
         });
       });
       loop(b_.getInt64(0), nDim, [&](llvm::Value *j) {
-        epilogue(i, j, b_.CreateLoad(f32_, b_.CreateGEP(f32_, row, j)));
+        matmulEpilogue(k, i, j, b_.CreateLoad(f32_, b_.CreateGEP(f32_, row, j)));
       });
     });
   }

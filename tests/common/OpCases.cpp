@@ -57,11 +57,12 @@ OpCase binaryCase(Op op, bool scalarB, double lo = -2, double hi = 2) {
   return cb.done(cb.b.binary(op, a, b));
 }
 
-OpCase matmulCase(bool ta, bool tb) {
-  CaseBuilder cb(std::string("matmul") + (ta ? " transpose_a" : "") + (tb ? " transpose_b" : ""));
-  // op(a) is [B, 7], op(b) is [7, 5]: odd sizes to exercise vector remainders.
-  int a = cb.input("a", ta ? Shape{7, kBatch} : Shape{kBatch, 7});
-  int b = cb.input("b", tb ? Shape{5, 7} : Shape{7, 5});
+// op(a) is [m, k], op(b) is [k, n], m the batch unless given.
+OpCase matmulCase(bool ta, bool tb, int64_t k, int64_t n, int64_t m = kBatch) {
+  CaseBuilder cb(fmt::format("matmul{}{} {}x{}x{}", ta ? " transpose_a" : "", tb ? " transpose_b" : "",
+                             m == kBatch ? std::string("B") : std::to_string(m), k, n));
+  int a = cb.input("a", ta ? Shape{k, m} : Shape{m, k});
+  int b = cb.input("b", tb ? Shape{n, k} : Shape{k, n});
   return cb.done(cb.b.matmul(a, b, ta, tb));
 }
 
@@ -172,7 +173,12 @@ std::vector<OpCase> casesFor(Op op) {
     return out;
   }
   case Op::MatMul:
-    return {matmulCase(false, false), matmulCase(true, false), matmulCase(false, true), matmulCase(true, true)};
+    // Odd sizes for the vector remainders; larger ones for the register tiles: whole and partial
+    // blocks of rows, whole and partial tiles of columns, k with and without a vector remainder.
+    return {matmulCase(false, false, 7, 5),    matmulCase(true, false, 7, 5),    matmulCase(false, true, 7, 5),
+            matmulCase(true, true, 7, 5),      matmulCase(false, false, 37, 41), matmulCase(true, false, 37, 41),
+            matmulCase(false, true, 37, 41),   matmulCase(false, true, 32, 8),   matmulCase(true, false, 13, 70, 23),
+            matmulCase(false, false, 9, 16, 13)};
   case Op::Conv2D:
   case Op::Conv2DBackData:
   case Op::Conv2DBackFilter: {
