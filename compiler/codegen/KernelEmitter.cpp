@@ -7,6 +7,7 @@
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/Module.h>
 
+#include <algorithm>
 #include <cassert>
 #include <functional>
 #include <map>
@@ -645,9 +646,166 @@ private:
     return {lo, hi};
   }
 
+  // Stride 1 (and filters small enough for the registers): vector code along image rows, below;
+  // otherwise the direct loop nests.
+  void emitConv(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+    const Node &n = f_.nodes[k.root];
+    int wNode = n.op == Op::Conv2DBackFilter ? k.root : n.operands[1];
+    const Shape &ws = f_.nodes[wNode].shape;
+    if (n.attrs.stride == 1 && ws[2] * ws[3] <= 25) {
+      if (n.op == Op::Conv2D)
+        return rowConv(k.root, n.operands[0], wNode, false, n.attrs.padding, n.attrs.padding, lo, hi);
+      if (n.op == Op::Conv2DBackData) // a correlation with the flipped filter and "full" padding
+        return rowConv(k.root, n.operands[0], wNode, true, ws[2] - 1 - n.attrs.padding, ws[3] - 1 - n.attrs.padding,
+                       lo, hi);
+      return rowBackFilter(k, lo, hi);
+    }
+    directConv(k, lo, hi);
+  }
+
+  // Lanes of a vector at columns q = chunk * lanes + l (q < width) whose input column q + shift
+  // lies in [0, inWidth): a constant mask, as every extent but the batch is static.
+  std::vector<bool> columnLanes(int64_t chunk, int64_t width, int64_t shift, int64_t inWidth) {
+    std::vector<bool> on(lanes());
+    for (unsigned l = 0; l < lanes(); ++l) {
+      int64_t q = chunk * lanes() + l, col = q + shift;
+      on[l] = q < width && col >= 0 && col < inWidth;
+    }
+    return on;
+  }
+  llvm::Value *maskedRowLoad(llvm::Value *p, const std::vector<bool> &on) {
+    bool all = std::all_of(on.begin(), on.end(), [](bool b) { return b; });
+    if (all)
+      return b_.CreateAlignedLoad(vecTy(), p, llvm::Align(4));
+    std::vector<llvm::Constant *> bits;
+    for (bool b : on)
+      bits.push_back(b_.getInt1(b));
+    return b_.CreateMaskedLoad(vecTy(), p, llvm::Align(4), llvm::ConstantVector::get(bits),
+                               llvm::Constant::getNullValue(vecTy()));
+  }
+
+  // out[b, o, r, q] = sum over i, u, v of weight(o, i, u, v) * in[b, i, r + u - padH, q + v - padW],
+  // rows of `out` (samples) in [lo, hi). Convolution: weight = w[o, i, u, v]; its data gradient:
+  // weight = w[i, o, Kh-1-u, Kw-1-v] (flipped). Each output row is a few vectors held in
+  // registers for a block of output channels that share every input vector loaded.
+  void rowConv(int outNode, int inNode, int wNode, bool flipped, int64_t padH, int64_t padW, llvm::Value *lo,
+               llvm::Value *hi) {
+    const Shape os = f_.nodes[outNode].shape, is = f_.nodes[inNode].shape, ws = f_.nodes[wNode].shape;
+    int64_t O = os[1], R = os[2], Q = os[3], I = is[1], Hin = is[2], Win = is[3], Kh = ws[2], Kw = ws[3];
+    int64_t vl = lanes(), chunks = (Q + vl - 1) / vl;
+    int64_t ob = O % 4 == 0 ? 4 : O % 3 == 0 ? 3 : O % 2 == 0 ? 2 : 1; // output channels per block
+    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), ob * chunks), nullptr, "acc"); // registers
+    llvm::Value *inBase = slotPtr(inNode), *outBase = slotPtr(outNode);
+    auto c64 = [&](int64_t v) { return b_.getInt64(v); };
+    auto weight = [&](llvm::Value *o, llvm::Value *i, llvm::Value *u, int64_t v) {
+      if (!flipped)
+        return load(wNode, {o, i, u, c64(v)});
+      return load(wNode, {i, o, b_.CreateSub(c64(Kh - 1), u), c64(Kw - 1 - v)});
+    };
+    loop(lo, hi, [&](llvm::Value *b) {
+      loop(c64(0), c64(O / ob), [&](llvm::Value *blk) {
+        llvm::Value *o0 = b_.CreateMul(blk, c64(ob));
+        loop(c64(0), c64(R), [&](llvm::Value *r) {
+          for (int64_t e = 0; e < ob * chunks; ++e)
+            b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
+          // The filter rows u whose input row r + u - padH exists.
+          llvm::Value *uLo = b_.CreateSub(c64(padH), r), *uHi = b_.CreateSub(c64(Hin + padH), r);
+          uLo = b_.CreateSelect(b_.CreateICmpSGT(uLo, c64(0)), uLo, c64(0));
+          uHi = b_.CreateSelect(b_.CreateICmpSLT(uHi, c64(Kh)), uHi, c64(Kh));
+          loop(c64(0), c64(I), [&](llvm::Value *i) {
+            loop(uLo, uHi, [&](llvm::Value *u) {
+              llvm::Value *h = b_.CreateSub(b_.CreateAdd(r, u), c64(padH));
+              llvm::Value *row = b_.CreateGEP(
+                  f32_, inBase, b_.CreateMul(b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(b, c64(I)), i), c64(Hin)), h), c64(Win)));
+              for (int64_t v = 0; v < Kw; ++v) {
+                std::vector<llvm::Value *> wv;
+                for (int64_t o = 0; o < ob; ++o)
+                  wv.push_back(b_.CreateVectorSplat(static_cast<unsigned>(vl), weight(b_.CreateAdd(o0, c64(o)), i, u, v)));
+                for (int64_t ch = 0; ch < chunks; ++ch) {
+                  std::vector<bool> on = columnLanes(ch, Q, v - padW, Win);
+                  if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
+                    continue;
+                  llvm::Value *xv = maskedRowLoad(b_.CreateGEP(f32_, row, c64(ch * vl + v - padW)), on);
+                  for (int64_t o = 0; o < ob; ++o) {
+                    llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, o * chunks + ch);
+                    b_.CreateStore(fma(wv[static_cast<size_t>(o)], xv, b_.CreateLoad(vecTy(), slot)), slot);
+                  }
+                }
+              }
+            }, true);
+          }, true);
+          for (int64_t o = 0; o < ob; ++o) {
+            llvm::Value *oc = b_.CreateAdd(o0, c64(o));
+            llvm::Value *rowOut = b_.CreateGEP(
+                f32_, outBase, b_.CreateMul(b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(b, c64(O)), oc), c64(R)), r), c64(Q)));
+            for (int64_t ch = 0; ch < chunks; ++ch)
+              storeVec(b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, o * chunks + ch)),
+                       b_.CreateGEP(f32_, rowOut, c64(ch * vl)), static_cast<unsigned>(std::min(vl, Q - ch * vl)));
+          }
+        }, true);
+      }, true);
+    });
+  }
+
+  // dw[f, c, u, v] = sum over b, i, j of y[b, f, i, j] * x[b, c, i + u - p, j + v - p], rows f in
+  // [lo, hi): for each (f, c), one vector of partial sums per filter tap (u, v) in registers,
+  // along the output rows; the lanes are added at the end.
+  void rowBackFilter(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+    const Node &n = f_.nodes[k.root];
+    int xNode = n.operands[0], yNode = n.operands[1], wNode = k.root;
+    const Shape xs = f_.nodes[xNode].shape, ys = f_.nodes[yNode].shape, ws = f_.nodes[wNode].shape;
+    int64_t C = xs[1], H = xs[2], W = xs[3], F = ws[0], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
+    int64_t p = n.attrs.padding, vl = lanes(), chunks = (Wo + vl - 1) / vl;
+    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), Kh * Kw), nullptr, "acc"); // registers
+    llvm::Value *xBase = slotPtr(xNode), *yBase = slotPtr(yNode);
+    auto c64 = [&](int64_t v) { return b_.getInt64(v); };
+    llvm::Function *fn = b_.GetInsertBlock()->getParent();
+    loop(lo, hi, [&](llvm::Value *f) {
+      loop(c64(0), c64(C), [&](llvm::Value *c) {
+        for (int64_t e = 0; e < Kh * Kw; ++e)
+          b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
+        loop(c64(0), batch_, [&](llvm::Value *b) {
+          loop(c64(0), c64(Ho), [&](llvm::Value *i) {
+            llvm::Value *yRow = b_.CreateGEP(
+                f32_, yBase, b_.CreateMul(b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(b, c64(F)), f), c64(Ho)), i), c64(Wo)));
+            std::vector<llvm::Value *> yv;
+            for (int64_t ch = 0; ch < chunks; ++ch)
+              yv.push_back(loadVec(b_.CreateGEP(f32_, yRow, c64(ch * vl)), static_cast<unsigned>(std::min(vl, Wo - ch * vl))));
+            for (int64_t u = 0; u < Kh; ++u) {
+              llvm::Value *h = b_.CreateAdd(i, c64(u - p));
+              auto *then = llvm::BasicBlock::Create(c_, "tap", fn), *next = llvm::BasicBlock::Create(c_, "tap.next", fn);
+              b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(h, c64(0)), b_.CreateICmpSLT(h, c64(H))), then, next);
+              b_.SetInsertPoint(then);
+              llvm::Value *xRow = b_.CreateGEP(
+                  f32_, xBase, b_.CreateMul(b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(b, c64(C)), c), c64(H)), h), c64(W)));
+              for (int64_t v = 0; v < Kw; ++v) {
+                llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, u * Kw + v);
+                llvm::Value *sum = b_.CreateLoad(vecTy(), slot);
+                for (int64_t ch = 0; ch < chunks; ++ch) {
+                  std::vector<bool> on = columnLanes(ch, Wo, v - p, W);
+                  if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
+                    continue;
+                  llvm::Value *xv = maskedRowLoad(b_.CreateGEP(f32_, xRow, c64(ch * vl + v - p)), on);
+                  sum = fma(yv[static_cast<size_t>(ch)], xv, sum);
+                }
+                b_.CreateStore(sum, slot);
+              }
+              b_.CreateBr(next);
+              b_.SetInsertPoint(next);
+            }
+          }, true);
+        }, true);
+        for (int64_t u = 0; u < Kh; ++u)
+          for (int64_t v = 0; v < Kw; ++v)
+            store(wNode, {f, c, c64(u), c64(v)},
+                  b_.CreateFAddReduce(zero(), b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, u * Kw + v))));
+      }, true);
+    });
+  }
+
   // Direct convolution in the three forms of Ops.def. The innermost loop runs along an output or
   // input row (j), contiguous for stride 1, so it vectorizes; padding is handled by loop bounds.
-  void emitConv(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+  void directConv(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
     const Node &n = f_.nodes[k.root];
     int xNode = n.op == Op::Conv2DBackData ? k.root : n.operands[0];
     int wNode = n.op == Op::Conv2DBackFilter ? k.root : n.operands[1];

@@ -197,6 +197,16 @@ std::vector<OpCase> casesFor(Op op) {
         r = cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, stride, padding);
       out.push_back(cb.done(r));
     }
+    { // Rows longer than a vector, four filters a block, padding wider than the filter's centre.
+      CaseBuilder cb(fmt::format("{} wide rows", opName(op)));
+      Shape xs{kBatch, 3, 9, 21}, ws{4, 3, 3, 5}, ys{kBatch, 4, convOutSize(9, 3, 1, 2), convOutSize(21, 5, 1, 2)};
+      int r = op == Op::Conv2D         ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), 1, 2)
+              : op == Op::Conv2DBackData ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, 1, 2)
+                                         : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, 1, 2);
+      OpCase c = cb.done(r);
+      c.tolerance = 1e-4; // the filter's gradient sums up to 17 * 11 * 21 = 3,927 products
+      out.push_back(std::move(c));
+    }
     return out;
   }
   case Op::Reshape: {

@@ -31,7 +31,7 @@ TEST_P(OpJitTest, MatchesReferenceEvaluator) {
       auto actual = test::JitFunction(c.f).run(inputs, batch).at("out");
       ASSERT_EQ(actual.size(), expected.data.size());
       for (size_t i = 0; i < actual.size(); ++i)
-        EXPECT_NEAR(actual[i], expected.data[i], 1e-5 + 1e-5 * std::fabs(expected.data[i]))
+        EXPECT_NEAR(actual[i], expected.data[i], c.tolerance * (1 + std::fabs(expected.data[i])))
             << "element " << i << " at batch " << batch;
     }
   }
