@@ -97,9 +97,12 @@ private:
       const Node &mm = f_.nodes[k.matmul];
       const Shape &a = f_.nodes[mm.operands[0]].shape;
       perRow = b_.CreateMul(perRow, dim(mm.attrs.transA ? a[0] : a[1]));
-      if (int64_t block = matmulBlock(k)) // the threads get whole blocks of rows
-        return {b_.CreateSDiv(b_.CreateAdd(dim(s[0]), b_.getInt64(block - 1)), b_.getInt64(block)),
-                b_.CreateMul(perRow, b_.getInt64(block))};
+      if (int64_t block = matmulBlock(k)) { // the threads get whole blocks of rows (and of columns)
+        int64_t groups = columnGroups(k);
+        llvm::Value *blocks = b_.CreateSDiv(b_.CreateAdd(dim(s[0]), b_.getInt64(block - 1)), b_.getInt64(block));
+        return {b_.CreateMul(blocks, b_.getInt64(groups)),
+                b_.CreateSDiv(b_.CreateMul(perRow, b_.getInt64(block)), b_.getInt64(groups))};
+      }
     }
     return {dim(s[0]), perRow};
   }
@@ -408,6 +411,14 @@ private:
     }
   }
 
+  // The tiled kernel's columns in groups of 8 vectors when they divide evenly: work items are
+  // (row block, column group), so that a batch of one still splits over the threads, each
+  // reading part of B.
+  int64_t columnGroups(const Kernel &k) const {
+    int64_t n = f_.nodes[k.matmul].shape[1], group = 8 * lanes();
+    return matmulBlock(k) == kTiledRows && n % group == 0 ? n / group : 1;
+  }
+
   // Rows per block of the register-tiled kernels; the kernel's rows [lo, hi) are then blocks.
   static constexpr int64_t kTiledRows = 6, kDotRows = 4;
   int64_t matmulBlock(const Kernel &k) const {
@@ -472,11 +483,16 @@ private:
   }
 
   // The epilogue of rows i0.. i0+count, whose products are in `rows` (n floats a row).
-  void rowsEpilogue(const Kernel &k, llvm::AllocaInst *rows, llvm::Value *i0, llvm::Value *count, int64_t n) {
+  void rowsEpilogue(const Kernel &k, llvm::AllocaInst *rows, llvm::Value *i0, llvm::Value *count, int64_t n,
+                    llvm::Value *c0 = nullptr, int64_t columns = 0) {
+    if (!c0) {
+      c0 = b_.getInt64(0);
+      columns = n;
+    }
     loop(b_.getInt64(0), count, [&](llvm::Value *r) {
       llvm::Value *i = b_.CreateAdd(i0, r);
       llvm::Value *base = b_.CreateMul(r, b_.getInt64(n));
-      loop(b_.getInt64(0), b_.getInt64(n), [&](llvm::Value *j) {
+      loop(c0, b_.CreateAdd(c0, b_.getInt64(columns)), [&](llvm::Value *j) {
         matmulEpilogue(k, i, j, b_.CreateLoad(f32_, b_.CreateGEP(f32_, rows, b_.CreateAdd(j, base))));
       });
     }, true); // rolled: its j loop is the one to vectorize
@@ -496,11 +512,14 @@ private:
     int64_t width = n > vl ? 2 * vl : vl; // columns per tile
     llvm::AllocaInst *rows = entryAlloca(f32_, b_.getInt64(kRows * n), "rows");
     rows->setAlignment(llvm::Align(64));
-    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), kRows * 2), nullptr, "acc"); // registers
+    // A single row has few products per B load: it takes tiles of up to 8 vectors, so that 8
+    // independent accumulations hide the FMA's latency.
+    int64_t width1 = std::min((n + vl - 1) / vl, int64_t{8}) * vl;
+    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), std::max(kRows * 2, width1 / vl)), nullptr, "acc");
     llvm::Value *bBase = slotPtr(bm);
-    // One tile: rows i0.. i0+kRows (the first `count` of them real), columns j0.. j0+cols.
-    const int64_t mr = kRows;
-    auto tile = [&](llvm::Value *i0, llvm::Value *count, llvm::Value *j0, int64_t cols) {
+    // One tile: mr rows from i0 (the first `count` of them real) into the buffer's rows from
+    // `slot`, columns j0.. j0+cols.
+    auto tile = [&](llvm::Value *i0, llvm::Value *count, llvm::Value *j0, int64_t cols, int64_t mr, llvm::Value *slot0) {
       int64_t vectors = (cols + vl - 1) / vl;
       auto lanesOf = [&](int64_t q) { return static_cast<unsigned>(std::min(vl, cols - q * vl)); };
       for (int64_t r = 0; r < mr * vectors; ++r)
@@ -523,19 +542,46 @@ private:
           }
         }
       }, true);
+      llvm::Value *base = b_.CreateAdd(b_.CreateMul(slot0, b_.getInt64(n)), j0);
       for (int64_t r = 0; r < mr; ++r)
         for (int64_t q = 0; q < vectors; ++q) {
-          llvm::Value *p = b_.CreateGEP(f32_, rows, b_.CreateAdd(b_.getInt64(r * n + q * vl), j0));
+          llvm::Value *p = b_.CreateGEP(f32_, rows, b_.CreateAdd(b_.getInt64(r * n + q * vl), base));
           storeVec(b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q)), p, lanesOf(q));
         }
     };
-    rowBlocks(lo, hi, kRows, dim(mm.shape[0]), [&](llvm::Value *i0, llvm::Value *count) {
-      if (n / width > 0)
-        loop(b_.getInt64(0), b_.getInt64(n / width), [&](llvm::Value *t) { tile(i0, count, b_.CreateMul(t, b_.getInt64(width)), width); }, true);
-      if (n % width)
-        tile(i0, count, b_.getInt64(n - n % width), n % width);
-      rowsEpilogue(k, rows, i0, count, n);
-    });
+    int64_t groups = columnGroups(k), columns = n / groups; // per work item
+    // Columns [c0, c0 + columns) of mr rows.
+    auto allColumns = [&](llvm::Value *i0, llvm::Value *count, int64_t mr, llvm::Value *slot0, llvm::Value *c0) {
+      int64_t w = mr == 1 ? width1 : width;
+      if (columns / w > 0)
+        loop(b_.getInt64(0), b_.getInt64(columns / w), [&](llvm::Value *t) {
+          tile(i0, count, b_.CreateAdd(c0, b_.CreateMul(t, b_.getInt64(w))), w, mr, slot0);
+        }, true);
+      if (columns % w)
+        tile(i0, count, b_.CreateAdd(c0, b_.getInt64(columns - columns % w)), columns % w, mr, slot0);
+    };
+    // A block of at least half the rows takes the block's tile (repeating its last row); fewer
+    // rows (a batch of one) go one at a time rather than compute rows that are thrown away.
+    llvm::Function *fn = b_.GetInsertBlock()->getParent();
+    llvm::Value *m = dim(mm.shape[0]);
+    loop(lo, hi, [&](llvm::Value *item) {
+      llvm::Value *blk = b_.CreateSDiv(item, b_.getInt64(groups));
+      llvm::Value *c0 = b_.CreateMul(b_.CreateSRem(item, b_.getInt64(groups)), b_.getInt64(columns));
+      llvm::Value *i0 = b_.CreateMul(blk, b_.getInt64(kRows));
+      llvm::Value *left = b_.CreateSub(m, i0);
+      llvm::Value *count = b_.CreateSelect(b_.CreateICmpSLT(left, b_.getInt64(kRows)), left, b_.getInt64(kRows));
+      auto *whole = llvm::BasicBlock::Create(c_, "rows.block", fn), *single = llvm::BasicBlock::Create(c_, "rows.one", fn);
+      auto *done = llvm::BasicBlock::Create(c_, "rows.done", fn);
+      b_.CreateCondBr(b_.CreateICmpSGE(count, b_.getInt64(kRows / 2)), whole, single);
+      b_.SetInsertPoint(whole);
+      allColumns(i0, count, kRows, b_.getInt64(0), c0);
+      b_.CreateBr(done);
+      b_.SetInsertPoint(single);
+      loop(b_.getInt64(0), count, [&](llvm::Value *r) { allColumns(b_.CreateAdd(i0, r), b_.getInt64(1), 1, r, c0); }, true);
+      b_.CreateBr(done);
+      b_.SetInsertPoint(done);
+      rowsEpilogue(k, rows, i0, count, n, c0, columns);
+    }, true);
   }
 
   // C = A B^T with A [M, K] and B [N, K] row-major, K and N static: each element a dot product

@@ -178,7 +178,7 @@ std::vector<OpCase> casesFor(Op op) {
     return {matmulCase(false, false, 7, 5),    matmulCase(true, false, 7, 5),    matmulCase(false, true, 7, 5),
             matmulCase(true, true, 7, 5),      matmulCase(false, false, 37, 41), matmulCase(true, false, 37, 41),
             matmulCase(false, true, 37, 41),   matmulCase(false, true, 32, 8),   matmulCase(true, false, 13, 70, 23),
-            matmulCase(false, false, 9, 16, 13)};
+            matmulCase(false, false, 9, 16, 13),  matmulCase(false, false, 19, 256), matmulCase(true, false, 11, 128, 23)};
   case Op::Conv2D:
   case Op::Conv2DBackData:
   case Op::Conv2DBackFilter: {
