@@ -367,8 +367,17 @@ private:
     int x = root.operands[0];
     const Shape &xs = f_.nodes[x].shape;
     bool isMax = root.op == Op::ReduceMax;
+    // A buffer whose last axes are all summed: they are one contiguous run per index of the
+    // others, summed by one loop that vectorizes (bias gradients: [B, C, H, W] over B, H, W).
+    size_t run = xs.size();
+    while (run > 0 && (root.attrs.axes >> (run - 1) & 1) && xs[run - 1] != kBatch)
+      --run;
+    int64_t runLength = 1;
+    for (size_t i = run; i < xs.size(); ++i)
+      runLength *= xs[i];
+    bool contiguous = !isMax && s_.materialized[x] && xs.size() - run >= 2;
     Shape reduced;
-    for (size_t i = 0; i < xs.size(); ++i)
+    for (size_t i = 0; i < (contiguous ? run : xs.size()); ++i)
       if (root.attrs.axes >> i & 1)
         reduced.push_back(xs[i]);
     llvm::AllocaInst *acc = entryAlloca(f32_, nullptr, "acc");
@@ -380,7 +389,15 @@ private:
         std::vector<llvm::Value *> idx;
         size_t o = 0, r = 0;
         for (size_t i = 0; i < xs.size(); ++i)
-          idx.push_back(root.attrs.axes >> i & 1 ? redIdx[r++] : outIdx[o++]);
+          idx.push_back(i >= run && contiguous ? b_.getInt64(0) : root.attrs.axes >> i & 1 ? redIdx[r++] : outIdx[o++]);
+        if (contiguous) {
+          llvm::Value *start = b_.CreateGEP(f32_, slotPtr(x), offset(xs, idx));
+          loop(b_.getInt64(0), b_.getInt64(runLength), [&](llvm::Value *t) {
+            llvm::Value *v = b_.CreateLoad(f32_, b_.CreateGEP(f32_, start, t));
+            b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), v), acc);
+          });
+          return;
+        }
         llvm::Value *v = expr(x, idx), *a = b_.CreateLoad(f32_, acc);
         b_.CreateStore(isMax ? b_.CreateSelect(b_.CreateFCmpOGT(v, a), v, a) : b_.CreateFAdd(a, v), acc);
       });

@@ -161,6 +161,9 @@ std::vector<OpCase> casesFor(Op op) {
       int x = cb.input("x", {kBatch, 3, 4});
       out.push_back(cb.done(cb.b.reduce(Op::ReduceSum, x, axes)));
     }
+    // A bias gradient: [B, C, H, W] summed over B, H and W (H * W contiguous).
+    CaseBuilder cb("reduce_sum axes 1101");
+    out.push_back(cb.done(cb.b.reduce(Op::ReduceSum, cb.input("x", {kBatch, 3, 5, 7}), 0b1101u)));
     return out;
   }
   case Op::ReduceMax: {
