@@ -121,6 +121,8 @@ private:
   }
 
   llvm::Value *offset(const Shape &shape, const std::vector<llvm::Value *> &idx) {
+    if (flatOffset_ && !shape.empty()) // flatElementwise: every tensor has the loop's shape
+      return flatOffset_;
     llvm::Value *off = b_.getInt64(0);
     for (size_t i = 0; i < shape.size(); ++i)
       off = i == 0 ? idx[0] : b_.CreateAdd(b_.CreateMul(off, dim(shape[i])), idx[i]);
@@ -341,6 +343,10 @@ private:
         store(k.root, {}, expr(k.root, {}, true));
         break;
       }
+      if (flattens(k.root)) {
+        flatElementwise(k, lo, hi);
+        break;
+      }
       loop(lo, hi, [&](llvm::Value *i) {
         std::vector<llvm::Value *> idx{i};
         loopNest(root.shape, 1, idx, [&] { store(k.root, idx, expr(k.root, idx, true)); });
@@ -357,6 +363,53 @@ private:
       break;
     }
     b_.CreateRetVoid();
+  }
+
+  // Whether node v (inlined into the kernel, or the kernel's root) reads every tensor at the
+  // root's own index: only elementwise math on tensors of the root's shape, and scalars.
+  bool sameIndex(int v, const Shape &shape, bool isRoot) const {
+    const Node &n = f_.nodes[v];
+    if (n.shape.empty())
+      return true;
+    if (n.shape != shape)
+      return false;
+    if (!isRoot && s_.materialized[v])
+      return true;
+    switch (n.op) {
+    case Op::Fill:
+    case Op::Constant:
+      return true;
+    case Op::Neg: case Op::Exp: case Op::Log: case Op::Sqrt: case Op::Erf: case Op::Sigmoid: case Op::Tanh:
+    case Op::Relu: case Op::Step: case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Equal:
+      return std::all_of(n.operands.begin(), n.operands.end(), [&](int o) { return sameIndex(o, shape, false); });
+    default: // index transforms, random numbers (they hash the position), loads of other shapes
+      return false;
+    }
+  }
+
+  // An elementwise kernel whose rows are images or pooling windows ([B, 6, 28, 28],
+  // [B, 6, 14, 2, 14, 2]) and that reads every tensor at its own index runs as one loop over
+  // each row's elements: the short innermost axes would not fill vectors.
+  bool flattens(int root) const {
+    const Shape &shape = f_.nodes[root].shape;
+    if (shape.size() < 3 || shape.back() >= 4 * static_cast<int64_t>(lanes()))
+      return false;
+    if (std::any_of(shape.begin() + 1, shape.end(), [](int64_t d) { return d == kBatch; }))
+      return false;
+    return sameIndex(root, shape, true);
+  }
+
+  void flatElementwise(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+    const Shape &shape = f_.nodes[k.root].shape;
+    int64_t row = numElements(shape, 1) / (shape[0] == kBatch ? 1 : shape[0]);
+    loop(lo, hi, [&](llvm::Value *i) {
+      loop(b_.getInt64(0), b_.getInt64(row), [&](llvm::Value *t) {
+        flatOffset_ = b_.CreateAdd(b_.CreateMul(i, b_.getInt64(row)), t);
+        std::vector<llvm::Value *> idx(shape.size(), t); // unused: every load is at flatOffset_
+        store(k.root, idx, expr(k.root, idx, true));
+        flatOffset_ = nullptr;
+      });
+    });
   }
 
   // out[o] = sum (or max) over the reduced axes of x[o + r], x's tree inlined.
@@ -969,6 +1022,7 @@ private:
   std::map<int, llvm::GlobalVariable *> constants_; // Constant nodes' arrays
   int fusedMatmul_ = -1;
   llvm::Value *matmulValue_ = nullptr;
+  llvm::Value *flatOffset_ = nullptr; // flatElementwise: the element's offset in every tensor
 };
 
 } // namespace
