@@ -50,10 +50,11 @@ OpCase unaryCase(Op op, double lo = -2, double hi = 2) {
   return cb.done(cb.b.unary(op, x));
 }
 
-OpCase binaryCase(Op op, bool scalarB, double lo = -2, double hi = 2) {
-  CaseBuilder cb(std::string(opName(op)) + (scalarB ? " scalar" : ""));
-  int a = cb.input("a", {kBatch, 4});
-  int b = cb.input("b", scalarB ? Shape{} : Shape{kBatch, 4}, lo, hi);
+// a op b, b a scalar or of a's shape: [B, 4], or images [B, 2, 3, 5] (one loop a row).
+OpCase binaryCase(Op op, bool scalarB, double lo = -2, double hi = 2, Shape shape = {kBatch, 4}) {
+  CaseBuilder cb(std::string(opName(op)) + (scalarB ? " scalar" : "") + (shape.size() > 2 ? " images" : ""));
+  int a = cb.input("a", shape);
+  int b = cb.input("b", scalarB ? Shape{} : shape, lo, hi);
   return cb.done(cb.b.binary(op, a, b));
 }
 
@@ -98,9 +99,10 @@ std::vector<OpCase> casesFor(Op op) {
   case Op::Add:
   case Op::Sub:
   case Op::Mul:
-    return {binaryCase(op, false), binaryCase(op, true)};
+    return {binaryCase(op, false), binaryCase(op, true), binaryCase(op, true, -2, 2, {kBatch, 2, 3, 5})};
   case Op::Div:
-    return {binaryCase(op, false, 0.5, 3), binaryCase(op, true, 0.5, 3)};
+    return {binaryCase(op, false, 0.5, 3), binaryCase(op, true, 0.5, 3),
+            binaryCase(op, false, 0.5, 3, {kBatch, 2, 3, 5})};
   case Op::Equal: {
     CaseBuilder cb("eq");
     int a = cb.input("a", {kBatch, 4});
