@@ -106,10 +106,7 @@ extern "C" int soma_rt_main(const soma_program *program, int argc, char **argv) 
     if (run.batch)
       predict.batch = *run.batch;
     predict.threads = run.threads;
-    if (m.config) // --data train=PATH for the standardization statistics
-      for (const auto &[set, path] : run.data)
-        if (set == "train")
-          m.config->train->images = path;
+    predict.data = run.data; // --data train=PATH: the training data behind the statistics
     return runPredict(m, entriesOf(program), predict);
   }
   if (!positional.empty())

@@ -353,8 +353,8 @@ void printProfile(const FunctionLayout &f, const std::vector<double> &seconds, i
 }
 
 // --data NAME=PATH: the file of the train or test set (IDX and .npy: IMAGES,LABELS).
-std::string applyDataFlags(const RunOptions &opts, TrainConfig &t) {
-  for (const auto &[name, path] : opts.data) {
+std::string applyDataFlags(const std::vector<std::pair<std::string, std::string>> &data, TrainConfig &t) {
+  for (const auto &[name, path] : data) {
     std::optional<DataSpec> &set = name == "train" ? t.train : t.test;
     if (!set) { // a test set the file does not name: in the training set's format
       set = t.train;
@@ -389,7 +389,7 @@ int runTraining(const ModelInfo &m, Entries entries, const RunOptions &opts) {
     return 1;
   }
   TrainConfig t = *m.config;
-  if (std::string e = applyDataFlags(opts, t); !e.empty()) {
+  if (std::string e = applyDataFlags(opts.data, t); !e.empty()) {
     std::fprintf(stderr, "%s\n", e.c_str());
     return 2;
   }
@@ -663,7 +663,13 @@ double classProbability(const float *out, int64_t k, int64_t c, float threshold)
 
 } // namespace
 
-int runPredict(const ModelInfo &m, Entries entries, const PredictOptions &opts) {
+int runPredict(const ModelInfo &model, Entries entries, const PredictOptions &opts) {
+  ModelInfo m = model;
+  if (m.config && !opts.data.empty())
+    if (std::string e = applyDataFlags(opts.data, *m.config); !e.empty()) {
+      std::fprintf(stderr, "%s\n", e.c_str());
+      return 2;
+    }
   int threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   soma_rt_set_threads(threads);
   // The samples: by the file's extension, in the training data's format otherwise.

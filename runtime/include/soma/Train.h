@@ -41,6 +41,7 @@ int runTraining(const ModelInfo &m, Entries entries, const RunOptions &opts);
 
 struct PredictOptions {
   std::string weightsPath, input, outputPath; // outputPath: all outputs as .npy instead of classes
+  std::vector<std::pair<std::string, std::string>> data; // --data train=PATH: for the statistics
   int64_t batch = 256;
   int threads = 0;
 };
