@@ -156,6 +156,8 @@ private:
     const Node &n = f_.nodes[v];
     if (v == fusedMatmul_)
       return matmulValue_;
+    if (auto it = computed_.find(v); it != computed_.end())
+      return it->second;
     if (!isRoot && s_.materialized[v])
       return load(v, n.shape.empty() ? std::vector<llvm::Value *>{} : idx);
     auto operand = [&](int k) {
@@ -340,16 +342,16 @@ private:
     switch (k.kind) {
     case Kernel::Kind::Elementwise:
       if (root.shape.empty()) {
-        store(k.root, {}, expr(k.root, {}, true));
+        storeRoots(k, {});
         break;
       }
-      if (flattens(k.root)) {
+      if (flattens(k)) {
         flatElementwise(k, lo, hi);
         break;
       }
       loop(lo, hi, [&](llvm::Value *i) {
         std::vector<llvm::Value *> idx{i};
-        loopNest(root.shape, 1, idx, [&] { store(k.root, idx, expr(k.root, idx, true)); });
+        loopNest(root.shape, 1, idx, [&] { storeRoots(k, idx); });
       });
       break;
     case Kernel::Kind::Reduce:
@@ -390,13 +392,31 @@ private:
   // An elementwise kernel whose rows are images or pooling windows ([B, 6, 28, 28],
   // [B, 6, 14, 2, 14, 2]) and that reads every tensor at its own index runs as one loop over
   // each row's elements: the short innermost axes would not fill vectors.
-  bool flattens(int root) const {
+  bool flattens(const Kernel &k) const {
+    int root = k.root;
     const Shape &shape = f_.nodes[root].shape;
     if (shape.size() < 3 || shape.back() >= 4 * static_cast<int64_t>(lanes()))
       return false;
     if (std::any_of(shape.begin() + 1, shape.end(), [](int64_t d) { return d == kBatch; }))
       return false;
-    return sameIndex(root, shape, true);
+    return sameIndex(root, shape, true) &&
+           std::all_of(k.alsoRoots.begin(), k.alsoRoots.end(), [&](int r) { return sameIndex(r, shape, true); });
+  }
+
+  // An elementwise kernel's values at idx: its other roots first (kept in registers for the root,
+  // which reads them), then the root; stores after every value is computed, so that an update in
+  // place never reads what this element already wrote.
+  void storeRoots(const Kernel &k, const std::vector<llvm::Value *> &idx) {
+    std::vector<llvm::Value *> values;
+    for (int r : k.alsoRoots) {
+      values.push_back(expr(r, idx, true));
+      computed_[r] = values.back();
+    }
+    llvm::Value *root = expr(k.root, idx, true);
+    for (size_t i = 0; i < k.alsoRoots.size(); ++i)
+      store(k.alsoRoots[i], idx, values[i]);
+    store(k.root, idx, root);
+    computed_.clear();
   }
 
   void flatElementwise(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
@@ -406,7 +426,7 @@ private:
       loop(b_.getInt64(0), b_.getInt64(row), [&](llvm::Value *t) {
         flatOffset_ = b_.CreateAdd(b_.CreateMul(i, b_.getInt64(row)), t);
         std::vector<llvm::Value *> idx(shape.size(), t); // unused: every load is at flatOffset_
-        store(k.root, idx, expr(k.root, idx, true));
+        storeRoots(k, idx);
         flatOffset_ = nullptr;
       });
     });
@@ -1023,6 +1043,7 @@ private:
   int fusedMatmul_ = -1;
   llvm::Value *matmulValue_ = nullptr;
   llvm::Value *flatOffset_ = nullptr; // flatElementwise: the element's offset in every tensor
+  std::map<int, llvm::Value *> computed_; // storeRoots: the kernel's other roots at this element
 };
 
 } // namespace

@@ -5,6 +5,8 @@
 // 3. Fuse each product used once into the elementwise kernel that consumes it, when the path
 //    from the product to that kernel's root keeps the product's shape (no broadcast).
 // 4. Emit kernels in node order; give every materialized value a slot.
+// 5. An elementwise kernel whose value only one later elementwise kernel of its shape reads
+//    runs inside that kernel: an optimizer's moments and the parameter's update in one pass.
 #include "transforms/Schedule.h"
 
 #include <algorithm>
@@ -154,6 +156,51 @@ Schedule schedule(const Function &f) {
       s.slot[r.value] = s.slot[r.updates];
       s.slotNode[old] = -1; // the slot stays numbered but unused
     }
+
+  // Step 5.
+  auto readsSlot = [&](const Kernel &k, int slot) {
+    return std::any_of(k.reads.begin(), k.reads.end(), [&](int r) { return s.slot[r] == slot; });
+  };
+  for (size_t b = 0; b < s.kernels.size(); ++b) {
+    for (bool merged = true; merged;) {
+      merged = false;
+      Kernel &kb = s.kernels[b];
+      if (kb.kind != Kernel::Kind::Elementwise)
+        break;
+      for (int r : kb.reads) {
+        size_t a = 0;
+        while (a < b && s.kernels[a].root != r)
+          ++a;
+        if (a == b || s.kernels[a].kind != Kernel::Kind::Elementwise || f.nodes[r].shape != f.nodes[kb.root].shape)
+          continue;
+        const Kernel &ka = s.kernels[a];
+        // kb must not read r's buffer under another name (the state's input, in place).
+        bool ok = std::none_of(kb.reads.begin(), kb.reads.end(), [&](int x) { return x != r && s.slot[x] == s.slot[r]; });
+        for (size_t k = a + 1; k < s.kernels.size() && ok; ++k) {
+          if (k == b)
+            continue;
+          ok = !readsSlot(s.kernels[k], s.slot[r]); // nobody else reads the value (or, in place, its buffer)
+          if (k < b) // nor does anything between change what it reads
+            for (int x : ka.reads)
+              ok = ok && s.slot[x] != s.slot[s.kernels[k].root];
+        }
+        if (!ok)
+          continue;
+        std::vector<int> roots = ka.alsoRoots, reads = ka.reads;
+        roots.push_back(r);
+        roots.insert(roots.end(), kb.alsoRoots.begin(), kb.alsoRoots.end());
+        for (int x : kb.reads)
+          if (x != r && std::find(reads.begin(), reads.end(), x) == reads.end())
+            reads.push_back(x);
+        kb.alsoRoots = roots;
+        kb.reads = reads;
+        s.kernels.erase(s.kernels.begin() + static_cast<std::ptrdiff_t>(a));
+        --b;
+        merged = true;
+        break;
+      }
+    }
+  }
   return s;
 }
 
@@ -201,6 +248,10 @@ void print(const Function &f, const Schedule &s, std::ostream &os) {
                       formatShape(f.nodes[kn.root].shape));
     if (kn.matmul >= 0 && kn.matmul != kn.root)
       os << fmt::format(" (epilogue of matmul %{})", kn.matmul);
+    for (size_t r = 0; r < kn.alsoRoots.size(); ++r)
+      os << (r ? fmt::format(", %{}", kn.alsoRoots[r]) : fmt::format(" (also %{}", kn.alsoRoots[r]));
+    if (!kn.alsoRoots.empty())
+      os << ")";
     os << " reads";
     for (int r : kn.reads)
       os << " %" << r;
@@ -214,10 +265,14 @@ rt::FunctionLayout layout(const Function &f, const Schedule &s) {
   // Live interval of each slot in kernel indices: [first write, last read].
   size_t nk = s.kernels.size();
   for (size_t k = 0; k < nk; ++k) {
-    rt::FunctionLayout::Slot &w = out.slots[static_cast<size_t>(s.slot[s.kernels[k].root])];
-    if (w.first < 0)
-      w.first = static_cast<int64_t>(k);
-    w.last = std::max<int64_t>(w.last, static_cast<int64_t>(k));
+    std::vector<int> written = s.kernels[k].alsoRoots;
+    written.push_back(s.kernels[k].root);
+    for (int root : written) {
+      rt::FunctionLayout::Slot &w = out.slots[static_cast<size_t>(s.slot[root])];
+      if (w.first < 0)
+        w.first = static_cast<int64_t>(k);
+      w.last = std::max<int64_t>(w.last, static_cast<int64_t>(k));
+    }
     for (int r : s.kernels[k].reads) {
       rt::FunctionLayout::Slot &read = out.slots[static_cast<size_t>(s.slot[r])];
       read.last = std::max<int64_t>(read.last, static_cast<int64_t>(k));

@@ -17,6 +17,9 @@ struct Kernel {
   int root;        // the materialized node this kernel writes
   int matmul = -1; // MatMul: the product whose loop nest the kernel is
   std::vector<int> reads; // materialized nodes whose buffers the kernel reads
+  // Elementwise: materialized values of the root's shape computed and stored in the same loop,
+  // before the root, which reads them from registers (an optimizer's moments and its update).
+  std::vector<int> alsoRoots;
 };
 
 struct Schedule {
