@@ -1,9 +1,14 @@
 // The runtime's thread pool. Workers spin briefly on a generation counter (a training step
 // launches kernels every few microseconds) and then sleep on a condition variable, so an idle
-// pool costs nothing. The calling thread always runs block 0 itself.
+// pool costs nothing. A kernel's rows are cut into a few chunks per thread, which the calling
+// thread and the workers claim in turn: a worker that wakes late, or a core the machine gives
+// to something else for a while, delays the kernel by one chunk at most, not by half of it.
+// Each row is computed by one thread with the same code whichever it is, so results do not
+// depend on who claims what.
 #include <chrono>
 #include "soma/runtime.h"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -44,33 +49,52 @@ public:
     // still see a later stop or task as new.
     uint64_t start = generation_.load();
     for (int i = 1; i < n; ++i)
-      workers_.emplace_back([this, i, start] { work(i, start); });
+      workers_.emplace_back([this, start] { work(start); });
   }
 
   void run(soma_kernel_fn fn, void *ctx, int64_t rows) {
-    int n = threads();
+    int64_t chunks = std::min<int64_t>(rows, 2 * threads());
+    uint64_t task;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       fn_ = fn;
       ctx_ = ctx;
       rows_ = rows;
-      pending_.store(n - 1);
+      done_.store(0, std::memory_order_relaxed);
+      task = ++task_ & kTaskMask;
+      // The ticket names the task, its chunk count and the next chunk to claim, in one word that
+      // a worker reads whole; publishing it hands out the work.
+      ticket_.store(task << 40 | static_cast<uint64_t>(chunks) << 20, std::memory_order_release);
       generation_.fetch_add(1, std::memory_order_release);
     }
     cv_.notify_all();
-    block(0, n);
-    while (pending_.load(std::memory_order_acquire) != 0)
+    claimChunks(task);
+    while (done_.load(std::memory_order_acquire) != chunks)
       SOMA_PAUSE();
   }
 
 private:
-  void block(int i, int n) {
-    int64_t lo = rows_ * i / n, hi = rows_ * (i + 1) / n;
-    if (lo < hi)
-      fn_(ctx_, lo, hi);
+  static constexpr uint64_t kTaskMask = (uint64_t{1} << 24) - 1, kField = (uint64_t{1} << 20) - 1;
+
+  // Claims chunks of task `task` until none is left (or another task began); runs each.
+  void claimChunks(uint64_t task) {
+    uint64_t t = ticket_.load(std::memory_order_acquire);
+    for (;;) {
+      int64_t next = static_cast<int64_t>(t & kField), chunks = static_cast<int64_t>(t >> 20 & kField);
+      if (t >> 40 != task || next >= chunks)
+        return;
+      if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel, std::memory_order_acquire))
+        continue; // t now holds the current ticket
+      // The claimed chunk is not done, so the task (fn_, ctx_, rows_) cannot change under us.
+      int64_t lo = rows_ * next / chunks, hi = rows_ * (next + 1) / chunks;
+      if (lo < hi)
+        fn_(ctx_, lo, hi);
+      done_.fetch_add(1, std::memory_order_release);
+      t = ticket_.load(std::memory_order_acquire);
+    }
   }
 
-  void work(int index, uint64_t seen) {
+  void work(uint64_t seen) {
     for (;;) {
       int spins = 0;
       while (generation_.load(std::memory_order_acquire) == seen && spins < 20000) {
@@ -84,8 +108,7 @@ private:
       seen = generation_.load(std::memory_order_acquire);
       if (stop_)
         return;
-      block(index, threads());
-      pending_.fetch_sub(1, std::memory_order_release);
+      claimChunks(ticket_.load(std::memory_order_acquire) >> 40);
     }
   }
 
@@ -93,7 +116,9 @@ private:
   std::mutex mutex_;
   std::condition_variable cv_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
+  std::atomic<uint64_t> ticket_{0}; // task << 40 | chunks << 20 | the next chunk
+  std::atomic<int64_t> done_{0};    // chunks of the current task finished
+  uint64_t task_ = 0;
   bool stop_ = false;
   soma_kernel_fn fn_ = nullptr;
   void *ctx_ = nullptr;
