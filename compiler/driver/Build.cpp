@@ -56,13 +56,13 @@ std::string run(const std::vector<std::string> &args) {
   pid_t pid;
   int rc = posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), environ);
   if (rc != 0)
-    return "cannot run '" + args[0] + "' to link (" + std::strerror(rc) +
+    return "soma: error: cannot run '" + args[0] + "' to link (" + std::strerror(rc) +
            "); a C compiler driver is needed: install gcc, or set SOMA_CC";
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return "linking with '" + args[0] + "' failed";
+    return "soma: error: linking with '" + args[0] + "' failed";
   return "";
 }
 
@@ -113,18 +113,32 @@ std::string writeArchive(const std::string &path, const std::string &object, con
   return "";
 }
 
+// Every message already names its file, or starts with "soma: error:".
 int failWith(const std::string &error) {
-  std::fprintf(stderr, "%s\n", error.rfind("soma: ", 0) == 0 || error.find(": error: ") != std::string::npos
-                                   ? error.c_str()
-                                   : ("soma: error: " + error).c_str());
+  std::fprintf(stderr, "%s\n", error.c_str());
   return 1;
+}
+
+// The model's object linked with the runtime by the C compiler driver: `before` (the output), the
+// object and the archive, then `extra`. Returns "" or an error.
+std::string link(const std::string &object, const std::vector<std::string> &before, const std::vector<std::string> &extra) {
+  TempObject obj(object);
+  if (!obj.error.empty())
+    return obj.error;
+  const char *cc = std::getenv("SOMA_CC");
+  std::vector<std::string> args = {cc && *cc ? cc : "cc"};
+  args.insert(args.end(), before.begin(), before.end());
+  args.push_back(obj.path);
+  args.push_back(runtimeArchive());
+  args.insert(args.end(), extra.begin(), extra.end());
+  for (const std::string &l : linkLibraries())
+    args.push_back(l);
+  return run(args);
 }
 
 } // namespace
 
 int buildOutputs(const CompiledModel &m, const BuildOptions &opts) {
-  const char *cc = std::getenv("SOMA_CC");
-  std::string compiler = cc && *cc ? cc : "cc";
   if (!opts.lib) {
     fs::path parent = fs::path(opts.output).parent_path();
     std::string dir = parent.empty() ? "." : parent.string();
@@ -132,13 +146,7 @@ int buildOutputs(const CompiledModel &m, const BuildOptions &opts) {
       return failWith(opts.output + ": error: is a directory; -o names the executable (--lib writes to a directory)");
     if (::access(dir.c_str(), W_OK) != 0)
       return failWith(opts.output + ": error: cannot write: " + std::strerror(errno));
-    TempObject obj(m.object);
-    if (!obj.error.empty())
-      return failWith(obj.error);
-    std::vector<std::string> args = {compiler, "-o", opts.output, obj.path, runtimeArchive()};
-    for (const std::string &l : linkLibraries())
-      args.push_back(l);
-    if (std::string e = run(args); !e.empty())
+    if (std::string e = link(m.object, {"-o", opts.output}, {}); !e.empty())
       return failWith(e);
     return 0;
   }
@@ -150,16 +158,9 @@ int buildOutputs(const CompiledModel &m, const BuildOptions &opts) {
   std::string header = codegen::libraryHeader(m.libName, m.info);
   if (std::string e = rt::writeFileAtomically(dir + m.libName + ".h", {{header.data(), header.size()}}); !e.empty())
     return failWith(e);
-  if (opts.shared) {
-    TempObject obj(m.object);
-    if (!obj.error.empty())
-      return failWith(obj.error);
-    // The runtime's own symbols stay inside; the model's C functions are the interface.
-    std::vector<std::string> args = {compiler, "-shared", "-o", dir + "lib" + m.libName + ".so", obj.path,
-                                     runtimeArchive(), "-Wl,--exclude-libs,ALL"};
-    for (const std::string &l : linkLibraries())
-      args.push_back(l);
-    if (std::string e = run(args); !e.empty())
+  if (opts.shared) { // the runtime's own symbols stay inside; the model's C functions are the interface
+    if (std::string e = link(m.object, {"-shared", "-o", dir + "lib" + m.libName + ".so"}, {"-Wl,--exclude-libs,ALL"});
+        !e.empty())
       return failWith(e);
     return 0;
   }
