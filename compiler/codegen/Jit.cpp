@@ -109,28 +109,31 @@ std::string moduleText(const llvm::Module &m) {
   return os.str();
 }
 
-std::string assemblyText(llvm::Module &m, const TargetInfo &target) {
-  auto tm = targetMachine(target);
-  llvm::SmallString<0> buf;
-  llvm::raw_svector_ostream os(buf);
-  llvm::legacy::PassManager pm;
-  if (!tm || tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::AssemblyFile))
-    return "";
-  pm.run(m);
-  return std::string(buf.str());
-}
+namespace {
 
-std::string objectCode(llvm::Module &m, const TargetInfo &target, std::string &error) {
+// Machine code for `m` as assembly or as an object file; sets `error` on failure.
+std::string emitFile(llvm::Module &m, const TargetInfo &target, llvm::CodeGenFileType type, std::string &error) {
   auto tm = targetMachine(target);
   llvm::SmallString<0> buf;
   llvm::raw_svector_ostream os(buf);
   llvm::legacy::PassManager pm;
-  if (!tm || tm->addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile)) {
-    error = "no object code generator for target " + target.triple + " (" + target.cpu + ")";
+  if (!tm || tm->addPassesToEmitFile(pm, os, nullptr, type)) {
+    error = "no code generator for target " + target.triple + " (" + target.cpu + ")";
     return "";
   }
   pm.run(m);
   return std::string(buf.str());
+}
+
+} // namespace
+
+std::string assemblyText(llvm::Module &m, const TargetInfo &target) {
+  std::string error;
+  return emitFile(m, target, llvm::CodeGenFileType::AssemblyFile, error);
+}
+
+std::string objectCode(llvm::Module &m, const TargetInfo &target, std::string &error) {
+  return emitFile(m, target, llvm::CodeGenFileType::ObjectFile, error);
 }
 
 std::string cacheKey(const llvm::Module &m, const TargetInfo &target) {
