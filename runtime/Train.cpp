@@ -775,16 +775,6 @@ const char *kRunFlagsHelp = R"(  --epochs N           number of epochs
   --profile            after training, time per kernel of the training step and its GFLOP/s
 )";
 
-namespace {
-
-template <typename T> bool parseNumber(const std::string &text, T &out) {
-  const char *end = text.data() + text.size();
-  auto [p, ec] = std::from_chars(text.data(), end, out);
-  return ec == std::errc() && p == end;
-}
-
-} // namespace
-
 int parseRunFlag(const std::vector<std::string> &args, size_t &i, RunOptions &opts, const char *program) {
   const std::string &a = args[i];
   std::string v;

@@ -3,6 +3,7 @@
 #include "driver/Build.h"
 #include "driver/GradCheck.h"
 #include "driver/Pipeline.h"
+#include "soma/Format.h"
 #include "soma/Train.h"
 
 #include <algorithm>
@@ -55,12 +56,6 @@ options for gradcheck:
 int usageError(const std::string &msg) {
   std::fprintf(stderr, "soma: error: %s\n(run 'soma --help' for usage)\n", msg.c_str());
   return 2;
-}
-
-template <typename T> bool parseNumber(const std::string &text, T &out) {
-  const char *end = text.data() + text.size();
-  auto [p, ec] = std::from_chars(text.data(), end, out);
-  return ec == std::errc() && p == end;
 }
 
 // The layers, user-layer instances and named values of the model, in order, with their shapes.
@@ -135,7 +130,7 @@ int main(int argc, char **argv) {
     };
     std::string v;
     if (a == "--tolerance" && command == "gradcheck") {
-      if (!value(v) || !parseNumber(v, tolerance) || !(tolerance > 0))
+      if (!value(v) || !rt::parseNumber(v, tolerance) || !(tolerance > 0))
         return usageError("--tolerance needs a positive number" + (v.empty() ? "" : ", got '" + v + "'"));
     } else if (a == "--eval-only" && command == "run") {
       run.evalOnly = true;

@@ -3,6 +3,7 @@
 // formatting library. A double with no precision prints as the shortest text that reads back
 // as the same number.
 #pragma once
+#include <charconv>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -35,6 +36,13 @@ template <typename... A> std::string format(std::string_view f, const A &...args
     const FormatArg list[] = {FormatArg(args)...};
     return formatArgs(f, list, sizeof...(A));
   }
+}
+
+// The whole of `text` as a number (integer or floating point); false if anything is left over.
+template <typename T> bool parseNumber(const std::string &text, T &out) {
+  const char *end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(text.data(), end, out);
+  return ec == std::errc() && p == end;
 }
 
 } // namespace soma::rt
