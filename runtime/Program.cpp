@@ -83,8 +83,8 @@ extern "C" int soma_rt_main(const soma_program *program, int argc, char **argv) 
       predict.outputPath = args[++i];
       continue;
     }
-    bool allowed = command == "train" || a == "--weights" || a == "--batch" || a == "--threads" ||
-                   (a == "--data" && command == "eval") || (a == "--data" && command == "predict");
+    // eval and predict take the flags that choose weights, data and threads; train takes all.
+    bool allowed = command == "train" || a == "--weights" || a == "--batch" || a == "--threads" || a == "--data";
     if (a.size() > 1 && a[0] == '-' && !allowed)
       return usage(name, "unknown option '" + a + "' for '" + command + "'");
     int r = parseRunFlag(args, i, run, name.c_str());
