@@ -533,37 +533,51 @@ private:
 
   llvm::FixedVectorType *vecTy() { return llvm::FixedVectorType::get(f32_, lanes()); }
   unsigned lanes() const { return static_cast<unsigned>(std::max(4, target_.preferVectorWidth / 32)); }
-  // A mask of the first `count` lanes.
-  llvm::Value *firstLanes(unsigned count) {
-    std::vector<llvm::Constant *> bits;
+  // The first `count` lanes.
+  std::vector<bool> firstLanes(unsigned count) {
+    std::vector<bool> on(lanes());
     for (unsigned l = 0; l < lanes(); ++l)
-      bits.push_back(b_.getInt1(l < count));
+      on[l] = l < count;
+    return on;
+  }
+  llvm::Constant *mask(const std::vector<bool> &on) {
+    std::vector<llvm::Constant *> bits;
+    for (bool b : on)
+      bits.push_back(b_.getInt1(b));
     return llvm::ConstantVector::get(bits);
   }
-  llvm::Value *loadVec(llvm::Value *p, unsigned count) {
-    if (count == lanes())
+  // A vector from p, only the lanes that are on (the others read nothing and are 0).
+  llvm::Value *maskedLoad(llvm::Value *p, const std::vector<bool> &on) {
+    if (std::all_of(on.begin(), on.end(), [](bool b) { return b; }))
       return b_.CreateAlignedLoad(vecTy(), p, llvm::Align(4));
-    return b_.CreateMaskedLoad(vecTy(), p, llvm::Align(4), firstLanes(count), llvm::Constant::getNullValue(vecTy()));
+    return b_.CreateMaskedLoad(vecTy(), p, llvm::Align(4), mask(on), llvm::Constant::getNullValue(vecTy()));
   }
+  llvm::Value *loadVec(llvm::Value *p, unsigned count) { return maskedLoad(p, firstLanes(count)); }
   void storeVec(llvm::Value *v, llvm::Value *p, unsigned count) {
     if (count == lanes())
       b_.CreateAlignedStore(v, p, llvm::Align(4));
     else
-      b_.CreateMaskedStore(v, p, llvm::Align(4), firstLanes(count));
+      b_.CreateMaskedStore(v, p, llvm::Align(4), mask(firstLanes(count)));
+  }
+  // The start of row (b, c, h) of a [B, C, H, W] buffer.
+  llvm::Value *imageRow(int node, llvm::Value *b, llvm::Value *c, llvm::Value *h) {
+    return b_.CreateGEP(f32_, slotPtr(node), offset(f_.nodes[node].shape, {b, c, h, b_.getInt64(0)}));
   }
   llvm::Value *fma(llvm::Value *a, llvm::Value *b, llvm::Value *c) {
     return b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {a->getType()}, {a, b, c});
   }
 
-  // Blocks [lo, hi) of `block` rows of C (m rows in all). The last block may be short: its
-  // missing rows repeat the last row (clampRow), computed but not stored, so that one variant of
-  // the tile code serves every block.
-  void rowBlocks(llvm::Value *lo, llvm::Value *hi, int64_t block, llvm::Value *m,
-                 const std::function<void(llvm::Value *, llvm::Value *)> &rows) {
-    loop(lo, hi, [&](llvm::Value *blk) {
-      llvm::Value *i0 = b_.CreateMul(blk, b_.getInt64(block));
+  // Work items [lo, hi): blocks of `block` rows of C (m rows in all), each cut into `groups`
+  // groups of `columns` columns; rows(i0, count, c0) runs one. The last block may be short: the
+  // tile code repeats its last row (clampRow), computed but not stored, so that one variant
+  // serves every block.
+  void rowBlocks(llvm::Value *lo, llvm::Value *hi, int64_t block, llvm::Value *m, int64_t groups, int64_t columns,
+                 const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *)> &rows) {
+    loop(lo, hi, [&](llvm::Value *item) {
+      llvm::Value *i0 = b_.CreateMul(b_.CreateSDiv(item, b_.getInt64(groups)), b_.getInt64(block));
+      llvm::Value *c0 = b_.CreateMul(b_.CreateSRem(item, b_.getInt64(groups)), b_.getInt64(columns));
       llvm::Value *left = b_.CreateSub(m, i0);
-      rows(i0, b_.CreateSelect(b_.CreateICmpSLT(left, b_.getInt64(block)), left, b_.getInt64(block)));
+      rows(i0, b_.CreateSelect(b_.CreateICmpSLT(left, b_.getInt64(block)), left, b_.getInt64(block)), c0);
     }, true);
   }
   llvm::Value *clampRow(llvm::Value *i0, int64_t r, llvm::Value *count) {
@@ -653,13 +667,7 @@ private:
     // A block of at least half the rows takes the block's tile (repeating its last row); fewer
     // rows (a batch of one) go one at a time rather than compute rows that are thrown away.
     llvm::Function *fn = b_.GetInsertBlock()->getParent();
-    llvm::Value *m = dim(mm.shape[0]);
-    loop(lo, hi, [&](llvm::Value *item) {
-      llvm::Value *blk = b_.CreateSDiv(item, b_.getInt64(groups));
-      llvm::Value *c0 = b_.CreateMul(b_.CreateSRem(item, b_.getInt64(groups)), b_.getInt64(columns));
-      llvm::Value *i0 = b_.CreateMul(blk, b_.getInt64(kRows));
-      llvm::Value *left = b_.CreateSub(m, i0);
-      llvm::Value *count = b_.CreateSelect(b_.CreateICmpSLT(left, b_.getInt64(kRows)), left, b_.getInt64(kRows));
+    rowBlocks(lo, hi, kRows, dim(mm.shape[0]), groups, columns, [&](llvm::Value *i0, llvm::Value *count, llvm::Value *c0) {
       auto *whole = llvm::BasicBlock::Create(c_, "rows.block", fn), *single = llvm::BasicBlock::Create(c_, "rows.one", fn);
       auto *done = llvm::BasicBlock::Create(c_, "rows.done", fn);
       b_.CreateCondBr(b_.CreateICmpSGE(count, b_.getInt64(kRows / 2)), whole, single);
@@ -671,7 +679,7 @@ private:
       b_.CreateBr(done);
       b_.SetInsertPoint(done);
       rowsEpilogue(k, rows, i0, count, n, c0, columns);
-    }, true);
+    });
   }
 
   // C = A B^T with A [M, K] and B [N, K] row-major, K and N static: each element a dot product
@@ -713,7 +721,7 @@ private:
           b_.CreateStore(sum, b_.CreateGEP(f32_, rows, b_.CreateAdd(j0, b_.getInt64(r * n + c))));
         }
     };
-    rowBlocks(lo, hi, kTile, dim(mm.shape[0]), [&](llvm::Value *i0, llvm::Value *count) {
+    rowBlocks(lo, hi, kTile, dim(mm.shape[0]), 1, n, [&](llvm::Value *i0, llvm::Value *count, llvm::Value *) {
       if (n / kTile > 0)
         loop(b_.getInt64(0), b_.getInt64(n / kTile), [&](llvm::Value *t) { tile(i0, count, b_.CreateMul(t, b_.getInt64(kTile)), kTile); }, true);
       if (n % kTile)
@@ -809,16 +817,6 @@ private:
     }
     return on;
   }
-  llvm::Value *maskedRowLoad(llvm::Value *p, const std::vector<bool> &on) {
-    bool all = std::all_of(on.begin(), on.end(), [](bool b) { return b; });
-    if (all)
-      return b_.CreateAlignedLoad(vecTy(), p, llvm::Align(4));
-    std::vector<llvm::Constant *> bits;
-    for (bool b : on)
-      bits.push_back(b_.getInt1(b));
-    return b_.CreateMaskedLoad(vecTy(), p, llvm::Align(4), llvm::ConstantVector::get(bits),
-                               llvm::Constant::getNullValue(vecTy()));
-  }
 
   // out[b, o, r, q] = sum over i, u, v of weight(o, i, u, v) * in[b, i, r + u - padH, q + v - padW],
   // rows of `out` (samples) in [lo, hi). Convolution: weight = w[o, i, u, v]; its data gradient:
@@ -831,7 +829,6 @@ private:
     int64_t vl = lanes(), chunks = (Q + vl - 1) / vl;
     int64_t ob = O % 4 == 0 ? 4 : O % 3 == 0 ? 3 : O % 2 == 0 ? 2 : 1; // output channels per block
     llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), ob * chunks), nullptr, "acc"); // registers
-    llvm::Value *inBase = slotPtr(inNode), *outBase = slotPtr(outNode);
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     auto weight = [&](llvm::Value *o, llvm::Value *i, llvm::Value *u, int64_t v) {
       if (!flipped)
@@ -851,8 +848,7 @@ private:
           loop(c64(0), c64(I), [&](llvm::Value *i) {
             loop(uLo, uHi, [&](llvm::Value *u) {
               llvm::Value *h = b_.CreateSub(b_.CreateAdd(r, u), c64(padH));
-              llvm::Value *row = b_.CreateGEP(
-                  f32_, inBase, b_.CreateMul(b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(b, c64(I)), i), c64(Hin)), h), c64(Win)));
+              llvm::Value *row = imageRow(inNode, b, i, h);
               for (int64_t v = 0; v < Kw; ++v) {
                 std::vector<llvm::Value *> wv;
                 for (int64_t o = 0; o < ob; ++o)
@@ -861,7 +857,7 @@ private:
                   std::vector<bool> on = columnLanes(ch, Q, v - padW, Win);
                   if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
                     continue;
-                  llvm::Value *xv = maskedRowLoad(b_.CreateGEP(f32_, row, c64(ch * vl + v - padW)), on);
+                  llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, row, c64(ch * vl + v - padW)), on);
                   for (int64_t o = 0; o < ob; ++o) {
                     llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, o * chunks + ch);
                     b_.CreateStore(fma(wv[static_cast<size_t>(o)], xv, b_.CreateLoad(vecTy(), slot)), slot);
@@ -872,8 +868,7 @@ private:
           }, true);
           for (int64_t o = 0; o < ob; ++o) {
             llvm::Value *oc = b_.CreateAdd(o0, c64(o));
-            llvm::Value *rowOut = b_.CreateGEP(
-                f32_, outBase, b_.CreateMul(b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(b, c64(O)), oc), c64(R)), r), c64(Q)));
+            llvm::Value *rowOut = imageRow(outNode, b, oc, r);
             for (int64_t ch = 0; ch < chunks; ++ch)
               storeVec(b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, o * chunks + ch)),
                        b_.CreateGEP(f32_, rowOut, c64(ch * vl)), static_cast<unsigned>(std::min(vl, Q - ch * vl)));
@@ -890,10 +885,9 @@ private:
     const Node &n = f_.nodes[k.root];
     int xNode = n.operands[0], yNode = n.operands[1], wNode = k.root;
     const Shape xs = f_.nodes[xNode].shape, ys = f_.nodes[yNode].shape, ws = f_.nodes[wNode].shape;
-    int64_t C = xs[1], H = xs[2], W = xs[3], F = ws[0], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
+    int64_t C = xs[1], H = xs[2], W = xs[3], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
     int64_t p = n.attrs.padding, vl = lanes(), chunks = (Wo + vl - 1) / vl;
     llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), Kh * Kw), nullptr, "acc"); // registers
-    llvm::Value *xBase = slotPtr(xNode), *yBase = slotPtr(yNode);
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     llvm::Function *fn = b_.GetInsertBlock()->getParent();
     loop(lo, hi, [&](llvm::Value *f) {
@@ -902,8 +896,7 @@ private:
           b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
         loop(c64(0), batch_, [&](llvm::Value *b) {
           loop(c64(0), c64(Ho), [&](llvm::Value *i) {
-            llvm::Value *yRow = b_.CreateGEP(
-                f32_, yBase, b_.CreateMul(b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(b, c64(F)), f), c64(Ho)), i), c64(Wo)));
+            llvm::Value *yRow = imageRow(yNode, b, f, i);
             std::vector<llvm::Value *> yv;
             for (int64_t ch = 0; ch < chunks; ++ch)
               yv.push_back(loadVec(b_.CreateGEP(f32_, yRow, c64(ch * vl)), static_cast<unsigned>(std::min(vl, Wo - ch * vl))));
@@ -912,8 +905,7 @@ private:
               auto *then = llvm::BasicBlock::Create(c_, "tap", fn), *next = llvm::BasicBlock::Create(c_, "tap.next", fn);
               b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(h, c64(0)), b_.CreateICmpSLT(h, c64(H))), then, next);
               b_.SetInsertPoint(then);
-              llvm::Value *xRow = b_.CreateGEP(
-                  f32_, xBase, b_.CreateMul(b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(b, c64(C)), c), c64(H)), h), c64(W)));
+              llvm::Value *xRow = imageRow(xNode, b, c, h);
               for (int64_t v = 0; v < Kw; ++v) {
                 llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, u * Kw + v);
                 llvm::Value *sum = b_.CreateLoad(vecTy(), slot);
@@ -921,7 +913,7 @@ private:
                   std::vector<bool> on = columnLanes(ch, Wo, v - p, W);
                   if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
                     continue;
-                  llvm::Value *xv = maskedRowLoad(b_.CreateGEP(f32_, xRow, c64(ch * vl + v - p)), on);
+                  llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, xRow, c64(ch * vl + v - p)), on);
                   sum = fma(yv[static_cast<size_t>(ch)], xv, sum);
                 }
                 b_.CreateStore(sum, slot);
