@@ -341,9 +341,10 @@ std::string writeSafetensors(const std::string &path, const TensorFile &file) {
   return writeFileAtomically(path, parts);
 }
 
-std::string writeFileAtomically(const std::string &path, const std::vector<FilePart> &parts) {
+std::string writeFileAtomically(const std::string &path, const std::vector<FilePart> &parts,
+                                const std::string &tmpName) {
   // A temporary file beside the target, flushed to disk, then renamed over it.
-  std::string tmp = path + ".tmp";
+  std::string tmp = tmpName.empty() ? path + ".tmp" : tmpName;
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     return path + ": error: cannot write: " + std::strerror(errno);

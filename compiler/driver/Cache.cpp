@@ -1,5 +1,7 @@
 #include "driver/Cache.h"
 
+#include "soma/Safetensors.h"
+
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -55,21 +57,10 @@ void writeCachedObject(const std::string &key, const std::string &object) {
     return;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  std::string tmp = pathOf(key) + ".tmp" + std::to_string(getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out)
-      return;
-    uint64_t size = object.size();
-    out.write(object.data(), static_cast<std::streamsize>(object.size()));
-    out.write(kTag, sizeof kTag);
-    out.write(reinterpret_cast<const char *>(&size), 8);
-    if (!out.flush())
-      return (void)fs::remove(tmp, ec);
-  }
-  fs::rename(tmp, pathOf(key), ec);
-  if (ec)
-    fs::remove(tmp, ec);
+  uint64_t size = object.size();
+  // Several compilations may store the same entry at once: each writes its own temporary file.
+  rt::writeFileAtomically(pathOf(key), {{object.data(), object.size()}, {kTag, sizeof kTag}, {&size, 8}},
+                          pathOf(key) + ".tmp" + std::to_string(getpid())); // a failure only costs the cache
 }
 
 } // namespace soma

@@ -35,7 +35,10 @@ struct FilePart {
   const void *data;
   size_t size;
 };
-std::string writeFileAtomically(const std::string &path, const std::vector<FilePart> &parts);
+// `tmp` names the temporary file instead of PATH.tmp (writers that may run at once each need
+// their own).
+std::string writeFileAtomically(const std::string &path, const std::vector<FilePart> &parts,
+                                const std::string &tmp = "");
 std::string readSafetensors(const std::string &path, TensorFile &out);
 
 } // namespace soma::rt
