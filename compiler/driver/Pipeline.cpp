@@ -56,7 +56,7 @@ rt::ModelInfo describeModel(const CompiledModel &m) {
     info.buffers.push_back(p.info());
   if (t)
     info.config = static_cast<const rt::TrainConfig &>(*t);
-  if (!m.forwardSchedule.kernels.empty() || !m.forwardSchedule.slot.empty())
+  if (!m.forwardSchedule.slot.empty()) // scheduled (Stage::Kernels and later)
     info.forward = transforms::layout(m.lowered.forward, m.forwardSchedule);
   if (t && !m.trainSchedule.slot.empty())
     info.train = transforms::layout(m.lowered.train, m.trainSchedule);
