@@ -3,7 +3,11 @@
 // switch in `expr` has no default: each op in Ops.def states how it is emitted.
 #include "codegen/KernelEmitter.h"
 
+#include <llvm/Analysis/ValueTracking.h>
 #include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/InstIterator.h>
+#include <llvm/IR/IntrinsicInst.h>
+#include <llvm/IR/MDBuilder.h>
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/Module.h>
 
@@ -365,6 +369,52 @@ private:
       break;
     }
     b_.CreateRetVoid();
+    addAliasScopes(fn);
+  }
+
+  // Tells LLVM what the schedule knows: the buffers of different slots never overlap (the
+  // arena gives every slot live during a kernel its own range; bound inputs are separate
+  // allocations), and the context that holds their addresses is none of them. Every access to
+  // memory gets the scope of its slot and is declared apart from every other scope. Without this,
+  // loops over small rows are unrolled behind runtime overlap checks (and compile slowly).
+  void addAliasScopes(llvm::Function *fn) {
+    std::map<const llvm::Value *, int> slotOf; // a slot's base address -> its slot; the context is -1
+    for (auto [slot, p] : slotPtrs_)
+      slotOf[p] = slot;
+    slotOf[ctx_] = -1;
+    llvm::MDBuilder mdb(c_);
+    llvm::MDNode *domain = mdb.createAnonymousAliasScopeDomain(fn->getName());
+    std::map<int, llvm::MDNode *> scopes;
+    std::vector<std::pair<llvm::Instruction *, int>> accesses;
+    for (llvm::Instruction &inst : llvm::instructions(*fn)) {
+      llvm::Value *ptr = nullptr;
+      if (auto *ld = llvm::dyn_cast<llvm::LoadInst>(&inst))
+        ptr = ld->getPointerOperand();
+      else if (auto *st = llvm::dyn_cast<llvm::StoreInst>(&inst))
+        ptr = st->getPointerOperand();
+      else if (auto *call = llvm::dyn_cast<llvm::IntrinsicInst>(&inst)) {
+        if (call->getIntrinsicID() == llvm::Intrinsic::masked_load)
+          ptr = call->getArgOperand(0);
+        else if (call->getIntrinsicID() == llvm::Intrinsic::masked_store)
+          ptr = call->getArgOperand(1);
+      }
+      if (!ptr)
+        continue;
+      auto it = slotOf.find(llvm::getUnderlyingObject(ptr, 0));
+      if (it == slotOf.end()) // allocas and constant arrays: LLVM sees them apart already
+        continue;
+      if (!scopes.count(it->second))
+        scopes[it->second] = mdb.createAnonymousAliasScope(domain);
+      accesses.push_back({&inst, it->second});
+    }
+    for (auto [inst, slot] : accesses) {
+      std::vector<llvm::Metadata *> others;
+      for (auto [s, scope] : scopes)
+        if (s != slot)
+          others.push_back(scope);
+      inst->setMetadata(llvm::LLVMContext::MD_alias_scope, llvm::MDNode::get(c_, {scopes[slot]}));
+      inst->setMetadata(llvm::LLVMContext::MD_noalias, llvm::MDNode::get(c_, others));
+    }
   }
 
   // Whether node v (inlined into the kernel, or the kernel's root) reads every tensor at the
