@@ -20,7 +20,10 @@
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/TargetParser/Host.h>
 
+#include <algorithm>
+#include <map>
 #include <mutex>
+#include <thread>
 
 namespace soma::codegen {
 
@@ -136,13 +139,85 @@ std::string objectCode(llvm::Module &m, const TargetInfo &target, std::string &e
   return emitFile(m, target, llvm::CodeGenFileType::ObjectFile, error);
 }
 
-std::string cacheKey(const llvm::Module &m, const TargetInfo &target) {
+namespace {
+
+// Part 0 keeps every definition but the kernels of other parts; kernels go, largest first (by
+// instructions before optimization), to the part with the fewest instructions so far.
+std::map<std::string, unsigned> assignParts(const llvm::Module &m, unsigned parts) {
+  std::vector<std::pair<size_t, std::string>> kernels;
+  for (const llvm::Function &f : m)
+    if (!f.isDeclaration() && f.hasLocalLinkage())
+      kernels.push_back({f.getInstructionCount(), f.getName().str()});
+  std::stable_sort(kernels.begin(), kernels.end(), [](const auto &a, const auto &b) { return a.first > b.first; });
+  std::vector<size_t> load(parts, 0);
+  for (const llvm::Function &f : m)
+    if (!f.isDeclaration() && !f.hasLocalLinkage())
+      load[0] += f.getInstructionCount();
+  std::map<std::string, unsigned> part;
+  for (const auto &[size, name] : kernels) {
+    unsigned best = static_cast<unsigned>(std::min_element(load.begin(), load.end()) - load.begin());
+    part[name] = best;
+    load[best] += size;
+  }
+  return part;
+}
+
+// Leaves in `m` the definitions of part `p`; the others become declarations of external symbols.
+void keepPart(llvm::Module &m, const std::map<std::string, unsigned> &part, unsigned p) {
+  for (llvm::Function &f : m) {
+    if (f.isDeclaration())
+      continue;
+    auto it = part.find(f.getName().str());
+    unsigned owner = it == part.end() ? 0 : it->second;
+    if (owner != p)
+      f.deleteBody(); // a declaration, with external linkage
+    else if (f.hasLocalLinkage())
+      f.setLinkage(llvm::GlobalValue::ExternalLinkage);
+  }
+}
+
+} // namespace
+
+unsigned compileThreads() { return std::clamp(std::thread::hardware_concurrency(), 1u, 8u); }
+
+std::vector<std::string> objectCodes(llvm::Module &m, const std::function<std::unique_ptr<llvm::Module>(llvm::LLVMContext &)> &emit,
+                                     const TargetInfo &target, unsigned parts, const std::function<void()> &optimized,
+                                     std::string &error) {
+  std::vector<std::string> objects(std::max(parts, 1u)), errors(objects.size());
+  std::map<std::string, unsigned> part = assignParts(m, static_cast<unsigned>(objects.size()));
+  auto compilePart = [&](llvm::Module &module, unsigned p) {
+    if (objects.size() > 1)
+      keepPart(module, part, p);
+    optimize(module, target);
+    if (p == 0)
+      optimized();
+    objects[p] = objectCode(module, target, errors[p]);
+  };
+  std::vector<std::thread> threads;
+  for (unsigned p = 1; p < objects.size(); ++p)
+    threads.emplace_back([&, p] {
+      llvm::LLVMContext ctx; // LLVM's contexts are not shared between threads
+      std::unique_ptr<llvm::Module> module = emit(ctx);
+      compilePart(*module, p);
+    });
+  compilePart(m, 0);
+  for (std::thread &t : threads)
+    t.join();
+  for (const std::string &e : errors)
+    if (!e.empty()) {
+      error = e;
+      return {};
+    }
+  return objects;
+}
+
+std::string cacheKey(const llvm::Module &m, const TargetInfo &target, unsigned parts) {
   // Bump kCodegenVersion when the pass pipeline or the emitted records change.
-  constexpr const char *kCodegenVersion = "soma-codegen-1";
+  constexpr const char *kCodegenVersion = "soma-codegen-2";
   llvm::SHA256 h;
   for (const std::string &part : {std::string(kCodegenVersion), std::string(LLVM_VERSION_STRING), target.triple,
                                   target.cpu, target.features, std::to_string(target.preferVectorWidth),
-                                  moduleText(m)}) {
+                                  std::to_string(parts), moduleText(m)}) {
     h.update(part);
     h.update(llvm::StringRef("\0", 1));
   }

@@ -3,9 +3,11 @@
 #pragma once
 #include "codegen/KernelEmitter.h"
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace llvm {
 class Module;
@@ -27,8 +29,19 @@ std::string moduleText(const llvm::Module &m);
 std::string assemblyText(llvm::Module &m, const TargetInfo &target);
 // An ELF object of the optimized `m`; sets `error` on failure.
 std::string objectCode(llvm::Module &m, const TargetInfo &target, std::string &error);
-// A digest of the unoptimized `m`, the target and the compiler: what the object code depends on.
-std::string cacheKey(const llvm::Module &m, const TargetInfo &target);
+// Optimizes and compiles the unoptimized `m` into `parts` ELF objects, one thread each: the
+// kernels (the module's local functions) are spread over the parts by size, and every other
+// definition stays in the first. `emit` builds `m` again in another context, for each other part.
+// The kernels become external symbols, so the objects are for one JIT, not for a library. Sets
+// `error` on failure. `optimized` is called once the first part is optimized (for --time-passes).
+std::vector<std::string> objectCodes(llvm::Module &m, const std::function<std::unique_ptr<llvm::Module>(llvm::LLVMContext &)> &emit,
+                                     const TargetInfo &target, unsigned parts, const std::function<void()> &optimized,
+                                     std::string &error);
+// How many parts objectCodes should make here: one per core, at most 8.
+unsigned compileThreads();
+// A digest of the unoptimized `m`, the target, the number of parts and the compiler: what the
+// object code depends on.
+std::string cacheKey(const llvm::Module &m, const TargetInfo &target, unsigned parts);
 
 class Jit {
 public:

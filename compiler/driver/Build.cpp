@@ -146,7 +146,7 @@ int buildOutputs(const CompiledModel &m, const BuildOptions &opts) {
       return failWith(opts.output + ": error: is a directory; -o names the executable (--lib writes to a directory)");
     if (::access(dir.c_str(), W_OK) != 0)
       return failWith(opts.output + ": error: cannot write: " + std::strerror(errno));
-    if (std::string e = link(m.object, {"-o", opts.output}, {}); !e.empty())
+    if (std::string e = link(m.objects.front(), {"-o", opts.output}, {}); !e.empty())
       return failWith(e);
     return 0;
   }
@@ -159,12 +159,12 @@ int buildOutputs(const CompiledModel &m, const BuildOptions &opts) {
   if (std::string e = rt::writeFileAtomically(dir + m.libName + ".h", {{header.data(), header.size()}}); !e.empty())
     return failWith(e);
   if (opts.shared) { // the runtime's own symbols stay inside; the model's C functions are the interface
-    if (std::string e = link(m.object, {"-shared", "-o", dir + "lib" + m.libName + ".so"}, {"-Wl,--exclude-libs,ALL"});
+    if (std::string e = link(m.objects.front(), {"-shared", "-o", dir + "lib" + m.libName + ".so"}, {"-Wl,--exclude-libs,ALL"});
         !e.empty())
       return failWith(e);
     return 0;
   }
-  if (std::string e = writeArchive(dir + "lib" + m.libName + ".a", m.object, m.libName); !e.empty())
+  if (std::string e = writeArchive(dir + "lib" + m.libName + ".a", m.objects.front(), m.libName); !e.empty())
     return failWith(e);
   return 0;
 }

@@ -28,13 +28,15 @@ namespace {
 
 std::string pathOf(const std::string &key) { return cacheDirectory() + "/" + key + ".o"; }
 
-// After the object: this tag and the object's size, so that a damaged entry is not used.
+// After each object: this tag and the object's size, so that a damaged entry is not used. An
+// entry is read from its end: each trailer gives the start of its object and the end of the one
+// before.
 constexpr char kTag[8] = {'S', 'O', 'M', 'A', 'O', 'B', 'J', '1'};
 constexpr size_t kTrailer = sizeof kTag + 8;
 
 } // namespace
 
-bool readCachedObject(const std::string &key, std::string &object) {
+bool readCachedObjects(const std::string &key, std::vector<std::string> &objects) {
   if (cacheDirectory().empty())
     return false;
   std::ifstream in(pathOf(key), std::ios::binary);
@@ -42,24 +44,41 @@ bool readCachedObject(const std::string &key, std::string &object) {
     return false;
   std::ostringstream s;
   s << in.rdbuf();
-  object = s.str();
-  if (object.size() < kTrailer || object.compare(object.size() - kTrailer, sizeof kTag, kTag, sizeof kTag) != 0)
-    return false;
-  uint64_t size = 0;
-  std::memcpy(&size, object.data() + object.size() - 8, 8);
-  object.resize(object.size() - kTrailer);
-  return size == object.size() && object.compare(0, 4, "\x7f" "ELF") == 0;
+  std::string entry = s.str();
+  objects.clear();
+  for (size_t end = entry.size(); end > 0;) {
+    if (end < kTrailer || entry.compare(end - kTrailer, sizeof kTag, kTag, sizeof kTag) != 0)
+      return false;
+    uint64_t size = 0;
+    std::memcpy(&size, entry.data() + end - 8, 8);
+    if (size > end - kTrailer)
+      return false;
+    size_t begin = end - kTrailer - size;
+    if (entry.compare(begin, 4, "\x7f" "ELF") != 0)
+      return false;
+    objects.insert(objects.begin(), entry.substr(begin, size));
+    end = begin;
+  }
+  return !objects.empty();
 }
 
-void writeCachedObject(const std::string &key, const std::string &object) {
+void writeCachedObjects(const std::string &key, const std::vector<std::string> &objects) {
   std::string dir = cacheDirectory();
   if (dir.empty())
     return;
   std::error_code ec;
   fs::create_directories(dir, ec);
-  uint64_t size = object.size();
+  std::vector<uint64_t> sizes;
+  for (const std::string &o : objects)
+    sizes.push_back(o.size());
+  std::vector<rt::FilePart> pieces;
+  for (size_t i = 0; i < objects.size(); ++i) {
+    pieces.push_back({objects[i].data(), objects[i].size()});
+    pieces.push_back({kTag, sizeof kTag});
+    pieces.push_back({&sizes[i], 8});
+  }
   // Several compilations may store the same entry at once: each writes its own temporary file.
-  rt::writeFileAtomically(pathOf(key), {{object.data(), object.size()}, {kTag, sizeof kTag}, {&size, 8}},
+  rt::writeFileAtomically(pathOf(key), pieces,
                           pathOf(key) + ".tmp" + std::to_string(getpid())); // a failure only costs the cache
 }
 

@@ -5,12 +5,14 @@
 // written, compilation goes on without it.
 #pragma once
 #include <string>
+#include <vector>
 
 namespace soma {
 
 // The cache directory ("" when there is none).
 std::string cacheDirectory();
-bool readCachedObject(const std::string &key, std::string &object);
-void writeCachedObject(const std::string &key, const std::string &object);
+// An entry holds one or more ELF objects (the parts of a parallel compilation).
+bool readCachedObjects(const std::string &key, std::vector<std::string> &objects);
+void writeCachedObjects(const std::string &key, const std::vector<std::string> &objects);
 
 } // namespace soma

@@ -170,7 +170,8 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
   std::vector<codegen::FunctionToEmit> fns = {{&cm->lowered.forward, &cm->forwardSchedule}};
   if (training)
     fns.push_back({&cm->lowered.train, &cm->trainSchedule});
-  std::unique_ptr<llvm::Module> module = codegen::emitModule(*ctx, fns, target);
+  auto emit = [&](llvm::LLVMContext &c) { return codegen::emitModule(c, fns, target); };
+  std::unique_ptr<llvm::Module> module = emit(*ctx);
   if (opts.artifact != Artifact::Jit) {
     // A built program runs from any directory: its data paths are absolute.
     rt::ModelInfo built = cm->info;
@@ -194,28 +195,29 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
     return cm;
   }
 
-  // 8. Machine code: from the cache when this IR was compiled for this target before.
+  // 8. Machine code: from the cache when this IR was compiled for this target before. The JIT
+  // compiles on every core, each thread a part of the kernels; a program or library is one
+  // object, whose kernels stay local symbols.
   std::string error;
-  std::string key = codegen::cacheKey(*module, target);
-  if (opts.cache && readCachedObject(key, cm->object)) {
+  unsigned parts = opts.artifact == Artifact::Jit ? codegen::compileThreads() : 1;
+  std::string key = codegen::cacheKey(*module, target, parts);
+  if (opts.cache && readCachedObjects(key, cm->objects)) {
     cm->cached = true;
     mark("machine code (cached)");
   } else {
-    codegen::optimize(*module, target);
-    mark("LLVM O3");
-    cm->object = codegen::objectCode(*module, target, error);
+    cm->objects = codegen::objectCodes(*module, emit, target, parts, [&] { mark("LLVM O3"); }, error);
     if (!error.empty()) {
       errs << "soma: error: code generation failed: " << error << "\n";
       return nullptr;
     }
     if (opts.cache)
-      writeCachedObject(key, cm->object);
+      writeCachedObjects(key, cm->objects);
     mark("machine code");
   }
   if (opts.artifact == Artifact::Jit) {
     cm->jit = codegen::Jit::create(error);
-    if (cm->jit)
-      error = cm->jit->addObject(cm->object);
+    for (size_t i = 0; cm->jit && error.empty() && i < cm->objects.size(); ++i)
+      error = cm->jit->addObject(cm->objects[i]);
     if (error.empty())
       cm->entries.forward = reinterpret_cast<rt::EntryFn>(cm->jit->lookup("forward", error));
     if (error.empty() && training)

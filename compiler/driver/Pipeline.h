@@ -28,8 +28,10 @@ struct CompiledModel {
   rt::ModelInfo info; // what the runtime needs (layouts from Stage::Kernels on)
   std::unique_ptr<codegen::Jit> jit; // set when compiled to Stage::Jit for this process
   rt::Entries entries;               // the JIT's functions
-  std::string object;   // Stage::Jit: the machine code, an ELF object
-  bool cached = false;  // the object came from the cache
+  // Stage::Jit: the machine code, ELF objects (one for a program or library; for the JIT, one
+  // per compile thread)
+  std::vector<std::string> objects;
+  bool cached = false;  // the objects came from the cache
   std::string libName;  // Artifact::Library: the prefix of its C functions
   double jitMs = 0;     // code generation (or the cache) + loading
 };
