@@ -47,6 +47,12 @@ private:
     adj_[x] = adj_[x] < 0 ? d : b_.binary(Op::Add, adj_[x], d);
   }
 
+  // The shape of row-op operand `z` and the bit of its last axis (the classes).
+  std::pair<Shape, uint32_t> rowAxis(int z) {
+    Shape zs = f_.nodes[z].shape;
+    return {zs, 1u << (zs.size() - 1)};
+  }
+
   // y = node `i` (copied: appending nodes may reallocate), dy = its adjoint.
   void derivative(int i, int dy) {
     Node n = f_.nodes[i];
@@ -134,6 +140,36 @@ private:
       int mask = b_.binary(Op::Equal, x, b_.broadcast(y, xs, n.attrs.axes));
       int share = b_.binary(Op::Div, dy, b_.reduce(Op::ReduceSum, mask, n.attrs.axes));
       accumulate(x, b_.binary(Op::Mul, b_.broadcast(share, xs, n.attrs.axes), mask));
+      return;
+    }
+    case Op::SoftmaxXent: { // dz = dy (softmax(z) sum(t) - t); dt = -dy log softmax(z)
+      if (needed_[a])
+        accumulate(a, b_.add(Op::SoftmaxXentGrad, {a, b, dy}, {}));
+      if (needed_[b]) {
+        auto [zs, last] = rowAxis(a);
+        int shifted = b_.binary(Op::Sub, a, b_.broadcast(b_.reduce(Op::ReduceMax, a, last), zs, last));
+        int logSum = b_.unary(Op::Log, b_.reduce(Op::ReduceSum, b_.unary(Op::Exp, shifted), last));
+        int logp = b_.binary(Op::Sub, shifted, b_.broadcast(logSum, zs, last));
+        accumulate(b, b_.unary(Op::Neg, b_.binary(Op::Mul, b_.broadcast(dy, zs, last), logp)));
+      }
+      return;
+    }
+    case Op::SoftmaxXentGrad: { // y = g (p T - t), p = softmax(z), T = sum t, s = sum dy p:
+      // dz = g T p (dy - s), dt = g (s - dy), dg = sum dy (p T - t)
+      int g = n.operands[2];
+      auto [zs, last] = rowAxis(a);
+      auto rows = [&](int v) { return b_.broadcast(v, zs, last); };
+      auto sum = [&](int v) { return b_.reduce(Op::ReduceSum, v, last); };
+      int e = b_.unary(Op::Exp, b_.binary(Op::Sub, a, rows(b_.reduce(Op::ReduceMax, a, last))));
+      int p = b_.binary(Op::Div, e, rows(sum(e)));
+      int s = rows(sum(b_.binary(Op::Mul, dy, p)));
+      if (needed_[a])
+        accumulate(a, b_.binary(Op::Mul, rows(b_.binary(Op::Mul, g, sum(b))),
+                                b_.binary(Op::Mul, p, b_.binary(Op::Sub, dy, s))));
+      if (needed_[b])
+        accumulate(b, b_.binary(Op::Mul, rows(g), b_.binary(Op::Sub, s, dy)));
+      if (needed_[g])
+        accumulate(g, sum(b_.binary(Op::Mul, dy, b_.binary(Op::Sub, b_.binary(Op::Mul, p, rows(sum(b))), b))));
       return;
     }
     case Op::MatMul: { // C = op(A) op(B): dop(A) = dC op(B)^T, dop(B) = op(A)^T dC

@@ -92,6 +92,8 @@ private:
         if (r.attrs.axes >> i & 1)
           perRow = b_.CreateMul(perRow, dim(xs[i]));
     }
+    if (k.kind == Kernel::Kind::Row) // a row of classes, read in three passes
+      perRow = b_.CreateMul(perRow, b_.getInt64(3 * f_.nodes[f_.nodes[k.root].operands[0]].shape.back()));
     if (k.kind == Kernel::Kind::Conv) { // the other tensor's elements per output row, roughly
       const Node &cv = f_.nodes[k.root];
       const Shape &w = cv.op == Op::Conv2DBackFilter ? cv.shape : f_.nodes[cv.operands[1]].shape;
@@ -177,6 +179,8 @@ private:
     case Op::Reshape:
     case Op::ReduceSum:
     case Op::ReduceMax:
+    case Op::SoftmaxXent:
+    case Op::SoftmaxXentGrad:
       assert(false && "materialized ops are loaded, never inlined");
       return nullptr;
     case Op::Fill:
@@ -361,6 +365,9 @@ private:
     case Kernel::Kind::Reduce:
       emitReduce(k, lo, hi);
       break;
+    case Kernel::Kind::Row:
+      emitRow(k, lo, hi);
+      break;
     case Kernel::Kind::MatMul:
       emitMatMul(k, lo, hi);
       break;
@@ -533,6 +540,65 @@ private:
     loop(lo, hi, [&](llvm::Value *row) {
       outIdx = {row};
       loopNest(root.shape, 1, outIdx, element);
+    });
+  }
+
+  // softmax_xent and its gradient, a row of K classes at a time (rows [lo, hi) of the first axis):
+  // the row's maximum; the sums of exp(z - max), of the targets and of t (z - max); then the loss,
+  // T log S - sum t (z - max), or each class's gradient, g (exp(z - max) T / S - t).
+  void emitRow(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+    const Node &root = f_.nodes[k.root];
+    int z = root.operands[0], t = root.operands[1];
+    const Shape &zs = f_.nodes[z].shape;
+    Shape rows(zs.begin(), zs.end() - 1);
+    llvm::Value *classes = b_.getInt64(zs.back());
+    llvm::AllocaInst *maxAcc = entryAlloca(f32_, nullptr, "max"), *expSum = entryAlloca(f32_, nullptr, "expsum"),
+                     *targetSum = entryAlloca(f32_, nullptr, "targets"), *dot = entryAlloca(f32_, nullptr, "dot");
+    auto add = [&](llvm::AllocaInst *acc, llvm::Value *v) {
+      b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), v), acc);
+    };
+    std::vector<llvm::Value *> idx;
+    auto at = [&](int v, llvm::Value *c) { // z or t at (row, c)
+      std::vector<llvm::Value *> i = idx;
+      i.push_back(c);
+      return expr(v, i);
+    };
+    auto row = [&] {
+      b_.CreateStore(llvm::ConstantFP::getInfinity(f32_, true), maxAcc);
+      loop(b_.getInt64(0), classes, [&](llvm::Value *c) {
+        llvm::Value *v = at(z, c), *m = b_.CreateLoad(f32_, maxAcc);
+        b_.CreateStore(b_.CreateSelect(b_.CreateFCmpOGT(v, m), v, m), maxAcc);
+      });
+      llvm::Value *m = b_.CreateLoad(f32_, maxAcc);
+      for (llvm::AllocaInst *acc : {expSum, targetSum, dot})
+        b_.CreateStore(zero(), acc);
+      loop(b_.getInt64(0), classes, [&](llvm::Value *c) {
+        llvm::Value *shifted = b_.CreateFSub(at(z, c), m), *target = at(t, c);
+        add(expSum, callMath("expf", shifted));
+        add(targetSum, target);
+        if (root.op == Op::SoftmaxXent)
+          add(dot, b_.CreateFMul(target, shifted));
+      });
+      llvm::Value *sum = b_.CreateLoad(f32_, expSum), *targets = b_.CreateLoad(f32_, targetSum);
+      if (root.op == Op::SoftmaxXent) {
+        store(k.root, idx, b_.CreateFSub(b_.CreateFMul(targets, callMath("logf", sum)), b_.CreateLoad(f32_, dot)));
+        return;
+      }
+      llvm::Value *scale = b_.CreateFDiv(targets, sum), *g = expr(root.operands[2], idx);
+      loop(b_.getInt64(0), classes, [&](llvm::Value *c) {
+        llvm::Value *p = b_.CreateFMul(callMath("expf", b_.CreateFSub(at(z, c), m)), scale);
+        std::vector<llvm::Value *> out = idx;
+        out.push_back(c);
+        store(k.root, out, b_.CreateFMul(g, b_.CreateFSub(p, at(t, c))));
+      });
+    };
+    if (rows.empty()) {
+      row();
+      return;
+    }
+    loop(lo, hi, [&](llvm::Value *r) {
+      idx = {r};
+      loopNest(rows, 1, idx, row);
     });
   }
 

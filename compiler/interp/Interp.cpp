@@ -2,6 +2,7 @@
 // each case reads like its definition.
 #include "interp/Interp.h"
 
+#include <algorithm>
 #include <cassert>
 #include <cmath>
 #include <limits>
@@ -190,6 +191,26 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
       for (int64_t j = 0; j < static_cast<int64_t>(x.data.size()); ++j) {
         double &dst = out.data[flatten(dropAxes(unflatten(j, x.dims), n.attrs.axes), out.dims)];
         dst = isMax ? std::max(dst, x.data[j]) : dst + x.data[j];
+      }
+      break;
+    }
+    case Op::SoftmaxXent:
+    case Op::SoftmaxXentGrad: { // per row of K classes: the log-sum-exp, then the loss or its gradient
+      const Tensor &z = arg(0), &t = arg(1);
+      int64_t k = z.dims.back(), rows = count(z.dims) / k;
+      for (int64_t r = 0; r < rows; ++r) {
+        const double *zr = &z.data[r * k], *tr = &t.data[r * k];
+        double m = *std::max_element(zr, zr + k), sum = 0, targets = 0;
+        for (int64_t c = 0; c < k; ++c) {
+          sum += std::exp(zr[c] - m);
+          targets += tr[c];
+        }
+        double lse = m + std::log(sum);
+        for (int64_t c = 0; c < k; ++c)
+          if (n.op == Op::SoftmaxXent)
+            out.data[r] -= tr[c] * (zr[c] - lse);
+          else
+            out.data[r * k + c] = arg(2).data[r] * (std::exp(zr[c] - lse) * targets - tr[c]);
       }
       break;
     }

@@ -16,7 +16,7 @@ enum class Op {
 #define OP(Name, Mnemonic, Arity, Kind, Diff) Name,
 #include "ir/Ops.def"
 };
-enum class OpKind { Leaf, Elementwise, Reduce, Contraction, View };
+enum class OpKind { Leaf, Elementwise, Reduce, Row, Contraction, View };
 
 constexpr int kNumOps = 0
 #define OP(Name, Mnemonic, Arity, Kind, Diff) +1

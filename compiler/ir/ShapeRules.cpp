@@ -97,6 +97,19 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
       return fail("reduction axis out of range");
     return {out, ""};
   }
+  case Op::SoftmaxXent:
+  case Op::SoftmaxXentGrad: {
+    if (in[0].empty() || in[0] != in[1])
+      return fail(fmt::format("{}: logits {} and targets {} must have one shape with a class axis", opName(op),
+                              formatShape(in[0]), formatShape(in[1])));
+    Shape rows(in[0].begin(), in[0].end() - 1);
+    if (op == Op::SoftmaxXent)
+      return {rows, ""};
+    if (in[2] != rows)
+      return fail(fmt::format("softmax_xent_grad: gradient {} does not match rows {}", formatShape(in[2]),
+                              formatShape(rows)));
+    return {in[0], ""};
+  }
   case Op::MatMul: {
     if (in[0].size() != 2 || in[1].size() != 2)
       return fail("matmul takes two matrices");

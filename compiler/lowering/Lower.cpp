@@ -11,8 +11,9 @@
 //   softplus:  relu(x) + log(1 + exp(-|x|))        (stable for large |x|)
 // Losses (means over the batch B and the k outputs; t the target, d = y - t):
 //   mse: d^2     mae: |d|     huber(delta): 0.5 d^2 where |d| <= delta, else delta (|d| - delta / 2)
-//   cross_entropy:        -sum(t * log_softmax(z)) / B, z the logits before a final softmax or
-//                         log_softmax; with class weights w: -sum(w[y] log p[y]) / sum(w[y])
+//   cross_entropy:        sum(softmax_xent(z, t)) / B (the fused op: -sum t log_softmax(z) per
+//                         sample), z the logits before a final softmax or log_softmax; with class
+//                         weights w: -sum(w[y] log p[y]) / sum(w[y])
 //   binary_cross_entropy: max(z, 0) - z t + log(1 + e^-|z|), z the logits before a final sigmoid
 #include "lowering/Lower.h"
 
@@ -340,15 +341,14 @@ struct Lowerer {
     }
     case LossKind::CrossEntropy: {
       bool fromLogits = last == LayerKind::Softmax || last == LayerKind::LogSoftmax;
-      int logp = softmaxLog(fromLogits ? beforeLast : y, true);
-      int perSample = b.reduce(Op::ReduceSum, mul(target, logp), 2); // log p of the target class
+      // -log p of the target class, by the fused op (its gradient is softmax - target, one kernel)
+      int perSample = b.add(Op::SoftmaxXent, {fromLogits ? beforeLast : y, target}, {});
       if (t.classWeights.empty())
-        return b.unary(Op::Neg, mul(b.reduce(Op::ReduceSum, perSample, 1), invBatch));
-      // As PyTorch: sum_i w[y_i] log p_i / sum_i w[y_i].
+        return mul(b.reduce(Op::ReduceSum, perSample, 1), invBatch);
+      // As PyTorch: -sum_i w[y_i] log p_i / sum_i w[y_i].
       int w = b.broadcast(b.constant(t.classWeights, {k}), {kBatch, k}, 1);
       int wy = b.reduce(Op::ReduceSum, mul(target, w), 2);
-      return b.unary(Op::Neg, b.binary(Op::Div, b.reduce(Op::ReduceSum, mul(wy, perSample), 1),
-                                        b.reduce(Op::ReduceSum, wy, 1)));
+      return b.binary(Op::Div, b.reduce(Op::ReduceSum, mul(wy, perSample), 1), b.reduce(Op::ReduceSum, wy, 1));
     }
     }
     return -1;

@@ -1,5 +1,5 @@
 // 1. Liveness: nodes reachable from the results.
-// 2. Materialize inputs, results, reductions, products, views' operands, and any value used
+// 2. Materialize inputs, results, reductions, row ops, products, views' operands, and any value used
 //    more than once or by a product; everything else is inlined into its single consumer.
 //    Constants and broadcasts or one-hots of a buffer are inlined into every user.
 // 3. Fuse each product used once into the elementwise kernel that consumes it, when the path
@@ -69,7 +69,7 @@ Schedule schedule(const Function &f) {
     if (!s.live[i])
       continue;
     const Node &node = f.nodes[i];
-    bool m = isResult[i] || node.op == Op::Input || opKind(node.op) == OpKind::Reduce ||
+    bool m = isResult[i] || node.op == Op::Input || opKind(node.op) == OpKind::Reduce || opKind(node.op) == OpKind::Row ||
              opKind(node.op) == OpKind::Contraction || opKind(node.op) == OpKind::View;
     bool cheap = node.op == Op::Fill || node.op == Op::Constant || ((node.op == Op::Broadcast || node.op == Op::OneHot) &&
                                          s.materialized[node.operands[0]]);
@@ -79,7 +79,7 @@ Schedule schedule(const Function &f) {
       m = true;
     else if (!m) {
       OpKind uk = opKind(f.nodes[user[i]].op);
-      m = uk != OpKind::Elementwise && uk != OpKind::Reduce;
+      m = uk != OpKind::Elementwise && uk != OpKind::Reduce && uk != OpKind::Row;
     }
     s.materialized[i] = m;
   }
@@ -141,6 +141,8 @@ Schedule schedule(const Function &f) {
       k.kind = Kernel::Kind::Conv;
     } else if (opKind(node.op) == OpKind::Reduce) {
       k.kind = Kernel::Kind::Reduce;
+    } else if (opKind(node.op) == OpKind::Row) {
+      k.kind = Kernel::Kind::Row;
     } else {
       k.kind = Kernel::Kind::Elementwise;
     }
@@ -210,6 +212,8 @@ const char *kernelKindName(Kernel::Kind kind) {
     return "elementwise";
   case Kernel::Kind::Reduce:
     return "reduce";
+  case Kernel::Kind::Row:
+    return "row";
   case Kernel::Kind::MatMul:
     return "matmul";
   case Kernel::Kind::Conv:
@@ -235,6 +239,8 @@ double kernelFlops(const Function &f, const Kernel &k, int64_t batch) {
   }
   case Kernel::Kind::Reduce:
     return count(root.operands[0]);
+  case Kernel::Kind::Row: // maximum, exponential and sum, then the result: about 4 per element of z
+    return 4 * count(root.operands[0]);
   case Kernel::Kind::Elementwise:
     return count(k.root);
   }

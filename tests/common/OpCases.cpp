@@ -177,6 +177,35 @@ std::vector<OpCase> casesFor(Op op) {
     }
     return out;
   }
+  case Op::SoftmaxXent:
+  case Op::SoftmaxXentGrad: {
+    // Soft targets (a gradient for both operands), rows of a 3-d tensor, and one-hot targets of
+    // labels, with logits large enough that a row without its maximum subtracted would overflow.
+    bool grad = op == Op::SoftmaxXentGrad;
+    auto rowCase = [&](const std::string &what, Shape shape, bool oneHot) {
+      CaseBuilder cb(std::string(opName(op)) + " " + what);
+      int z = cb.input("z", shape, -3, 3);
+      if (oneHot)
+        for (double &v : cb.c.inputs["z"].data)
+          v *= 40;
+      int t;
+      if (oneHot) {
+        int labels = cb.input("labels", Shape(shape.begin(), shape.end() - 1), 0, 1, InputRole::Label);
+        auto &lv = cb.c.inputs["labels"].data;
+        for (size_t i = 0; i < lv.size(); ++i)
+          lv[i] = static_cast<double>((i * 7) % static_cast<size_t>(shape.back()));
+        t = cb.b.oneHot(labels, shape.back());
+      } else {
+        t = cb.input("t", shape, 0, 1);
+      }
+      if (!grad)
+        return cb.done(cb.b.add(op, {z, t}, {}));
+      int g = cb.input("g", Shape(shape.begin(), shape.end() - 1));
+      return cb.done(cb.b.add(op, {z, t, g}, {}));
+    };
+    return {rowCase("soft targets", {kBatch, 10}, false), rowCase("rows of [B, 3, 7]", {kBatch, 3, 7}, false),
+            rowCase("one-hot", {kBatch, 10}, true)};
+  }
   case Op::MatMul:
     // Odd sizes for the vector remainders; larger ones for the register tiles: whole and partial
     // blocks of rows, whole and partial tiles of columns, k with and without a vector remainder.
