@@ -91,8 +91,8 @@ private:
     case Op::Tanh: // d/dx tanh x = 1 - tanh^2 x
       accumulate(x, b_.binary(Op::Mul, dy, b_.binary(Op::Sub, b_.fill(1.0, {}), b_.binary(Op::Mul, y, y))));
       return;
-    case Op::Relu: // d/dx max(x, 0) = [x > 0]
-      accumulate(x, b_.binary(Op::Mul, dy, b_.unary(Op::Step, x)));
+    case Op::Relu: // d/dx max(x, 0) = [x > 0] = [y > 0]: from y, so that x need not be kept
+      accumulate(x, b_.binary(Op::Mul, dy, b_.unary(Op::Step, y)));
       return;
     case Op::Add: // d(a+b) = da + db
       accumulate(a, dy);
