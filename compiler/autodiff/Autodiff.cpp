@@ -206,6 +206,24 @@ private:
         accumulate(b, b_.conv2d(a, dy, s, p));
       return;
     }
+    case Op::MaxPool2D: // the window's maxima share dy
+      accumulate(x, b_.maxPool2dBack(x, y, dy, n.attrs.stride));
+      return;
+    case Op::MaxPool2DBack: { // dx = mask dy / ties, the mask piecewise constant in x and y:
+      // only dy gets a gradient, each window's sum of mask ddx / ties (x as [B, C, H/k, k, W/k, k])
+      int g = n.operands[2];
+      if (!needed_[g])
+        return;
+      Shape xs = f_.nodes[x].shape, ys = f_.nodes[g].shape;
+      int64_t k = n.attrs.stride;
+      Shape tiles{xs[0], xs[1], ys[2], k, ys[3], k};
+      uint32_t window = 0b101000;
+      int mask = b_.binary(Op::Equal, b_.reshape(x, tiles), b_.broadcast(b, tiles, window));
+      int ties = b_.reduce(Op::ReduceSum, mask, window);
+      int masked = b_.reduce(Op::ReduceSum, b_.binary(Op::Mul, b_.reshape(dy, tiles), mask), window);
+      accumulate(g, b_.binary(Op::Div, masked, ties));
+      return;
+    }
     case Op::Reshape: // same elements, the operand's shape
       accumulate(x, b_.reshape(dy, f_.nodes[x].shape));
       return;

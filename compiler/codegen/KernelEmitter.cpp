@@ -92,6 +92,8 @@ private:
         if (r.attrs.axes >> i & 1)
           perRow = b_.CreateMul(perRow, dim(xs[i]));
     }
+    if (k.kind == Kernel::Kind::Window) // the window's elements per output element
+      perRow = b_.CreateMul(perRow, b_.getInt64(f_.nodes[k.root].attrs.stride * f_.nodes[k.root].attrs.stride));
     if (k.kind == Kernel::Kind::Row) // a row of classes, read in three passes
       perRow = b_.CreateMul(perRow, b_.getInt64(3 * f_.nodes[f_.nodes[k.root].operands[0]].shape.back()));
     if (k.kind == Kernel::Kind::Conv) { // the other tensor's elements per output row, roughly
@@ -181,6 +183,8 @@ private:
     case Op::ReduceMax:
     case Op::SoftmaxXent:
     case Op::SoftmaxXentGrad:
+    case Op::MaxPool2D:
+    case Op::MaxPool2DBack:
       assert(false && "materialized ops are loaded, never inlined");
       return nullptr;
     case Op::Fill:
@@ -367,6 +371,9 @@ private:
       break;
     case Kernel::Kind::Row:
       emitRow(k, lo, hi);
+      break;
+    case Kernel::Kind::Window:
+      emitWindow(k, lo, hi);
       break;
     case Kernel::Kind::MatMul:
       emitMatMul(k, lo, hi);
@@ -599,6 +606,105 @@ private:
     loop(lo, hi, [&](llvm::Value *r) {
       idx = {r};
       loopNest(rows, 1, idx, row);
+    });
+  }
+
+  // Vectors `parts` side by side, as one vector of their lanes (padded to a power of two parts).
+  llvm::Value *concat(std::vector<llvm::Value *> parts) {
+    while (parts.size() > 1) {
+      if (parts.size() % 2)
+        parts.push_back(llvm::Constant::getNullValue(parts[0]->getType()));
+      std::vector<llvm::Value *> next;
+      unsigned n = llvm::cast<llvm::FixedVectorType>(parts[0]->getType())->getNumElements();
+      std::vector<int> both(2 * n);
+      for (unsigned l = 0; l < 2 * n; ++l)
+        both[l] = static_cast<int>(l);
+      for (size_t i = 0; i < parts.size(); i += 2)
+        next.push_back(b_.CreateShuffleVector(parts[i], parts[i + 1], both));
+      parts = next;
+    }
+    return parts[0];
+  }
+  // A vector of lanes start, start + step, ... of `v`.
+  llvm::Value *lanesOf(llvm::Value *v, int64_t start, int64_t step) {
+    std::vector<int> picks(lanes());
+    for (unsigned l = 0; l < lanes(); ++l)
+      picks[l] = static_cast<int>(start + step * l);
+    return b_.CreateShuffleVector(v, picks);
+  }
+
+  // Max pooling, k x k windows with stride k, rows [lo, hi) of the batch. A chunk of V output
+  // columns reads k vectors of each of its k input rows: the forward pass takes their maximum
+  // down the rows, then across each window's k neighbours (lanes picked every k-th); the backward
+  // pass compares each input vector with y repeated k times per lane, counts each window's
+  // maxima the same way, and writes the share dy / count where x is maximal, 0 elsewhere.
+  void emitWindow(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+    const Node &n = f_.nodes[k.root];
+    bool back = n.op == Op::MaxPool2DBack;
+    int xNode = n.operands[0], yNode = back ? n.operands[1] : k.root, dxNode = k.root;
+    const Shape xs = f_.nodes[xNode].shape;
+    int64_t kk = n.attrs.stride, C = xs[1], Ho = xs[2] / kk, Wo = xs[3] / kk, V = lanes();
+    auto c64 = [&](int64_t v) { return b_.getInt64(v); };
+    auto repeat = [&](llvm::Value *v, int64_t j) { // lanes of input vector j: v[(j V + l) / k]
+      std::vector<int> picks(lanes());
+      for (unsigned l = 0; l < lanes(); ++l)
+        picks[l] = static_cast<int>((j * V + l) / kk);
+      return b_.CreateShuffleVector(v, picks);
+    };
+    // One chunk of outputs starting at column q (a Value), `count` of them valid (static).
+    auto chunk = [&](llvm::Value *b, llvm::Value *c, llvm::Value *i, llvm::Value *q, int64_t count) {
+      llvm::Value *qIn = b_.CreateMul(q, c64(kk));
+      auto inCount = [&](int64_t j) { return static_cast<unsigned>(std::clamp<int64_t>(count * kk - j * V, 0, V)); };
+      auto xRow = [&](int node, int64_t u) {
+        return b_.CreateGEP(f32_, imageRow(node, b, c, b_.CreateAdd(b_.CreateMul(i, c64(kk)), c64(u))), qIn);
+      };
+      llvm::Value *yPtr = b_.CreateGEP(f32_, imageRow(yNode, b, c, i), q);
+      if (!back) {
+        std::vector<llvm::Value *> down(static_cast<size_t>(kk));
+        for (int64_t j = 0; j < kk; ++j)
+          for (int64_t u = 0; u < kk; ++u) {
+            llvm::Value *v = inCount(j) ? loadVec(b_.CreateConstGEP1_64(f32_, xRow(xNode, u), j * V), inCount(j))
+                                        : llvm::Constant::getNullValue(vecTy());
+            down[j] = u == 0 ? v : b_.CreateMaxNum(down[j], v);
+          }
+        llvm::Value *all = concat(down), *m = nullptr;
+        for (int64_t s = 0; s < kk; ++s)
+          m = s == 0 ? lanesOf(all, 0, kk) : b_.CreateMaxNum(m, lanesOf(all, s, kk));
+        storeVec(m, yPtr, static_cast<unsigned>(count));
+        return;
+      }
+      llvm::Value *y = loadVec(yPtr, static_cast<unsigned>(count));
+      llvm::Value *dy = loadVec(b_.CreateGEP(f32_, imageRow(n.operands[2], b, c, i), q), static_cast<unsigned>(count));
+      std::vector<std::vector<llvm::Value *>> isMax(static_cast<size_t>(kk)); // [u][j]
+      std::vector<llvm::Value *> down(static_cast<size_t>(kk)); // maxima per input column, summed down
+      for (int64_t u = 0; u < kk; ++u)
+        for (int64_t j = 0; j < kk; ++j) {
+          llvm::Value *x = inCount(j) ? loadVec(b_.CreateConstGEP1_64(f32_, xRow(xNode, u), j * V), inCount(j))
+                                      : llvm::Constant::getNullValue(vecTy());
+          llvm::Value *eq = b_.CreateFCmpOEQ(x, repeat(y, j));
+          isMax[u].push_back(eq);
+          llvm::Value *one = b_.CreateSelect(eq, llvm::ConstantFP::get(vecTy(), 1.0), llvm::Constant::getNullValue(vecTy()));
+          down[j] = u == 0 ? one : b_.CreateFAdd(down[j], one);
+        }
+      llvm::Value *all = concat(down), *ties = nullptr;
+      for (int64_t s = 0; s < kk; ++s)
+        ties = s == 0 ? lanesOf(all, 0, kk) : b_.CreateFAdd(ties, lanesOf(all, s, kk));
+      llvm::Value *share = b_.CreateFDiv(dy, ties);
+      for (int64_t u = 0; u < kk; ++u)
+        for (int64_t j = 0; j < kk; ++j)
+          if (inCount(j))
+            storeVec(b_.CreateSelect(isMax[u][j], repeat(share, j), llvm::Constant::getNullValue(vecTy())),
+                     b_.CreateConstGEP1_64(f32_, xRow(dxNode, u), j * V), inCount(j));
+    };
+    loop(lo, hi, [&](llvm::Value *b) {
+      loop(c64(0), c64(C), [&](llvm::Value *c) {
+        loop(c64(0), c64(Ho), [&](llvm::Value *i) {
+          if (Wo / V > 0)
+            loop(c64(0), c64(Wo / V), [&](llvm::Value *t) { chunk(b, c, i, b_.CreateMul(t, c64(V)), V); }, true);
+          if (Wo % V)
+            chunk(b, c, i, c64(Wo / V * V), Wo % V);
+        }, true);
+      }, true);
     });
   }
 

@@ -262,6 +262,33 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
                   }
       break;
     }
+    case Op::MaxPool2D:
+    case Op::MaxPool2DBack: { // per window: its maximum, then (backward) the maxima's share of dy
+      const Tensor &x = arg(0);
+      int64_t k = n.attrs.stride, H = x.dims[2], W = x.dims[3], Ho = H / k, Wo = W / k;
+      for (int64_t plane = 0; plane < x.dims[0] * x.dims[1]; ++plane)
+        for (int64_t i = 0; i < Ho; ++i)
+          for (int64_t j = 0; j < Wo; ++j) {
+            auto at = [&](int64_t u, int64_t v) { return (plane * H + i * k + u) * W + j * k + v; };
+            size_t o = static_cast<size_t>((plane * Ho + i) * Wo + j);
+            double m = -std::numeric_limits<double>::infinity();
+            for (int64_t u = 0; u < k; ++u)
+              for (int64_t v = 0; v < k; ++v)
+                m = std::max(m, x.data[at(u, v)]);
+            if (n.op == Op::MaxPool2D) {
+              out.data[o] = m;
+              continue;
+            }
+            double ties = 0, y = arg(1).data[o];
+            for (int64_t u = 0; u < k; ++u)
+              for (int64_t v = 0; v < k; ++v)
+                ties += x.data[at(u, v)] == y ? 1 : 0;
+            for (int64_t u = 0; u < k; ++u)
+              for (int64_t v = 0; v < k; ++v)
+                out.data[at(u, v)] = x.data[at(u, v)] == y ? arg(2).data[o] / ties : 0.0;
+          }
+      break;
+    }
     case Op::Reshape:
       out.data = arg(0).data;
       break;

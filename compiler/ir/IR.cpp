@@ -157,6 +157,10 @@ static Attrs convAttrs(Shape shape, int64_t stride, int64_t padding) {
   a.padding = padding;
   return a;
 }
+int Builder::maxPool2d(int x, int64_t window) { return add(Op::MaxPool2D, {x}, convAttrs({}, window, 0)); }
+int Builder::maxPool2dBack(int x, int y, int dy, int64_t window) {
+  return add(Op::MaxPool2DBack, {x, y, dy}, convAttrs({}, window, 0));
+}
 int Builder::conv2d(int x, int w, int64_t stride, int64_t padding) {
   return add(Op::Conv2D, {x, w}, convAttrs({}, stride, padding));
 }
@@ -239,6 +243,10 @@ void print(const Function &f, std::ostream &os) {
     case Op::Conv2DBackData:
     case Op::Conv2DBackFilter:
       attrs.push_back(fmt::format("stride = {}, padding = {}", n.attrs.stride, n.attrs.padding));
+      break;
+    case Op::MaxPool2D:
+    case Op::MaxPool2DBack:
+      attrs.push_back(fmt::format("window = {}", n.attrs.stride));
       break;
     case Op::MatMul:
       if (n.attrs.transA)

@@ -16,7 +16,7 @@ enum class Op {
 #define OP(Name, Mnemonic, Arity, Kind, Diff) Name,
 #include "ir/Ops.def"
 };
-enum class OpKind { Leaf, Elementwise, Reduce, Row, Contraction, View };
+enum class OpKind { Leaf, Elementwise, Reduce, Row, Window, Contraction, View };
 
 constexpr int kNumOps = 0
 #define OP(Name, Mnemonic, Arity, Kind, Diff) +1
@@ -46,7 +46,7 @@ struct Attrs {
   uint32_t axes = 0;       // Broadcast: new axes of the result; Reduce: axes of the operand summed out
   bool transA = false, transB = false; // MatMul
   int64_t classes = 0;     // OneHot
-  int64_t stride = 1, padding = 0; // Conv2D*
+  int64_t stride = 1, padding = 0; // Conv2D*; MaxPool2D*: stride is the window
   Shape perm;              // Transpose
   int64_t axis = 0, offset = 0; // Pad, Slice
   std::string name;        // Input
@@ -103,6 +103,8 @@ public:
   int conv2d(int x, int w, int64_t stride, int64_t padding);
   int conv2dBackData(int dy, int w, Shape xShape, int64_t stride, int64_t padding);
   int conv2dBackFilter(int x, int dy, Shape wShape, int64_t stride, int64_t padding);
+  int maxPool2d(int x, int64_t window);
+  int maxPool2dBack(int x, int y, int dy, int64_t window);
   int add(Op op, std::vector<int> operands, Attrs attrs);
   // By value: appending nodes may move the vector a reference would point into.
   Shape shape(int v) const { return f_.nodes[v].shape; }

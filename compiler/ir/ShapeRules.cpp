@@ -138,6 +138,21 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
       return fail(fmt::format("conv2d_back_filter: gradient {} does not match {}", formatShape(in[1]), formatShape(y)));
     return {op == Op::Conv2D ? y : op == Op::Conv2DBackData ? x : w, ""};
   }
+  case Op::MaxPool2D:
+  case Op::MaxPool2DBack: {
+    const Shape &x = in[0];
+    int64_t k = a.stride;
+    if (x.size() != 4 || k < 1 || x[2] == kBatch || x[3] == kBatch || x[2] % k || x[3] % k)
+      return fail(fmt::format("{} takes [B, C, H, W] with H and W multiples of the window {}, not {}", opName(op), k,
+                              formatShape(x)));
+    Shape y{x[0], x[1], x[2] / k, x[3] / k};
+    if (op == Op::MaxPool2D)
+      return {y, ""};
+    if (in[1] != y || in[2] != y)
+      return fail(fmt::format("max_pool2d_back: pooled {} and gradient {} must be {}", formatShape(in[1]),
+                              formatShape(in[2]), formatShape(y)));
+    return {x, ""};
+  }
   case Op::Reshape: {
     // Only the batch dimension may be dynamic, and it must stay the leading axis.
     auto staticCount = [](const Shape &s) {

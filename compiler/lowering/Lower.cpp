@@ -2,8 +2,8 @@
 //   dense(n):  x @ w + broadcast(b)        (w is [in, n], b is [n])
 //   flatten:   reshape to [B, prod(dims)]
 //   conv2d:    conv2d(x, w) + broadcast(b)      (w is [filters, channels, k, k], b is [filters])
-//   maxpool2d(k): reshape [B, C, H, W] to [B, C, H/k, k, W/k, k], max over the two k axes
-//   avgpool2d(k): the same with a sum, times 1/k^2;   global_avgpool: sum over H, W times 1/(HW)
+//   maxpool2d(k): max_pool2d (one op, its own vector kernels forward and backward)
+//   avgpool2d(k): reshape [B, C, H, W] to [B, C, H/k, k, W/k, k], sum over the two k axes, times 1/k^2;   global_avgpool: sum over H, W times 1/(HW)
 //   embedding(v, d): sum over v of one_hot(ids, v) * table   (table is [v, d]; ids outside give 0)
 //   softmax:   e = exp(x - max(x)); e / sum(e)      log_softmax: (x - max) - log(sum(e))
 //   leaky_relu(a): relu(x) - a relu(-x)            elu(a): relu(x) + a (exp(-relu(-x)) - 1)
@@ -120,12 +120,12 @@ struct Lowerer {
       return b.binary(Op::Add, y, b.broadcast(params[static_cast<size_t>(l.bias)], b.shape(y), 0b1101));
     }
     case LayerKind::MaxPool2D:
+      return b.maxPool2d(cur, l.kernel);
     case LayerKind::AvgPool2D: {
       int64_t k = l.kernel;
       int tiles = b.reshape(cur, {kBatch, l.in[0], l.out[1], k, l.out[2], k});
-      bool isMax = l.kind == LayerKind::MaxPool2D;
-      int pooled = b.reduce(isMax ? Op::ReduceMax : Op::ReduceSum, tiles, 0b101000);
-      return isMax ? pooled : b.binary(Op::Mul, pooled, b.fill(1.0 / static_cast<double>(k * k), {}));
+      int pooled = b.reduce(Op::ReduceSum, tiles, 0b101000);
+      return b.binary(Op::Mul, pooled, b.fill(1.0 / static_cast<double>(k * k), {}));
     }
     case LayerKind::GlobalAvgPool:
       return b.binary(Op::Mul, b.reduce(Op::ReduceSum, cur, 0b1100),

@@ -1,6 +1,7 @@
 // 1. Liveness: nodes reachable from the results.
-// 2. Materialize inputs, results, reductions, row ops, products, views' operands, and any value used
-//    more than once or by a product; everything else is inlined into its single consumer.
+// 2. Materialize inputs, results, reductions, row and window ops, products, the operands of
+//    views and window ops, and any value used more than once or by a product; everything else is
+//    inlined into its single consumer.
 //    Constants and broadcasts or one-hots of a buffer are inlined into every user.
 // 3. Fuse each product used once into the elementwise kernel that consumes it, when the path
 //    from the product to that kernel's root keeps the product's shape (no broadcast).
@@ -70,6 +71,7 @@ Schedule schedule(const Function &f) {
       continue;
     const Node &node = f.nodes[i];
     bool m = isResult[i] || node.op == Op::Input || opKind(node.op) == OpKind::Reduce || opKind(node.op) == OpKind::Row ||
+             opKind(node.op) == OpKind::Window ||
              opKind(node.op) == OpKind::Contraction || opKind(node.op) == OpKind::View;
     bool cheap = node.op == Op::Fill || node.op == Op::Constant || ((node.op == Op::Broadcast || node.op == Op::OneHot) &&
                                          s.materialized[node.operands[0]]);
@@ -83,9 +85,12 @@ Schedule schedule(const Function &f) {
     }
     s.materialized[i] = m;
   }
-  for (size_t i = 0; i < n; ++i) // a view needs its operand in memory
+  for (size_t i = 0; i < n; ++i) // a view needs its operand in memory, a window op its operands
     if (s.live[i] && opKind(f.nodes[i].op) == OpKind::View)
       s.materialized[f.nodes[i].operands[0]] = true;
+    else if (s.live[i] && opKind(f.nodes[i].op) == OpKind::Window)
+      for (int o : f.nodes[i].operands)
+        s.materialized[o] = true;
 
   // Step 3: products fused into the kernel of their elementwise consumer.
   std::vector<int> fusedInto(n, -1); // root -> the product it runs as epilogue of
@@ -143,6 +148,8 @@ Schedule schedule(const Function &f) {
       k.kind = Kernel::Kind::Reduce;
     } else if (opKind(node.op) == OpKind::Row) {
       k.kind = Kernel::Kind::Row;
+    } else if (opKind(node.op) == OpKind::Window) {
+      k.kind = Kernel::Kind::Window;
     } else {
       k.kind = Kernel::Kind::Elementwise;
     }
@@ -214,6 +221,8 @@ const char *kernelKindName(Kernel::Kind kind) {
     return "reduce";
   case Kernel::Kind::Row:
     return "row";
+  case Kernel::Kind::Window:
+    return "window";
   case Kernel::Kind::MatMul:
     return "matmul";
   case Kernel::Kind::Conv:
@@ -241,6 +250,8 @@ double kernelFlops(const Function &f, const Kernel &k, int64_t batch) {
     return count(root.operands[0]);
   case Kernel::Kind::Row: // maximum, exponential and sum, then the result: about 4 per element of z
     return 4 * count(root.operands[0]);
+  case Kernel::Kind::Window: // a comparison per element of x (backward: mask, count, share, about 3)
+    return (root.op == Op::MaxPool2D ? 1 : 3) * count(root.operands[0]);
   case Kernel::Kind::Elementwise:
     return count(k.root);
   }

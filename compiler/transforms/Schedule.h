@@ -12,7 +12,7 @@
 namespace soma::transforms {
 
 struct Kernel {
-  enum class Kind { Elementwise, Reduce, Row, MatMul, Conv };
+  enum class Kind { Elementwise, Reduce, Row, Window, MatMul, Conv };
   Kind kind;
   int root;        // the materialized node this kernel writes
   int matmul = -1; // MatMul: the product whose loop nest the kernel is

@@ -206,6 +206,32 @@ std::vector<OpCase> casesFor(Op op) {
     return {rowCase("soft targets", {kBatch, 10}, false), rowCase("rows of [B, 3, 7]", {kBatch, 3, 7}, false),
             rowCase("one-hot", {kBatch, 10}, true)};
   }
+  case Op::MaxPool2D:
+  case Op::MaxPool2DBack: {
+    // Windows of 2 and 3; rows of more than one vector of outputs (a loop of whole chunks and a
+    // remainder); and windows with tied maxima (inputs of a few values), for the JIT only.
+    std::vector<OpCase> out;
+    for (auto [shape, window, ties] : {std::tuple<Shape, int64_t, bool>{{kBatch, 3, 4, 6}, 2, false},
+                                       {{kBatch, 2, 6, 9}, 3, false},
+                                       {{kBatch, 2, 4, 70}, 2, false},
+                                       {{kBatch, 2, 4, 38}, 2, true}}) {
+      CaseBuilder cb(fmt::format("{} {} window {}{}", opName(op), formatShape(shape), window, ties ? " ties" : ""));
+      int x = cb.input("x", shape);
+      if (ties) {
+        for (double &v : cb.c.inputs["x"].data)
+          v = std::round(v);
+        cb.c.gradcheck = false;
+      }
+      int y = cb.b.maxPool2d(x, window);
+      if (op == Op::MaxPool2D) {
+        out.push_back(cb.done(y));
+        continue;
+      }
+      int dy = cb.input("dy", cb.b.shape(y));
+      out.push_back(cb.done(cb.b.maxPool2dBack(x, y, dy, window)));
+    }
+    return out;
+  }
   case Op::MatMul:
     // Odd sizes for the vector remainders; larger ones for the register tiles: whole and partial
     // blocks of rows, whole and partial tiles of columns, k with and without a vector remainder.

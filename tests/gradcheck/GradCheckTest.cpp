@@ -18,6 +18,8 @@ TEST_P(GradCheck, DerivedGradientMatchesFiniteDifferences) {
   std::vector<test::OpCase> cases = test::casesFor(op);
   ASSERT_FALSE(cases.empty()) << "op " << ir::opName(op) << " has no test case";
   for (test::OpCase c : cases) {
+    if (!c.gradcheck)
+      continue;
     SCOPED_TRACE(c.label);
     ir::Function &f = c.f;
     ir::Builder b(f);
