@@ -1040,62 +1040,99 @@ private:
     return on;
   }
 
+  // A row of zeros that a convolution reads in place of an input row in the padding: `width`
+  // elements, with `margin` more (and a vector) on each side for the shifted loads.
+  llvm::Value *zeroRow(int64_t width, int64_t margin) {
+    int64_t size = width + 2 * (margin + lanes());
+    llvm::GlobalVariable *&global = zeroRows_[size];
+    if (!global) {
+      auto *ty = llvm::ArrayType::get(f32_, static_cast<uint64_t>(size));
+      global = new llvm::GlobalVariable(m_, ty, true, llvm::GlobalValue::PrivateLinkage,
+                                        llvm::ConstantAggregateZero::get(ty), "zero.row");
+      global->setAlignment(llvm::Align(64));
+    }
+    return b_.CreateConstGEP1_64(f32_, global, margin + lanes());
+  }
+
   // out[b, o, r, q] = sum over i, u, v of weight(o, i, u, v) * in[b, i, r + u - padH, q + v - padW],
   // rows of `out` (samples) in [lo, hi). Convolution: weight = w[o, i, u, v]; its data gradient:
-  // weight = w[i, o, Kh-1-u, Kw-1-v] (flipped). Each output row is a few vectors held in
-  // registers for a block of output channels that share every input vector loaded.
+  // weight = w[i, o, Kh-1-u, Kw-1-v] (flipped). A block of ob output channels by rb output rows
+  // (each a few vectors) stays in registers over the whole sum: every input vector loaded serves
+  // ob channels, every weight broadcast rb rows. Rows outside the input (padding) load nothing.
   void rowConv(int outNode, int inNode, int wNode, bool flipped, int64_t padH, int64_t padW, llvm::Value *lo,
                llvm::Value *hi) {
     const Shape os = f_.nodes[outNode].shape, is = f_.nodes[inNode].shape, ws = f_.nodes[wNode].shape;
     int64_t O = os[1], R = os[2], Q = os[3], I = is[1], Hin = is[2], Win = is[3], Kh = ws[2], Kw = ws[3];
     int64_t vl = lanes(), chunks = (Q + vl - 1) / vl;
-    int64_t ob = O % 4 == 0 ? 4 : O % 3 == 0 ? 3 : O % 2 == 0 ? 2 : 1; // output channels per block
-    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), ob * chunks), nullptr, "acc"); // registers
+    // The block with the fewest loads per multiply-add whose sums, weights and input vector fit
+    // in the 32 vector registers (with one to spare).
+    constexpr int64_t kRegisters = 31;
+    int64_t ob = 1, rb = 1, fewest = -1;
+    for (int64_t o = 1; o <= std::min<int64_t>(O, 8); ++o)
+      for (int64_t r = 1; r <= R && O % o == 0 && o * r * chunks + o + 1 <= kRegisters; ++r) {
+        int64_t loads = (O / o) * (R * chunks + (R + r - 1) / r * o);
+        if (fewest < 0 || loads < fewest) {
+          fewest = loads;
+          ob = o;
+          rb = r;
+        }
+      }
+    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), ob * rb * chunks), nullptr, "acc"); // registers
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     auto weight = [&](llvm::Value *o, llvm::Value *i, llvm::Value *u, int64_t v) {
       if (!flipped)
         return load(wNode, {o, i, u, c64(v)});
       return load(wNode, {i, o, b_.CreateSub(c64(Kh - 1), u), c64(Kw - 1 - v)});
     };
+    bool padded = padH > 0 || R + Kh - 1 > Hin;
+    // Output rows r0 .. r0 + rows - 1 of channels o0 .. o0 + ob - 1.
+    auto block = [&](llvm::Value *b, llvm::Value *o0, llvm::Value *r0, int64_t rows) {
+      auto sum = [&](int64_t o, int64_t r, int64_t ch) { return b_.CreateConstGEP1_64(vecTy(), acc, (o * rows + r) * chunks + ch); };
+      for (int64_t e = 0; e < ob * rows * chunks; ++e)
+        b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
+      loop(c64(0), c64(I), [&](llvm::Value *i) {
+        loop(c64(0), c64(Kh), [&](llvm::Value *u) {
+          std::vector<llvm::Value *> rowPtr;
+          for (int64_t r = 0; r < rows; ++r) {
+            llvm::Value *h = b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(u, c64(r))), c64(padH));
+            llvm::Value *row = imageRow(inNode, b, i, h);
+            if (padded) // a row in the padding reads a row of zeros
+              row = b_.CreateSelect(b_.CreateAnd(b_.CreateICmpSGE(h, c64(0)), b_.CreateICmpSLT(h, c64(Hin))), row,
+                                    zeroRow(Win, padW));
+            rowPtr.push_back(row);
+          }
+          for (int64_t v = 0; v < Kw; ++v) {
+            std::vector<llvm::Value *> wv;
+            for (int64_t o = 0; o < ob; ++o)
+              wv.push_back(b_.CreateVectorSplat(static_cast<unsigned>(vl), weight(b_.CreateAdd(o0, c64(o)), i, u, v)));
+            for (int64_t ch = 0; ch < chunks; ++ch) {
+              std::vector<bool> on = columnLanes(ch, Q, v - padW, Win);
+              if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
+                continue;
+              for (int64_t r = 0; r < rows; ++r) {
+                llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, rowPtr[r], c64(ch * vl + v - padW)), on);
+                for (int64_t o = 0; o < ob; ++o)
+                  b_.CreateStore(fma(wv[static_cast<size_t>(o)], xv, b_.CreateLoad(vecTy(), sum(o, r, ch))), sum(o, r, ch));
+              }
+            }
+          }
+        }, true);
+      }, true);
+      for (int64_t o = 0; o < ob; ++o)
+        for (int64_t r = 0; r < rows; ++r) {
+          llvm::Value *rowOut = imageRow(outNode, b, b_.CreateAdd(o0, c64(o)), b_.CreateAdd(r0, c64(r)));
+          for (int64_t ch = 0; ch < chunks; ++ch)
+            storeVec(b_.CreateLoad(vecTy(), sum(o, r, ch)), b_.CreateGEP(f32_, rowOut, c64(ch * vl)),
+                     static_cast<unsigned>(std::min(vl, Q - ch * vl)));
+        }
+    };
     loop(lo, hi, [&](llvm::Value *b) {
       loop(c64(0), c64(O / ob), [&](llvm::Value *blk) {
         llvm::Value *o0 = b_.CreateMul(blk, c64(ob));
-        loop(c64(0), c64(R), [&](llvm::Value *r) {
-          for (int64_t e = 0; e < ob * chunks; ++e)
-            b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
-          // The filter rows u whose input row r + u - padH exists.
-          llvm::Value *uLo = b_.CreateSub(c64(padH), r), *uHi = b_.CreateSub(c64(Hin + padH), r);
-          uLo = b_.CreateSelect(b_.CreateICmpSGT(uLo, c64(0)), uLo, c64(0));
-          uHi = b_.CreateSelect(b_.CreateICmpSLT(uHi, c64(Kh)), uHi, c64(Kh));
-          loop(c64(0), c64(I), [&](llvm::Value *i) {
-            loop(uLo, uHi, [&](llvm::Value *u) {
-              llvm::Value *h = b_.CreateSub(b_.CreateAdd(r, u), c64(padH));
-              llvm::Value *row = imageRow(inNode, b, i, h);
-              for (int64_t v = 0; v < Kw; ++v) {
-                std::vector<llvm::Value *> wv;
-                for (int64_t o = 0; o < ob; ++o)
-                  wv.push_back(b_.CreateVectorSplat(static_cast<unsigned>(vl), weight(b_.CreateAdd(o0, c64(o)), i, u, v)));
-                for (int64_t ch = 0; ch < chunks; ++ch) {
-                  std::vector<bool> on = columnLanes(ch, Q, v - padW, Win);
-                  if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
-                    continue;
-                  llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, row, c64(ch * vl + v - padW)), on);
-                  for (int64_t o = 0; o < ob; ++o) {
-                    llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, o * chunks + ch);
-                    b_.CreateStore(fma(wv[static_cast<size_t>(o)], xv, b_.CreateLoad(vecTy(), slot)), slot);
-                  }
-                }
-              }
-            }, true);
-          }, true);
-          for (int64_t o = 0; o < ob; ++o) {
-            llvm::Value *oc = b_.CreateAdd(o0, c64(o));
-            llvm::Value *rowOut = imageRow(outNode, b, oc, r);
-            for (int64_t ch = 0; ch < chunks; ++ch)
-              storeVec(b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, o * chunks + ch)),
-                       b_.CreateGEP(f32_, rowOut, c64(ch * vl)), static_cast<unsigned>(std::min(vl, Q - ch * vl)));
-          }
-        }, true);
+        if (R / rb > 0)
+          loop(c64(0), c64(R / rb), [&](llvm::Value *rblk) { block(b, o0, b_.CreateMul(rblk, c64(rb)), rb); }, true);
+        if (R % rb)
+          block(b, o0, c64(R - R % rb), R % rb);
       }, true);
     });
   }
@@ -1254,6 +1291,7 @@ private:
   llvm::Value *ctx_ = nullptr, *batch_ = nullptr;
   std::map<int, llvm::Value *> slotPtrs_;
   std::map<int, llvm::GlobalVariable *> constants_; // Constant nodes' arrays
+  std::map<int64_t, llvm::GlobalVariable *> zeroRows_; // zeroRow's arrays, by size
   int fusedMatmul_ = -1;
   llvm::Value *matmulValue_ = nullptr;
   llvm::Value *flatOffset_ = nullptr; // flatElementwise: the element's offset in every tensor
