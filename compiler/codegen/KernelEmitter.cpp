@@ -513,6 +513,15 @@ private:
     for (size_t i = run; i < xs.size(); ++i)
       runLength *= xs[i];
     bool contiguous = !isMax && s_.materialized[x] && xs.size() - run >= 2;
+    // Leading axes reduced, trailing axes kept (a bias gradient of a dense layer: [B, n] over B):
+    // each output row is a contiguous run of x's rows, accumulated in place by a loop along them
+    // that vectorizes, for each index of the reduced axes in order (the same order of summation
+    // as one element at a time).
+    size_t leading = 0;
+    while (leading < xs.size() && (root.attrs.axes >> leading & 1))
+      ++leading;
+    if (!root.shape.empty() && leading > 0 && root.attrs.axes == (1u << leading) - 1)
+      return leadingReduce(k, lo, hi, leading);
     Shape reduced;
     for (size_t i = 0; i < (contiguous ? run : xs.size()); ++i)
       if (root.attrs.axes >> i & 1)
@@ -547,6 +556,32 @@ private:
     loop(lo, hi, [&](llvm::Value *row) {
       outIdx = {row};
       loopNest(root.shape, 1, outIdx, element);
+    });
+  }
+
+  // out[o] = sum (or max) over the leading `leading` axes of x[r, o], rows [lo, hi) of out.
+  void leadingReduce(const Kernel &k, llvm::Value *lo, llvm::Value *hi, size_t leading) {
+    const Node &root = f_.nodes[k.root];
+    int x = root.operands[0];
+    const Shape xs = f_.nodes[x].shape, reduced(xs.begin(), xs.begin() + static_cast<std::ptrdiff_t>(leading));
+    bool isMax = root.op == Op::ReduceMax;
+    auto eachOut = [&](const std::function<void(std::vector<llvm::Value *> &)> &body) {
+      loop(lo, hi, [&](llvm::Value *row) {
+        std::vector<llvm::Value *> idx{row};
+        loopNest(root.shape, 1, idx, [&] { body(idx); });
+      }, true); // rolled: the innermost loop is the one to vectorize
+    };
+    eachOut([&](std::vector<llvm::Value *> &o) {
+      store(k.root, o, isMax ? llvm::ConstantFP::getInfinity(f32_, true) : zero());
+    });
+    std::vector<llvm::Value *> r;
+    loopNest(reduced, 0, r, [&] {
+      eachOut([&](std::vector<llvm::Value *> &o) {
+        std::vector<llvm::Value *> idx = r;
+        idx.insert(idx.end(), o.begin(), o.end());
+        llvm::Value *v = expr(x, idx), *a = load(k.root, o);
+        store(k.root, o, isMax ? b_.CreateSelect(b_.CreateFCmpOGT(v, a), v, a) : b_.CreateFAdd(a, v));
+      });
     });
   }
 
