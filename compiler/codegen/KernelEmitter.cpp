@@ -781,10 +781,14 @@ private:
   }
 
   // The epilogue of C[i, j] = value: the kernel's elementwise tree above the product.
+  // With other roots (a one-pass optimizer update), those are computed and stored too.
   void matmulEpilogue(const Kernel &k, llvm::Value *i, llvm::Value *j, llvm::Value *value) {
     fusedMatmul_ = k.matmul;
     matmulValue_ = value;
-    store(k.root, {i, j}, expr(k.root, {i, j}, k.root != k.matmul));
+    if (k.alsoRoots.empty())
+      store(k.root, {i, j}, expr(k.root, {i, j}, k.root != k.matmul));
+    else
+      storeRoots(k, {i, j});
     fusedMatmul_ = -1;
   }
 

@@ -8,6 +8,8 @@
 // 4. Emit kernels in node order; give every materialized value a slot.
 // 5. An elementwise kernel whose value only one later elementwise kernel of its shape reads
 //    runs inside that kernel: an optimizer's moments and the parameter's update in one pass.
+// 6. A product that only such a one-pass update reads, at the update's own index, runs the
+//    update as its epilogue: Adam's gradient never goes to memory.
 #include "transforms/Schedule.h"
 
 #include <algorithm>
@@ -39,6 +41,23 @@ void collectReads(const Function &f, const Schedule &s, int v, std::vector<int> 
   }
   for (int o : n.operands)
     collectReads(f, s, o, reads, false, matmul);
+}
+
+// Whether the inlined tree of `v` reads `target` only at its own index: through elementwise math,
+// never under an index map (broadcast, transpose, pad, slice, one-hot).
+bool readsAtOwnIndex(const Function &f, const Schedule &s, int v, int target, bool isRoot) {
+  if (v == target)
+    return true;
+  if (!isRoot && s.materialized[v])
+    return true;
+  const Node &n = f.nodes[v];
+  if (opIsIndexMap(n.op) || opKind(n.op) != OpKind::Elementwise) {
+    std::vector<int> reads;
+    collectReads(f, s, v, reads, isRoot, -1);
+    return std::find(reads.begin(), reads.end(), target) == reads.end();
+  }
+  return std::all_of(n.operands.begin(), n.operands.end(),
+                     [&](int o) { return readsAtOwnIndex(f, s, o, target, false); });
 }
 
 } // namespace
@@ -208,6 +227,50 @@ Schedule schedule(const Function &f) {
         merged = true;
         break;
       }
+    }
+  }
+
+  // Step 6.
+  for (size_t b = 0; b < s.kernels.size(); ++b) {
+    Kernel &kb = s.kernels[b];
+    if (kb.kind != Kernel::Kind::Elementwise || kb.alsoRoots.empty())
+      continue;
+    std::vector<int> roots = kb.alsoRoots;
+    roots.push_back(kb.root);
+    for (int r : kb.reads) {
+      size_t a = 0;
+      while (a < b && s.kernels[a].root != r)
+        ++a;
+      if (a == b || s.kernels[a].kind != Kernel::Kind::MatMul || s.kernels[a].matmul != r || isResult[r] ||
+          f.nodes[r].shape != f.nodes[kb.root].shape)
+        continue;
+      const Kernel &ka = s.kernels[a];
+      bool ok = std::all_of(roots.begin(), roots.end(), [&](int root) { return readsAtOwnIndex(f, s, root, r, true); });
+      for (size_t k = a + 1; k < s.kernels.size() && ok; ++k) {
+        if (k == b)
+          continue;
+        ok = !readsSlot(s.kernels[k], s.slot[r]); // nobody else reads the product
+        if (k < b) // nor does anything between change what it reads
+          for (int x : ka.reads)
+            ok = ok && s.slot[x] != s.slot[s.kernels[k].root];
+      }
+      for (int x : ka.reads) // nor does the update overwrite what it reads
+        for (int root : roots)
+          ok = ok && s.slot[x] != s.slot[root];
+      if (!ok)
+        continue;
+      std::vector<int> reads = ka.reads;
+      for (int x : kb.reads)
+        if (x != r && std::find(reads.begin(), reads.end(), x) == reads.end())
+          reads.push_back(x);
+      kb.kind = Kernel::Kind::MatMul;
+      kb.matmul = r;
+      kb.reads = reads;
+      s.materialized[r] = false;
+      s.slotNode[s.slot[r]] = -1; // the slot stays numbered but unused
+      s.slot[r] = -1;
+      s.kernels.erase(s.kernels.begin() + static_cast<std::ptrdiff_t>(a));
+      break;
     }
   }
   return s;
