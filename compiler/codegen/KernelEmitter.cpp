@@ -100,6 +100,10 @@ private:
       const Node &cv = f_.nodes[k.root];
       const Shape &w = cv.op == Op::Conv2DBackFilter ? cv.shape : f_.nodes[cv.operands[1]].shape;
       perRow = b_.CreateMul(perRow, b_.getInt64(w[1] * w[2] * w[3]));
+      if (rowBackFilters(k)) { // the threads get whole blocks of filters
+        int64_t fb = filterBlock(cv).filters;
+        return {b_.getInt64(s[0] / fb), b_.CreateMul(perRow, b_.getInt64(fb))};
+      }
     }
     if (k.kind == Kernel::Kind::MatMul) {
       const Node &mm = f_.nodes[k.matmul];
@@ -1053,6 +1057,12 @@ private:
 
   // Stride 1 (and filters small enough for the registers): vector code along image rows, below;
   // otherwise the direct loop nests.
+  // Whether a filter gradient runs along rows (rowBackFilter), its rows then blocks of filters.
+  bool rowBackFilters(const Kernel &k) const {
+    const Node &n = f_.nodes[k.root];
+    return n.op == Op::Conv2DBackFilter && n.attrs.stride == 1 && n.shape[2] * n.shape[3] <= 25;
+  }
+
   void emitConv(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
     const Node &n = f_.nodes[k.root];
     int wNode = n.op == Op::Conv2DBackFilter ? k.root : n.operands[1];
@@ -1176,55 +1186,96 @@ private:
     });
   }
 
-  // dw[f, c, u, v] = sum over b, i, j of y[b, f, i, j] * x[b, c, i + u - p, j + v - p], rows f in
-  // [lo, hi): for each (f, c), one vector of partial sums per filter tap (u, v) in registers,
-  // along the output rows; the lanes are added at the end.
+  // The filter gradient's blocks: fb filters by ub filter rows (each of Kw taps) of sums in
+  // registers, with fb * chunks vectors of y: the fewest loads per multiply-add, and at least two
+  // blocks of filters when there are two filters, so that both threads have work.
+  struct FilterBlock {
+    int64_t filters = 1, rows = 1;
+  };
+  FilterBlock filterBlock(const Node &n) const {
+    const Shape &ws = n.shape, &ys = f_.nodes[n.operands[1]].shape;
+    int64_t F = ws[0], Kh = ws[2], Kw = ws[3], chunks = (ys[3] + lanes() - 1) / lanes();
+    FilterBlock best;
+    double fewest = -1;
+    for (int64_t fb = 1; fb <= F; ++fb)
+      for (int64_t ub = 1; ub <= Kh && F % fb == 0 && (F == 1 || F / fb >= 2); ++ub) {
+        if (fb * ub * Kw + fb * chunks + 1 > 31)
+          break;
+        // Per (sample, output row): fb * chunks loads of y per pass over the ub rows, ub * Kw *
+        // chunks of x, for fb * ub * Kw * chunks multiply-adds; Kh / ub passes in all.
+        double passes = static_cast<double>((Kh + ub - 1) / ub);
+        double loads = passes * static_cast<double>(fb * chunks) + static_cast<double>(Kh * Kw * chunks);
+        double perFma = loads / static_cast<double>(fb * Kh * Kw * chunks);
+        if (fewest < 0 || perFma < fewest - 1e-9) {
+          fewest = perFma;
+          best = {fb, ub};
+        }
+      }
+    return best;
+  }
+
+  // dw[f, c, u, v] = sum over b, i, j of y[b, f, i, j] * x[b, c, i + u - p, j + v - p], blocks of
+  // filters [lo, hi): for each (block, c) and each block of filter rows, the sums of its taps are
+  // vectors in registers along the output rows; the lanes are added at the end.
   void rowBackFilter(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
     const Node &n = f_.nodes[k.root];
     int xNode = n.operands[0], yNode = n.operands[1], wNode = k.root;
     const Shape xs = f_.nodes[xNode].shape, ys = f_.nodes[yNode].shape, ws = f_.nodes[wNode].shape;
     int64_t C = xs[1], H = xs[2], W = xs[3], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
     int64_t p = n.attrs.padding, vl = lanes(), chunks = (Wo + vl - 1) / vl;
-    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), Kh * Kw), nullptr, "acc"); // registers
+    FilterBlock fbk = filterBlock(n);
+    int64_t fb = fbk.filters;
+    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), fb * fbk.rows * Kw), nullptr, "acc"); // registers
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     llvm::Function *fn = b_.GetInsertBlock()->getParent();
-    loop(lo, hi, [&](llvm::Value *f) {
+    loop(lo, hi, [&](llvm::Value *blk) {
+      llvm::Value *f0 = b_.CreateMul(blk, c64(fb));
       loop(c64(0), c64(C), [&](llvm::Value *c) {
-        for (int64_t e = 0; e < Kh * Kw; ++e)
-          b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
-        loop(c64(0), batch_, [&](llvm::Value *b) {
-          loop(c64(0), c64(Ho), [&](llvm::Value *i) {
-            llvm::Value *yRow = imageRow(yNode, b, f, i);
-            std::vector<llvm::Value *> yv;
-            for (int64_t ch = 0; ch < chunks; ++ch)
-              yv.push_back(loadVec(b_.CreateGEP(f32_, yRow, c64(ch * vl)), static_cast<unsigned>(std::min(vl, Wo - ch * vl))));
-            for (int64_t u = 0; u < Kh; ++u) {
-              llvm::Value *h = b_.CreateAdd(i, c64(u - p));
-              auto *then = llvm::BasicBlock::Create(c_, "tap", fn), *next = llvm::BasicBlock::Create(c_, "tap.next", fn);
-              b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(h, c64(0)), b_.CreateICmpSLT(h, c64(H))), then, next);
-              b_.SetInsertPoint(then);
-              llvm::Value *xRow = imageRow(xNode, b, c, h);
-              for (int64_t v = 0; v < Kw; ++v) {
-                llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, u * Kw + v);
-                llvm::Value *sum = b_.CreateLoad(vecTy(), slot);
-                for (int64_t ch = 0; ch < chunks; ++ch) {
-                  std::vector<bool> on = columnLanes(ch, Wo, v - p, W);
-                  if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
-                    continue;
-                  llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, xRow, c64(ch * vl + v - p)), on);
-                  sum = fma(yv[static_cast<size_t>(ch)], xv, sum);
-                }
-                b_.CreateStore(sum, slot);
+        for (int64_t u0 = 0; u0 < Kh; u0 += fbk.rows) {
+          int64_t ub = std::min(fbk.rows, Kh - u0);
+          auto sum = [&](int64_t fo, int64_t uu, int64_t v) { return b_.CreateConstGEP1_64(vecTy(), acc, (fo * ub + uu) * Kw + v); };
+          for (int64_t e = 0; e < fb * ub * Kw; ++e)
+            b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
+          loop(c64(0), batch_, [&](llvm::Value *b) {
+            loop(c64(0), c64(Ho), [&](llvm::Value *i) {
+              std::vector<llvm::Value *> yv; // [fo][ch]
+              for (int64_t fo = 0; fo < fb; ++fo) {
+                llvm::Value *yRow = imageRow(yNode, b, b_.CreateAdd(f0, c64(fo)), i);
+                for (int64_t ch = 0; ch < chunks; ++ch)
+                  yv.push_back(loadVec(b_.CreateGEP(f32_, yRow, c64(ch * vl)), static_cast<unsigned>(std::min(vl, Wo - ch * vl))));
               }
-              b_.CreateBr(next);
-              b_.SetInsertPoint(next);
-            }
+              for (int64_t uu = 0; uu < ub; ++uu) {
+                llvm::Value *h = b_.CreateAdd(i, c64(u0 + uu - p));
+                auto *then = llvm::BasicBlock::Create(c_, "tap", fn), *next = llvm::BasicBlock::Create(c_, "tap.next", fn);
+                b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(h, c64(0)), b_.CreateICmpSLT(h, c64(H))), then, next);
+                b_.SetInsertPoint(then);
+                llvm::Value *xRow = imageRow(xNode, b, c, h);
+                for (int64_t v = 0; v < Kw; ++v) {
+                  std::vector<llvm::Value *> sums;
+                  for (int64_t fo = 0; fo < fb; ++fo)
+                    sums.push_back(b_.CreateLoad(vecTy(), sum(fo, uu, v)));
+                  for (int64_t ch = 0; ch < chunks; ++ch) {
+                    std::vector<bool> on = columnLanes(ch, Wo, v - p, W);
+                    if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
+                      continue;
+                    llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, xRow, c64(ch * vl + v - p)), on);
+                    for (int64_t fo = 0; fo < fb; ++fo)
+                      sums[fo] = fma(yv[static_cast<size_t>(fo * chunks + ch)], xv, sums[fo]);
+                  }
+                  for (int64_t fo = 0; fo < fb; ++fo)
+                    b_.CreateStore(sums[fo], sum(fo, uu, v));
+                }
+                b_.CreateBr(next);
+                b_.SetInsertPoint(next);
+              }
+            }, true);
           }, true);
-        }, true);
-        for (int64_t u = 0; u < Kh; ++u)
-          for (int64_t v = 0; v < Kw; ++v)
-            store(wNode, {f, c, c64(u), c64(v)},
-                  b_.CreateFAddReduce(zero(), b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, u * Kw + v))));
+          for (int64_t fo = 0; fo < fb; ++fo)
+            for (int64_t uu = 0; uu < ub; ++uu)
+              for (int64_t v = 0; v < Kw; ++v)
+                store(wNode, {b_.CreateAdd(f0, c64(fo)), c, c64(u0 + uu), c64(v)},
+                      b_.CreateFAddReduce(zero(), b_.CreateLoad(vecTy(), sum(fo, uu, v))));
+        }
       }, true);
     });
   }
