@@ -573,7 +573,7 @@ private:
       loop(lo, hi, [&](llvm::Value *row) {
         std::vector<llvm::Value *> idx{row};
         loopNest(root.shape, 1, idx, [&] { body(idx); });
-      }, true); // rolled: the innermost loop is the one to vectorize
+      }, root.shape.size() > 1); // rolled when another loop is innermost: that one vectorizes
     };
     eachOut([&](std::vector<llvm::Value *> &o) {
       store(k.root, o, isMax ? llvm::ConstantFP::getInfinity(f32_, true) : zero());
