@@ -141,17 +141,34 @@ private:
     return off;
   }
 
+  // In a vector epilogue (lane_ set), a tensor whose last index is the lane index is read as a
+  // vector of lanes; any other is read once and repeated in every lane.
   llvm::Value *load(int node, const std::vector<llvm::Value *> &idx) {
     llvm::Value *p = b_.CreateGEP(f32_, slotPtr(node), offset(f_.nodes[node].shape, idx));
-    return b_.CreateLoad(f32_, p);
+    if (lane_ && !idx.empty() && idx.back() == lane_)
+      return loadVec(p, laneCount_);
+    llvm::Value *v = b_.CreateLoad(f32_, p);
+    return lane_ ? b_.CreateVectorSplat(lanes(), v) : v;
   }
 
   void store(int node, const std::vector<llvm::Value *> &idx, llvm::Value *v) {
-    b_.CreateStore(v, b_.CreateGEP(f32_, slotPtr(node), offset(f_.nodes[node].shape, idx)));
+    llvm::Value *p = b_.CreateGEP(f32_, slotPtr(node), offset(f_.nodes[node].shape, idx));
+    if (lane_)
+      storeVec(v, p, laneCount_);
+    else
+      b_.CreateStore(v, p);
   }
 
+  // The element type of expr's values: a float, or in a vector epilogue a vector of floats.
+  llvm::Type *elemTy() { return lane_ ? static_cast<llvm::Type *>(vecTy()) : f32_; }
+
+  // A float function of libm, or in a vector epilogue its vector variant in glibc's libmvec
+  // (the names of the x86-64 vector ABI: b = SSE, d = AVX2, e = AVX-512).
   llvm::Value *callMath(const char *name, llvm::Value *x) {
-    llvm::FunctionCallee fn = m_.getOrInsertFunction(name, llvm::FunctionType::get(f32_, {f32_}, false));
+    std::string callee = name;
+    if (lane_)
+      callee = std::string(lanes() == 16 ? "_ZGVeN16v_" : lanes() == 8 ? "_ZGVdN8v_" : "_ZGVbN4v_") + name;
+    llvm::FunctionCallee fn = m_.getOrInsertFunction(callee, llvm::FunctionType::get(elemTy(), {elemTy()}, false));
     if (auto *decl = llvm::dyn_cast<llvm::Function>(fn.getCallee())) {
       decl->setDoesNotAccessMemory(); // as with -fno-math-errno: lets the vectorizer use libmvec
       decl->setDoesNotThrow();
@@ -159,8 +176,8 @@ private:
     return b_.CreateCall(fn, {x});
   }
 
-  llvm::Value *one() { return llvm::ConstantFP::get(f32_, 1.0); }
-  llvm::Value *zero() { return llvm::ConstantFP::get(f32_, 0.0); }
+  llvm::Value *one() { return llvm::ConstantFP::get(elemTy(), 1.0); }
+  llvm::Value *zero() { return llvm::ConstantFP::get(elemTy(), 0.0); }
   llvm::Value *select01(llvm::Value *cond) { return b_.CreateSelect(cond, one(), zero()); }
 
   // The value of node `v` at multi-index `idx`, computing inlined nodes in registers.
@@ -192,7 +209,7 @@ private:
       assert(false && "materialized ops are loaded, never inlined");
       return nullptr;
     case Op::Fill:
-      return llvm::ConstantFP::get(f32_, n.attrs.value);
+      return llvm::ConstantFP::get(elemTy(), n.attrs.value);
     case Op::Constant: { // a private global array, indexed like a buffer
       llvm::GlobalVariable *&global = constants_[v];
       if (!global) {
@@ -218,11 +235,12 @@ private:
       return b_.CreateFDiv(one(), b_.CreateFAdd(one(), callMath("expf", b_.CreateFNeg(operand(0)))));
     case Op::Tanh: { // 1 - 2 / (e^2x + 1), clamped so that e^2x stays finite
       llvm::Value *x = operand(0);
-      llvm::Value *c = llvm::ConstantFP::get(f32_, 15.0);
+      llvm::Value *c = llvm::ConstantFP::get(elemTy(), 15.0);
       x = b_.CreateSelect(b_.CreateFCmpOGT(x, c), c, x);
       x = b_.CreateSelect(b_.CreateFCmpOLT(x, b_.CreateFNeg(c)), b_.CreateFNeg(c), x);
-      llvm::Value *e = callMath("expf", b_.CreateFMul(x, llvm::ConstantFP::get(f32_, 2.0)));
-      return b_.CreateFSub(one(), b_.CreateFDiv(llvm::ConstantFP::get(f32_, 2.0), b_.CreateFAdd(e, one())));
+      llvm::Value *two = llvm::ConstantFP::get(elemTy(), 2.0);
+      llvm::Value *e = callMath("expf", b_.CreateFMul(x, two));
+      return b_.CreateFSub(one(), b_.CreateFDiv(two, b_.CreateFAdd(e, one())));
     }
     case Op::Relu: {
       llvm::Value *x = operand(0);
@@ -785,6 +803,37 @@ private:
   }
 
   // The epilogue of C[i, j] = value: the kernel's elementwise tree above the product.
+  // Whether the epilogue of kernel k can run on vectors of C's row: every value above the product
+  // is elementwise math at its own index, a broadcast, a constant or a buffer; no index maps.
+  bool vectorEpilogue(const Kernel &k) const {
+    std::function<bool(int, bool)> ok = [&](int v, bool isRoot) {
+      if (v == k.matmul || (!isRoot && s_.materialized[v]))
+        return true;
+      const Node &n = f_.nodes[v];
+      switch (opKind(n.op)) {
+      case OpKind::Leaf:
+        return n.op == Op::Fill;
+      case OpKind::Elementwise:
+        if (opIsIndexMap(n.op) && n.op != Op::Broadcast)
+          return false;
+        if (n.op == Op::Random)
+          return false;
+        return std::all_of(n.operands.begin(), n.operands.end(), [&](int o) { return ok(o, false); });
+      default:
+        return false;
+      }
+    };
+    return ok(k.root, true) && std::all_of(k.alsoRoots.begin(), k.alsoRoots.end(), [&](int r) { return ok(r, true); });
+  }
+
+  // The epilogue on `count` lanes of C's row i from column j: `value` holds C[i, j..].
+  void matmulEpilogueVec(const Kernel &k, llvm::Value *i, llvm::Value *j, llvm::Value *value, unsigned count) {
+    lane_ = j;
+    laneCount_ = count;
+    matmulEpilogue(k, i, j, value);
+    lane_ = nullptr;
+  }
+
   // With other roots (a one-pass optimizer update), those are computed and stored too.
   void matmulEpilogue(const Kernel &k, llvm::Value *i, llvm::Value *j, llvm::Value *value) {
     fusedMatmul_ = k.matmul;
@@ -881,6 +930,8 @@ private:
     int64_t width = n > vl ? 2 * vl : vl; // columns per tile
     llvm::AllocaInst *rows = entryAlloca(f32_, b_.getInt64(kRows * n), "rows");
     rows->setAlignment(llvm::Align(64));
+    // The epilogue runs on the sums' registers when it can; else it reads a buffer of rows.
+    bool vecEpilogue = vectorEpilogue(k);
     // A single row has few products per B load: it takes tiles of up to 8 vectors, so that 8
     // independent accumulations hide the FMA's latency.
     int64_t width1 = std::min((n + vl - 1) / vl, int64_t{8}) * vl;
@@ -911,6 +962,26 @@ private:
           }
         }
       }, true);
+      if (vecEpilogue) { // straight from the registers, for the rows that are real
+        llvm::Function *fn = b_.GetInsertBlock()->getParent();
+        for (int64_t r = 0; r < mr; ++r) {
+          llvm::BasicBlock *next = nullptr;
+          if (r > 0) {
+            auto *then = llvm::BasicBlock::Create(c_, "row.real", fn);
+            next = llvm::BasicBlock::Create(c_, "row.next", fn);
+            b_.CreateCondBr(b_.CreateICmpSLT(b_.getInt64(r), count), then, next);
+            b_.SetInsertPoint(then);
+          }
+          for (int64_t q = 0; q < vectors; ++q)
+            matmulEpilogueVec(k, rowIndex[static_cast<size_t>(r)], b_.CreateAdd(j0, b_.getInt64(q * vl)),
+                              b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q)), lanesOf(q));
+          if (next) {
+            b_.CreateBr(next);
+            b_.SetInsertPoint(next);
+          }
+        }
+        return;
+      }
       llvm::Value *base = b_.CreateAdd(b_.CreateMul(slot0, b_.getInt64(n)), j0);
       for (int64_t r = 0; r < mr; ++r)
         for (int64_t q = 0; q < vectors; ++q) {
@@ -943,7 +1014,8 @@ private:
       loop(b_.getInt64(0), count, [&](llvm::Value *r) { allColumns(b_.CreateAdd(i0, r), b_.getInt64(1), 1, r, c0); }, true);
       b_.CreateBr(done);
       b_.SetInsertPoint(done);
-      rowsEpilogue(k, rows, i0, count, n, c0, columns);
+      if (!vecEpilogue)
+        rowsEpilogue(k, rows, i0, count, n, c0, columns);
     });
   }
 
@@ -1385,6 +1457,8 @@ private:
   int fusedMatmul_ = -1;
   llvm::Value *matmulValue_ = nullptr;
   llvm::Value *flatOffset_ = nullptr; // flatElementwise: the element's offset in every tensor
+  llvm::Value *lane_ = nullptr;        // a vector epilogue: the column of its first lane
+  unsigned laneCount_ = 0;             // and how many lanes are columns of C
   std::map<int, llvm::Value *> computed_; // storeRoots: the kernel's other roots at this element
 };
 
