@@ -97,7 +97,7 @@ private:
     if (k.kind == Kernel::Kind::Row) // a row of classes, read in three passes
       perRow = b_.CreateMul(perRow, b_.getInt64(3 * f_.nodes[f_.nodes[k.root].operands[0]].shape.back()));
     if (k.kind == Kernel::Kind::Conv) { // the other tensor's elements per output row, roughly
-      const Node &cv = f_.nodes[k.root];
+      const Node &cv = f_.nodes[k.matmul >= 0 ? k.matmul : k.root];
       const Shape &w = cv.op == Op::Conv2DBackFilter ? cv.shape : f_.nodes[cv.operands[1]].shape;
       perRow = b_.CreateMul(perRow, b_.getInt64(w[1] * w[2] * w[3]));
       if (rowBackFilters(k)) { // the threads get whole blocks of filters
@@ -826,23 +826,28 @@ private:
     return ok(k.root, true) && std::all_of(k.alsoRoots.begin(), k.alsoRoots.end(), [&](int r) { return ok(r, true); });
   }
 
-  // The epilogue on `count` lanes of C's row i from column j: `value` holds C[i, j..].
-  void matmulEpilogueVec(const Kernel &k, llvm::Value *i, llvm::Value *j, llvm::Value *value, unsigned count) {
-    lane_ = j;
+  // The epilogue on `count` lanes from index idx (its last axis the lanes'): `value` holds the
+  // product there.
+  void productEpilogueVec(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value, unsigned count) {
+    lane_ = idx.back();
     laneCount_ = count;
-    matmulEpilogue(k, i, j, value);
+    productEpilogue(k, idx, value);
     lane_ = nullptr;
   }
 
-  // With other roots (a one-pass optimizer update), those are computed and stored too.
-  void matmulEpilogue(const Kernel &k, llvm::Value *i, llvm::Value *j, llvm::Value *value) {
+  // The kernel's elementwise tree above its product (k.matmul) at idx, where the product is
+  // `value`. With other roots (a one-pass optimizer update), those are computed and stored too.
+  void productEpilogue(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value) {
     fusedMatmul_ = k.matmul;
     matmulValue_ = value;
     if (k.alsoRoots.empty())
-      store(k.root, {i, j}, expr(k.root, {i, j}, k.root != k.matmul));
+      store(k.root, idx, expr(k.root, idx, k.root != k.matmul));
     else
-      storeRoots(k, {i, j});
+      storeRoots(k, idx);
     fusedMatmul_ = -1;
+  }
+  void matmulEpilogue(const Kernel &k, llvm::Value *i, llvm::Value *j, llvm::Value *value) {
+    productEpilogue(k, {i, j}, value);
   }
 
   llvm::FixedVectorType *vecTy() { return llvm::FixedVectorType::get(f32_, lanes()); }
@@ -973,8 +978,8 @@ private:
             b_.SetInsertPoint(then);
           }
           for (int64_t q = 0; q < vectors; ++q)
-            matmulEpilogueVec(k, rowIndex[static_cast<size_t>(r)], b_.CreateAdd(j0, b_.getInt64(q * vl)),
-                              b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q)), lanesOf(q));
+            productEpilogueVec(k, {rowIndex[static_cast<size_t>(r)], b_.CreateAdd(j0, b_.getInt64(q * vl))},
+                               b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q)), lanesOf(q));
           if (next) {
             b_.CreateBr(next);
             b_.SetInsertPoint(next);
@@ -1131,19 +1136,20 @@ private:
   // otherwise the direct loop nests.
   // Whether a filter gradient runs along rows (rowBackFilter), its rows then blocks of filters.
   bool rowBackFilters(const Kernel &k) const {
-    const Node &n = f_.nodes[k.root];
-    return n.op == Op::Conv2DBackFilter && n.attrs.stride == 1 && n.shape[2] * n.shape[3] <= 25;
+    return f_.nodes[k.root].op == Op::Conv2DBackFilter && transforms::convAlongRows(f_, k.root);
   }
 
+  // A convolution, or with an epilogue (k.matmul the conv2d) its elementwise consumer.
   void emitConv(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
-    const Node &n = f_.nodes[k.root];
-    int wNode = n.op == Op::Conv2DBackFilter ? k.root : n.operands[1];
+    int conv = k.matmul >= 0 ? k.matmul : k.root;
+    const Node &n = f_.nodes[conv];
+    int wNode = n.op == Op::Conv2DBackFilter ? conv : n.operands[1];
     const Shape &ws = f_.nodes[wNode].shape;
-    if (n.attrs.stride == 1 && ws[2] * ws[3] <= 25) {
+    if (transforms::convAlongRows(f_, conv)) {
       if (n.op == Op::Conv2D)
-        return rowConv(k.root, n.operands[0], wNode, false, n.attrs.padding, n.attrs.padding, lo, hi);
+        return rowConv(k, conv, n.operands[0], wNode, false, n.attrs.padding, n.attrs.padding, lo, hi);
       if (n.op == Op::Conv2DBackData) // a correlation with the flipped filter and "full" padding
-        return rowConv(k.root, n.operands[0], wNode, true, ws[2] - 1 - n.attrs.padding, ws[3] - 1 - n.attrs.padding,
+        return rowConv(k, conv, n.operands[0], wNode, true, ws[2] - 1 - n.attrs.padding, ws[3] - 1 - n.attrs.padding,
                        lo, hi);
       return rowBackFilter(k, lo, hi);
     }
@@ -1180,8 +1186,10 @@ private:
   // weight = w[i, o, Kh-1-u, Kw-1-v] (flipped). A block of ob output channels by rb output rows
   // (each a few vectors) stays in registers over the whole sum: every input vector loaded serves
   // ob channels, every weight broadcast rb rows. Rows outside the input (padding) load nothing.
-  void rowConv(int outNode, int inNode, int wNode, bool flipped, int64_t padH, int64_t padW, llvm::Value *lo,
-               llvm::Value *hi) {
+  // With an epilogue, each output row runs it on its registers (or, for what cannot run on
+  // vectors, from a buffer of one row).
+  void rowConv(const Kernel &k, int outNode, int inNode, int wNode, bool flipped, int64_t padH, int64_t padW,
+               llvm::Value *lo, llvm::Value *hi) {
     const Shape os = f_.nodes[outNode].shape, is = f_.nodes[inNode].shape, ws = f_.nodes[wNode].shape;
     int64_t O = os[1], R = os[2], Q = os[3], I = is[1], Hin = is[2], Win = is[3], Kh = ws[2], Kw = ws[3];
     int64_t vl = lanes(), chunks = (Q + vl - 1) / vl;
@@ -1199,6 +1207,8 @@ private:
         }
       }
     llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), ob * rb * chunks), nullptr, "acc"); // registers
+    bool vecEpilogue = k.root != outNode && vectorEpilogue(k);
+    llvm::AllocaInst *rowBuffer = entryAlloca(f32_, b_.getInt64(chunks * vl), "row");
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     auto weight = [&](llvm::Value *o, llvm::Value *i, llvm::Value *u, int64_t v) {
       if (!flipped)
@@ -1241,10 +1251,21 @@ private:
       }, true);
       for (int64_t o = 0; o < ob; ++o)
         for (int64_t r = 0; r < rows; ++r) {
-          llvm::Value *rowOut = imageRow(outNode, b, b_.CreateAdd(o0, c64(o)), b_.CreateAdd(r0, c64(r)));
-          for (int64_t ch = 0; ch < chunks; ++ch)
-            storeVec(b_.CreateLoad(vecTy(), sum(o, r, ch)), b_.CreateGEP(f32_, rowOut, c64(ch * vl)),
-                     static_cast<unsigned>(std::min(vl, Q - ch * vl)));
+          llvm::Value *oc = b_.CreateAdd(o0, c64(o)), *rr = b_.CreateAdd(r0, c64(r));
+          for (int64_t ch = 0; ch < chunks; ++ch) {
+            llvm::Value *value = b_.CreateLoad(vecTy(), sum(o, r, ch));
+            auto count = static_cast<unsigned>(std::min(vl, Q - ch * vl));
+            if (k.root == outNode)
+              storeVec(value, b_.CreateGEP(f32_, imageRow(outNode, b, oc, rr), c64(ch * vl)), count);
+            else if (vecEpilogue)
+              productEpilogueVec(k, {b, oc, rr, c64(ch * vl)}, value, count);
+            else
+              storeVec(value, b_.CreateConstGEP1_64(f32_, rowBuffer, ch * vl), count);
+          }
+          if (k.root != outNode && !vecEpilogue)
+            loop(c64(0), c64(Q), [&](llvm::Value *q) {
+              productEpilogue(k, {b, oc, rr, q}, b_.CreateLoad(f32_, b_.CreateGEP(f32_, rowBuffer, q)));
+            });
         }
     };
     loop(lo, hi, [&](llvm::Value *b) {

@@ -4,7 +4,8 @@
 //    inlined into its single consumer.
 //    Constants and broadcasts or one-hots of a buffer are inlined into every user.
 // 3. Fuse each product used once into the elementwise kernel that consumes it, when the path
-//    from the product to that kernel's root keeps the product's shape (no broadcast).
+//    from the product to that kernel's root keeps the product's shape (no broadcast): matrix
+//    products, and convolutions that keep their output rows in registers.
 // 4. Emit kernels in node order; give every materialized value a slot.
 // 5. An elementwise kernel whose value only one later elementwise kernel of its shape reads
 //    runs inside that kernel: an optimizer's moments and the parameter's update in one pass.
@@ -115,7 +116,8 @@ Schedule schedule(const Function &f) {
   std::vector<int> fusedInto(n, -1); // root -> the product it runs as epilogue of
   for (size_t i = 0; i < n; ++i) {
     const Node &mm = f.nodes[i];
-    if (!s.live[i] || mm.op != Op::MatMul || isResult[i] || uses[i] != 1)
+    bool product = mm.op == Op::MatMul || (mm.op == Op::Conv2D && convAlongRows(f, static_cast<int>(i)));
+    if (!s.live[i] || !product || isResult[i] || uses[i] != 1)
       continue;
     int u = user[i];
     bool ok = true;
@@ -156,7 +158,7 @@ Schedule schedule(const Function &f) {
     Kernel k;
     k.root = v;
     if (fusedInto[i] >= 0) {
-      k.kind = Kernel::Kind::MatMul;
+      k.kind = f.nodes[fusedInto[i]].op == Op::MatMul ? Kernel::Kind::MatMul : Kernel::Kind::Conv;
       k.matmul = fusedInto[i];
     } else if (node.op == Op::MatMul) {
       k.kind = Kernel::Kind::MatMul;
@@ -276,6 +278,12 @@ Schedule schedule(const Function &f) {
   return s;
 }
 
+bool convAlongRows(const Function &f, int conv) {
+  const Node &n = f.nodes[conv];
+  const Shape &w = n.op == Op::Conv2DBackFilter ? n.shape : f.nodes[n.operands[1]].shape;
+  return n.attrs.stride == 1 && w[2] * w[3] <= 25;
+}
+
 const char *kernelKindName(Kernel::Kind kind) {
   switch (kind) {
   case Kernel::Kind::Elementwise:
@@ -305,8 +313,10 @@ double kernelFlops(const Function &f, const Kernel &k, int64_t batch) {
     return 2.0 * count(k.matmul) * static_cast<double>(inner == kBatch ? batch : inner);
   }
   case Kernel::Kind::Conv: { // every form: one multiply-add per (y element, c, u, v)
-    int y = root.op == Op::Conv2D ? k.root : root.op == Op::Conv2DBackData ? root.operands[0] : root.operands[1];
-    const Shape &w = root.op == Op::Conv2DBackFilter ? root.shape : f.nodes[static_cast<size_t>(root.operands[1])].shape;
+    int cv = k.matmul >= 0 ? k.matmul : k.root;
+    const Node &c = f.nodes[static_cast<size_t>(cv)];
+    int y = c.op == Op::Conv2D ? cv : c.op == Op::Conv2DBackData ? c.operands[0] : c.operands[1];
+    const Shape &w = c.op == Op::Conv2DBackFilter ? c.shape : f.nodes[static_cast<size_t>(c.operands[1])].shape;
     return 2.0 * count(y) * static_cast<double>(w[1] * w[2] * w[3]);
   }
   case Kernel::Kind::Reduce:
@@ -327,7 +337,7 @@ void print(const Function &f, const Schedule &s, std::ostream &os) {
     os << fmt::format("kernel {} {} %{} {}", k, kernelKindName(kn.kind), kn.root,
                       formatShape(f.nodes[kn.root].shape));
     if (kn.matmul >= 0 && kn.matmul != kn.root)
-      os << fmt::format(" (epilogue of matmul %{})", kn.matmul);
+      os << fmt::format(" (epilogue of {} %{})", opName(f.nodes[kn.matmul].op), kn.matmul);
     for (size_t r = 0; r < kn.alsoRoots.size(); ++r)
       os << (r ? fmt::format(", %{}", kn.alsoRoots[r]) : fmt::format(" (also %{}", kn.alsoRoots[r]));
     if (!kn.alsoRoots.empty())

@@ -15,7 +15,7 @@ struct Kernel {
   enum class Kind { Elementwise, Reduce, Row, Window, MatMul, Conv };
   Kind kind;
   int root;        // the materialized node this kernel writes
-  int matmul = -1; // MatMul: the product whose loop nest the kernel is
+  int matmul = -1; // MatMul, Conv: the product (matmul or conv2d) whose loop nest the kernel is
   std::vector<int> reads; // materialized nodes whose buffers the kernel reads
   // Elementwise: materialized values of the root's shape computed and stored in the same loop,
   // before the root, which reads them from registers (an optimizer's moments and its update).
@@ -32,6 +32,9 @@ struct Schedule {
 };
 
 Schedule schedule(const ir::Function &f);
+// Whether convolution node `conv` runs along image rows, output rows in registers (stride 1,
+// filters of at most 25 taps): then a conv2d can run an elementwise epilogue.
+bool convAlongRows(const ir::Function &f, int conv);
 // The arithmetic of one run of kernel `k` at a batch size, for --profile: 2 per multiply-add of a
 // product or convolution, 1 per element otherwise (an estimate).
 double kernelFlops(const ir::Function &f, const Kernel &k, int64_t batch);
