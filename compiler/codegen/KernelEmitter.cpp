@@ -92,8 +92,10 @@ private:
         if (r.attrs.axes >> i & 1)
           perRow = b_.CreateMul(perRow, dim(xs[i]));
     }
-    if (k.kind == Kernel::Kind::Window) // the window's elements per output element
-      perRow = b_.CreateMul(perRow, b_.getInt64(f_.nodes[k.root].attrs.stride * f_.nodes[k.root].attrs.stride));
+    if (k.kind == Kernel::Kind::Window) { // the window's elements per output element
+      int64_t window = f_.nodes[k.matmul >= 0 ? k.matmul : k.root].attrs.stride;
+      perRow = b_.CreateMul(perRow, b_.getInt64(window * window));
+    }
     if (k.kind == Kernel::Kind::Row) // a row of classes, read in three passes
       perRow = b_.CreateMul(perRow, b_.getInt64(3 * f_.nodes[f_.nodes[k.root].operands[0]].shape.back()));
     if (k.kind == Kernel::Kind::Conv) { // the other tensor's elements per output row, roughly
@@ -695,10 +697,27 @@ private:
   // down the rows, then across each window's k neighbours (lanes picked every k-th); the backward
   // pass compares each input vector with y repeated k times per lane, counts each window's
   // maxima the same way, and writes the share dy / count where x is maximal, 0 elsewhere.
+  // With an epilogue (k.matmul the pooling op), the elementwise consumer runs on each vector.
   void emitWindow(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
-    const Node &n = f_.nodes[k.root];
+    int pool = k.matmul >= 0 ? k.matmul : k.root;
+    const Node &n = f_.nodes[pool];
     bool back = n.op == Op::MaxPool2DBack;
-    int xNode = n.operands[0], yNode = back ? n.operands[1] : k.root, dxNode = k.root;
+    int xNode = n.operands[0], yNode = back ? n.operands[1] : pool;
+    bool vecEpilogue = k.root != pool && vectorEpilogue(k);
+    llvm::AllocaInst *buffer = entryAlloca(f32_, b_.getInt64(lanes()), "lanes");
+    // The result's `count` lanes at (b, c, row, col..): stored, or through the epilogue.
+    auto result = [&](llvm::Value *v, llvm::Value *b, llvm::Value *c, llvm::Value *row, llvm::Value *col, unsigned count) {
+      if (k.root == pool) {
+        storeVec(v, b_.CreateGEP(f32_, imageRow(pool, b, c, row), col), count);
+      } else if (vecEpilogue) {
+        productEpilogueVec(k, {b, c, row, col}, v, count);
+      } else {
+        storeVec(v, buffer, count);
+        for (unsigned l = 0; l < count; ++l)
+          productEpilogue(k, {b, c, row, b_.CreateAdd(col, b_.getInt64(l))},
+                          b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, buffer, l)));
+      }
+    };
     const Shape xs = f_.nodes[xNode].shape;
     int64_t kk = n.attrs.stride, C = xs[1], Ho = xs[2] / kk, Wo = xs[3] / kk, V = lanes();
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
@@ -715,7 +734,6 @@ private:
       auto xRow = [&](int node, int64_t u) {
         return b_.CreateGEP(f32_, imageRow(node, b, c, b_.CreateAdd(b_.CreateMul(i, c64(kk)), c64(u))), qIn);
       };
-      llvm::Value *yPtr = b_.CreateGEP(f32_, imageRow(yNode, b, c, i), q);
       if (!back) {
         std::vector<llvm::Value *> down(static_cast<size_t>(kk));
         for (int64_t j = 0; j < kk; ++j)
@@ -727,10 +745,10 @@ private:
         llvm::Value *all = concat(down), *m = nullptr;
         for (int64_t s = 0; s < kk; ++s)
           m = s == 0 ? lanesOf(all, 0, kk) : b_.CreateMaxNum(m, lanesOf(all, s, kk));
-        storeVec(m, yPtr, static_cast<unsigned>(count));
+        result(m, b, c, i, q, static_cast<unsigned>(count));
         return;
       }
-      llvm::Value *y = loadVec(yPtr, static_cast<unsigned>(count));
+      llvm::Value *y = loadVec(b_.CreateGEP(f32_, imageRow(yNode, b, c, i), q), static_cast<unsigned>(count));
       llvm::Value *dy = loadVec(b_.CreateGEP(f32_, imageRow(n.operands[2], b, c, i), q), static_cast<unsigned>(count));
       std::vector<std::vector<llvm::Value *>> isMax(static_cast<size_t>(kk)); // [u][j]
       std::vector<llvm::Value *> down(static_cast<size_t>(kk)); // maxima per input column, summed down
@@ -750,8 +768,8 @@ private:
       for (int64_t u = 0; u < kk; ++u)
         for (int64_t j = 0; j < kk; ++j)
           if (inCount(j))
-            storeVec(b_.CreateSelect(isMax[u][j], repeat(share, j), llvm::Constant::getNullValue(vecTy())),
-                     b_.CreateConstGEP1_64(f32_, xRow(dxNode, u), j * V), inCount(j));
+            result(b_.CreateSelect(isMax[u][j], repeat(share, j), llvm::Constant::getNullValue(vecTy())), b, c,
+                   b_.CreateAdd(b_.CreateMul(i, c64(kk)), c64(u)), b_.CreateAdd(qIn, c64(j * V)), inCount(j));
     };
     loop(lo, hi, [&](llvm::Value *b) {
       loop(c64(0), c64(C), [&](llvm::Value *c) {

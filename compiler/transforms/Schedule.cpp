@@ -5,7 +5,7 @@
 //    Constants and broadcasts or one-hots of a buffer are inlined into every user.
 // 3. Fuse each product used once into the elementwise kernel that consumes it, when the path
 //    from the product to that kernel's root keeps the product's shape (no broadcast): matrix
-//    products, and convolutions that keep their output rows in registers.
+//    products, convolutions that keep their output rows in registers, and max pooling.
 // 4. Emit kernels in node order; give every materialized value a slot.
 // 5. An elementwise kernel whose value only one later elementwise kernel of its shape reads
 //    runs inside that kernel: an optimizer's moments and the parameter's update in one pass.
@@ -116,7 +116,8 @@ Schedule schedule(const Function &f) {
   std::vector<int> fusedInto(n, -1); // root -> the product it runs as epilogue of
   for (size_t i = 0; i < n; ++i) {
     const Node &mm = f.nodes[i];
-    bool product = mm.op == Op::MatMul || (mm.op == Op::Conv2D && convAlongRows(f, static_cast<int>(i)));
+    bool product = mm.op == Op::MatMul || (mm.op == Op::Conv2D && convAlongRows(f, static_cast<int>(i))) ||
+                   opKind(mm.op) == OpKind::Window;
     if (!s.live[i] || !product || isResult[i] || uses[i] != 1)
       continue;
     int u = user[i];
@@ -158,7 +159,8 @@ Schedule schedule(const Function &f) {
     Kernel k;
     k.root = v;
     if (fusedInto[i] >= 0) {
-      k.kind = f.nodes[fusedInto[i]].op == Op::MatMul ? Kernel::Kind::MatMul : Kernel::Kind::Conv;
+      Op op = f.nodes[fusedInto[i]].op;
+      k.kind = op == Op::MatMul ? Kernel::Kind::MatMul : op == Op::Conv2D ? Kernel::Kind::Conv : Kernel::Kind::Window;
       k.matmul = fusedInto[i];
     } else if (node.op == Op::MatMul) {
       k.kind = Kernel::Kind::MatMul;
@@ -323,8 +325,10 @@ double kernelFlops(const Function &f, const Kernel &k, int64_t batch) {
     return count(root.operands[0]);
   case Kernel::Kind::Row: // maximum, exponential and sum, then the result: about 4 per element of z
     return 4 * count(root.operands[0]);
-  case Kernel::Kind::Window: // a comparison per element of x (backward: mask, count, share, about 3)
-    return (root.op == Op::MaxPool2D ? 1 : 3) * count(root.operands[0]);
+  case Kernel::Kind::Window: { // a comparison per element of x (backward: mask, count, share, about 3)
+    const Node &w = f.nodes[static_cast<size_t>(k.matmul >= 0 ? k.matmul : k.root)];
+    return (w.op == Op::MaxPool2D ? 1 : 3) * count(w.operands[0]);
+  }
   case Kernel::Kind::Elementwise:
     return count(k.root);
   }

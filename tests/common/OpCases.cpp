@@ -67,6 +67,21 @@ OpCase matmulCase(bool ta, bool tb, int64_t k, int64_t n, int64_t m = kBatch) {
   return cb.done(cb.b.matmul(a, b, ta, tb));
 }
 
+// An op of x (`make`) with an elementwise consumer its kernel runs as an epilogue: bias and
+// sigmoid (on vectors), or a product with a transposed tensor (an index map: from a buffer).
+template <typename Make>
+OpCase epilogueCase(const char *op, bool onVectors, Shape xShape, Make make) {
+  CaseBuilder cb(fmt::format("{} with an epilogue {}", op, onVectors ? "on vectors" : "from a buffer"));
+  int r = make(cb.b, cb.input("x", xShape), cb);
+  Shape rs = cb.b.shape(r);
+  if (onVectors) {
+    int bias = cb.b.broadcast(cb.input("bias", {rs[1]}), rs, 0b1101);
+    return cb.done(cb.b.unary(Op::Sigmoid, cb.b.binary(Op::Add, r, bias)));
+  }
+  int t = cb.b.transpose(cb.input("t", {rs[0], rs[1], rs[3], rs[2]}), {0, 1, 3, 2});
+  return cb.done(cb.b.binary(Op::Mul, r, t));
+}
+
 } // namespace
 
 std::vector<OpCase> casesFor(Op op) {
@@ -230,6 +245,11 @@ std::vector<OpCase> casesFor(Op op) {
       int dy = cb.input("dy", cb.b.shape(y));
       out.push_back(cb.done(cb.b.maxPool2dBack(x, y, dy, window)));
     }
+    for (bool onVectors : {true, false}) // an epilogue, on the result's vectors or from a buffer
+      out.push_back(epilogueCase(opName(op), onVectors, {kBatch, 2, 4, 38}, [op](Builder &b, int x, CaseBuilder &cb) {
+        int y = b.maxPool2d(x, 2);
+        return op == Op::MaxPool2D ? y : b.maxPool2dBack(x, y, cb.input("dy", b.shape(y)), 2);
+      }));
     return out;
   }
   case Op::MatMul:
@@ -267,6 +287,11 @@ std::vector<OpCase> casesFor(Op op) {
       c.tolerance = 1e-4; // the filter's gradient sums up to 17 * 11 * 21 = 3,927 products
       out.push_back(std::move(c));
     }
+    if (op == Op::Conv2D)
+      for (bool onVectors : {true, false}) // an epilogue, on the row's vectors or from a buffer
+        out.push_back(epilogueCase(opName(op), onVectors, {kBatch, 2, 7, 21}, [](Builder &b, int x, CaseBuilder &cb) {
+          return b.conv2d(x, cb.input("w", {3, 2, 3, 4}), 1, 1);
+        }));
     return out;
   }
   case Op::Reshape: {
