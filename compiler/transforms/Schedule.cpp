@@ -7,8 +7,9 @@
 //    from the product to that kernel's root keeps the product's shape (no broadcast): matrix
 //    products, convolutions that keep their output rows in registers, and max pooling.
 // 4. Emit kernels in node order; give every materialized value a slot.
-// 5. An elementwise kernel whose value only one later elementwise kernel of its shape reads
-//    runs inside that kernel: an optimizer's moments and the parameter's update in one pass.
+// 5. An elementwise kernel (or a product's epilogue) whose value only one later elementwise
+//    kernel of its shape reads runs inside that kernel: an optimizer's moments and the
+//    parameter's update in one pass (for momentum SGD, in the gradient's product).
 // 6. A product that only such a one-pass update reads, at the update's own index, runs the
 //    update as its epilogue: Adam's gradient never goes to memory.
 #include "transforms/Schedule.h"
@@ -203,11 +204,22 @@ Schedule schedule(const Function &f) {
         size_t a = 0;
         while (a < b && s.kernels[a].root != r)
           ++a;
-        if (a == b || s.kernels[a].kind != Kernel::Kind::Elementwise || f.nodes[r].shape != f.nodes[kb.root].shape)
+        // ka: elementwise, or a product's epilogue (momentum computed where its gradient is)
+        bool epilogue = s.kernels[a].kind == Kernel::Kind::MatMul && s.kernels[a].matmul != r;
+        if (a == b || (s.kernels[a].kind != Kernel::Kind::Elementwise && !epilogue) ||
+            f.nodes[r].shape != f.nodes[kb.root].shape)
           continue;
         const Kernel &ka = s.kernels[a];
-        // kb must not read r's buffer under another name (the state's input, in place).
-        bool ok = std::none_of(kb.reads.begin(), kb.reads.end(), [&](int x) { return x != r && s.slot[x] == s.slot[r]; });
+        std::vector<int> kbRoots = kb.alsoRoots;
+        kbRoots.push_back(kb.root);
+        // kb reads r where it computes it, and not r's buffer under another name (the state's
+        // input, in place).
+        bool ok = std::all_of(kbRoots.begin(), kbRoots.end(), [&](int x) { return readsAtOwnIndex(f, s, x, r, true); }) &&
+                  std::none_of(kb.reads.begin(), kb.reads.end(), [&](int x) { return x != r && s.slot[x] == s.slot[r]; });
+        if (epilogue) // a product reads whole rows and columns: kb must not overwrite them
+          for (int x : ka.reads)
+            for (int root : kbRoots)
+              ok = ok && s.slot[x] != s.slot[root];
         for (size_t k = a + 1; k < s.kernels.size() && ok; ++k) {
           if (k == b)
             continue;
@@ -226,6 +238,10 @@ Schedule schedule(const Function &f) {
             reads.push_back(x);
         kb.alsoRoots = roots;
         kb.reads = reads;
+        if (epilogue) {
+          kb.kind = Kernel::Kind::MatMul;
+          kb.matmul = ka.matmul;
+        }
         s.kernels.erase(s.kernels.begin() + static_cast<std::ptrdiff_t>(a));
         --b;
         merged = true;
