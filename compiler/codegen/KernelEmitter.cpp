@@ -143,22 +143,50 @@ private:
     return off;
   }
 
-  // In a vector epilogue (lane_ set), a tensor whose last index is the lane index is read as a
-  // vector of lanes; any other is read once and repeated in every lane.
+  // In a vector epilogue (lane_ set), a tensor indexed by the lane index is read as a vector of
+  // lanes: contiguous when it is the last index, else gathered with the stride of its axis; any
+  // other tensor is read once and repeated in every lane.
   llvm::Value *load(int node, const std::vector<llvm::Value *> &idx) {
     llvm::Value *p = b_.CreateGEP(f32_, slotPtr(node), offset(f_.nodes[node].shape, idx));
-    if (lane_ && !idx.empty() && idx.back() == lane_)
-      return loadVec(p, laneCount_);
+    if (lane_) {
+      if (int64_t stride = laneStride(node, idx); stride == 1)
+        return loadVec(p, laneCount_);
+      else if (stride > 1)
+        return b_.CreateMaskedGather(vecTy(), lanePointers(p, stride), llvm::Align(4), mask(firstLanes(laneCount_)),
+                                     llvm::Constant::getNullValue(vecTy()));
+    }
     llvm::Value *v = b_.CreateLoad(f32_, p);
     return lane_ ? b_.CreateVectorSplat(lanes(), v) : v;
   }
 
   void store(int node, const std::vector<llvm::Value *> &idx, llvm::Value *v) {
     llvm::Value *p = b_.CreateGEP(f32_, slotPtr(node), offset(f_.nodes[node].shape, idx));
-    if (lane_)
+    if (!lane_)
+      b_.CreateStore(v, p);
+    else if (int64_t stride = laneStride(node, idx); stride == 1)
       storeVec(v, p, laneCount_);
     else
-      b_.CreateStore(v, p);
+      b_.CreateMaskedScatter(v, lanePointers(p, stride), llvm::Align(4), mask(firstLanes(laneCount_)));
+  }
+
+  // The distance between consecutive lanes of a vector epilogue in `node` read at idx: 1 when the
+  // lane index is the last, the product of the later extents otherwise, 0 when it is not there.
+  int64_t laneStride(int node, const std::vector<llvm::Value *> &idx) const {
+    const Shape &shape = f_.nodes[node].shape;
+    for (size_t a = 0; a < idx.size(); ++a)
+      if (idx[a] == lane_) {
+        int64_t stride = 1;
+        for (size_t later = a + 1; later < shape.size(); ++later)
+          stride *= shape[later];
+        return stride;
+      }
+    return 0;
+  }
+  llvm::Value *lanePointers(llvm::Value *p, int64_t stride) {
+    std::vector<llvm::Constant *> steps;
+    for (unsigned l = 0; l < lanes(); ++l)
+      steps.push_back(b_.getInt64(static_cast<int64_t>(l) * stride));
+    return b_.CreateGEP(f32_, p, llvm::ConstantVector::get(steps));
   }
 
   // The element type of expr's values: a float, or in a vector epilogue a vector of floats.
@@ -844,10 +872,11 @@ private:
     return ok(k.root, true) && std::all_of(k.alsoRoots.begin(), k.alsoRoots.end(), [&](int r) { return ok(r, true); });
   }
 
-  // The epilogue on `count` lanes from index idx (its last axis the lanes'): `value` holds the
-  // product there.
-  void productEpilogueVec(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value, unsigned count) {
-    lane_ = idx.back();
+  // The epilogue on `count` lanes from index idx, the lanes along the axis whose index is `lane`
+  // (by default the last): `value` holds the product there.
+  void productEpilogueVec(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value, unsigned count,
+                          llvm::Value *lane = nullptr) {
+    lane_ = lane ? lane : idx.back();
     laneCount_ = count;
     productEpilogue(k, idx, value);
     lane_ = nullptr;
@@ -1164,6 +1193,8 @@ private:
     int wNode = n.op == Op::Conv2DBackFilter ? conv : n.operands[1];
     const Shape &ws = f_.nodes[wNode].shape;
     if (transforms::convAlongRows(f_, conv)) {
+      if (n.op == Op::Conv2D && channelLanes(n) && (k.root == conv || vectorEpilogue(k)))
+        return channelConv(k, conv, lo, hi);
       if (n.op == Op::Conv2D)
         return rowConv(k, conv, n.operands[0], wNode, false, n.attrs.padding, n.attrs.padding, lo, hi);
       if (n.op == Op::Conv2DBackData) // a correlation with the flipped filter and "full" padding
@@ -1183,6 +1214,93 @@ private:
       on[l] = q < width && col >= 0 && col < inWidth;
     }
     return on;
+  }
+
+  // Whether a convolution runs with its output channels in the lanes (channelConv): when they fill
+  // whole vectors and its rows would leave a quarter of the lanes empty, with weights small enough
+  // to pack on the stack.
+  bool channelLanes(const Node &n) const {
+    const Shape &os = n.shape, &ws = f_.nodes[n.operands[1]].shape;
+    int64_t vl = lanes(), O = os[1], Q = os[3], rowLanes = (Q + vl - 1) / vl * vl;
+    return O % vl == 0 && 4 * Q < 3 * rowLanes && Q + ws[3] <= 32 && ws[1] * ws[2] * ws[3] * O <= 16384;
+  }
+
+  // A convolution with the output channels in the lanes, for images whose rows are narrower than
+  // a vector (LeNet's 10 columns would fill 10 of 16 lanes). The weights are packed once per call
+  // as [C, Kh, Kw, O], so that the filters' weights for one tap are a vector. A block of output
+  // rows (each of Q positions, a vector of channels each) stays in registers; each input value is
+  // loaded once per tap row, repeated in every lane, and multiplied by Kw weight vectors.
+  // Results go to the channels' planes (a scatter), or through the epilogue.
+  void channelConv(const Kernel &k, int conv, llvm::Value *lo, llvm::Value *hi) {
+    const Node &n = f_.nodes[conv];
+    int xNode = n.operands[0], wNode = n.operands[1];
+    const Shape os = n.shape, xs = f_.nodes[xNode].shape, ws = f_.nodes[wNode].shape;
+    int64_t O = os[1], R = os[2], Q = os[3], C = xs[1], H = xs[2], W = xs[3], Kh = ws[2], Kw = ws[3];
+    int64_t p = n.attrs.padding, vl = lanes(), taps = C * Kh * Kw;
+    auto c64 = [&](int64_t v) { return b_.getInt64(v); };
+    llvm::AllocaInst *packed = entryAlloca(f32_, c64(taps * O), "packed");
+    packed->setAlignment(llvm::Align(64));
+    loop(c64(0), c64(O), [&](llvm::Value *o) { // packed[tap][o] = w[o][tap]
+      loop(c64(0), c64(taps), [&](llvm::Value *tap) {
+        b_.CreateStore(b_.CreateLoad(f32_, b_.CreateGEP(f32_, slotPtr(wNode), b_.CreateAdd(b_.CreateMul(o, c64(taps)), tap))),
+                       b_.CreateGEP(f32_, packed, b_.CreateAdd(b_.CreateMul(tap, c64(O)), o)));
+      });
+    }, true);
+    int64_t rb = std::clamp<int64_t>((31 - Kw - 1) / Q, 1, R); // rows in registers
+    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), rb * Q), nullptr, "acc"); // registers
+    bool padded = p > 0 || R + Kh - 1 > H;
+    auto block = [&](llvm::Value *b, llvm::Value *o0, llvm::Value *r0, int64_t rows) {
+      auto sum = [&](int64_t r, int64_t q) { return b_.CreateConstGEP1_64(vecTy(), acc, r * Q + q); };
+      for (int64_t e = 0; e < rows * Q; ++e)
+        b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
+      loop(c64(0), c64(C), [&](llvm::Value *c) {
+        loop(c64(0), c64(Kh), [&](llvm::Value *u) {
+          llvm::Value *tapRow = b_.CreateMul(b_.CreateAdd(b_.CreateMul(c, c64(Kh)), u), c64(Kw));
+          std::vector<llvm::Value *> wv;
+          for (int64_t v = 0; v < Kw; ++v)
+            wv.push_back(b_.CreateAlignedLoad(
+                vecTy(), b_.CreateGEP(f32_, packed, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(tapRow, c64(v)), c64(O)), o0)),
+                llvm::Align(4)));
+          for (int64_t r = 0; r < rows; ++r) {
+            llvm::Value *h = b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(u, c64(r))), c64(p));
+            llvm::Value *row = imageRow(xNode, b, c, h);
+            if (padded) // a row in the padding reads a row of zeros
+              row = b_.CreateSelect(b_.CreateAnd(b_.CreateICmpSGE(h, c64(0)), b_.CreateICmpSLT(h, c64(H))), row,
+                                    zeroRow(W, p));
+            for (int64_t col = 0; col < Q + Kw - 1; ++col) { // input column col - p
+              if (col - p < 0 || col - p >= W)
+                continue;
+              llvm::Value *x = b_.CreateVectorSplat(static_cast<unsigned>(vl), b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, col - p)));
+              for (int64_t v = 0; v < Kw; ++v)
+                if (int64_t q = col - v; q >= 0 && q < Q)
+                  b_.CreateStore(fma(x, wv[static_cast<size_t>(v)], b_.CreateLoad(vecTy(), sum(r, q))), sum(r, q));
+            }
+          }
+        }, true);
+      }, true);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t q = 0; q < Q; ++q) {
+          std::vector<llvm::Value *> idx{b, o0, b_.CreateAdd(r0, c64(r)), c64(q)};
+          llvm::Value *value = b_.CreateLoad(vecTy(), sum(r, q));
+          if (k.root != conv) {
+            productEpilogueVec(k, idx, value, static_cast<unsigned>(vl), o0);
+          } else {
+            lane_ = o0;
+            laneCount_ = static_cast<unsigned>(vl);
+            store(conv, idx, value);
+            lane_ = nullptr;
+          }
+        }
+    };
+    loop(lo, hi, [&](llvm::Value *b) {
+      loop(c64(0), c64(O / vl), [&](llvm::Value *blk) {
+        llvm::Value *o0 = b_.CreateMul(blk, c64(vl));
+        if (R / rb > 0)
+          loop(c64(0), c64(R / rb), [&](llvm::Value *t) { block(b, o0, b_.CreateMul(t, c64(rb)), rb); }, true);
+        if (R % rb)
+          block(b, o0, c64(R - R % rb), R % rb);
+      }, true);
+    });
   }
 
   // A row of zeros that a convolution reads in place of an input row in the padding: `width`

@@ -287,11 +287,21 @@ std::vector<OpCase> casesFor(Op op) {
       c.tolerance = 1e-4; // the filter's gradient sums up to 17 * 11 * 21 = 3,927 products
       out.push_back(std::move(c));
     }
-    if (op == Op::Conv2D)
+    if (op == Op::Conv2D) {
       for (bool onVectors : {true, false}) // an epilogue, on the row's vectors or from a buffer
         out.push_back(epilogueCase(opName(op), onVectors, {kBatch, 2, 7, 21}, [](Builder &b, int x, CaseBuilder &cb) {
           return b.conv2d(x, cb.input("w", {3, 2, 3, 4}), 1, 1);
         }));
+      // Rows narrower than a vector and 16 or 32 filters: the channels go in the lanes (with
+      // AVX-512; with 8 lanes too), with and without padding, plain and with an epilogue.
+      for (auto [filters, padding] : {std::pair<int64_t, int64_t>{16, 0}, {32, 1}}) {
+        CaseBuilder cb(fmt::format("conv2d {} filters, 9-wide rows, padding {}", filters, padding));
+        out.push_back(cb.done(cb.b.conv2d(cb.input("x", {kBatch, 3, 8, 9}), cb.input("w", {filters, 3, 3, 4}), 1, padding)));
+      }
+      out.push_back(epilogueCase(opName(op), true, {kBatch, 2, 6, 7}, [](Builder &b, int x, CaseBuilder &cb) {
+        return b.conv2d(x, cb.input("w", {16, 2, 5, 3}), 1, 2);
+      }));
+    }
     return out;
   }
   case Op::Reshape: {
