@@ -1253,8 +1253,9 @@ private:
       auto sum = [&](int64_t r, int64_t q) { return b_.CreateConstGEP1_64(vecTy(), acc, r * Q + q); };
       for (int64_t e = 0; e < rows * Q; ++e)
         b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
+      auto [uLo, uHi] = tapRows(r0, rows, p, H, Kh);
       loop(c64(0), c64(C), [&](llvm::Value *c) {
-        loop(c64(0), c64(Kh), [&](llvm::Value *u) {
+        loop(uLo, uHi, [&](llvm::Value *u) {
           llvm::Value *tapRow = b_.CreateMul(b_.CreateAdd(b_.CreateMul(c, c64(Kh)), u), c64(Kw));
           std::vector<llvm::Value *> wv;
           for (int64_t v = 0; v < Kw; ++v)
@@ -1301,6 +1302,15 @@ private:
           block(b, o0, c64(R - R % rb), R % rb);
       }, true);
     });
+  }
+
+  // The filter rows [uLo, uHi) for which some output row r0 .. r0 + rows - 1 reads an input row
+  // (h = r + u - pad in [0, H)): the others would only multiply rows of zeros.
+  std::pair<llvm::Value *, llvm::Value *> tapRows(llvm::Value *r0, int64_t rows, int64_t pad, int64_t H, int64_t Kh) {
+    llvm::Value *lo = b_.CreateSub(b_.getInt64(pad - rows + 1), r0), *hi = b_.CreateSub(b_.getInt64(H + pad), r0);
+    lo = b_.CreateSelect(b_.CreateICmpSGT(lo, b_.getInt64(0)), lo, b_.getInt64(0));
+    hi = b_.CreateSelect(b_.CreateICmpSLT(hi, b_.getInt64(Kh)), hi, b_.getInt64(Kh));
+    return {lo, hi};
   }
 
   // A row of zeros that a convolution reads in place of an input row in the padding: `width`
@@ -1357,8 +1367,9 @@ private:
       auto sum = [&](int64_t o, int64_t r, int64_t ch) { return b_.CreateConstGEP1_64(vecTy(), acc, (o * rows + r) * chunks + ch); };
       for (int64_t e = 0; e < ob * rows * chunks; ++e)
         b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
+      auto [uLo, uHi] = tapRows(r0, rows, padH, Hin, Kh);
       loop(c64(0), c64(I), [&](llvm::Value *i) {
-        loop(c64(0), c64(Kh), [&](llvm::Value *u) {
+        loop(uLo, uHi, [&](llvm::Value *u) {
           std::vector<llvm::Value *> rowPtr;
           for (int64_t r = 0; r < rows; ++r) {
             llvm::Value *h = b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(u, c64(r))), c64(padH));
