@@ -1293,9 +1293,17 @@ private:
           }
         }
     };
+    convBlocks(lo, hi, O, vl, R, rb, block);
+  }
+
+  // For samples [lo, hi), blocks of ob channels (of O) and of rb rows (of R; the last block may
+  // have fewer): block(sample, first channel, first row, rows).
+  void convBlocks(llvm::Value *lo, llvm::Value *hi, int64_t O, int64_t ob, int64_t R, int64_t rb,
+                  const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *, int64_t)> &block) {
+    auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     loop(lo, hi, [&](llvm::Value *b) {
-      loop(c64(0), c64(O / vl), [&](llvm::Value *blk) {
-        llvm::Value *o0 = b_.CreateMul(blk, c64(vl));
+      loop(c64(0), c64(O / ob), [&](llvm::Value *blk) {
+        llvm::Value *o0 = b_.CreateMul(blk, c64(ob));
         if (R / rb > 0)
           loop(c64(0), c64(R / rb), [&](llvm::Value *t) { block(b, o0, b_.CreateMul(t, c64(rb)), rb); }, true);
         if (R % rb)
@@ -1415,15 +1423,7 @@ private:
             });
         }
     };
-    loop(lo, hi, [&](llvm::Value *b) {
-      loop(c64(0), c64(O / ob), [&](llvm::Value *blk) {
-        llvm::Value *o0 = b_.CreateMul(blk, c64(ob));
-        if (R / rb > 0)
-          loop(c64(0), c64(R / rb), [&](llvm::Value *rblk) { block(b, o0, b_.CreateMul(rblk, c64(rb)), rb); }, true);
-        if (R % rb)
-          block(b, o0, c64(R - R % rb), R % rb);
-      }, true);
-    });
+    convBlocks(lo, hi, O, ob, R, rb, block);
   }
 
   // The filter gradient's blocks: fb filters by ub filter rows (each of Kw taps) of sums in
