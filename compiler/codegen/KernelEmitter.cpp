@@ -245,8 +245,7 @@ private:
       if (!global) {
         std::vector<float> values(n.attrs.values.begin(), n.attrs.values.end());
         auto *init = llvm::ConstantDataArray::get(c_, values);
-        global = new llvm::GlobalVariable(m_, init->getType(), true, llvm::GlobalValue::PrivateLinkage, init,
-                                          f_.name + ".const" + std::to_string(v));
+        global = privateConstant(m_, f_.name + ".const" + std::to_string(v), init, 4);
       }
       llvm::Value *p = b_.CreateGEP(f32_, global, offset(n.shape, idx));
       return b_.CreateLoad(f32_, p);
@@ -1328,9 +1327,7 @@ private:
     llvm::GlobalVariable *&global = zeroRows_[size];
     if (!global) {
       auto *ty = llvm::ArrayType::get(f32_, static_cast<uint64_t>(size));
-      global = new llvm::GlobalVariable(m_, ty, true, llvm::GlobalValue::PrivateLinkage,
-                                        llvm::ConstantAggregateZero::get(ty), "zero.row");
-      global->setAlignment(llvm::Align(64));
+      global = privateConstant(m_, "zero.row." + std::to_string(size), llvm::ConstantAggregateZero::get(ty), 64);
     }
     return b_.CreateConstGEP1_64(f32_, global, margin + lanes());
   }
@@ -1631,6 +1628,15 @@ private:
 };
 
 } // namespace
+
+llvm::GlobalVariable *privateConstant(llvm::Module &m, const std::string &name, llvm::Constant *init, unsigned align) {
+  auto *g = llvm::cast<llvm::GlobalVariable>(m.getOrInsertGlobal(name, init->getType()));
+  g->setInitializer(init);
+  g->setConstant(true);
+  g->setLinkage(llvm::GlobalValue::PrivateLinkage);
+  g->setAlignment(llvm::Align(align));
+  return g;
+}
 
 std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &ctx, const std::vector<FunctionToEmit> &fns,
                                          const TargetInfo &target) {

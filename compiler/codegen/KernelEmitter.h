@@ -9,6 +9,8 @@
 #include <memory>
 
 namespace llvm {
+class Constant;
+class GlobalVariable;
 class LLVMContext;
 class Module;
 } // namespace llvm
@@ -28,5 +30,9 @@ struct TargetInfo {
 
 std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &ctx, const std::vector<FunctionToEmit> &fns,
                                          const TargetInfo &target);
+
+// A private constant global of `m` named `name` (made through the module, not `new`: GCC's
+// sanitizer builds misjudge GlobalVariable's placement operator new).
+llvm::GlobalVariable *privateConstant(llvm::Module &m, const std::string &name, llvm::Constant *init, unsigned align);
 
 } // namespace soma::codegen

@@ -1,5 +1,7 @@
 #include "codegen/Package.h"
 
+#include "codegen/KernelEmitter.h"
+
 #include <llvm/IR/Constants.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Module.h>
@@ -73,16 +75,7 @@ std::string upper(std::string s) {
 void addProgram(llvm::Module &m, const std::string &model, bool training, ProgramKind kind, const std::string &prefix) {
   llvm::LLVMContext &ctx = m.getContext();
   llvm::Type *ptr = llvm::PointerType::get(ctx, 0), *i64 = llvm::Type::getInt64Ty(ctx);
-  // Private constants (made through the module, not `new`: GCC's sanitizer builds misjudge
-  // GlobalVariable's placement operator new).
-  auto constant = [&](const char *name, llvm::Constant *init) {
-    auto *g = llvm::cast<llvm::GlobalVariable>(m.getOrInsertGlobal(name, init->getType()));
-    g->setInitializer(init);
-    g->setConstant(true);
-    g->setLinkage(llvm::GlobalValue::PrivateLinkage);
-    g->setAlignment(llvm::Align(8));
-    return g;
-  };
+  auto constant = [&](const char *name, llvm::Constant *init) { return privateConstant(m, name, init, 8); };
   llvm::GlobalVariable *data = constant("soma.model", llvm::ConstantDataArray::getString(ctx, model, false));
   llvm::Function *forward = m.getFunction("forward"), *train = m.getFunction("train_step");
   forward->setLinkage(llvm::GlobalValue::InternalLinkage);
