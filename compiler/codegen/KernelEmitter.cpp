@@ -1180,6 +1180,82 @@ private:
 
   // Stride 1 (and filters small enough for the registers): vector code along image rows, below;
   // otherwise the direct loop nests.
+  // Whether a filter gradient runs along y's whole planes (planeBackFilter): rows narrower than
+  // three quarters of their vectors, no padding.
+  bool flatBackFilter(const Node &n) const {
+    const Shape &ys = f_.nodes[n.operands[1]].shape;
+    int64_t vl = lanes(), Wo = ys[3];
+    return n.attrs.padding == 0 && 4 * Wo < 3 * ((Wo + vl - 1) / vl * vl);
+  }
+
+  // The filter gradient of planeBackFilter's kind: y's plane [Ho * Wo] is contiguous, so its
+  // vectors are full (LeNet's 10-wide rows fill 10 of 16 lanes one row at a time). The x values
+  // a vector of y meets for tap (u, v) lie on the one to three rows its lanes span: a masked load
+  // from each, added (the other lanes are zeros). Blocks of filters by filter rows as in
+  // rowBackFilter; the sums run in lanes of 16 positions and are added at the end.
+  void planeBackFilter(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+    const Node &n = f_.nodes[k.root];
+    int xNode = n.operands[0], yNode = n.operands[1], wNode = k.root;
+    const Shape xs = f_.nodes[xNode].shape, ys = f_.nodes[yNode].shape, ws = f_.nodes[wNode].shape;
+    int64_t C = xs[1], W = xs[3], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3], vl = lanes();
+    int64_t plane = Ho * Wo, vectors = (plane + vl - 1) / vl;
+    FilterBlock fbk = filterBlock(n);
+    int64_t fb = fbk.filters;
+    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), fb * fbk.rows * Kw), nullptr, "acc"); // registers
+    auto c64 = [&](int64_t v) { return b_.getInt64(v); };
+    // The lanes [first, last) of vector t that lie on y's row i, from column j.
+    struct Segment {
+      int64_t first, last, i, j;
+    };
+    std::vector<std::vector<Segment>> segments(static_cast<size_t>(vectors));
+    for (int64_t t = 0; t < vectors; ++t)
+      for (int64_t l = 0; l < vl && t * vl + l < plane;) {
+        int64_t pos = t * vl + l, i = pos / Wo, j = pos % Wo, len = std::min(vl - l, Wo - j);
+        segments[static_cast<size_t>(t)].push_back({l, l + len, i, j});
+        l += len;
+      }
+    loop(lo, hi, [&](llvm::Value *blk) {
+      llvm::Value *f0 = b_.CreateMul(blk, c64(fb));
+      loop(c64(0), c64(C), [&](llvm::Value *c) {
+        for (int64_t u0 = 0; u0 < Kh; u0 += fbk.rows) {
+          int64_t ub = std::min(fbk.rows, Kh - u0);
+          auto sum = [&](int64_t fo, int64_t uu, int64_t v) { return b_.CreateConstGEP1_64(vecTy(), acc, (fo * ub + uu) * Kw + v); };
+          for (int64_t e = 0; e < fb * ub * Kw; ++e)
+            b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
+          loop(c64(0), batch_, [&](llvm::Value *b) {
+            llvm::Value *xPlane = imageRow(xNode, b, c, c64(0));
+            for (int64_t t = 0; t < vectors; ++t) {
+              std::vector<llvm::Value *> yv;
+              for (int64_t fo = 0; fo < fb; ++fo)
+                yv.push_back(loadVec(b_.CreateGEP(f32_, imageRow(yNode, b, b_.CreateAdd(f0, c64(fo)), c64(0)), c64(t * vl)),
+                                     static_cast<unsigned>(std::min(vl, plane - t * vl))));
+              for (int64_t uu = 0; uu < ub; ++uu)
+                for (int64_t v = 0; v < Kw; ++v) {
+                  llvm::Value *xv = nullptr;
+                  for (const Segment &sg : segments[static_cast<size_t>(t)]) {
+                    std::vector<bool> on(lanes());
+                    for (int64_t l = sg.first; l < sg.last; ++l)
+                      on[static_cast<size_t>(l)] = true;
+                    // Lane l reads x[i + u, j + (l - first) + v].
+                    int64_t at = (sg.i + u0 + uu) * W + sg.j + v - sg.first;
+                    llvm::Value *part = maskedLoad(b_.CreateConstGEP1_64(f32_, xPlane, at), on);
+                    xv = xv ? b_.CreateFAdd(xv, part) : part;
+                  }
+                  for (int64_t fo = 0; fo < fb; ++fo)
+                    b_.CreateStore(fma(yv[static_cast<size_t>(fo)], xv, b_.CreateLoad(vecTy(), sum(fo, uu, v))), sum(fo, uu, v));
+                }
+            }
+          }, true);
+          for (int64_t fo = 0; fo < fb; ++fo)
+            for (int64_t uu = 0; uu < ub; ++uu)
+              for (int64_t v = 0; v < Kw; ++v)
+                store(wNode, {b_.CreateAdd(f0, c64(fo)), c, c64(u0 + uu), c64(v)},
+                      b_.CreateFAddReduce(zero(), b_.CreateLoad(vecTy(), sum(fo, uu, v))));
+        }
+      }, true);
+    });
+  }
+
   // Whether a filter gradient runs along rows (rowBackFilter), its rows then blocks of filters.
   bool rowBackFilters(const Kernel &k) const {
     return f_.nodes[k.root].op == Op::Conv2DBackFilter && transforms::convAlongRows(f_, k.root);
@@ -1199,7 +1275,7 @@ private:
       if (n.op == Op::Conv2DBackData) // a correlation with the flipped filter and "full" padding
         return rowConv(k, conv, n.operands[0], wNode, true, ws[2] - 1 - n.attrs.padding, ws[3] - 1 - n.attrs.padding,
                        lo, hi);
-      return rowBackFilter(k, lo, hi);
+      return flatBackFilter(n) ? planeBackFilter(k, lo, hi) : rowBackFilter(k, lo, hi);
     }
     directConv(k, lo, hi);
   }
@@ -1431,7 +1507,7 @@ private:
   };
   FilterBlock filterBlock(const Node &n) const {
     const Shape &ws = n.shape, &ys = f_.nodes[n.operands[1]].shape;
-    int64_t F = ws[0], Kh = ws[2], Kw = ws[3], chunks = (ys[3] + lanes() - 1) / lanes();
+    int64_t F = ws[0], Kh = ws[2], Kw = ws[3], chunks = flatBackFilter(n) ? 1 : (ys[3] + lanes() - 1) / lanes();
     FilterBlock best;
     double fewest = -1;
     for (int64_t fb = 1; fb <= F; ++fb)

@@ -287,6 +287,14 @@ std::vector<OpCase> casesFor(Op op) {
       c.tolerance = 1e-4; // the filter's gradient sums up to 17 * 11 * 21 = 3,927 products
       out.push_back(std::move(c));
     }
+    if (op == Op::Conv2DBackFilter) { // 16 filters, 10-wide rows: y's planes in whole vectors
+      CaseBuilder cb("conv2d_back_filter 16 filters, 10-wide rows");
+      int r = cb.b.conv2dBackFilter(cb.input("x", {kBatch, 3, 9, 12}), cb.input("y", {kBatch, 16, 7, 10}),
+                                    {16, 3, 3, 3}, 1, 0);
+      OpCase c = cb.done(r);
+      c.tolerance = 1e-4; // sums of 70 products a sample, in another order
+      out.push_back(std::move(c));
+    }
     if (op == Op::Conv2D) {
       for (bool onVectors : {true, false}) // an epilogue, on the row's vectors or from a buffer
         out.push_back(epilogueCase(opName(op), onVectors, {kBatch, 2, 7, 21}, [](Builder &b, int x, CaseBuilder &cb) {
