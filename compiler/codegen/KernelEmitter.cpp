@@ -1197,11 +1197,9 @@ private:
     const Node &n = f_.nodes[k.root];
     int xNode = n.operands[0], yNode = n.operands[1], wNode = k.root;
     const Shape xs = f_.nodes[xNode].shape, ys = f_.nodes[yNode].shape, ws = f_.nodes[wNode].shape;
-    int64_t C = xs[1], W = xs[3], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3], vl = lanes();
+    int64_t W = xs[3], Kw = ws[3], Ho = ys[2], Wo = ys[3], vl = lanes();
     int64_t plane = Ho * Wo, vectors = (plane + vl - 1) / vl;
-    FilterBlock fbk = filterBlock(n);
-    int64_t fb = fbk.filters;
-    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), fb * fbk.rows * Kw), nullptr, "acc"); // registers
+    int64_t fb = filterBlock(n).filters;
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     // The lanes [first, last) of vector t that lie on y's row i, from column j.
     struct Segment {
@@ -1214,45 +1212,29 @@ private:
         segments[static_cast<size_t>(t)].push_back({l, l + len, i, j});
         l += len;
       }
-    loop(lo, hi, [&](llvm::Value *blk) {
-      llvm::Value *f0 = b_.CreateMul(blk, c64(fb));
-      loop(c64(0), c64(C), [&](llvm::Value *c) {
-        for (int64_t u0 = 0; u0 < Kh; u0 += fbk.rows) {
-          int64_t ub = std::min(fbk.rows, Kh - u0);
-          auto sum = [&](int64_t fo, int64_t uu, int64_t v) { return b_.CreateConstGEP1_64(vecTy(), acc, (fo * ub + uu) * Kw + v); };
-          for (int64_t e = 0; e < fb * ub * Kw; ++e)
-            b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
-          loop(c64(0), batch_, [&](llvm::Value *b) {
-            llvm::Value *xPlane = imageRow(xNode, b, c, c64(0));
-            for (int64_t t = 0; t < vectors; ++t) {
-              std::vector<llvm::Value *> yv;
-              for (int64_t fo = 0; fo < fb; ++fo)
-                yv.push_back(loadVec(b_.CreateGEP(f32_, imageRow(yNode, b, b_.CreateAdd(f0, c64(fo)), c64(0)), c64(t * vl)),
-                                     static_cast<unsigned>(std::min(vl, plane - t * vl))));
-              for (int64_t uu = 0; uu < ub; ++uu)
-                for (int64_t v = 0; v < Kw; ++v) {
-                  llvm::Value *xv = nullptr;
-                  for (const Segment &sg : segments[static_cast<size_t>(t)]) {
-                    std::vector<bool> on(lanes());
-                    for (int64_t l = sg.first; l < sg.last; ++l)
-                      on[static_cast<size_t>(l)] = true;
-                    // Lane l reads x[i + u, j + (l - first) + v].
-                    int64_t at = (sg.i + u0 + uu) * W + sg.j + v - sg.first;
-                    llvm::Value *part = maskedLoad(b_.CreateConstGEP1_64(f32_, xPlane, at), on);
-                    xv = xv ? b_.CreateFAdd(xv, part) : part;
-                  }
-                  for (int64_t fo = 0; fo < fb; ++fo)
-                    b_.CreateStore(fma(yv[static_cast<size_t>(fo)], xv, b_.CreateLoad(vecTy(), sum(fo, uu, v))), sum(fo, uu, v));
-                }
+    filterBlocks(k, lo, hi, [&](llvm::Value *b, llvm::Value *f0, llvm::Value *c, int64_t u0, int64_t ub, const SumAt &sum) {
+      llvm::Value *xPlane = imageRow(xNode, b, c, c64(0));
+      for (int64_t t = 0; t < vectors; ++t) {
+        std::vector<llvm::Value *> yv;
+        for (int64_t fo = 0; fo < fb; ++fo)
+          yv.push_back(loadVec(b_.CreateGEP(f32_, imageRow(yNode, b, b_.CreateAdd(f0, c64(fo)), c64(0)), c64(t * vl)),
+                               static_cast<unsigned>(std::min(vl, plane - t * vl))));
+        for (int64_t uu = 0; uu < ub; ++uu)
+          for (int64_t v = 0; v < Kw; ++v) {
+            llvm::Value *xv = nullptr;
+            for (const Segment &sg : segments[static_cast<size_t>(t)]) {
+              std::vector<bool> on(lanes());
+              for (int64_t l = sg.first; l < sg.last; ++l)
+                on[static_cast<size_t>(l)] = true;
+              // Lane l reads x[i + u, j + (l - first) + v].
+              int64_t at = (sg.i + u0 + uu) * W + sg.j + v - sg.first;
+              llvm::Value *part = maskedLoad(b_.CreateConstGEP1_64(f32_, xPlane, at), on);
+              xv = xv ? b_.CreateFAdd(xv, part) : part;
             }
-          }, true);
-          for (int64_t fo = 0; fo < fb; ++fo)
-            for (int64_t uu = 0; uu < ub; ++uu)
-              for (int64_t v = 0; v < Kw; ++v)
-                store(wNode, {b_.CreateAdd(f0, c64(fo)), c, c64(u0 + uu), c64(v)},
-                      b_.CreateFAddReduce(zero(), b_.CreateLoad(vecTy(), sum(fo, uu, v))));
-        }
-      }, true);
+            for (int64_t fo = 0; fo < fb; ++fo)
+              b_.CreateStore(fma(yv[static_cast<size_t>(fo)], xv, b_.CreateLoad(vecTy(), sum(fo, uu, v))), sum(fo, uu, v));
+          }
+      }
     });
   }
 
@@ -1534,59 +1516,75 @@ private:
     const Node &n = f_.nodes[k.root];
     int xNode = n.operands[0], yNode = n.operands[1], wNode = k.root;
     const Shape xs = f_.nodes[xNode].shape, ys = f_.nodes[yNode].shape, ws = f_.nodes[wNode].shape;
-    int64_t C = xs[1], H = xs[2], W = xs[3], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
-    int64_t p = n.attrs.padding, vl = lanes(), chunks = (Wo + vl - 1) / vl;
+    int64_t H = xs[2], W = xs[3], Kw = ws[3], Ho = ys[2], Wo = ys[3];
+    int64_t p = n.attrs.padding, vl = lanes(), chunks = (Wo + vl - 1) / vl, fb = filterBlock(n).filters;
+    auto c64 = [&](int64_t v) { return b_.getInt64(v); };
+    llvm::Function *fn = b_.GetInsertBlock()->getParent();
+    filterBlocks(k, lo, hi, [&](llvm::Value *b, llvm::Value *f0, llvm::Value *c, int64_t u0, int64_t ub, const SumAt &sum) {
+      loop(c64(0), c64(Ho), [&](llvm::Value *i) {
+        std::vector<llvm::Value *> yv; // [fo][ch]
+        for (int64_t fo = 0; fo < fb; ++fo) {
+          llvm::Value *yRow = imageRow(yNode, b, b_.CreateAdd(f0, c64(fo)), i);
+          for (int64_t ch = 0; ch < chunks; ++ch)
+            yv.push_back(loadVec(b_.CreateGEP(f32_, yRow, c64(ch * vl)), static_cast<unsigned>(std::min(vl, Wo - ch * vl))));
+        }
+        for (int64_t uu = 0; uu < ub; ++uu) {
+          llvm::Value *h = b_.CreateAdd(i, c64(u0 + uu - p));
+          auto *then = llvm::BasicBlock::Create(c_, "tap", fn), *next = llvm::BasicBlock::Create(c_, "tap.next", fn);
+          b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(h, c64(0)), b_.CreateICmpSLT(h, c64(H))), then, next);
+          b_.SetInsertPoint(then);
+          llvm::Value *xRow = imageRow(xNode, b, c, h);
+          for (int64_t v = 0; v < Kw; ++v) {
+            std::vector<llvm::Value *> sums;
+            for (int64_t fo = 0; fo < fb; ++fo)
+              sums.push_back(b_.CreateLoad(vecTy(), sum(fo, uu, v)));
+            for (int64_t ch = 0; ch < chunks; ++ch) {
+              std::vector<bool> on = columnLanes(ch, Wo, v - p, W);
+              if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
+                continue;
+              llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, xRow, c64(ch * vl + v - p)), on);
+              for (int64_t fo = 0; fo < fb; ++fo)
+                sums[fo] = fma(yv[static_cast<size_t>(fo * chunks + ch)], xv, sums[fo]);
+            }
+            for (int64_t fo = 0; fo < fb; ++fo)
+              b_.CreateStore(sums[fo], sum(fo, uu, v));
+          }
+          b_.CreateBr(next);
+          b_.SetInsertPoint(next);
+        }
+      }, true);
+    });
+  }
+
+  // The loop nest of both filter gradients: blocks of fb filters (work items [lo, hi)), input
+  // channels, blocks of ub filter rows. Each block's sums (fb * ub * Kw vectors, in registers) are
+  // zeroed, `perSample` adds each sample's products to them, and their lanes go into w.
+  using SumAt = std::function<llvm::Value *(int64_t fo, int64_t uu, int64_t v)>;
+  void filterBlocks(const Kernel &k, llvm::Value *lo, llvm::Value *hi,
+                    const std::function<void(llvm::Value *b, llvm::Value *f0, llvm::Value *c, int64_t u0, int64_t ub,
+                                             const SumAt &sum)> &perSample) {
+    const Node &n = f_.nodes[k.root];
+    const Shape &ws = n.shape;
+    int64_t C = ws[1], Kh = ws[2], Kw = ws[3];
     FilterBlock fbk = filterBlock(n);
     int64_t fb = fbk.filters;
     llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), fb * fbk.rows * Kw), nullptr, "acc"); // registers
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
-    llvm::Function *fn = b_.GetInsertBlock()->getParent();
     loop(lo, hi, [&](llvm::Value *blk) {
       llvm::Value *f0 = b_.CreateMul(blk, c64(fb));
       loop(c64(0), c64(C), [&](llvm::Value *c) {
         for (int64_t u0 = 0; u0 < Kh; u0 += fbk.rows) {
           int64_t ub = std::min(fbk.rows, Kh - u0);
-          auto sum = [&](int64_t fo, int64_t uu, int64_t v) { return b_.CreateConstGEP1_64(vecTy(), acc, (fo * ub + uu) * Kw + v); };
+          SumAt sum = [&, ub](int64_t fo, int64_t uu, int64_t v) {
+            return b_.CreateConstGEP1_64(vecTy(), acc, (fo * ub + uu) * Kw + v);
+          };
           for (int64_t e = 0; e < fb * ub * Kw; ++e)
             b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
-          loop(c64(0), batch_, [&](llvm::Value *b) {
-            loop(c64(0), c64(Ho), [&](llvm::Value *i) {
-              std::vector<llvm::Value *> yv; // [fo][ch]
-              for (int64_t fo = 0; fo < fb; ++fo) {
-                llvm::Value *yRow = imageRow(yNode, b, b_.CreateAdd(f0, c64(fo)), i);
-                for (int64_t ch = 0; ch < chunks; ++ch)
-                  yv.push_back(loadVec(b_.CreateGEP(f32_, yRow, c64(ch * vl)), static_cast<unsigned>(std::min(vl, Wo - ch * vl))));
-              }
-              for (int64_t uu = 0; uu < ub; ++uu) {
-                llvm::Value *h = b_.CreateAdd(i, c64(u0 + uu - p));
-                auto *then = llvm::BasicBlock::Create(c_, "tap", fn), *next = llvm::BasicBlock::Create(c_, "tap.next", fn);
-                b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(h, c64(0)), b_.CreateICmpSLT(h, c64(H))), then, next);
-                b_.SetInsertPoint(then);
-                llvm::Value *xRow = imageRow(xNode, b, c, h);
-                for (int64_t v = 0; v < Kw; ++v) {
-                  std::vector<llvm::Value *> sums;
-                  for (int64_t fo = 0; fo < fb; ++fo)
-                    sums.push_back(b_.CreateLoad(vecTy(), sum(fo, uu, v)));
-                  for (int64_t ch = 0; ch < chunks; ++ch) {
-                    std::vector<bool> on = columnLanes(ch, Wo, v - p, W);
-                    if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
-                      continue;
-                    llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, xRow, c64(ch * vl + v - p)), on);
-                    for (int64_t fo = 0; fo < fb; ++fo)
-                      sums[fo] = fma(yv[static_cast<size_t>(fo * chunks + ch)], xv, sums[fo]);
-                  }
-                  for (int64_t fo = 0; fo < fb; ++fo)
-                    b_.CreateStore(sums[fo], sum(fo, uu, v));
-                }
-                b_.CreateBr(next);
-                b_.SetInsertPoint(next);
-              }
-            }, true);
-          }, true);
+          loop(c64(0), batch_, [&](llvm::Value *b) { perSample(b, f0, c, u0, ub, sum); }, true);
           for (int64_t fo = 0; fo < fb; ++fo)
             for (int64_t uu = 0; uu < ub; ++uu)
               for (int64_t v = 0; v < Kw; ++v)
-                store(wNode, {b_.CreateAdd(f0, c64(fo)), c, c64(u0 + uu), c64(v)},
+                store(k.root, {b_.CreateAdd(f0, c64(fo)), c, c64(u0 + uu), c64(v)},
                       b_.CreateFAddReduce(zero(), b_.CreateLoad(vecTy(), sum(fo, uu, v))));
         }
       }, true);
