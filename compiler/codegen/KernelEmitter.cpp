@@ -93,13 +93,13 @@ private:
           perRow = b_.CreateMul(perRow, dim(xs[i]));
     }
     if (k.kind == Kernel::Kind::Window) { // the window's elements per output element
-      int64_t window = f_.nodes[k.matmul >= 0 ? k.matmul : k.root].attrs.stride;
+      int64_t window = f_.nodes[k.product >= 0 ? k.product : k.root].attrs.stride;
       perRow = b_.CreateMul(perRow, b_.getInt64(window * window));
     }
     if (k.kind == Kernel::Kind::Row) // a row of classes, read in three passes
       perRow = b_.CreateMul(perRow, b_.getInt64(3 * f_.nodes[f_.nodes[k.root].operands[0]].shape.back()));
     if (k.kind == Kernel::Kind::Conv) { // the other tensor's elements per output row, roughly
-      const Node &cv = f_.nodes[k.matmul >= 0 ? k.matmul : k.root];
+      const Node &cv = f_.nodes[k.product >= 0 ? k.product : k.root];
       const Shape &w = cv.op == Op::Conv2DBackFilter ? cv.shape : f_.nodes[cv.operands[1]].shape;
       perRow = b_.CreateMul(perRow, b_.getInt64(w[1] * w[2] * w[3]));
       if (rowBackFilters(k)) { // the threads get whole blocks of filters
@@ -108,7 +108,7 @@ private:
       }
     }
     if (k.kind == Kernel::Kind::MatMul) {
-      const Node &mm = f_.nodes[k.matmul];
+      const Node &mm = f_.nodes[k.product];
       const Shape &a = f_.nodes[mm.operands[0]].shape;
       perRow = b_.CreateMul(perRow, dim(mm.attrs.transA ? a[0] : a[1]));
       if (int64_t block = matmulBlock(k)) { // the threads get whole blocks of rows (and of columns)
@@ -213,8 +213,8 @@ private:
   // The value of node `v` at multi-index `idx`, computing inlined nodes in registers.
   llvm::Value *expr(int v, const std::vector<llvm::Value *> &idx, bool isRoot = false) {
     const Node &n = f_.nodes[v];
-    if (v == fusedMatmul_)
-      return matmulValue_;
+    if (v == fusedProduct_)
+      return productValue_;
     if (auto it = computed_.find(v); it != computed_.end())
       return it->second;
     if (!isRoot && s_.materialized[v])
@@ -392,7 +392,7 @@ private:
 
   void emitKernel(llvm::Function *fn, const Kernel &k) {
     slotPtrs_.clear();
-    fusedMatmul_ = -1;
+    fusedProduct_ = -1;
     entry_ = llvm::BasicBlock::Create(c_, "entry", fn);
     auto *start = llvm::BasicBlock::Create(c_, "start", fn);
     b_.SetInsertPoint(entry_);
@@ -724,9 +724,9 @@ private:
   // down the rows, then across each window's k neighbours (lanes picked every k-th); the backward
   // pass compares each input vector with y repeated k times per lane, counts each window's
   // maxima the same way, and writes the share dy / count where x is maximal, 0 elsewhere.
-  // With an epilogue (k.matmul the pooling op), the elementwise consumer runs on each vector.
+  // With an epilogue (k.product the pooling op), the elementwise consumer runs on each vector.
   void emitWindow(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
-    int pool = k.matmul >= 0 ? k.matmul : k.root;
+    int pool = k.product >= 0 ? k.product : k.root;
     const Node &n = f_.nodes[pool];
     bool back = n.op == Op::MaxPool2DBack;
     int xNode = n.operands[0], yNode = back ? n.operands[1] : pool;
@@ -829,14 +829,14 @@ private:
   // (row block, column group), so that a batch of one still splits over the threads, each
   // reading part of B.
   int64_t columnGroups(const Kernel &k) const {
-    int64_t n = f_.nodes[k.matmul].shape[1], group = 8 * lanes();
+    int64_t n = f_.nodes[k.product].shape[1], group = 8 * lanes();
     return matmulBlock(k) == kTiledRows && n % group == 0 ? n / group : 1;
   }
 
   // Rows per block of the register-tiled kernels; the kernel's rows [lo, hi) are then blocks.
   static constexpr int64_t kTiledRows = 6, kDotRows = 4;
   int64_t matmulBlock(const Kernel &k) const {
-    const Node &mm = f_.nodes[k.matmul];
+    const Node &mm = f_.nodes[k.product];
     const Shape &as = f_.nodes[mm.operands[0]].shape;
     bool ta = mm.attrs.transA, tb = mm.attrs.transB;
     int64_t n = mm.shape[1], kk = ta ? as[0] : as[1];
@@ -852,7 +852,7 @@ private:
   // is elementwise math at its own index, a broadcast, a constant or a buffer; no index maps.
   bool vectorEpilogue(const Kernel &k) const {
     std::function<bool(int, bool)> ok = [&](int v, bool isRoot) {
-      if (v == k.matmul || (!isRoot && s_.materialized[v]))
+      if (v == k.product || (!isRoot && s_.materialized[v]))
         return true;
       const Node &n = f_.nodes[v];
       switch (opKind(n.op)) {
@@ -881,19 +881,16 @@ private:
     lane_ = nullptr;
   }
 
-  // The kernel's elementwise tree above its product (k.matmul) at idx, where the product is
+  // The kernel's elementwise tree above its product (k.product) at idx, where the product is
   // `value`. With other roots (a one-pass optimizer update), those are computed and stored too.
   void productEpilogue(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value) {
-    fusedMatmul_ = k.matmul;
-    matmulValue_ = value;
+    fusedProduct_ = k.product;
+    productValue_ = value;
     if (k.alsoRoots.empty())
-      store(k.root, idx, expr(k.root, idx, k.root != k.matmul));
+      store(k.root, idx, expr(k.root, idx, k.root != k.product));
     else
       storeRoots(k, idx);
-    fusedMatmul_ = -1;
-  }
-  void matmulEpilogue(const Kernel &k, llvm::Value *i, llvm::Value *j, llvm::Value *value) {
-    productEpilogue(k, {i, j}, value);
+    fusedProduct_ = -1;
   }
 
   llvm::FixedVectorType *vecTy() { return llvm::FixedVectorType::get(f32_, lanes()); }
@@ -962,7 +959,7 @@ private:
       llvm::Value *i = b_.CreateAdd(i0, r);
       llvm::Value *base = b_.CreateMul(r, b_.getInt64(n));
       loop(c0, b_.CreateAdd(c0, b_.getInt64(columns)), [&](llvm::Value *j) {
-        matmulEpilogue(k, i, j, b_.CreateLoad(f32_, b_.CreateGEP(f32_, rows, b_.CreateAdd(j, base))));
+        productEpilogue(k, {i, j}, b_.CreateLoad(f32_, b_.CreateGEP(f32_, rows, b_.CreateAdd(j, base))));
       });
     }, true); // rolled: its j loop is the one to vectorize
   }
@@ -972,7 +969,7 @@ private:
   // used by every row of it (a BLIS-style micro-kernel). Each element sums over k in order.
   void tiledMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
     constexpr int64_t kRows = kTiledRows;
-    const Node &mm = f_.nodes[k.matmul];
+    const Node &mm = f_.nodes[k.product];
     int a = mm.operands[0], bm = mm.operands[1];
     const Shape &as = f_.nodes[a].shape;
     bool ta = mm.attrs.transA;
@@ -1075,7 +1072,7 @@ private:
   // registers; the lanes are added at the end.
   void dotMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
     constexpr int64_t kTile = kDotRows;
-    const Node &mm = f_.nodes[k.matmul];
+    const Node &mm = f_.nodes[k.product];
     int a = mm.operands[0], bm = mm.operands[1];
     int64_t kk = f_.nodes[a].shape[1], n = mm.shape[1], vl = lanes();
     llvm::AllocaInst *rows = entryAlloca(f32_, b_.getInt64(kTile * n), "rows");
@@ -1121,7 +1118,7 @@ private:
   // Any layout and shape: a row of C accumulated in a stack buffer (the j loop vectorizes), or
   // with transposed B each element a dot product over k.
   void generalMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
-    const Node &mm = f_.nodes[k.matmul];
+    const Node &mm = f_.nodes[k.product];
     int a = mm.operands[0], bm = mm.operands[1];
     const Shape &as = f_.nodes[a].shape;
     bool ta = mm.attrs.transA, tb = mm.attrs.transB;
@@ -1138,7 +1135,7 @@ private:
             llvm::Value *prod = b_.CreateFMul(aAt(i, kk), bAt(kk, j));
             b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), prod), acc);
           });
-          matmulEpilogue(k, i, j, b_.CreateLoad(f32_, acc));
+          productEpilogue(k, {i, j}, b_.CreateLoad(f32_, acc));
         });
       });
       return;
@@ -1155,7 +1152,7 @@ private:
         });
       });
       loop(b_.getInt64(0), nDim, [&](llvm::Value *j) {
-        matmulEpilogue(k, i, j, b_.CreateLoad(f32_, b_.CreateGEP(f32_, row, j)));
+        productEpilogue(k, {i, j}, b_.CreateLoad(f32_, b_.CreateGEP(f32_, row, j)));
       });
     });
   }
@@ -1243,9 +1240,9 @@ private:
     return f_.nodes[k.root].op == Op::Conv2DBackFilter && transforms::convAlongRows(f_, k.root);
   }
 
-  // A convolution, or with an epilogue (k.matmul the conv2d) its elementwise consumer.
+  // A convolution, or with an epilogue (k.product the conv2d) its elementwise consumer.
   void emitConv(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
-    int conv = k.matmul >= 0 ? k.matmul : k.root;
+    int conv = k.product >= 0 ? k.product : k.root;
     const Node &n = f_.nodes[conv];
     int wNode = n.op == Op::Conv2DBackFilter ? conv : n.operands[1];
     const Shape &ws = f_.nodes[wNode].shape;
@@ -1693,8 +1690,8 @@ private:
   std::map<int, llvm::Value *> slotPtrs_;
   std::map<int, llvm::GlobalVariable *> constants_; // Constant nodes' arrays
   std::map<int64_t, llvm::GlobalVariable *> zeroRows_; // zeroRow's arrays, by size
-  int fusedMatmul_ = -1;
-  llvm::Value *matmulValue_ = nullptr;
+  int fusedProduct_ = -1;
+  llvm::Value *productValue_ = nullptr;
   llvm::Value *flatOffset_ = nullptr; // flatElementwise: the element's offset in every tensor
   llvm::Value *lane_ = nullptr;        // a vector epilogue: the column of its first lane
   unsigned laneCount_ = 0;             // and how many lanes are columns of C

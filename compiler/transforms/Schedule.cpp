@@ -29,20 +29,20 @@ bool sameIndexElementwise(const Node &n) {
 }
 
 // Appends to `reads` the materialized nodes that the inlined tree of `v` loads.
-void collectReads(const Function &f, const Schedule &s, int v, std::vector<int> &reads, bool isRoot, int matmul) {
+void collectReads(const Function &f, const Schedule &s, int v, std::vector<int> &reads, bool isRoot, int product) {
   const Node &n = f.nodes[v];
   if (!isRoot && s.materialized[v]) {
     if (std::find(reads.begin(), reads.end(), v) == reads.end())
       reads.push_back(v);
     return;
   }
-  if (v == matmul) {
+  if (v == product) {
     for (int o : n.operands)
       collectReads(f, s, o, reads, false, -1);
     return;
   }
   for (int o : n.operands)
-    collectReads(f, s, o, reads, false, matmul);
+    collectReads(f, s, o, reads, false, product);
 }
 
 // Whether the inlined tree of `v` reads `target` only at its own index: through elementwise math,
@@ -162,10 +162,10 @@ Schedule schedule(const Function &f) {
     if (fusedInto[i] >= 0) {
       Op op = f.nodes[fusedInto[i]].op;
       k.kind = op == Op::MatMul ? Kernel::Kind::MatMul : op == Op::Conv2D ? Kernel::Kind::Conv : Kernel::Kind::Window;
-      k.matmul = fusedInto[i];
+      k.product = fusedInto[i];
     } else if (node.op == Op::MatMul) {
       k.kind = Kernel::Kind::MatMul;
-      k.matmul = v;
+      k.product = v;
     } else if (opKind(node.op) == OpKind::Contraction) {
       k.kind = Kernel::Kind::Conv;
     } else if (opKind(node.op) == OpKind::Reduce) {
@@ -177,7 +177,7 @@ Schedule schedule(const Function &f) {
     } else {
       k.kind = Kernel::Kind::Elementwise;
     }
-    collectReads(f, s, v, k.reads, true, k.matmul);
+    collectReads(f, s, v, k.reads, true, k.product);
     s.kernels.push_back(k);
     s.slot[i] = s.numSlots++;
     s.slotNode.push_back(v);
@@ -205,7 +205,7 @@ Schedule schedule(const Function &f) {
         while (a < b && s.kernels[a].root != r)
           ++a;
         // ka: elementwise, or a product's epilogue (momentum computed where its gradient is)
-        bool epilogue = s.kernels[a].kind == Kernel::Kind::MatMul && s.kernels[a].matmul != r;
+        bool epilogue = s.kernels[a].kind == Kernel::Kind::MatMul && s.kernels[a].product != r;
         if (a == b || (s.kernels[a].kind != Kernel::Kind::Elementwise && !epilogue) ||
             f.nodes[r].shape != f.nodes[kb.root].shape)
           continue;
@@ -240,7 +240,7 @@ Schedule schedule(const Function &f) {
         kb.reads = reads;
         if (epilogue) {
           kb.kind = Kernel::Kind::MatMul;
-          kb.matmul = ka.matmul;
+          kb.product = ka.product;
         }
         s.kernels.erase(s.kernels.begin() + static_cast<std::ptrdiff_t>(a));
         --b;
@@ -261,7 +261,7 @@ Schedule schedule(const Function &f) {
       size_t a = 0;
       while (a < b && s.kernels[a].root != r)
         ++a;
-      if (a == b || s.kernels[a].kind != Kernel::Kind::MatMul || s.kernels[a].matmul != r || isResult[r] ||
+      if (a == b || s.kernels[a].kind != Kernel::Kind::MatMul || s.kernels[a].product != r || isResult[r] ||
           f.nodes[r].shape != f.nodes[kb.root].shape)
         continue;
       const Kernel &ka = s.kernels[a];
@@ -284,7 +284,7 @@ Schedule schedule(const Function &f) {
         if (x != r && std::find(reads.begin(), reads.end(), x) == reads.end())
           reads.push_back(x);
       kb.kind = Kernel::Kind::MatMul;
-      kb.matmul = r;
+      kb.product = r;
       kb.reads = reads;
       s.materialized[r] = false;
       s.slotNode[s.slot[r]] = -1; // the slot stays numbered but unused
@@ -325,13 +325,13 @@ double kernelFlops(const Function &f, const Kernel &k, int64_t batch) {
   const Node &root = f.nodes[static_cast<size_t>(k.root)];
   switch (k.kind) {
   case Kernel::Kind::MatMul: {
-    const Node &mm = f.nodes[static_cast<size_t>(k.matmul)];
+    const Node &mm = f.nodes[static_cast<size_t>(k.product)];
     const Shape &a = f.nodes[static_cast<size_t>(mm.operands[0])].shape;
     int64_t inner = mm.attrs.transA ? a[0] : a[1];
-    return 2.0 * count(k.matmul) * static_cast<double>(inner == kBatch ? batch : inner);
+    return 2.0 * count(k.product) * static_cast<double>(inner == kBatch ? batch : inner);
   }
   case Kernel::Kind::Conv: { // every form: one multiply-add per (y element, c, u, v)
-    int cv = k.matmul >= 0 ? k.matmul : k.root;
+    int cv = k.product >= 0 ? k.product : k.root;
     const Node &c = f.nodes[static_cast<size_t>(cv)];
     int y = c.op == Op::Conv2D ? cv : c.op == Op::Conv2DBackData ? c.operands[0] : c.operands[1];
     const Shape &w = c.op == Op::Conv2DBackFilter ? c.shape : f.nodes[static_cast<size_t>(c.operands[1])].shape;
@@ -342,7 +342,7 @@ double kernelFlops(const Function &f, const Kernel &k, int64_t batch) {
   case Kernel::Kind::Row: // maximum, exponential and sum, then the result: about 4 per element of z
     return 4 * count(root.operands[0]);
   case Kernel::Kind::Window: { // a comparison per element of x (backward: mask, count, share, about 3)
-    const Node &w = f.nodes[static_cast<size_t>(k.matmul >= 0 ? k.matmul : k.root)];
+    const Node &w = f.nodes[static_cast<size_t>(k.product >= 0 ? k.product : k.root)];
     return (w.op == Op::MaxPool2D ? 1 : 3) * count(w.operands[0]);
   }
   case Kernel::Kind::Elementwise:
@@ -356,8 +356,8 @@ void print(const Function &f, const Schedule &s, std::ostream &os) {
     const Kernel &kn = s.kernels[k];
     os << fmt::format("kernel {} {} %{} {}", k, kernelKindName(kn.kind), kn.root,
                       formatShape(f.nodes[kn.root].shape));
-    if (kn.matmul >= 0 && kn.matmul != kn.root)
-      os << fmt::format(" (epilogue of {} %{})", opName(f.nodes[kn.matmul].op), kn.matmul);
+    if (kn.product >= 0 && kn.product != kn.root)
+      os << fmt::format(" (epilogue of {} %{})", opName(f.nodes[kn.product].op), kn.product);
     for (size_t r = 0; r < kn.alsoRoots.size(); ++r)
       os << (r ? fmt::format(", %{}", kn.alsoRoots[r]) : fmt::format(" (also %{}", kn.alsoRoots[r]));
     if (!kn.alsoRoots.empty())

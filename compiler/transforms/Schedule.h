@@ -15,7 +15,7 @@ struct Kernel {
   enum class Kind { Elementwise, Reduce, Row, Window, MatMul, Conv };
   Kind kind;
   int root;        // the materialized node this kernel writes
-  int matmul = -1; // MatMul, Conv: the product (matmul or conv2d) whose loop nest the kernel is
+  int product = -1; // MatMul, Conv, Window: the product (matmul, conv2d or pooling op) whose loop nest the kernel is
   std::vector<int> reads; // materialized nodes whose buffers the kernel reads
   // Elementwise: materialized values of the root's shape computed and stored in the same loop,
   // before the root, which reads them from registers (an optimizer's moments and its update).

@@ -72,7 +72,7 @@ TEST(Schedule, FusesBiasAndActivationIntoTheMatMul) {
   transforms::Schedule s = transforms::schedule(f);
   ASSERT_EQ(s.kernels.size(), 1u);
   EXPECT_EQ(s.kernels[0].kind, transforms::Kernel::Kind::MatMul);
-  EXPECT_EQ(s.kernels[0].matmul, mm);
+  EXPECT_EQ(s.kernels[0].product, mm);
   EXPECT_EQ(s.kernels[0].root, y);
   EXPECT_FALSE(s.materialized[mm]);
 }
