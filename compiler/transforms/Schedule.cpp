@@ -190,59 +190,82 @@ Schedule schedule(const Function &f) {
       s.slotNode[old] = -1; // the slot stays numbered but unused
     }
 
-  // Step 5.
+  // Steps 5 and 6 move kernel a, whose root r kernel b reads, into kernel b.
   auto readsSlot = [&](const Kernel &k, int slot) {
-    return std::any_of(k.reads.begin(), k.reads.end(), [&](int r) { return s.slot[r] == slot; });
+    return std::any_of(k.reads.begin(), k.reads.end(), [&](int x) { return s.slot[x] == slot; });
   };
+  auto rootsOf = [](const Kernel &k) {
+    std::vector<int> roots = k.alsoRoots;
+    roots.push_back(k.root);
+    return roots;
+  };
+  // Whether that is safe: b reads r at its own index, and not r's buffer under another name (the
+  // state's input, in place); no other kernel reads r (or, in place, its buffer); nothing between
+  // a and b writes what a reads; and when a's loop nest is a product, which reads whole rows and
+  // columns, b does not overwrite what it reads.
+  auto movable = [&](size_t a, size_t b, int r) {
+    const Kernel &ka = s.kernels[a], &kb = s.kernels[b];
+    std::vector<int> roots = rootsOf(kb);
+    bool ok = std::all_of(roots.begin(), roots.end(), [&](int x) { return readsAtOwnIndex(f, s, x, r, true); }) &&
+              std::none_of(kb.reads.begin(), kb.reads.end(), [&](int x) { return x != r && s.slot[x] == s.slot[r]; });
+    for (size_t k = a + 1; k < s.kernels.size() && ok; ++k) {
+      if (k == b)
+        continue;
+      ok = !readsSlot(s.kernels[k], s.slot[r]);
+      if (k < b)
+        for (int w : rootsOf(s.kernels[k]))
+          for (int x : ka.reads)
+            ok = ok && s.slot[x] != s.slot[w];
+    }
+    if (ka.kind == Kernel::Kind::MatMul)
+      for (int x : ka.reads)
+        for (int root : roots)
+          ok = ok && s.slot[x] != s.slot[root];
+    return ok;
+  };
+  // b takes over a's reads (but r, now computed in b) and a's loop nest when a is a product.
+  auto moveInto = [&](size_t a, size_t b, int r) {
+    const Kernel &ka = s.kernels[a];
+    Kernel &kb = s.kernels[b];
+    std::vector<int> reads = ka.reads;
+    for (int x : kb.reads)
+      if (x != r && std::find(reads.begin(), reads.end(), x) == reads.end())
+        reads.push_back(x);
+    kb.reads = reads;
+    if (ka.kind == Kernel::Kind::MatMul) {
+      kb.kind = Kernel::Kind::MatMul;
+      kb.product = ka.product;
+    }
+    s.kernels.erase(s.kernels.begin() + static_cast<std::ptrdiff_t>(a));
+  };
+  // The kernel before b whose root is r (b when there is none).
+  auto writerOf = [&](size_t b, int r) {
+    size_t a = 0;
+    while (a < b && s.kernels[a].root != r)
+      ++a;
+    return a;
+  };
+
+  // Step 5.
   for (size_t b = 0; b < s.kernels.size(); ++b) {
     for (bool merged = true; merged;) {
       merged = false;
-      Kernel &kb = s.kernels[b];
-      if (kb.kind != Kernel::Kind::Elementwise)
+      if (s.kernels[b].kind != Kernel::Kind::Elementwise)
         break;
-      for (int r : kb.reads) {
-        size_t a = 0;
-        while (a < b && s.kernels[a].root != r)
-          ++a;
-        // ka: elementwise, or a product's epilogue (momentum computed where its gradient is)
-        bool epilogue = s.kernels[a].kind == Kernel::Kind::MatMul && s.kernels[a].product != r;
-        if (a == b || (s.kernels[a].kind != Kernel::Kind::Elementwise && !epilogue) ||
-            f.nodes[r].shape != f.nodes[kb.root].shape)
+      for (int r : s.kernels[b].reads) {
+        size_t a = writerOf(b, r);
+        if (a == b || f.nodes[r].shape != f.nodes[s.kernels[b].root].shape)
           continue;
+        // a: elementwise, or a product's epilogue (momentum computed where its gradient is)
         const Kernel &ka = s.kernels[a];
-        std::vector<int> kbRoots = kb.alsoRoots;
-        kbRoots.push_back(kb.root);
-        // kb reads r where it computes it, and not r's buffer under another name (the state's
-        // input, in place).
-        bool ok = std::all_of(kbRoots.begin(), kbRoots.end(), [&](int x) { return readsAtOwnIndex(f, s, x, r, true); }) &&
-                  std::none_of(kb.reads.begin(), kb.reads.end(), [&](int x) { return x != r && s.slot[x] == s.slot[r]; });
-        if (epilogue) // a product reads whole rows and columns: kb must not overwrite them
-          for (int x : ka.reads)
-            for (int root : kbRoots)
-              ok = ok && s.slot[x] != s.slot[root];
-        for (size_t k = a + 1; k < s.kernels.size() && ok; ++k) {
-          if (k == b)
-            continue;
-          ok = !readsSlot(s.kernels[k], s.slot[r]); // nobody else reads the value (or, in place, its buffer)
-          if (k < b) // nor does anything between change what it reads
-            for (int x : ka.reads)
-              ok = ok && s.slot[x] != s.slot[s.kernels[k].root];
-        }
-        if (!ok)
+        bool epilogue = ka.kind == Kernel::Kind::MatMul && ka.product != r;
+        if ((ka.kind != Kernel::Kind::Elementwise && !epilogue) || !movable(a, b, r))
           continue;
-        std::vector<int> roots = ka.alsoRoots, reads = ka.reads;
+        std::vector<int> roots = ka.alsoRoots; // a's values first, then r, then b's own
         roots.push_back(r);
-        roots.insert(roots.end(), kb.alsoRoots.begin(), kb.alsoRoots.end());
-        for (int x : kb.reads)
-          if (x != r && std::find(reads.begin(), reads.end(), x) == reads.end())
-            reads.push_back(x);
-        kb.alsoRoots = roots;
-        kb.reads = reads;
-        if (epilogue) {
-          kb.kind = Kernel::Kind::MatMul;
-          kb.product = ka.product;
-        }
-        s.kernels.erase(s.kernels.begin() + static_cast<std::ptrdiff_t>(a));
+        roots.insert(roots.end(), s.kernels[b].alsoRoots.begin(), s.kernels[b].alsoRoots.end());
+        s.kernels[b].alsoRoots = roots;
+        moveInto(a, b, r);
         --b;
         merged = true;
         break;
@@ -252,44 +275,18 @@ Schedule schedule(const Function &f) {
 
   // Step 6.
   for (size_t b = 0; b < s.kernels.size(); ++b) {
-    Kernel &kb = s.kernels[b];
-    if (kb.kind != Kernel::Kind::Elementwise || kb.alsoRoots.empty())
+    if (s.kernels[b].kind != Kernel::Kind::Elementwise || s.kernels[b].alsoRoots.empty())
       continue;
-    std::vector<int> roots = kb.alsoRoots;
-    roots.push_back(kb.root);
-    for (int r : kb.reads) {
-      size_t a = 0;
-      while (a < b && s.kernels[a].root != r)
-        ++a;
+    for (int r : s.kernels[b].reads) {
+      size_t a = writerOf(b, r);
       if (a == b || s.kernels[a].kind != Kernel::Kind::MatMul || s.kernels[a].product != r || isResult[r] ||
-          f.nodes[r].shape != f.nodes[kb.root].shape)
+          f.nodes[r].shape != f.nodes[s.kernels[b].root].shape || !movable(a, b, r))
         continue;
-      const Kernel &ka = s.kernels[a];
-      bool ok = std::all_of(roots.begin(), roots.end(), [&](int root) { return readsAtOwnIndex(f, s, root, r, true); });
-      for (size_t k = a + 1; k < s.kernels.size() && ok; ++k) {
-        if (k == b)
-          continue;
-        ok = !readsSlot(s.kernels[k], s.slot[r]); // nobody else reads the product
-        if (k < b) // nor does anything between change what it reads
-          for (int x : ka.reads)
-            ok = ok && s.slot[x] != s.slot[s.kernels[k].root];
-      }
-      for (int x : ka.reads) // nor does the update overwrite what it reads
-        for (int root : roots)
-          ok = ok && s.slot[x] != s.slot[root];
-      if (!ok)
-        continue;
-      std::vector<int> reads = ka.reads;
-      for (int x : kb.reads)
-        if (x != r && std::find(reads.begin(), reads.end(), x) == reads.end())
-          reads.push_back(x);
-      kb.kind = Kernel::Kind::MatMul;
-      kb.product = r;
-      kb.reads = reads;
+      moveInto(a, b, r);
       s.materialized[r] = false;
       s.slotNode[s.slot[r]] = -1; // the slot stays numbered but unused
       s.slot[r] = -1;
-      s.kernels.erase(s.kernels.begin() + static_cast<std::ptrdiff_t>(a));
+      --b; // b's kernel moved down one place
       break;
     }
   }
