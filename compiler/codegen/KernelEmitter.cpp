@@ -712,7 +712,7 @@ private:
     return parts[0];
   }
   // A vector of lanes start, start + step, ... of `v`.
-  llvm::Value *lanesOf(llvm::Value *v, int64_t start, int64_t step) {
+  llvm::Value *pickLanes(llvm::Value *v, int64_t start, int64_t step) {
     std::vector<int> picks(lanes());
     for (unsigned l = 0; l < lanes(); ++l)
       picks[l] = static_cast<int>(start + step * l);
@@ -771,7 +771,7 @@ private:
           }
         llvm::Value *all = concat(down), *m = nullptr;
         for (int64_t s = 0; s < kk; ++s)
-          m = s == 0 ? lanesOf(all, 0, kk) : b_.CreateMaxNum(m, lanesOf(all, s, kk));
+          m = s == 0 ? pickLanes(all, 0, kk) : b_.CreateMaxNum(m, pickLanes(all, s, kk));
         result(m, b, c, i, q, static_cast<unsigned>(count));
         return;
       }
@@ -790,7 +790,7 @@ private:
         }
       llvm::Value *all = concat(down), *ties = nullptr;
       for (int64_t s = 0; s < kk; ++s)
-        ties = s == 0 ? lanesOf(all, 0, kk) : b_.CreateFAdd(ties, lanesOf(all, s, kk));
+        ties = s == 0 ? pickLanes(all, 0, kk) : b_.CreateFAdd(ties, pickLanes(all, s, kk));
       llvm::Value *share = b_.CreateFDiv(dy, ties);
       for (int64_t u = 0; u < kk; ++u)
         for (int64_t j = 0; j < kk; ++j)
@@ -1179,7 +1179,7 @@ private:
   // otherwise the direct loop nests.
   // Whether a filter gradient runs along y's whole planes (planeBackFilter): rows narrower than
   // three quarters of their vectors, no padding.
-  bool flatBackFilter(const Node &n) const {
+  bool alongPlanes(const Node &n) const {
     const Shape &ys = f_.nodes[n.operands[1]].shape;
     int64_t vl = lanes(), Wo = ys[3];
     return n.attrs.padding == 0 && 4 * Wo < 3 * ((Wo + vl - 1) / vl * vl);
@@ -1254,7 +1254,7 @@ private:
       if (n.op == Op::Conv2DBackData) // a correlation with the flipped filter and "full" padding
         return rowConv(k, conv, n.operands[0], wNode, true, ws[2] - 1 - n.attrs.padding, ws[3] - 1 - n.attrs.padding,
                        lo, hi);
-      return flatBackFilter(n) ? planeBackFilter(k, lo, hi) : rowBackFilter(k, lo, hi);
+      return alongPlanes(n) ? planeBackFilter(k, lo, hi) : rowBackFilter(k, lo, hi);
     }
     directConv(k, lo, hi);
   }
@@ -1486,7 +1486,7 @@ private:
   };
   FilterBlock filterBlock(const Node &n) const {
     const Shape &ws = n.shape, &ys = f_.nodes[n.operands[1]].shape;
-    int64_t F = ws[0], Kh = ws[2], Kw = ws[3], chunks = flatBackFilter(n) ? 1 : (ys[3] + lanes() - 1) / lanes();
+    int64_t F = ws[0], Kh = ws[2], Kw = ws[3], chunks = alongPlanes(n) ? 1 : (ys[3] + lanes() - 1) / lanes();
     FilterBlock best;
     double fewest = -1;
     for (int64_t fb = 1; fb <= F; ++fb)

@@ -271,11 +271,11 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
           for (int64_t j = 0; j < Wo; ++j) {
             auto at = [&](int64_t u, int64_t v) { return (plane * H + i * k + u) * W + j * k + v; };
             size_t o = static_cast<size_t>((plane * Ho + i) * Wo + j);
-            double m = -std::numeric_limits<double>::infinity();
-            for (int64_t u = 0; u < k; ++u)
-              for (int64_t v = 0; v < k; ++v)
-                m = std::max(m, x.data[at(u, v)]);
             if (n.op == Op::MaxPool2D) {
+              double m = -std::numeric_limits<double>::infinity();
+              for (int64_t u = 0; u < k; ++u)
+                for (int64_t v = 0; v < k; ++v)
+                  m = std::max(m, x.data[at(u, v)]);
               out.data[o] = m;
               continue;
             }
