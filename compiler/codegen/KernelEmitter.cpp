@@ -98,10 +98,13 @@ private:
     }
     if (k.kind == Kernel::Kind::Row) // a row of classes, read in three passes
       perRow = b_.CreateMul(perRow, b_.getInt64(3 * f_.nodes[f_.nodes[k.root].operands[0]].shape.back()));
-    if (k.kind == Kernel::Kind::Conv) { // the other tensor's elements per output row, roughly
+    if (k.kind == Kernel::Kind::Conv) { // the terms of each output element's sum
       const Node &cv = f_.nodes[k.product >= 0 ? k.product : k.root];
-      const Shape &w = cv.op == Op::Conv2DBackFilter ? cv.shape : f_.nodes[cv.operands[1]].shape;
-      perRow = b_.CreateMul(perRow, b_.getInt64(w[1] * w[2] * w[3]));
+      const Shape &other = f_.nodes[cv.operands[1]].shape; // w, or y for the filter gradient
+      if (cv.op == Op::Conv2DBackFilter) // a weight's sum runs over every sample and position of y
+        perRow = b_.CreateMul(perRow, b_.CreateMul(batch_, b_.getInt64(other[2] * other[3])));
+      else // an element's, over the filters' (forward) or the channels' (data gradient) taps
+        perRow = b_.CreateMul(perRow, b_.getInt64((cv.op == Op::Conv2D ? other[1] : other[0]) * other[2] * other[3]));
       if (rowBackFilters(k)) { // the threads get whole blocks of filters
         int64_t fb = filterBlock(cv).filters;
         return {b_.getInt64(s[0] / fb), b_.CreateMul(perRow, b_.getInt64(fb))};
