@@ -874,6 +874,33 @@ private:
     return ok(k.root, true) && std::all_of(k.alsoRoots.begin(), k.alsoRoots.end(), [&](int r) { return ok(r, true); });
   }
 
+  // The buffers an epilogue reads or writes at the product's own index (the weights and the
+  // optimizer's state of a fused update, a bias-free residual, ...), each once by slot.
+  std::vector<int> epilogueBuffers(const Kernel &k) const {
+    const Shape &shape = f_.nodes[k.product].shape;
+    std::vector<int> out;
+    std::vector<bool> seen(f_.nodes.size());
+    auto add = [&](int v) {
+      if (f_.nodes[v].shape == shape && s_.slot[v] >= 0 &&
+          std::none_of(out.begin(), out.end(), [&](int o) { return s_.slot[o] == s_.slot[v]; }))
+        out.push_back(v);
+    };
+    std::function<void(int, bool)> walk = [&](int v, bool isRoot) {
+      if (v == k.product || seen[static_cast<size_t>(v)])
+        return;
+      seen[static_cast<size_t>(v)] = true;
+      if (!isRoot && s_.materialized[v])
+        return add(v);
+      for (int o : f_.nodes[v].operands)
+        walk(o, false);
+    };
+    for (int r : k.alsoRoots)
+      walk(r, true), add(r);
+    walk(k.root, true);
+    add(k.root);
+    return out;
+  }
+
   // The epilogue on `count` lanes from index idx, the lanes along the axis whose index is `lane`
   // (by default the last): `value` holds the product there.
   void productEpilogueVec(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value, unsigned count,
@@ -983,6 +1010,10 @@ private:
     rows->setAlignment(llvm::Align(64));
     // The epilogue runs on the sums' registers when it can; else it reads a buffer of rows.
     bool vecEpilogue = vectorEpilogue(k);
+    // Prefetched when they would not stay in L2 (about 1 MB a core here) from one step to the next.
+    std::vector<int> prefetched = vecEpilogue ? epilogueBuffers(k) : std::vector<int>{};
+    if (static_cast<int64_t>(prefetched.size()) * mm.shape[0] * n * 4 < (int64_t{1} << 20))
+      prefetched.clear();
     // A single row has few products per B load: it takes tiles of up to 8 vectors, so that 8
     // independent accumulations hide the FMA's latency.
     int64_t width1 = std::min((n + vl - 1) / vl, int64_t{8}) * vl;
@@ -998,6 +1029,16 @@ private:
       std::vector<llvm::Value *> rowIndex;
       for (int64_t r = 0; r < mr; ++r)
         rowIndex.push_back(clampRow(i0, r, count));
+      // The epilogue buffers of the tile after next (columns 2 * cols on), fetched while this tile
+      // multiplies: an optimizer's state is too large for L2 and would stall every epilogue.
+      for (int node : vecEpilogue ? prefetched : std::vector<int>{})
+        for (int64_t r = 0; r < mr; ++r)
+          for (int64_t q = 0; q < vectors; ++q) {
+            llvm::Value *j = b_.CreateAdd(j0, b_.getInt64(2 * cols + q * vl));
+            b_.CreateIntrinsic(llvm::Intrinsic::prefetch, {ptr_},
+                               {b_.CreateGEP(f32_, slotPtr(node), offset(f_.nodes[node].shape, {rowIndex[static_cast<size_t>(r)], j})),
+                                b_.getInt32(1), b_.getInt32(3), b_.getInt32(1)});
+          }
       loop(b_.getInt64(0), kDim, [&](llvm::Value *kv) {
         std::vector<llvm::Value *> bv;
         for (int64_t q = 0; q < vectors; ++q) {
