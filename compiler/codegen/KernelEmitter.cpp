@@ -1005,7 +1005,9 @@ private:
     bool ta = mm.attrs.transA;
     llvm::Value *kDim = dim(ta ? as[0] : as[1]);
     int64_t n = mm.shape[1], vl = lanes();
-    int64_t width = n > vl ? 2 * vl : vl; // columns per tile
+    // Columns per tile: four vectors (6 x 4 sums, 10 loads per 24 multiply-adds) unless an
+    // optimizer's update in the epilogue needs the registers (it would spill), then two.
+    int64_t width = n >= 4 * vl && k.alsoRoots.empty() ? 4 * vl : n > vl ? 2 * vl : vl;
     llvm::AllocaInst *rows = entryAlloca(f32_, b_.getInt64(kRows * n), "rows");
     rows->setAlignment(llvm::Align(64));
     // The epilogue runs on the sums' registers when it can; else it reads a buffer of rows.
@@ -1017,7 +1019,7 @@ private:
     // A single row has few products per B load: it takes tiles of up to 8 vectors, so that 8
     // independent accumulations hide the FMA's latency.
     int64_t width1 = std::min((n + vl - 1) / vl, int64_t{8}) * vl;
-    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), std::max(kRows * 2, width1 / vl)), nullptr, "acc");
+    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), std::max(kRows * width / vl, width1 / vl)), nullptr, "acc");
     llvm::Value *bBase = slotPtr(bm);
     // One tile: mr rows from i0 (the first `count` of them real) into the buffer's rows from
     // `slot`, columns j0.. j0+cols.
