@@ -1138,6 +1138,28 @@ private:
     return vs;
   }
 
+  // Transposes a square of lanes x lanes floats held as its rows: level by level, rows r and
+  // r + g (g = lanes/2 .. 1) exchange the upper half of each group of 2g lanes of the first with
+  // the lower half of the second's.
+  void transposeSquare(std::vector<llvm::Value *> &rows) {
+    int64_t vl = lanes();
+    for (int64_t g = vl / 2; g >= 1; g /= 2) {
+      std::vector<int> low, high;
+      for (int64_t j = 0; j < vl / (2 * g); ++j)
+        for (int64_t half = 0; half < 2; ++half) // g lanes of the first row, then g of the second's
+          for (int64_t i = 0; i < g; ++i) {
+            low.push_back(static_cast<int>(half * vl + j * 2 * g + i));
+            high.push_back(static_cast<int>(half * vl + j * 2 * g + g + i));
+          }
+      for (int64_t r = 0; r < vl; ++r)
+        if (!(r & g)) {
+          llvm::Value *p = rows[static_cast<size_t>(r)], *q = rows[static_cast<size_t>(r + g)];
+          rows[static_cast<size_t>(r)] = b_.CreateShuffleVector(p, q, low);
+          rows[static_cast<size_t>(r + g)] = b_.CreateShuffleVector(p, q, high);
+        }
+    }
+  }
+
   // C = A B^T with A [M, K] and B [N, K] row-major, K and N static: each element a dot product
   // along contiguous k, in tiles of 4 x 4 elements whose partial sums (a vector each) stay in
   // registers; the lanes are added at the end.
@@ -1329,6 +1351,8 @@ private:
         return channelConv(k, conv, lo, hi);
       if (n.op == Op::Conv2D)
         return rowConv(k, conv, n.operands[0], wNode, false, n.attrs.padding, n.attrs.padding, lo, hi);
+      if (n.op == Op::Conv2DBackData && k.root == conv && filterLanes(n))
+        return channelBackData(k, lo, hi);
       if (n.op == Op::Conv2DBackData) // a correlation with the flipped filter and "full" padding
         return rowConv(k, conv, n.operands[0], wNode, true, ws[2] - 1 - n.attrs.padding, ws[3] - 1 - n.attrs.padding,
                        lo, hi);
@@ -1426,6 +1450,114 @@ private:
         }
     };
     convBlocks(lo, hi, O, vl, R, rb, block);
+  }
+
+  // Whether a data gradient runs with the filters in the lanes (channelBackData): when they fill
+  // whole vectors, the channels fit in one, and rowConv's "full" correlation would multiply
+  // padding in more than a quarter of its lanes (LeNet's second layer: a tap meets 10 of the 16
+  // lanes of a 14-wide row), with y and the weights small enough for the stack.
+  bool filterLanes(const Node &n) const {
+    const Shape &ys = f_.nodes[n.operands[0]].shape, &ws = f_.nodes[n.operands[1]].shape;
+    int64_t vl = lanes(), F = ws[0], C = ws[1], rowLanes = (n.shape[3] + vl - 1) / vl * vl;
+    return F % vl == 0 && C <= vl && 4 * ys[3] < 3 * rowLanes && F * ys[2] * ys[3] <= 16384 &&
+           F * C * ws[2] * ws[3] <= 16384;
+  }
+
+  // The data gradient with the filters in the lanes: dx[b, c, h, x] = sum over f, u, v of
+  // y[b, f, h + p - u, x + p - v] * w[f, c, u, v], over the taps that reach y only (no padding is
+  // multiplied). The weights are packed once per call as [C, Kh, Kw, F] and each sample's y is
+  // turned to [Ho, Wo, F] on the stack, so that the filters of a tap or a position are vectors.
+  // A block of nx positions of a row, for every channel, keeps C * nx vectors of sums in
+  // registers; laneSums adds their lanes.
+  void channelBackData(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+    const Node &n = f_.nodes[k.root];
+    int yNode = n.operands[0], wNode = n.operands[1];
+    const Shape xs = n.shape, ys = f_.nodes[yNode].shape, ws = f_.nodes[wNode].shape;
+    int64_t C = xs[1], H = xs[2], W = xs[3], F = ws[0], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
+    int64_t p = n.attrs.padding, vl = lanes(), plane = Ho * Wo, taps = C * Kh * Kw;
+    int64_t nx = std::max<int64_t>(1, std::min(W, vl / C)); // positions a block
+    auto c64 = [&](int64_t v) { return b_.getInt64(v); };
+    llvm::AllocaInst *packed = entryAlloca(f32_, c64(taps * F), "packed");
+    packed->setAlignment(llvm::Align(64));
+    loop(c64(0), c64(F), [&](llvm::Value *f) { // packed[tap][f] = w[f][tap]
+      loop(c64(0), c64(taps), [&](llvm::Value *tap) {
+        b_.CreateStore(b_.CreateLoad(f32_, b_.CreateGEP(f32_, slotPtr(wNode), b_.CreateAdd(b_.CreateMul(f, c64(taps)), tap))),
+                       b_.CreateGEP(f32_, packed, b_.CreateAdd(b_.CreateMul(tap, c64(F)), f)));
+      });
+    }, true);
+    llvm::AllocaInst *yt = entryAlloca(f32_, c64(plane * F), "yt");
+    yt->setAlignment(llvm::Align(64));
+    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), C * nx), nullptr, "acc"); // registers
+    auto vecAt = [&](llvm::Value *base, llvm::Value *at) {
+      return b_.CreateAlignedLoad(vecTy(), b_.CreateGEP(f32_, base, at), llvm::Align(64));
+    };
+    loop(lo, hi, [&](llvm::Value *b) {
+      llvm::Value *yb = imageRow(yNode, b, c64(0), c64(0));
+      // yt[pos][f] = y[b, f, pos], by squares of lanes x lanes (the last may have fewer positions).
+      auto square = [&](llvm::Value *pos0, int64_t count) {
+        for (int64_t f0 = 0; f0 < F; f0 += vl) {
+          std::vector<llvm::Value *> rows;
+          for (int64_t f = f0; f < f0 + vl; ++f)
+            rows.push_back(loadVec(b_.CreateGEP(f32_, yb, b_.CreateAdd(pos0, c64(f * plane))), static_cast<unsigned>(count)));
+          transposeSquare(rows);
+          for (int64_t i = 0; i < count; ++i)
+            b_.CreateAlignedStore(rows[static_cast<size_t>(i)],
+                                  b_.CreateGEP(f32_, yt, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(pos0, c64(i)), c64(F)), c64(f0))),
+                                  llvm::Align(64));
+        }
+      };
+      loop(c64(0), c64(plane / vl), [&](llvm::Value *t) { square(b_.CreateMul(t, c64(vl)), vl); }, true);
+      if (plane % vl)
+        square(c64(plane - plane % vl), plane % vl);
+      loop(c64(0), c64(H), [&](llvm::Value *h) {
+        // Filter rows u that reach y: h + p - u in [0, Ho).
+        llvm::Value *uLo = b_.CreateAdd(h, c64(p - Ho + 1)), *uHi = b_.CreateAdd(h, c64(p + 1));
+        uLo = b_.CreateSelect(b_.CreateICmpSGT(uLo, c64(0)), uLo, c64(0));
+        uHi = b_.CreateSelect(b_.CreateICmpSLT(uHi, c64(Kh)), uHi, c64(Kh));
+        for (int64_t x0 = 0; x0 < W; x0 += nx) {
+          int64_t count = std::min(nx, W - x0);
+          auto sum = [&](int64_t c, int64_t xi) { return b_.CreateConstGEP1_64(vecTy(), acc, c * nx + xi); };
+          for (int64_t e = 0; e < C * nx; ++e)
+            b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
+          loop(uLo, uHi, [&](llvm::Value *u) {
+            llvm::Value *yRow = b_.CreateMul(b_.CreateSub(b_.CreateAdd(h, c64(p)), u), c64(Wo * F));
+            llvm::Value *wRow = b_.CreateMul(u, c64(Kw * F));
+            for (int64_t f0 = 0; f0 < F; f0 += vl) {
+              std::map<int64_t, llvm::Value *> yv; // by column of y
+              for (int64_t v = 0; v < Kw; ++v) {
+                std::vector<llvm::Value *> wv(static_cast<size_t>(C));
+                for (int64_t xi = 0; xi < count; ++xi) {
+                  int64_t j = x0 + xi + p - v;
+                  if (j < 0 || j >= Wo)
+                    continue;
+                  if (!yv.count(j))
+                    yv[j] = vecAt(yt, b_.CreateAdd(yRow, c64(j * F + f0)));
+                  for (int64_t c = 0; c < C; ++c) {
+                    llvm::Value *&wc = wv[static_cast<size_t>(c)];
+                    if (!wc)
+                      wc = vecAt(packed, b_.CreateAdd(wRow, c64((c * Kh * Kw + v) * F + f0)));
+                    b_.CreateStore(fma(yv[j], wc, b_.CreateLoad(vecTy(), sum(c, xi))), sum(c, xi));
+                  }
+                }
+              }
+            }
+          }, true);
+          std::vector<llvm::Value *> partial;
+          for (int64_t e = 0; e < C * nx; ++e)
+            partial.push_back(b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, e)));
+          std::vector<llvm::Value *> sums = laneSums(partial);
+          for (int64_t c = 0; c < C; ++c) { // channel c's count sums, one store
+            llvm::Value *row = llvm::PoisonValue::get(llvm::FixedVectorType::get(f32_, static_cast<unsigned>(count)));
+            for (int64_t xi = 0; xi < count; ++xi) {
+              int64_t e = c * nx + xi;
+              row = b_.CreateInsertElement(row, b_.CreateExtractElement(sums[static_cast<size_t>(e / vl)], e % vl), xi);
+            }
+            b_.CreateAlignedStore(row, b_.CreateGEP(f32_, slotPtr(k.root), offset(xs, {b, c64(c), h, c64(x0)})),
+                                  llvm::Align(4));
+          }
+        }
+      }, true);
+    });
   }
 
   // For samples [lo, hi), blocks of ob channels (of O) and of rb rows (of R; the last block may

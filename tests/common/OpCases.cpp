@@ -295,6 +295,16 @@ std::vector<OpCase> casesFor(Op op) {
       c.tolerance = 1e-4; // sums of 70 products a sample, in another order
       out.push_back(std::move(c));
     }
+    if (op == Op::Conv2DBackData) { // 16 or 32 filters, narrow rows: the filters go in the lanes
+      for (auto [xs, ws, padding] : {std::tuple<Shape, Shape, int64_t>{{kBatch, 6, 14, 14}, {16, 6, 5, 5}, 0},
+                                     {{kBatch, 5, 8, 9}, {32, 5, 3, 4}, 1}}) {
+        Shape ys{kBatch, ws[0], convOutSize(xs[2], ws[2], 1, padding), convOutSize(xs[3], ws[3], 1, padding)};
+        CaseBuilder cb(fmt::format("conv2d_back_data {} filters, {}-wide rows, padding {}", ws[0], xs[3], padding));
+        OpCase c = cb.done(cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, 1, padding));
+        c.tolerance = 1e-4; // sums of up to 400 products, in another order
+        out.push_back(std::move(c));
+      }
+    }
     if (op == Op::Conv2D) {
       for (bool onVectors : {true, false}) // an epilogue, on the row's vectors or from a buffer
         out.push_back(epilogueCase(opName(op), onVectors, {kBatch, 2, 7, 21}, [](Builder &b, int x, CaseBuilder &cb) {
