@@ -105,6 +105,10 @@ private:
         perRow = b_.CreateMul(perRow, b_.CreateMul(batch_, b_.getInt64(other[2] * other[3])));
       else // an element's, over the filters' (forward) or the channels' (data gradient) taps
         perRow = b_.CreateMul(perRow, b_.getInt64((cv.op == Op::Conv2D ? other[1] : other[0]) * other[2] * other[3]));
+      if (rowBackFilters(k) && filterLanesBack(cv)) { // a vector of filters, a channel, a filter row
+        int64_t items = filterRows(cv);
+        return {b_.getInt64(items), b_.CreateSDiv(b_.CreateMul(perRow, b_.getInt64(s[0])), b_.getInt64(items))};
+      }
       if (rowBackFilters(k)) { // the threads get whole blocks of filters
         int64_t fb = filterBlock(cv).filters;
         return {b_.getInt64(s[0] / fb), b_.CreateMul(perRow, b_.getInt64(fb))};
@@ -1356,6 +1360,8 @@ private:
       if (n.op == Op::Conv2DBackData) // a correlation with the flipped filter and "full" padding
         return rowConv(k, conv, n.operands[0], wNode, true, ws[2] - 1 - n.attrs.padding, ws[3] - 1 - n.attrs.padding,
                        lo, hi);
+      if (filterLanesBack(n))
+        return channelBackFilter(k, lo, hi);
       return alongPlanes(n) ? planeBackFilter(k, lo, hi) : rowBackFilter(k, lo, hi);
     }
     directConv(k, lo, hi);
@@ -1492,23 +1498,7 @@ private:
       return b_.CreateAlignedLoad(vecTy(), b_.CreateGEP(f32_, base, at), llvm::Align(64));
     };
     loop(lo, hi, [&](llvm::Value *b) {
-      llvm::Value *yb = imageRow(yNode, b, c64(0), c64(0));
-      // yt[pos][f] = y[b, f, pos], by squares of lanes x lanes (the last may have fewer positions).
-      auto square = [&](llvm::Value *pos0, int64_t count) {
-        for (int64_t f0 = 0; f0 < F; f0 += vl) {
-          std::vector<llvm::Value *> rows;
-          for (int64_t f = f0; f < f0 + vl; ++f)
-            rows.push_back(loadVec(b_.CreateGEP(f32_, yb, b_.CreateAdd(pos0, c64(f * plane))), static_cast<unsigned>(count)));
-          transposeSquare(rows);
-          for (int64_t i = 0; i < count; ++i)
-            b_.CreateAlignedStore(rows[static_cast<size_t>(i)],
-                                  b_.CreateGEP(f32_, yt, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(pos0, c64(i)), c64(F)), c64(f0))),
-                                  llvm::Align(64));
-        }
-      };
-      loop(c64(0), c64(plane / vl), [&](llvm::Value *t) { square(b_.CreateMul(t, c64(vl)), vl); }, true);
-      if (plane % vl)
-        square(c64(plane - plane % vl), plane % vl);
+      transposeImage(yNode, b, yt);
       loop(c64(0), c64(H), [&](llvm::Value *h) {
         // Filter rows u that reach y: h + p - u in [0, Ho).
         llvm::Value *uLo = b_.CreateAdd(h, c64(p - Ho + 1)), *uHi = b_.CreateAdd(h, c64(p + 1));
@@ -1558,6 +1548,111 @@ private:
         }
       }, true);
     });
+  }
+
+  // Whether a filter gradient runs with the filters in the lanes (channelBackFilter): whole
+  // vectors of them, and y's rows narrower than three quarters of their vectors.
+  bool filterLanesBack(const Node &n) const {
+    const Shape &ys = f_.nodes[n.operands[1]].shape;
+    int64_t vl = lanes(), F = n.shape[0], rowLanes = (ys[3] + vl - 1) / vl * vl;
+    return F % vl == 0 && 4 * ys[3] < 3 * rowLanes && F * ys[2] * ys[3] <= 16384 && n.shape[3] <= 24;
+  }
+  // Its work items: a vector of filters, an input channel and a filter row each.
+  int64_t filterRows(const Node &n) const { return n.shape[0] / lanes() * n.shape[1] * n.shape[2]; }
+
+  // dw[f, c, u, v] = sum over b, i, j of y[b, f, i, j] * x[b, c, i + u - p, j + v - p] with the
+  // filters in the lanes: each sample's y is turned to [Ho, Wo, F] on the stack (transposeImage)
+  // and each x value, repeated in every lane, meets the y vectors of the positions of the row it
+  // serves (the pattern of channelConv). Each work item (filter row) keeps Kw vectors of sums, in
+  // registers for a sample and in a stack array between samples; its lanes go to w by a scatter.
+  void channelBackFilter(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+    const Node &n = f_.nodes[k.root];
+    int xNode = n.operands[0], yNode = n.operands[1];
+    const Shape xs = f_.nodes[xNode].shape, ys = f_.nodes[yNode].shape, ws = n.shape;
+    int64_t C = xs[1], H = xs[2], W = xs[3], F = ws[0], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
+    int64_t p = n.attrs.padding, vl = lanes(), plane = Ho * Wo;
+    int64_t nj = std::clamp<int64_t>(31 - Kw - 1, 1, Wo); // y vectors of a row in registers
+    auto c64 = [&](int64_t v) { return b_.getInt64(v); };
+    llvm::AllocaInst *yt = entryAlloca(f32_, c64(plane * F), "yt");
+    yt->setAlignment(llvm::Align(64));
+    llvm::AllocaInst *kept = entryAlloca(vecTy(), c64(filterRows(n) * Kw), "kept");
+    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), Kw), nullptr, "acc"); // registers
+    auto keptAt = [&](llvm::Value *item, int64_t v) {
+      return b_.CreateGEP(vecTy(), kept, b_.CreateAdd(b_.CreateMul(item, c64(Kw)), c64(v)));
+    };
+    // Work item -> (first filter, channel, filter row).
+    auto decode = [&](llvm::Value *item) {
+      return std::array<llvm::Value *, 3>{b_.CreateMul(b_.CreateSDiv(item, c64(C * Kh)), c64(vl)),
+                                          b_.CreateSRem(b_.CreateSDiv(item, c64(Kh)), c64(C)), b_.CreateSRem(item, c64(Kh))};
+    };
+    loop(lo, hi, [&](llvm::Value *item) {
+      for (int64_t v = 0; v < Kw; ++v)
+        b_.CreateStore(llvm::Constant::getNullValue(vecTy()), keptAt(item, v));
+    });
+    loop(c64(0), batch_, [&](llvm::Value *b) {
+      transposeImage(yNode, b, yt);
+      loop(lo, hi, [&](llvm::Value *item) {
+        auto [f0, c, u] = decode(item);
+        for (int64_t v = 0; v < Kw; ++v)
+          b_.CreateStore(b_.CreateLoad(vecTy(), keptAt(item, v)), b_.CreateConstGEP1_64(vecTy(), acc, v));
+        // The output rows i whose x row i + u - p lies in x.
+        llvm::Value *iLo = b_.CreateSub(c64(p), u), *iHi = b_.CreateSub(c64(H + p), u);
+        iLo = b_.CreateSelect(b_.CreateICmpSGT(iLo, c64(0)), iLo, c64(0));
+        iHi = b_.CreateSelect(b_.CreateICmpSLT(iHi, c64(Ho)), iHi, c64(Ho));
+        loop(iLo, iHi, [&](llvm::Value *i) {
+          llvm::Value *row = imageRow(xNode, b, c, b_.CreateSub(b_.CreateAdd(i, u), c64(p)));
+          for (int64_t j0 = 0; j0 < Wo; j0 += nj) {
+            int64_t count = std::min(nj, Wo - j0);
+            std::vector<llvm::Value *> yv;
+            for (int64_t jj = 0; jj < count; ++jj)
+              yv.push_back(b_.CreateAlignedLoad(
+                  vecTy(), b_.CreateGEP(f32_, yt, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(i, c64(Wo)), c64(j0 + jj)), c64(F)), f0)),
+                  llvm::Align(64)));
+            for (int64_t col = std::max<int64_t>(0, j0 - p); col < std::min(W, j0 + count + Kw - 1 - p); ++col) {
+              llvm::Value *xv = b_.CreateVectorSplat(static_cast<unsigned>(vl), b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, col)));
+              for (int64_t jj = 0; jj < count; ++jj)
+                if (int64_t v = col + p - (j0 + jj); v >= 0 && v < Kw) {
+                  llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, v);
+                  b_.CreateStore(fma(yv[static_cast<size_t>(jj)], xv, b_.CreateLoad(vecTy(), slot)), slot);
+                }
+            }
+          }
+        }, true);
+        for (int64_t v = 0; v < Kw; ++v)
+          b_.CreateStore(b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, v)), keptAt(item, v));
+      }, true);
+    }, true);
+    loop(lo, hi, [&](llvm::Value *item) { // w[f0 + l, c, u, v] from lane l
+      auto [f0, c, u] = decode(item);
+      for (int64_t v = 0; v < Kw; ++v)
+        b_.CreateMaskedScatter(b_.CreateLoad(vecTy(), keptAt(item, v)),
+                               lanePointers(b_.CreateGEP(f32_, slotPtr(k.root), offset(ws, {f0, c, u, c64(v)})), C * Kh * Kw),
+                               llvm::Align(4), mask(std::vector<bool>(static_cast<size_t>(vl), true)));
+    });
+  }
+
+  // y[b] ([F, Ho, Wo]) as [Ho * Wo, F] in `to`, by squares of lanes x lanes (the last square may
+  // have fewer positions); F is a whole number of vectors.
+  void transposeImage(int yNode, llvm::Value *b, llvm::Value *to) {
+    const Shape &ys = f_.nodes[yNode].shape;
+    int64_t F = ys[1], plane = ys[2] * ys[3], vl = lanes();
+    auto c64 = [&](int64_t v) { return b_.getInt64(v); };
+    llvm::Value *yb = imageRow(yNode, b, c64(0), c64(0));
+    auto square = [&](llvm::Value *pos0, int64_t count) {
+      for (int64_t f0 = 0; f0 < F; f0 += vl) {
+        std::vector<llvm::Value *> rows;
+        for (int64_t f = f0; f < f0 + vl; ++f)
+          rows.push_back(loadVec(b_.CreateGEP(f32_, yb, b_.CreateAdd(pos0, c64(f * plane))), static_cast<unsigned>(count)));
+        transposeSquare(rows);
+        for (int64_t i = 0; i < count; ++i)
+          b_.CreateAlignedStore(rows[static_cast<size_t>(i)],
+                                b_.CreateGEP(f32_, to, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(pos0, c64(i)), c64(F)), c64(f0))),
+                                llvm::Align(64));
+      }
+    };
+    loop(c64(0), c64(plane / vl), [&](llvm::Value *t) { square(b_.CreateMul(t, c64(vl)), vl); }, true);
+    if (plane % vl)
+      square(c64(plane - plane % vl), plane % vl);
   }
 
   // For samples [lo, hi), blocks of ob channels (of O) and of rb rows (of R; the last block may
