@@ -1387,6 +1387,23 @@ private:
     return O % vl == 0 && 4 * Q < 3 * rowLanes && Q + ws[3] <= 32 && ws[1] * ws[2] * ws[3] * O <= 16384;
   }
 
+  // The weights w [F, C, Kh, Kw] packed on the stack as [C, Kh, Kw, F] (once per call), so that
+  // the filters' weights for one tap are whole vectors.
+  llvm::AllocaInst *filtersLast(int wNode) {
+    const Shape &ws = f_.nodes[wNode].shape;
+    int64_t F = ws[0], taps = ws[1] * ws[2] * ws[3];
+    auto c64 = [&](int64_t v) { return b_.getInt64(v); };
+    llvm::AllocaInst *packed = entryAlloca(f32_, c64(taps * F), "packed");
+    packed->setAlignment(llvm::Align(64));
+    loop(c64(0), c64(F), [&](llvm::Value *f) { // packed[tap][f] = w[f][tap]
+      loop(c64(0), c64(taps), [&](llvm::Value *tap) {
+        b_.CreateStore(b_.CreateLoad(f32_, b_.CreateGEP(f32_, slotPtr(wNode), b_.CreateAdd(b_.CreateMul(f, c64(taps)), tap))),
+                       b_.CreateGEP(f32_, packed, b_.CreateAdd(b_.CreateMul(tap, c64(F)), f)));
+      });
+    }, true);
+    return packed;
+  }
+
   // A convolution with the output channels in the lanes, for images whose rows are narrower than
   // a vector (LeNet's 10 columns would fill 10 of 16 lanes). The weights are packed once per call
   // as [C, Kh, Kw, O], so that the filters' weights for one tap are a vector. A block of output
@@ -1398,16 +1415,9 @@ private:
     int xNode = n.operands[0], wNode = n.operands[1];
     const Shape os = n.shape, xs = f_.nodes[xNode].shape, ws = f_.nodes[wNode].shape;
     int64_t O = os[1], R = os[2], Q = os[3], C = xs[1], H = xs[2], W = xs[3], Kh = ws[2], Kw = ws[3];
-    int64_t p = n.attrs.padding, vl = lanes(), taps = C * Kh * Kw;
+    int64_t p = n.attrs.padding, vl = lanes();
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
-    llvm::AllocaInst *packed = entryAlloca(f32_, c64(taps * O), "packed");
-    packed->setAlignment(llvm::Align(64));
-    loop(c64(0), c64(O), [&](llvm::Value *o) { // packed[tap][o] = w[o][tap]
-      loop(c64(0), c64(taps), [&](llvm::Value *tap) {
-        b_.CreateStore(b_.CreateLoad(f32_, b_.CreateGEP(f32_, slotPtr(wNode), b_.CreateAdd(b_.CreateMul(o, c64(taps)), tap))),
-                       b_.CreateGEP(f32_, packed, b_.CreateAdd(b_.CreateMul(tap, c64(O)), o)));
-      });
-    }, true);
+    llvm::AllocaInst *packed = filtersLast(wNode);
     int64_t rb = std::clamp<int64_t>((31 - Kw - 1) / Q, 1, R); // rows in registers
     llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), rb * Q), nullptr, "acc"); // registers
     bool padded = p > 0 || R + Kh - 1 > H;
@@ -1480,17 +1490,10 @@ private:
     int yNode = n.operands[0], wNode = n.operands[1];
     const Shape xs = n.shape, ys = f_.nodes[yNode].shape, ws = f_.nodes[wNode].shape;
     int64_t C = xs[1], H = xs[2], W = xs[3], F = ws[0], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
-    int64_t p = n.attrs.padding, vl = lanes(), plane = Ho * Wo, taps = C * Kh * Kw;
+    int64_t p = n.attrs.padding, vl = lanes(), plane = Ho * Wo;
     int64_t nx = std::max<int64_t>(1, std::min(W, vl / C)); // positions a block
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
-    llvm::AllocaInst *packed = entryAlloca(f32_, c64(taps * F), "packed");
-    packed->setAlignment(llvm::Align(64));
-    loop(c64(0), c64(F), [&](llvm::Value *f) { // packed[tap][f] = w[f][tap]
-      loop(c64(0), c64(taps), [&](llvm::Value *tap) {
-        b_.CreateStore(b_.CreateLoad(f32_, b_.CreateGEP(f32_, slotPtr(wNode), b_.CreateAdd(b_.CreateMul(f, c64(taps)), tap))),
-                       b_.CreateGEP(f32_, packed, b_.CreateAdd(b_.CreateMul(tap, c64(F)), f)));
-      });
-    }, true);
+    llvm::AllocaInst *packed = filtersLast(wNode);
     llvm::AllocaInst *yt = entryAlloca(f32_, c64(plane * F), "yt");
     yt->setAlignment(llvm::Align(64));
     llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), C * nx), nullptr, "acc"); // registers
