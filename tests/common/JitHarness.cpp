@@ -18,13 +18,15 @@ struct JitFunction::Impl {
   void (*entry)(void *) = nullptr;
 };
 
-JitFunction::JitFunction(const ir::Function &f) : impl_(std::make_unique<Impl>()) {
+JitFunction::JitFunction(const ir::Function &f, const std::string &targetName) : impl_(std::make_unique<Impl>()) {
   impl_->f = f;
   impl_->f.name = "fn";
   impl_->schedule = transforms::schedule(impl_->f);
   impl_->layout = transforms::layout(impl_->f, impl_->schedule);
   auto ctx = std::make_unique<llvm::LLVMContext>();
-  codegen::TargetInfo target = codegen::hostTarget();
+  std::optional<codegen::TargetInfo> named = codegen::namedTarget(targetName);
+  EXPECT_TRUE(named.has_value()) << targetName;
+  codegen::TargetInfo target = named.value_or(codegen::hostTarget());
   auto module = codegen::emitModule(*ctx, {{&impl_->f, &impl_->schedule}}, target);
   codegen::optimize(*module, target);
   std::string error; // the path `soma run` takes: an object, loaded by the JIT

@@ -13,7 +13,8 @@ namespace soma::test {
 
 class JitFunction {
 public:
-  explicit JitFunction(const ir::Function &f);
+  // target: as `--target` takes it (native, x86-64-v3 or x86-64-v4).
+  explicit JitFunction(const ir::Function &f, const std::string &target = "native");
   ~JitFunction();
   // Runs with `inputs` (converted to float) and returns the results by name.
   std::map<std::string, std::vector<float>> run(const std::map<std::string, interp::Tensor> &inputs, int64_t batch);

@@ -28,11 +28,14 @@ TEST_P(OpJitTest, MatchesReferenceEvaluator) {
         inputs[name] = u;
       }
       auto expected = interp::run(c.f, inputs, batch).at("out");
-      auto actual = test::JitFunction(c.f).run(inputs, batch).at("out");
-      ASSERT_EQ(actual.size(), expected.data.size());
-      for (size_t i = 0; i < actual.size(); ++i)
-        EXPECT_NEAR(actual[i], expected.data[i], c.tolerance * (1 + std::fabs(expected.data[i])))
-            << "element " << i << " at batch " << batch;
+      // This machine's vectors, and AVX2's 8 lanes (other tile, block and lane choices).
+      for (const char *target : {"native", "x86-64-v3"}) {
+        auto actual = test::JitFunction(c.f, target).run(inputs, batch).at("out");
+        ASSERT_EQ(actual.size(), expected.data.size());
+        for (size_t i = 0; i < actual.size(); ++i)
+          EXPECT_NEAR(actual[i], expected.data[i], c.tolerance * (1 + std::fabs(expected.data[i])))
+              << "element " << i << " at batch " << batch << ", target " << target;
+      }
     }
   }
 }
