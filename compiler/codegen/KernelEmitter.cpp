@@ -1142,6 +1142,25 @@ private:
     return vs;
   }
 
+  // The lane sums of the vectors acc[0 .. groups * width), a group at a time: the sums of group
+  // g's first `count` vectors (acc[g * width ..]) as one store at at(g).
+  void storeLaneSums(llvm::AllocaInst *acc, int64_t groups, int64_t width, int64_t count,
+                     const std::function<llvm::Value *(int64_t)> &at) {
+    int64_t vl = lanes();
+    std::vector<llvm::Value *> partial;
+    for (int64_t e = 0; e < groups * width; ++e)
+      partial.push_back(b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, e)));
+    std::vector<llvm::Value *> sums = laneSums(partial);
+    for (int64_t g = 0; g < groups; ++g) {
+      llvm::Value *v = llvm::PoisonValue::get(llvm::FixedVectorType::get(f32_, static_cast<unsigned>(count)));
+      for (int64_t i = 0; i < count; ++i) {
+        int64_t e = g * width + i;
+        v = b_.CreateInsertElement(v, b_.CreateExtractElement(sums[static_cast<size_t>(e / vl)], e % vl), i);
+      }
+      b_.CreateAlignedStore(v, at(g), llvm::Align(4));
+    }
+  }
+
   // Transposes a square of lanes x lanes floats held as its rows: level by level, rows r and
   // r + g (g = lanes/2 .. 1) exchange the upper half of each group of 2g lanes of the first with
   // the lower half of the second's.
@@ -1197,18 +1216,7 @@ private:
       loop(b_.getInt64(0), b_.getInt64(kk / vl), [&](llvm::Value *t) { step(b_.CreateMul(t, b_.getInt64(vl)), static_cast<unsigned>(vl)); }, true);
       if (kk % vl)
         step(b_.getInt64(kk - kk % vl), static_cast<unsigned>(kk % vl));
-      std::vector<llvm::Value *> partial;
-      for (int64_t e = 0; e < mr * nr; ++e)
-        partial.push_back(b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, e)));
-      std::vector<llvm::Value *> sums = laneSums(partial);
-      for (int64_t r = 0; r < mr; ++r) { // row r's nr sums, one store
-        llvm::Value *row = llvm::PoisonValue::get(llvm::FixedVectorType::get(f32_, static_cast<unsigned>(nr)));
-        for (int64_t c = 0; c < nr; ++c) {
-          int64_t e = r * nr + c;
-          row = b_.CreateInsertElement(row, b_.CreateExtractElement(sums[static_cast<size_t>(e / vl)], e % vl), c);
-        }
-        b_.CreateAlignedStore(row, b_.CreateGEP(f32_, rows, b_.CreateAdd(j0, b_.getInt64(r * n))), llvm::Align(4));
-      }
+      storeLaneSums(acc, mr, nr, nr, [&](int64_t r) { return b_.CreateGEP(f32_, rows, b_.CreateAdd(j0, b_.getInt64(r * n))); });
     };
     rowBlocks(lo, hi, kTile, dim(mm.shape[0]), 1, n, [&](llvm::Value *i0, llvm::Value *count, llvm::Value *) {
       if (n / kTile > 0)
@@ -1535,19 +1543,9 @@ private:
               }
             }
           }, true);
-          std::vector<llvm::Value *> partial;
-          for (int64_t e = 0; e < C * nx; ++e)
-            partial.push_back(b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, e)));
-          std::vector<llvm::Value *> sums = laneSums(partial);
-          for (int64_t c = 0; c < C; ++c) { // channel c's count sums, one store
-            llvm::Value *row = llvm::PoisonValue::get(llvm::FixedVectorType::get(f32_, static_cast<unsigned>(count)));
-            for (int64_t xi = 0; xi < count; ++xi) {
-              int64_t e = c * nx + xi;
-              row = b_.CreateInsertElement(row, b_.CreateExtractElement(sums[static_cast<size_t>(e / vl)], e % vl), xi);
-            }
-            b_.CreateAlignedStore(row, b_.CreateGEP(f32_, slotPtr(k.root), offset(xs, {b, c64(c), h, c64(x0)})),
-                                  llvm::Align(4));
-          }
+          storeLaneSums(acc, C, nx, count, [&](int64_t c) {
+            return b_.CreateGEP(f32_, slotPtr(k.root), offset(xs, {b, c64(c), h, c64(x0)}));
+          });
         }
       }, true);
     });
