@@ -1552,11 +1552,13 @@ private:
   }
 
   // Whether a filter gradient runs with the filters in the lanes (channelBackFilter): whole
-  // vectors of them, and y's rows narrower than three quarters of their vectors.
+  // vectors of them, and y's rows narrower than three quarters of their vectors, with y and the
+  // sums (all of w) small enough for the stack.
   bool filterLanesBack(const Node &n) const {
     const Shape &ys = f_.nodes[n.operands[1]].shape;
     int64_t vl = lanes(), F = n.shape[0], rowLanes = (ys[3] + vl - 1) / vl * vl;
-    return F % vl == 0 && 4 * ys[3] < 3 * rowLanes && F * ys[2] * ys[3] <= 16384 && n.shape[3] <= 24;
+    return F % vl == 0 && 4 * ys[3] < 3 * rowLanes && F * ys[2] * ys[3] <= 16384 && n.shape[3] <= 24 &&
+           numElements(n.shape, 1) <= 16384;
   }
   // Its work items: a vector of filters, an input channel and a filter row each.
   int64_t filterRows(const Node &n) const { return n.shape[0] / lanes() * n.shape[1] * n.shape[2]; }
