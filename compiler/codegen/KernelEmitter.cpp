@@ -1444,10 +1444,7 @@ private:
                 llvm::Align(4)));
           for (int64_t r = 0; r < rows; ++r) {
             llvm::Value *h = b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(u, c64(r))), c64(p));
-            llvm::Value *row = imageRow(xNode, b, c, h);
-            if (padded) // a row in the padding reads a row of zeros
-              row = b_.CreateSelect(b_.CreateAnd(b_.CreateICmpSGE(h, c64(0)), b_.CreateICmpSLT(h, c64(H))), row,
-                                    zeroRow(W, p));
+            llvm::Value *row = padded ? rowOrZeros(xNode, b, c, h, p) : imageRow(xNode, b, c, h);
             for (int64_t col = 0; col < Q + Kw - 1; ++col) { // input column col - p
               if (col - p < 0 || col - p >= W)
                 continue;
@@ -1683,6 +1680,14 @@ private:
     return {lo, hi};
   }
 
+  // Row h of image (b, c) of `node`, or when h lies in the padding a row of zeros (with `pad`
+  // columns of margin).
+  llvm::Value *rowOrZeros(int node, llvm::Value *b, llvm::Value *c, llvm::Value *h, int64_t pad) {
+    const Shape &s = f_.nodes[node].shape;
+    llvm::Value *inside = b_.CreateAnd(b_.CreateICmpSGE(h, b_.getInt64(0)), b_.CreateICmpSLT(h, b_.getInt64(s[2])));
+    return b_.CreateSelect(inside, imageRow(node, b, c, h), zeroRow(s[3], pad));
+  }
+
   // A row of zeros that a convolution reads in place of an input row in the padding: `width`
   // elements, with `margin` more (and a vector) on each side for the shifted loads.
   llvm::Value *zeroRow(int64_t width, int64_t margin) {
@@ -1741,11 +1746,7 @@ private:
           std::vector<llvm::Value *> rowPtr;
           for (int64_t r = 0; r < rows; ++r) {
             llvm::Value *h = b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(u, c64(r))), c64(padH));
-            llvm::Value *row = imageRow(inNode, b, i, h);
-            if (padded) // a row in the padding reads a row of zeros
-              row = b_.CreateSelect(b_.CreateAnd(b_.CreateICmpSGE(h, c64(0)), b_.CreateICmpSLT(h, c64(Hin))), row,
-                                    zeroRow(Win, padW));
-            rowPtr.push_back(row);
+            rowPtr.push_back(padded ? rowOrZeros(inNode, b, i, h, padW) : imageRow(inNode, b, i, h));
           }
           for (int64_t v = 0; v < Kw; ++v) {
             std::vector<llvm::Value *> wv;
