@@ -1016,10 +1016,14 @@ private:
     rows->setAlignment(llvm::Align(64));
     // The epilogue runs on the sums' registers when it can; else it reads a buffer of rows.
     bool vecEpilogue = vectorEpilogue(k);
-    // Prefetched when they would not stay in L2 (about 1 MB a core here) from one step to the next.
-    std::vector<int> prefetched = vecEpilogue ? epilogueBuffers(k) : std::vector<int>{};
-    if (static_cast<int64_t>(prefetched.size()) * mm.shape[0] * n * 4 < (int64_t{1} << 20))
-      prefetched.clear();
+    // The epilogue's buffers, prefetched when together they would not stay in L2 (about 1 MB a
+    // core here) from one step to the next: an optimizer's state.
+    std::vector<int> prefetched;
+    if (vecEpilogue && mm.shape[0] != kBatch) {
+      prefetched = epilogueBuffers(k);
+      if (static_cast<int64_t>(prefetched.size()) * mm.shape[0] * n * 4 < (int64_t{1} << 20))
+        prefetched.clear();
+    }
     // A single row has few products per B load: it takes tiles of up to 8 vectors, so that 8
     // independent accumulations hide the FMA's latency.
     int64_t width1 = std::min((n + vl - 1) / vl, int64_t{8}) * vl;
@@ -1035,9 +1039,8 @@ private:
       std::vector<llvm::Value *> rowIndex;
       for (int64_t r = 0; r < mr; ++r)
         rowIndex.push_back(clampRow(i0, r, count));
-      // The epilogue buffers of the tile after next (columns 2 * cols on), fetched while this tile
-      // multiplies: an optimizer's state is too large for L2 and would stall every epilogue.
-      for (int node : vecEpilogue ? prefetched : std::vector<int>{})
+      // The buffers of the tile after next (columns 2 * cols on), fetched while this one multiplies.
+      for (int node : prefetched)
         for (int64_t r = 0; r < mr; ++r)
           for (int64_t q = 0; q < vectors; ++q) {
             llvm::Value *j = b_.CreateAdd(j0, b_.getInt64(2 * cols + q * vl));
@@ -1281,10 +1284,7 @@ private:
     };
     llvm::Value *first = floorDiv(b_.CreateSub(b_.getInt64(padding + stride - 1), u)); // ceil((p - u) / s)
     llvm::Value *last = floorDiv(b_.CreateSub(b_.getInt64(inSize - 1 + padding), u));
-    llvm::Value *lo = b_.CreateSelect(b_.CreateICmpSGT(first, b_.getInt64(0)), first, b_.getInt64(0));
-    llvm::Value *end = b_.CreateAdd(last, b_.getInt64(1));
-    llvm::Value *hi = b_.CreateSelect(b_.CreateICmpSLT(end, b_.getInt64(outSize)), end, b_.getInt64(outSize));
-    return {lo, hi};
+    return clampRange(first, b_.CreateAdd(last, b_.getInt64(1)), outSize);
   }
 
   // Stride 1 (and filters small enough for the registers): vector code along image rows, below;
@@ -1386,13 +1386,16 @@ private:
     return on;
   }
 
+  // The most floats a kernel keeps in one stack buffer (packed weights, a transposed image, sums).
+  static constexpr int64_t kStackFloats = 16384;
+
   // Whether a convolution runs with its output channels in the lanes (channelConv): when they fill
   // whole vectors and its rows would leave a quarter of the lanes empty, with weights small enough
   // to pack on the stack.
   bool channelLanes(const Node &n) const {
     const Shape &os = n.shape, &ws = f_.nodes[n.operands[1]].shape;
     int64_t vl = lanes(), O = os[1], Q = os[3], rowLanes = (Q + vl - 1) / vl * vl;
-    return O % vl == 0 && 4 * Q < 3 * rowLanes && Q + ws[3] <= 32 && ws[1] * ws[2] * ws[3] * O <= 16384;
+    return O % vl == 0 && 4 * Q < 3 * rowLanes && Q + ws[3] <= 32 && ws[1] * ws[2] * ws[3] * O <= kStackFloats;
   }
 
   // The weights w [F, C, Kh, Kw] packed on the stack as [C, Kh, Kw, F] (once per call), so that
@@ -1480,8 +1483,8 @@ private:
   bool filterLanes(const Node &n) const {
     const Shape &ys = f_.nodes[n.operands[0]].shape, &ws = f_.nodes[n.operands[1]].shape;
     int64_t vl = lanes(), F = ws[0], C = ws[1], rowLanes = (n.shape[3] + vl - 1) / vl * vl;
-    return F % vl == 0 && C <= vl && 4 * ys[3] < 3 * rowLanes && F * ys[2] * ys[3] <= 16384 &&
-           F * C * ws[2] * ws[3] <= 16384;
+    return F % vl == 0 && C <= vl && 4 * ys[3] < 3 * rowLanes && F * ys[2] * ys[3] <= kStackFloats &&
+           F * C * ws[2] * ws[3] <= kStackFloats;
   }
 
   // The data gradient with the filters in the lanes: dx[b, c, h, x] = sum over f, u, v of
@@ -1509,9 +1512,7 @@ private:
       transposeImage(yNode, b, yt);
       loop(c64(0), c64(H), [&](llvm::Value *h) {
         // Filter rows u that reach y: h + p - u in [0, Ho).
-        llvm::Value *uLo = b_.CreateAdd(h, c64(p - Ho + 1)), *uHi = b_.CreateAdd(h, c64(p + 1));
-        uLo = b_.CreateSelect(b_.CreateICmpSGT(uLo, c64(0)), uLo, c64(0));
-        uHi = b_.CreateSelect(b_.CreateICmpSLT(uHi, c64(Kh)), uHi, c64(Kh));
+        auto [uLo, uHi] = clampRange(b_.CreateAdd(h, c64(p - Ho + 1)), b_.CreateAdd(h, c64(p + 1)), Kh);
         for (int64_t x0 = 0; x0 < W; x0 += nx) {
           int64_t count = std::min(nx, W - x0);
           auto sum = [&](int64_t c, int64_t xi) { return b_.CreateConstGEP1_64(vecTy(), acc, c * nx + xi); };
@@ -1554,8 +1555,8 @@ private:
   bool filterLanesBack(const Node &n) const {
     const Shape &ys = f_.nodes[n.operands[1]].shape;
     int64_t vl = lanes(), F = n.shape[0], rowLanes = (ys[3] + vl - 1) / vl * vl;
-    return F % vl == 0 && 4 * ys[3] < 3 * rowLanes && F * ys[2] * ys[3] <= 16384 && n.shape[3] <= 24 &&
-           numElements(n.shape, 1) <= 16384;
+    return F % vl == 0 && 4 * ys[3] < 3 * rowLanes && F * ys[2] * ys[3] <= kStackFloats &&
+           numElements(n.shape, 1) <= kStackFloats;
   }
   // Its work items: a vector of filters, an input channel and a filter row each.
   int64_t filterRows(const Node &n) const { return n.shape[0] / lanes() * n.shape[1] * n.shape[2]; }
@@ -1596,9 +1597,7 @@ private:
         for (int64_t v = 0; v < Kw; ++v)
           b_.CreateStore(b_.CreateLoad(vecTy(), keptAt(item, v)), b_.CreateConstGEP1_64(vecTy(), acc, v));
         // The output rows i whose x row i + u - p lies in x.
-        llvm::Value *iLo = b_.CreateSub(c64(p), u), *iHi = b_.CreateSub(c64(H + p), u);
-        iLo = b_.CreateSelect(b_.CreateICmpSGT(iLo, c64(0)), iLo, c64(0));
-        iHi = b_.CreateSelect(b_.CreateICmpSLT(iHi, c64(Ho)), iHi, c64(Ho));
+        auto [iLo, iHi] = clampRange(b_.CreateSub(c64(p), u), b_.CreateSub(c64(H + p), u), Ho);
         loop(iLo, iHi, [&](llvm::Value *i) {
           llvm::Value *row = imageRow(xNode, b, c, b_.CreateSub(b_.CreateAdd(i, u), c64(p)));
           for (int64_t j0 = 0; j0 < Wo; j0 += nj) {
@@ -1627,7 +1626,7 @@ private:
       for (int64_t v = 0; v < Kw; ++v)
         b_.CreateMaskedScatter(b_.CreateLoad(vecTy(), keptAt(item, v)),
                                lanePointers(b_.CreateGEP(f32_, slotPtr(k.root), offset(ws, {f0, c, u, c64(v)})), C * Kh * Kw),
-                               llvm::Align(4), mask(std::vector<bool>(static_cast<size_t>(vl), true)));
+                               llvm::Align(4), mask(firstLanes(lanes())));
     });
   }
 
@@ -1671,13 +1670,16 @@ private:
     });
   }
 
+  // [lo, hi) cut to [0, n).
+  std::pair<llvm::Value *, llvm::Value *> clampRange(llvm::Value *lo, llvm::Value *hi, int64_t n) {
+    return {b_.CreateSelect(b_.CreateICmpSGT(lo, b_.getInt64(0)), lo, b_.getInt64(0)),
+            b_.CreateSelect(b_.CreateICmpSLT(hi, b_.getInt64(n)), hi, b_.getInt64(n))};
+  }
+
   // The filter rows [uLo, uHi) for which some output row r0 .. r0 + rows - 1 reads an input row
   // (h = r + u - pad in [0, H)): the others would only multiply rows of zeros.
   std::pair<llvm::Value *, llvm::Value *> tapRows(llvm::Value *r0, int64_t rows, int64_t pad, int64_t H, int64_t Kh) {
-    llvm::Value *lo = b_.CreateSub(b_.getInt64(pad - rows + 1), r0), *hi = b_.CreateSub(b_.getInt64(H + pad), r0);
-    lo = b_.CreateSelect(b_.CreateICmpSGT(lo, b_.getInt64(0)), lo, b_.getInt64(0));
-    hi = b_.CreateSelect(b_.CreateICmpSLT(hi, b_.getInt64(Kh)), hi, b_.getInt64(Kh));
-    return {lo, hi};
+    return clampRange(b_.CreateSub(b_.getInt64(pad - rows + 1), r0), b_.CreateSub(b_.getInt64(H + pad), r0), Kh);
   }
 
   // Row h of image (b, c) of `node`, or when h lies in the padding a row of zeros (with `pad`
