@@ -5,6 +5,8 @@
 #include "SomaParser.h"
 #include "antlr4-runtime.h"
 
+#include <cerrno>
+#include <cmath>
 #include <cstdlib>
 
 namespace soma {
@@ -32,17 +34,24 @@ private:
 
 class ErrorListener : public antlr4::BaseErrorListener {
 public:
-  ErrorListener(uint32_t file, const SourceManager &sm, DiagnosticEngine &diags)
-      : file_(file), sm_(sm), diags_(diags) {}
+  ErrorListener(uint32_t file, const SourceManager &sm, const OffsetMap &map, DiagnosticEngine &diags)
+      : file_(file), sm_(sm), map_(map), diags_(diags) {}
   void syntaxError(antlr4::Recognizer *, antlr4::Token *offending, size_t line, size_t col,
                    const std::string &msg, std::exception_ptr) override {
     ++count;
     if (count > 20)
       return; // one mistake can cascade; the first ones are the useful ones
-    SourceLoc begin = sm_.locAt(file_, static_cast<unsigned>(line), static_cast<unsigned>(col) + 1);
-    SourceLoc end = begin;
-    if (offending && offending->getType() != antlr4::Token::EOF)
-      end.offset += static_cast<uint32_t>(offending->getText().size());
+    SourceLoc begin, end;
+    if (offending && offending->getType() != antlr4::Token::EOF) {
+      begin = {file_, map_.byteOffset(offending->getStartIndex())};
+      end = {file_, map_.byteOffset(offending->getStopIndex() + 1)};
+    } else { // ANTLR counts columns in code points; locations are bytes
+      begin = sm_.locAt(file_, static_cast<unsigned>(line), 1);
+      std::string_view text = sm_.text(file_);
+      for (size_t i = 0; i < col && begin.offset < text.size(); ++i)
+        begin.offset += static_cast<uint32_t>(std::max<size_t>(utf8Sequence(text, begin.offset), 1));
+      end = begin;
+    }
     diags_.report(DiagKind::SyntaxError, {begin, end}, tidy(msg));
   }
   unsigned count = 0;
@@ -62,8 +71,80 @@ private:
   }
   uint32_t file_;
   const SourceManager &sm_;
+  const OffsetMap &map_;
   DiagnosticEngine &diags_;
 };
+
+// How deep expressions may nest: each parenthesis, bracket, call, unary minus and each operator of
+// a chain such as `a + b + c` is one level. ANTLR's parser and every stage after it recurse on
+// nesting, so this bounds their stack and their time; no model needs a tenth of it.
+constexpr int kMaxNesting = 256;
+
+// Before parsing: brackets and unary minus are the nesting that ANTLR's own parser recurses on (a
+// chain of binary operators it parses in a loop). Returns the first token past the limit, or null.
+antlr4::Token *tooDeepForParser(const std::vector<antlr4::Token *> &tokens) {
+  std::vector<int> open; // the depth at each open bracket
+  int depth = 0;
+  antlr4::Token *prev = nullptr;
+  auto isOperand = [](antlr4::Token *t) { // a token that can end an operand
+    if (!t)
+      return false;
+    size_t type = t->getType();
+    if (type == G::ID || type == G::INT || type == G::FLOAT || type == G::STRING)
+      return true;
+    std::string text = t->getText();
+    return text == ")" || text == "]" || text == "model" || text == "input" || text == "train" ||
+           text == "data" || text == "layer";
+  };
+  for (antlr4::Token *t : tokens) {
+    std::string text = t->getType() == G::ID || t->getType() == G::STRING ? "" : t->getText();
+    if (text == "(" || text == "[") {
+      open.push_back(depth);
+      ++depth;
+    } else if (text == ")" || text == "]") {
+      depth = open.empty() ? 0 : open.back();
+      if (!open.empty())
+        open.pop_back();
+    } else if (text == "-" && !isOperand(prev)) {
+      ++depth; // a unary minus: one level until its operand ends
+    } else if (text == "+" || text == "-" || text == "*" || text == "/" || text == "@" || text == "->" ||
+               text == "," || text == "=" || text == ":" || text == "{" || text == "}") {
+      depth = open.empty() ? 0 : open.back() + 1; // the operand's unary minuses are done
+    }
+    if (depth > kMaxNesting)
+      return t;
+    prev = t;
+  }
+  return nullptr;
+}
+
+// After parsing, without recursion: the outermost expression that nests deepest, and its depth,
+// chains included.
+std::pair<antlr4::ParserRuleContext *, int> deepestExpr(antlr4::tree::ParseTree *root) {
+  struct Item {
+    antlr4::tree::ParseTree *node;
+    int depth;
+    antlr4::ParserRuleContext *outermost;
+  };
+  std::vector<Item> stack{{root, 0, nullptr}};
+  std::pair<antlr4::ParserRuleContext *, int> deepest{nullptr, 0};
+  while (!stack.empty()) {
+    Item item = stack.back();
+    stack.pop_back();
+    if (auto *e = dynamic_cast<G::ExprContext *>(item.node)) {
+      ++item.depth;
+      if (!item.outermost)
+        item.outermost = e;
+      if (item.depth > deepest.second)
+        deepest = {item.outermost, item.depth};
+      if (item.depth > kMaxNesting)
+        return deepest;
+    }
+    for (antlr4::tree::ParseTree *child : item.node->children)
+      stack.push_back({child, item.depth, item.outermost});
+  }
+  return deepest;
+}
 
 class Builder {
 public:
@@ -246,7 +327,7 @@ public:
     } else if (auto *num = dynamic_cast<G::NumberExprContext *>(ctx)) {
       e.kind = ast::Expr::Kind::Number;
       e.isInteger = num->INT() != nullptr;
-      e.number = std::strtod(num->getText().c_str(), nullptr);
+      number(e, num->getText());
     } else if (auto *s = dynamic_cast<G::StringExprContext *>(ctx)) {
       e.kind = ast::Expr::Kind::String;
       std::string raw = s->getText();
@@ -270,6 +351,26 @@ public:
     return e;
   }
 
+  // Integers are exact up to 2^53 (they are held as doubles); other numbers must be finite and, if
+  // not zero, not so small that they read as zero.
+  void number(ast::Expr &e, const std::string &text) {
+    constexpr std::string_view kMaxInteger = "9007199254740992"; // 2^53
+    std::string_view digits(text);
+    while (digits.size() > 1 && digits[0] == '0')
+      digits.remove_prefix(1);
+    bool tooLarge = digits.size() > kMaxInteger.size() || (digits.size() == kMaxInteger.size() && digits > kMaxInteger);
+    errno = 0;
+    e.number = std::strtod(text.c_str(), nullptr);
+    bool zero = text.find_first_of("123456789") == std::string::npos ||
+                text.find_first_of("123456789") > text.find_first_of("eE");
+    if (e.isInteger && tooLarge)
+      diags_.report(DiagKind::NumberRange, e.range, text, "integers are at most 2^53 (9007199254740992)");
+    else if (!std::isfinite(e.number) || (errno == ERANGE && std::abs(e.number) > 1))
+      diags_.report(DiagKind::NumberRange, e.range, text, "numbers are at most about 1.8e308");
+    else if (!zero && (e.number == 0 || errno == ERANGE))
+      diags_.report(DiagKind::NumberRange, e.range, text, "it is too small to tell from zero (the smallest is about 2.2e-308)");
+  }
+
   void binary(ast::Expr &e, G::ExprContext *lhs, G::ExprContext *rhs, char op) {
     e.kind = ast::Expr::Kind::Binary;
     e.op = op;
@@ -287,20 +388,45 @@ private:
 } // namespace
 
 std::optional<ast::File> parseFile(uint32_t fileId, const SourceManager &sm, DiagnosticEngine &diags) {
-  std::string_view text = sm.text(fileId);
+  std::string text(sm.text(fileId));
+  // ANTLR converts the text to code points and throws on ill-formed UTF-8: refuse it first.
+  size_t bad = invalidUtf8(text);
+  if (bad != std::string::npos) {
+    SourceLoc at{fileId, static_cast<uint32_t>(bad)};
+    diags.report(DiagKind::InvalidEncoding, {at, {fileId, at.offset + 1}},
+                 fmt::format("{:02X}", static_cast<unsigned char>(text[bad])));
+    return std::nullopt;
+  }
+  // A byte-order mark says only that the file is UTF-8: ANTLR sees blanks, and offsets stay.
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0)
+    text.replace(0, 3, "   ");
+  OffsetMap map(text);
   antlr4::ANTLRInputStream input(text.data(), text.size());
   soma_antlr::SomaLexer lexer(&input);
-  ErrorListener listener(fileId, sm, diags);
+  ErrorListener listener(fileId, sm, map, diags);
   lexer.removeErrorListeners();
   lexer.addErrorListener(&listener);
   antlr4::CommonTokenStream tokens(&lexer);
+  tokens.fill();
+  if (listener.count)
+    return std::nullopt;
+  auto tooDeep = [&](antlr4::Token *start, antlr4::Token *stop) {
+    diags.report(DiagKind::TooDeep, {{fileId, map.byteOffset(start->getStartIndex())},
+                                     {fileId, map.byteOffset(stop->getStopIndex() + 1)}},
+                 kMaxNesting);
+    return std::nullopt;
+  };
+  if (antlr4::Token *t = tooDeepForParser(tokens.getTokens()))
+    return tooDeep(t, t);
   G parser(&tokens);
   parser.removeErrorListeners();
   parser.addErrorListener(&listener);
   G::FileContext *tree = parser.file();
   if (listener.count)
     return std::nullopt;
-  OffsetMap map(text);
+  auto [deepest, depth] = deepestExpr(tree);
+  if (depth > kMaxNesting)
+    return tooDeep(deepest->getStart(), deepest->getStop());
   unsigned before = diags.errorCount();
   ast::File file = Builder(fileId, map, diags).file(tree);
   if (diags.errorCount() != before)

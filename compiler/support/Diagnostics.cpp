@@ -35,18 +35,33 @@ void DiagnosticEngine::emit(DiagKind kind, SourceRange range, const std::string 
   LineCol lc = sm_.lineCol(range.begin);
   out_ << sm_.path(range.begin.file) << ":" << lc.line << ":" << lc.col << ": " << label << ": "
        << message << " [" << diagName(kind) << "]\n";
+  // The line as a terminal shows it: ill-formed UTF-8 and control characters become '?', and the
+  // caret counts characters, not bytes.
   std::string_view line = sm_.lineText(range.begin);
-  out_ << line << "\n";
-  std::string caret;
-  for (unsigned i = 0; i + 1 < lc.col && i < line.size(); ++i)
-    caret += line[i] == '\t' ? '\t' : ' ';
-  caret += '^';
-  if (range.end.valid() && range.end.file == range.begin.file && range.end.offset > range.begin.offset) {
-    size_t width = range.end.offset - range.begin.offset;
-    size_t room = line.size() >= lc.col ? line.size() - lc.col : 0; // stay on this line
-    for (size_t i = 1; i < std::min(width, room + 1); ++i)
+  std::string shown, caret;
+  bool placed = false;
+  size_t caretAt = lc.col - 1, caretEnd = caretAt + 1;
+  if (range.end.valid() && range.end.file == range.begin.file && range.end.offset > range.begin.offset)
+    caretEnd = caretAt + (range.end.offset - range.begin.offset);
+  for (size_t i = 0; i < line.size();) {
+    size_t n = utf8Sequence(line, i);
+    unsigned char c = static_cast<unsigned char>(line[i]);
+    bool printable = n > 1 || (n == 1 && (c >= 0x20 || c == '\t') && c != 0x7f);
+    if (printable)
+      shown.append(line.substr(i, n));
+    else
+      shown += '?';
+    if (i < caretAt)
+      caret += c == '\t' ? '\t' : ' ';
+    else if (!placed)
+      caret += '^', placed = true;
+    else if (i < caretEnd)
       caret += '~';
+    i += std::max<size_t>(n, 1);
   }
+  if (!placed)
+    caret += '^';
+  out_ << shown << "\n";
   out_ << caret << "\n";
 }
 

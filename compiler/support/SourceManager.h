@@ -22,11 +22,20 @@ struct LineCol {
   unsigned line = 0, col = 0; // both 1-based
 };
 
+// The byte offset of the first byte of `text` that does not begin a well-formed UTF-8 sequence
+// (overlong forms, surrogates and code points past U+10FFFF are ill-formed), or npos. `length`
+// receives the length of the sequence at `offset` when it is well-formed.
+size_t invalidUtf8(std::string_view text, size_t from = 0);
+// The length of the well-formed UTF-8 sequence at text[at], or 0 if it is ill-formed.
+size_t utf8Sequence(std::string_view text, size_t at);
+
 class SourceManager {
 public:
   // Adds a buffer and returns its id (>= 1).
   uint32_t addBuffer(std::string path, std::string text);
-  // Reads a file; returns 0 and sets `error` if it cannot be read.
+  // Model files are text of at most this size: offsets are 32-bit, and no model needs more.
+  static constexpr uint64_t kMaxFileBytes = uint64_t{16} << 20;
+  // Reads a regular file of at most kMaxFileBytes; returns 0 and sets `error` if it cannot be read.
   uint32_t addFile(const std::string &path, std::string &error);
 
   const std::string &path(uint32_t file) const { return files_.at(file - 1).path; }
