@@ -2,13 +2,16 @@
 // followed by unsigned bytes. CSV: comma-separated numbers, one sample a line.
 #include "soma/Data.h"
 
+#include "soma/File.h"
+#include "soma/Model.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
+#include <limits>
 #include <sstream>
 
 namespace soma::rt {
@@ -16,15 +19,19 @@ namespace soma::rt {
 namespace {
 
 bool readFile(const std::string &path, std::string &data, std::string &error) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    error = path + ": error: cannot open file: " + std::strerror(errno);
-    return false;
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  data = ss.str();
-  return true;
+  std::string why = readRegularFile(path, data);
+  if (!why.empty())
+    error = path + ": error: " + why;
+  return why.empty();
+}
+
+// What every reader checks before a data set is used: samples, and values in each.
+std::string checkShape(const std::string &path, const Dataset &d) {
+  if (d.count == 0)
+    return path + ": error: the file has no samples";
+  if (d.sampleSize == 0)
+    return path + ": error: its samples have no values (shape " + formatDims(d.sampleDims) + ")";
+  return "";
 }
 
 uint32_t be32(const std::string &d, size_t at) {
@@ -85,7 +92,9 @@ std::string loadIdx(const std::string &images, const std::string &labels, Datase
   out.sampleDims.assign(idims.begin() + 1, idims.end());
   out.sampleSize = 1;
   for (int64_t d : out.sampleDims)
-    out.sampleSize *= d;
+    out.sampleSize *= d; // the header's check bounds the product by the file's size
+  if (std::string e = checkShape(images, out); !e.empty())
+    return e;
   size_t n = static_cast<size_t>(out.count * out.sampleSize);
   out.features.resize(n);
   const unsigned char *p = reinterpret_cast<const unsigned char *>(img.data()) + 16;
@@ -119,11 +128,58 @@ std::vector<std::string> splitFields(const std::string &line, std::vector<size_t
   }
 }
 
-bool parseNumber(const std::string &field, double &v) {
-  char *stop = nullptr;
-  errno = 0;
-  v = std::strtod(field.c_str(), &stop);
-  return !field.empty() && *stop == '\0' && errno != ERANGE && std::isfinite(v);
+// A decimal number as people write them: [+-]digits[.digits][e[+-]digits], within float's range.
+// strtod alone would also take "0x10", "nan", "inf" and stop silently at a NUL byte.
+// A field of a data file as a message shows it: control bytes (a NUL, say) as \xNN, between quotes.
+std::string quoted(const std::string &field) {
+  std::string out = "'";
+  for (unsigned char c : field) {
+    if (c < 0x20 || c == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02X", c);
+      out += hex;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "'";
+}
+
+enum class Parsed { Number, NotANumber, OutOfRange };
+Parsed parse(const std::string &field, double &v) {
+  size_t i = 0, n = field.size();
+  auto digits = [&] {
+    size_t from = i;
+    while (i < n && field[i] >= '0' && field[i] <= '9')
+      ++i;
+    return i - from;
+  };
+  if (i < n && (field[i] == '+' || field[i] == '-'))
+    ++i;
+  size_t whole = digits(), fraction = 0;
+  if (i < n && field[i] == '.') {
+    ++i;
+    fraction = digits();
+  }
+  if (whole + fraction == 0)
+    return Parsed::NotANumber;
+  if (i < n && (field[i] == 'e' || field[i] == 'E')) {
+    ++i;
+    if (i < n && (field[i] == '+' || field[i] == '-'))
+      ++i;
+    if (digits() == 0)
+      return Parsed::NotANumber;
+  }
+  if (i != n)
+    return Parsed::NotANumber;
+  v = std::strtod(field.c_str(), nullptr);
+  return std::isfinite(v) && std::abs(v) <= std::numeric_limits<float>::max() ? Parsed::Number : Parsed::OutOfRange;
+}
+bool parseNumber(const std::string &field, double &v) { return parse(field, v) == Parsed::Number; }
+
+std::string notANumber(const std::string &field, double &v) {
+  return parse(field, v) == Parsed::OutOfRange ? " is beyond float's range (3.4e38): " + quoted(field)
+                                               : " is not a number: " + quoted(field);
 }
 
 } // namespace
@@ -211,7 +267,7 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
       double v;
       if (!parseNumber(fields[static_cast<size_t>(c)], v))
         return at(lineNo) + ":" + std::to_string(starts[static_cast<size_t>(c)]) + ": error: field " +
-               std::to_string(c + 1) + " is not a number: '" + fields[static_cast<size_t>(c)] + "'";
+               std::to_string(c + 1) + notANumber(fields[static_cast<size_t>(c)], v);
       out.features.push_back(static_cast<float>(v));
     }
     if (!o.labelled) {
@@ -222,9 +278,16 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
     const std::string &l = fields[static_cast<size_t>(label)];
     double v;
     bool numeric = parseNumber(l, v);
+    std::string where = at(lineNo) + ":" + std::to_string(starts[static_cast<size_t>(label)]);
     if (!numeric && (!o.classNames || l.empty()))
-      return at(lineNo) + ":" + std::to_string(starts[static_cast<size_t>(label)]) + ": error: field " +
-             std::to_string(label + 1) + " is not a number: '" + l + "'";
+      return where + ": error: label (field " + std::to_string(label + 1) + ")" + notANumber(l, v) +
+             (o.classNames ? "" : "; this model's loss takes numbers, not class names");
+    // Labels are all numbers or all class names: one 'n/a' among numbers is a mistake in the
+    // data, not a reason to read every number as a name.
+    if (!rawLabels.empty() && numeric == textLabels)
+      return where + ": error: label " + quoted(l) + " is " + (numeric ? "a number" : "not a number") + ", but line " +
+             std::to_string(rawLabelLines.front()) + "'s label " + quoted(rawLabels.front()) + " is " +
+             (numeric ? "a class name" : "a number") + "; labels are all numbers or all class names";
     textLabels |= !numeric;
     rawLabels.push_back(l);
     rawLabelLines.push_back(lineNo);
@@ -233,6 +296,9 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
   }
   if (out.count == 0)
     return path + ": error: no data rows";
+  if (!textLabels && o.classNames && !o.classNames->empty())
+    return path + ": error: the labels are numbers, but the training data's are class names (" +
+           o.classNames->front() + ", ...)";
   if (textLabels) { // class names: numbered in sorted order, or by the training set's numbering
     std::vector<std::string> &names = *o.classNames;
     if (names.empty()) {
@@ -243,7 +309,7 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
     for (size_t i = 0; i < rawLabels.size(); ++i) {
       auto it = std::find(names.begin(), names.end(), rawLabels[i]);
       if (it == names.end())
-        return at(rawLabelLines[i]) + ": error: class '" + rawLabels[i] + "' is not one of the training data's";
+        return at(rawLabelLines[i]) + ": error: class " + quoted(rawLabels[i]) + " is not one of the training data's";
       out.labels[i] = static_cast<float>(it - names.begin());
     }
   }
@@ -315,6 +381,9 @@ static std::string readNpy(const std::string &path, std::vector<int64_t> &shape,
   size_t bytes = static_cast<size_t>(std::abs(size)), at = headerAt + len;
   if (d.size() - at < static_cast<size_t>(count) * bytes)
     return fail("truncated: the header promises " + std::to_string(count) + " elements");
+  if (d.size() - at > static_cast<size_t>(count) * bytes)
+    return fail(std::to_string(d.size() - at - static_cast<size_t>(count) * bytes) +
+                " unexpected bytes after the " + std::to_string(count) + " elements of shape " + shapeText);
   values.resize(static_cast<size_t>(count));
   const char *p = d.data() + at;
   for (size_t i = 0; i < values.size(); ++i, p += bytes) {
@@ -347,6 +416,17 @@ static std::string readNpy(const std::string &path, std::vector<int64_t> &shape,
       break;
     }
     }
+    if (!std::isfinite(values[i]) || std::abs(values[i]) > std::numeric_limits<float>::max()) {
+      std::string index; // the element's position, as NumPy prints it
+      for (size_t a = shape.size(), rest = i; a-- > 0;) {
+        index = std::to_string(rest % static_cast<size_t>(shape[a])) + (index.empty() ? "" : ", ") + index;
+        rest /= static_cast<size_t>(shape[a]);
+      }
+      char text[32];
+      std::snprintf(text, sizeof text, "%g", values[i]);
+      return fail("element [" + index + "] is " + text + (std::isfinite(values[i]) ? ", beyond float's range" : "") +
+                  "; data must be finite numbers");
+    }
   }
   return "";
 }
@@ -375,6 +455,8 @@ std::string loadNpy(const std::string &features, const std::string &labels, Data
   out.sampleSize = 1;
   for (int64_t d : out.sampleDims)
     out.sampleSize *= d;
+  if (std::string e = checkShape(features, out); !e.empty())
+    return e;
   out.features.assign(fv.begin(), fv.end());
   out.labels.assign(lv.begin(), lv.end());
   return "";

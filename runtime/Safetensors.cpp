@@ -3,6 +3,8 @@
 // corrupted file gives an error, never a crash.
 #include "soma/Safetensors.h"
 
+#include "soma/File.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -382,12 +384,9 @@ std::string writeFileAtomically(const std::string &path, const std::vector<FileP
 
 std::string readSafetensors(const std::string &path, TensorFile &out) {
   auto error = [&](const std::string &what) { return path + ": error: " + what; };
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return error(std::string("cannot open file: ") + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  const std::string data = ss.str();
+  std::string data;
+  if (std::string why = readRegularFile(path, data); !why.empty())
+    return error(why);
   if (data.size() < 8)
     return error("not a safetensors file: " + std::to_string(data.size()) + " bytes, shorter than its 8-byte header length");
   uint64_t n = 0;
@@ -437,13 +436,22 @@ std::string readSafetensors(const std::string &path, TensorFile &out) {
                  "; Soma reads F32 and I64");
     if (shape->kind != Json::Kind::Array || shape->items.size() > 8)
       return bad("has an invalid shape");
+    // The element count saturates above the file's size in bytes: no tensor of the file can have
+    // more elements than that, and the byte count below cannot overflow.
     uint64_t elements = 1;
+    bool zero = false;
     for (const Json &d : shape->items) {
       if (d.kind != Json::Kind::Number || !d.isInteger || d.integer < 0 || d.integer > (int64_t{1} << 40))
         return bad("has an invalid shape");
       t.shape.push_back(d.integer);
-      elements = std::min<uint64_t>(elements * static_cast<uint64_t>(d.integer), uint64_t{1} << 62);
+      uint64_t x = static_cast<uint64_t>(d.integer);
+      zero |= x == 0;
+      elements = x != 0 && elements > (dataSize + 1) / x ? dataSize + 1 : elements * x;
     }
+    if (zero)
+      elements = 0;
+    if (elements > dataSize)
+      return bad("has a shape of more elements than the file has bytes");
     if (offsets->kind != Json::Kind::Array || offsets->items.size() != 2)
       return bad("has invalid data_offsets");
     const Json &b = offsets->items[0], &e = offsets->items[1];

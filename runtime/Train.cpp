@@ -38,6 +38,7 @@ bool fitsInput(const Dims &sample, const Dims &input) {
 
 bool loadData(const DataSpec &spec, const ModelInfo &m, Dataset &d, std::vector<std::string> &classNames) {
   std::string error;
+  int64_t classes = m.config ? m.config->classes : 0;
   switch (spec.kind) {
   case DataSpec::Kind::Idx:
     error = loadIdx(spec.images, spec.labels, d);
@@ -52,7 +53,7 @@ bool loadData(const DataSpec &spec, const ModelInfo &m, Dataset &d, std::vector<
     o.labelName = spec.labelName;
     o.columns = spec.columns;
     o.columnNames = spec.columnNames;
-    o.classNames = &classNames;
+    o.classNames = classes > 0 ? &classNames : nullptr; // a regression's labels are numbers
     error = loadCsv(spec.images, o, d);
     break;
   }
@@ -69,7 +70,6 @@ bool loadData(const DataSpec &spec, const ModelInfo &m, Dataset &d, std::vector<
       error = rt::format("{}: error: samples have {} features but model '{}' takes inputs '{}' with {} in all",
                           source, d.sampleSize, m.name, m.inputName, m.inputDims[0]);
   }
-  int64_t classes = m.config ? m.config->classes : 0;
   if (error.empty() && !classNames.empty() && classes > 0 && static_cast<int64_t>(classNames.size()) != classes)
     error = rt::format("{}: error: the labels name {} classes but model '{}' has {} outputs", source,
                         classNames.size(), m.name, classes);

@@ -1038,6 +1038,14 @@ private:
       diags_.report(DiagKind::RecursiveLayer, range, decl.name);
       return std::nullopt;
     }
+    // Layers that use each other twice per level double at every level: bound the expansion
+    // before it takes minutes and gigabytes.
+    int64_t &expansions = expansions_[decl.name];
+    ++expansions;
+    if (spec_.nodes.size() > kMaxNodes) {
+      diags_.report(DiagKind::ExpansionTooLarge, range, kMaxNodes, decl.name, expansions);
+      return std::nullopt;
+    }
     // Bind the formals: the chain's value first (when in a chain), then the arguments, which
     // the caller's scope evaluates; formals without a default are required.
     size_t first = implicit >= 0 ? 1 : 0;
@@ -1149,6 +1157,9 @@ private:
   std::map<std::string, const ast::LayerDecl *> userLayers_;
   std::map<std::string, int> counts_; // per name prefix: dense -> 2, highway_1.dense -> 1
   std::vector<std::string> active_;   // user layers being instantiated
+  std::map<std::string, int64_t> expansions_; // instances of each user layer so far
+  // Values a model may have once its user layers are expanded: a hundred times a ResNet-152's.
+  static constexpr size_t kMaxNodes = 100000;
   InitSpec weightInit_, biasInit_;    // of the built-in layer being checked
   double lrMult_ = 1;
 };

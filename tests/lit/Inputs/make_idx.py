@@ -1,6 +1,6 @@
 """Writes a tiny IDX data set (images 4x4, labels 0..2) into a folder, optionally broken in one
 way, for the data-error tests. Usage: make_idx.py DIR [MODE], MODE one of ok, bad-magic,
-truncated, count-mismatch, label-range, shape."""
+truncated, count-mismatch, label-range, shape, empty (no samples), zero-size (samples of 0x0)."""
 import os
 import struct
 import sys
@@ -9,6 +9,10 @@ out, mode = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "ok")
 n, h, w = 12, 4, 4
 if mode == "shape":
     h = w = 5
+if mode == "empty":
+    n = 0
+if mode == "zero-size":
+    h = w = 0
 images = bytes((i * 37) % 256 for i in range(n * h * w))
 labels = bytes(i % 3 for i in range(n))
 if mode == "label-range":

@@ -1,5 +1,6 @@
 """Writes x.npy (6 samples of 2x2 float32) and y.npy (6 int64 labels) into a folder, as NumPy's
-format 1.0 lays them out, with the standard library only."""
+format 1.0 lays them out, with the standard library only. A second argument breaks them in one
+way: nan (a NaN feature), inf-label, trailing (bytes after the data), zero-size (samples (6, 0))."""
 import struct
 import sys
 
@@ -10,7 +11,18 @@ def npy(descr, shape, data):
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + data
 
 
+mode = sys.argv[2] if len(sys.argv) > 2 else "ok"
 x = [float(i % 5) / 4 for i in range(24)]
+if mode == "nan":
+    x[13] = float("nan")
 y = [i % 2 for i in range(6)]
-open(sys.argv[1] + "/x.npy", "wb").write(npy("<f4", "(6, 2, 2)", struct.pack("<24f", *x)))
-open(sys.argv[1] + "/y.npy", "wb").write(npy("<i8", "(6,)", struct.pack("<6q", *y)))
+xs = npy("<f4", "(6, 2, 2)", struct.pack("<24f", *x))
+if mode == "trailing":
+    xs += b"\0\0\0\0"
+if mode == "zero-size":
+    xs = npy("<f4", "(6, 0)", b"")
+open(sys.argv[1] + "/x.npy", "wb").write(xs)
+if mode == "inf-label":
+    open(sys.argv[1] + "/y.npy", "wb").write(npy("<f8", "(6,)", struct.pack("<6d", 0, 1, 0, float("inf"), 0, 1)))
+else:
+    open(sys.argv[1] + "/y.npy", "wb").write(npy("<i8", "(6,)", struct.pack("<6q", *y)))
