@@ -7,6 +7,7 @@
 #include "soma/runtime.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -133,6 +134,9 @@ struct soma_rt_model {
 
 namespace {
 
+// Why the last create on this thread returned NULL: soma_rt_error(NULL) reads it.
+thread_local std::string lastCreateError;
+
 int fail(soma_rt_model *m, std::string error) {
   m->error = std::move(error);
   return -1;
@@ -142,33 +146,58 @@ int fail(soma_rt_model *m, std::string error) {
 
 extern "C" soma_rt_model *soma_rt_create(const soma_program *program, int64_t max_batch) {
   auto m = std::unique_ptr<soma_rt_model>(new (std::nothrow) soma_rt_model);
-  if (!m || max_batch < 1 ||
-      !parseModel(program->model, static_cast<size_t>(program->model_size), m->info).empty())
+  if (!m) {
+    lastCreateError = "create: out of memory";
     return nullptr;
-  try {
-    m->session = std::make_unique<Session>(m->info, entriesOf(program), max_batch);
-  } catch (const std::bad_alloc &) {
+  }
+  if (std::string e = parseModel(program->model, static_cast<size_t>(program->model_size), m->info); !e.empty()) {
+    lastCreateError = "create: " + e;
+    return nullptr;
+  }
+  if (std::string e = Session::create(m->info, entriesOf(program), max_batch, m->session); !e.empty()) {
+    lastCreateError = "create: max_batch " + std::to_string(max_batch) + ": " + e;
     return nullptr;
   }
   m->session->initParams(1);
+  lastCreateError.clear();
   return m.release();
 }
 
 extern "C" void soma_rt_destroy(soma_rt_model *m) { delete m; }
 
-extern "C" const char *soma_rt_error(const soma_rt_model *m) { return m ? m->error.c_str() : "no model"; }
+extern "C" const char *soma_rt_error(const soma_rt_model *m) {
+  return m ? m->error.c_str() : lastCreateError.empty() ? "no model (NULL)" : lastCreateError.c_str();
+}
 
-extern "C" int64_t soma_rt_input_size(const soma_rt_model *m) { return m->info.sampleSize(); }
+extern "C" int64_t soma_rt_input_size(const soma_rt_model *m) { return m ? m->info.sampleSize() : -1; }
 
-extern "C" int64_t soma_rt_output_size(const soma_rt_model *m) { return m->info.outputs; }
+extern "C" int64_t soma_rt_output_size(const soma_rt_model *m) { return m ? m->info.outputs : -1; }
+
+extern "C" int soma_rt_lib_set_threads(int threads) {
+  if (threads < 1 || threads > kMaxThreads)
+    return -1;
+  try {
+    soma_rt_set_threads(threads);
+  } catch (const std::exception &) { // the system refused to start threads
+    soma_rt_set_threads(1);
+    return -1;
+  }
+  return 0;
+}
 
 extern "C" int soma_rt_init(soma_rt_model *m, uint64_t seed) {
+  if (!m)
+    return -1;
   m->session->initParams(seed);
   m->error.clear();
   return 0;
 }
 
 extern "C" int soma_rt_load_weights(soma_rt_model *m, const char *path) {
+  if (!m)
+    return -1;
+  if (!path)
+    return fail(m, "load_weights: path is NULL");
   if (std::string e = loadWeights(path ? path : "", *m->session); !e.empty())
     return fail(m, e);
   m->error.clear();
@@ -176,6 +205,10 @@ extern "C" int soma_rt_load_weights(soma_rt_model *m, const char *path) {
 }
 
 extern "C" int soma_rt_save_weights(soma_rt_model *m, const char *path) {
+  if (!m)
+    return -1;
+  if (!path)
+    return fail(m, "save_weights: path is NULL");
   if (std::string e = saveWeights(path ? path : "", *m->session); !e.empty())
     return fail(m, e);
   m->error.clear();
@@ -183,6 +216,8 @@ extern "C" int soma_rt_save_weights(soma_rt_model *m, const char *path) {
 }
 
 extern "C" int soma_rt_predict(soma_rt_model *m, const float *x, int64_t n, float *out) {
+  if (!m)
+    return -1;
   if (n < 0 || (n > 0 && (!x || !out)))
     return fail(m, "predict: needs n >= 0 and the x and out arrays");
   Session &s = *m->session;
@@ -200,7 +235,11 @@ extern "C" int soma_rt_predict(soma_rt_model *m, const float *x, int64_t n, floa
 
 extern "C" int soma_rt_train_step(soma_rt_model *m, const float *x, const float *labels, int64_t n, float lr,
                                   float *loss) {
+  if (!m)
+    return -1;
   Session &s = *m->session;
+  if (!(lr > 0) || !std::isfinite(lr))
+    return fail(m, soma::rt::format("train_step: lr must be a positive, finite number, got {}", lr));
   if (!m->info.train)
     return fail(m, "train_step: model '" + m->info.name + "' has no train block");
   if (n < 1 || n > s.maxBatch() || !x || !labels)

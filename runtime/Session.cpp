@@ -2,17 +2,40 @@
 #include "soma/Session.h"
 
 #include "soma/Data.h"
+#include "soma/Format.h"
 
 #include <cassert>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <new>
 
 namespace soma::rt {
 
 FloatBuffer::FloatBuffer(size_t n) : n_(n) {
+  if (n > (SIZE_MAX - 64) / sizeof(float))
+    throw std::bad_alloc();
   size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
   p_.reset(static_cast<float *>(std::aligned_alloc(64, bytes ? bytes : 64)));
+  if (!p_)
+    throw std::bad_alloc();
   std::memset(p_.get(), 0, bytes);
+}
+
+std::string Session::create(const ModelInfo &m, Entries entries, int64_t maxBatch, std::unique_ptr<Session> &out) {
+  // Every buffer of a batch is batch x (a tensor of at most 2^28 floats): a batch beyond 2^30
+  // cannot be allocated anywhere, and keeps the sizes far from overflowing 64 bits.
+  if (maxBatch < 1 || maxBatch > kMaxBatch)
+    return format("a batch of {} samples is outside 1 to {}", maxBatch, kMaxBatch);
+  try {
+    out = std::make_unique<Session>(m, entries, maxBatch);
+  } catch (const std::bad_alloc &) {
+    std::vector<int64_t> offsets;
+    int64_t perSample = m.sampleSize() + 1 + planArena(m.forward, 1, offsets) + (m.train ? planArena(*m.train, 1, offsets) : 0);
+    return format("cannot allocate the buffers for a batch of {} samples (about {:.1f} GiB); use a smaller batch",
+                  maxBatch, static_cast<double>(perSample) * static_cast<double>(maxBatch) * 4 / (1 << 30));
+  }
+  return "";
 }
 
 BoundFunction::BoundFunction(const FunctionLayout &f, EntryFn entry, int64_t maxBatch) : f_(f), entry_(entry) {

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <charconv>
 #include <climits>
+#include <limits>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -427,9 +428,16 @@ int runTraining(const ModelInfo &m, Entries entries, const RunOptions &opts) {
   Dataset &train = data.train, &test = data.test, &validation = data.validation;
   bool hasTest = data.hasTest, hasValidation = data.hasValidation;
   int64_t k = m.outputs;
-  if (!opts.evalOnly)
-    t.batch = std::min(t.batch, train.count); // a batch can hold no more than the data set
-  Session s(m, entries, t.batch);
+  // A batch holds no more than the data set it runs on: the training set, or for evaluation
+  // alone the largest set.
+  int64_t largest = std::max({train.count, hasTest ? test.count : 0, hasValidation ? validation.count : 0});
+  t.batch = std::min(t.batch, opts.evalOnly ? largest : train.count);
+  std::unique_ptr<Session> session;
+  if (std::string e = Session::create(m, entries, t.batch, session); !e.empty()) {
+    std::fprintf(stderr, "soma: error: %s\n", e.c_str());
+    return 1;
+  }
+  Session &s = *session;
   s.initParams(t.seed);
   Rng rng(t.seed ^ 0x5eed5eedull);
   TrainingState state;
@@ -725,7 +733,12 @@ int runPredict(const ModelInfo &model, Entries entries, const PredictOptions &op
     classNames = data.classNames;
   }
   int64_t batch = std::min<int64_t>(opts.batch, d.count);
-  Session s(m, entries, std::max<int64_t>(batch, 1));
+  std::unique_ptr<Session> session;
+  if (std::string e = Session::create(m, entries, std::max<int64_t>(batch, 1), session); !e.empty()) {
+    std::fprintf(stderr, "soma: error: %s\n", e.c_str());
+    return 1;
+  }
+  Session &s = *session;
   if (std::string e = loadWeights(opts.weightsPath, s); !e.empty()) {
     std::fprintf(stderr, "%s\n", e.c_str());
     return 1;
@@ -791,9 +804,7 @@ int parseRunFlag(const std::vector<std::string> &args, size_t &i, RunOptions &op
   auto intFlag = [&](std::optional<int64_t> &slot, int64_t min, int64_t max) {
     int64_t n;
     if (!value() || !parseNumber(v, n) || n < min || n > max)
-      return bad(rt::format("{} needs an integer {}{}", a,
-                            max < (int64_t(1) << 24) ? rt::format("from {} to {}", min, max) : rt::format(">= {}", min),
-                            v.empty() ? "" : ", got '" + v + "'"));
+      return bad(rt::format("{} needs an integer from {} to {}{}", a, min, max, v.empty() ? "" : ", got '" + v + "'"));
     slot = n;
     return 1;
   };
@@ -805,15 +816,18 @@ int parseRunFlag(const std::vector<std::string> &args, size_t &i, RunOptions &op
     return intFlag(opts.seed, 0, INT64_MAX);
   if (a == "--threads") {
     std::optional<int64_t> t;
-    int r = intFlag(t, 1, 256);
+    int r = intFlag(t, 1, kMaxThreads);
     if (r > 0)
       opts.threads = static_cast<int>(*t);
     return r;
   }
   if (a == "--lr") {
     double x;
-    if (!value() || !parseNumber(v, x) || !(x > 0) || !std::isfinite(x))
-      return bad(rt::format("{} needs a positive number{}", a, v.empty() ? "" : ", got '" + v + "'"));
+    // The rate is a float in the generated code: it must not round to 0 or to infinity there.
+    if (!value() || !parseNumber(v, x) || !(x >= std::numeric_limits<float>::min()) ||
+        !(x <= std::numeric_limits<float>::max()))
+      return bad(rt::format("{} needs a positive number from 1.2e-38 to 3.4e38 (a float's range){}", a,
+                            v.empty() ? "" : ", got '" + v + "'"));
     opts.lr = x;
     return 1;
   }

@@ -1,6 +1,8 @@
 #include "ast/Args.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 namespace soma {
 
@@ -88,6 +90,19 @@ bool typeMatches(ArgType t, const ast::Expr &e) {
   return false;
 }
 
+bool floatRepresentable(ArgType t, const ast::Expr &e, DiagnosticEngine &diags) {
+  bool real = t == ArgType::Number || t == ArgType::PositiveNumber || t == ArgType::NonNegativeNumber ||
+              t == ArgType::UnitInterval || t == ArgType::Fraction;
+  double x = std::abs(e.number);
+  if (!real || e.kind != ast::Expr::Kind::Number || x == 0 ||
+      (x >= std::numeric_limits<float>::min() && x <= std::numeric_limits<float>::max()))
+    return true;
+  diags.report(DiagKind::NumberRange, e.range, ast::describe(e),
+               x < 1 ? "it rounds to 0 as a 32-bit float, which the model computes in (the smallest is about 1.2e-38)"
+                     : "it is beyond a 32-bit float's range, which the model computes in (about 3.4e38)");
+  return false;
+}
+
 std::optional<std::vector<const ast::Expr *>> ArgBinder::bind(const Signature &sig, const std::vector<ast::Arg> &args,
                                                            SourceRange callRange) {
   std::vector<const ast::Expr *> bound(sig.params.size(), nullptr);
@@ -124,6 +139,10 @@ std::optional<std::vector<const ast::Expr *>> ArgBinder::bind(const Signature &s
     if (!typeMatches(sig.params[index].type, a.value)) {
       diags_.report(DiagKind::ArgumentType, a.value.range, sig.params[index].name, sig.name,
                     typeName(sig.params[index].type), kindOf(a.value));
+      ok = false;
+      continue;
+    }
+    if (!floatRepresentable(sig.params[index].type, a.value, diags_)) {
       ok = false;
       continue;
     }

@@ -30,6 +30,9 @@ const char *typeName(ArgType t);           // "a positive integer"
 std::string kindOf(const ast::Expr &e);    // "the number 1.5"
 std::string calleeText(const ast::Expr &e); // the name of a call, or the rendering of anything else
 bool typeMatches(ArgType t, const ast::Expr &e);
+// Numbers become 32-bit floats in the generated code: one that would round to 0 or to infinity
+// there is reported (NumberRange) and false returned.
+bool floatRepresentable(ArgType t, const ast::Expr &e, DiagnosticEngine &diags);
 
 class ArgBinder {
 public:

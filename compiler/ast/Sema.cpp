@@ -330,6 +330,10 @@ public:
         ok = false;
         continue;
       }
+      if (!floatRepresentable(setting->type, s.value, diags_)) {
+        ok = false;
+        continue;
+      }
       ok &= setting->apply(s.value);
     }
     if (!ok)

@@ -21,26 +21,31 @@ struct CFunction {
 
 const CFunction kFunctions[] = {
     {"create", "soma_rt_create", "pl", "{m} *{p}_create(int64_t max_batch)",
-     "A model instance with fresh weights (seed 1) for batches of up to max_batch samples, or NULL when out of "
-     "memory."},
+     "A model instance with fresh weights (seed 1) for batches of 1 to max_batch samples (max_batch at most\n"
+     "   2^30), or NULL when max_batch is out of that range or its buffers cannot be allocated; then\n"
+     "   {p}_error(NULL) says which."},
     {"destroy", "soma_rt_destroy", "vp", "void {p}_destroy({m} *model)", "Frees the instance (NULL is allowed)."},
     {"error", "soma_rt_error", "pp", "const char *{p}_error(const {m} *model)",
-     "The message of the last failure (\"\" if none)."},
+     "The message of the model's last failure (\"\" if none); for NULL, why the last {p}_create of this\n"
+     "   thread returned NULL. The text stays valid until the next call on the model."},
     {"init", "soma_rt_init", "ipl", "int {p}_init({m} *model, uint64_t seed)",
      "New weights from the model's initializers, drawn with `seed`, and the optimizer's state reset."},
     {"load_weights", "soma_rt_load_weights", "ipp", "int {p}_load_weights({m} *model, const char *path)",
-     "Loads the weights of a safetensors file (`soma run --checkpoint`, save_weights). A file of another model is "
-     "refused, naming the tensor and both shapes, and the weights are left as they were."},
+     "Loads the weights of a safetensors file (`soma run --checkpoint`, save_weights). A file of another model is\n"
+     "   refused, naming the tensor and both shapes, and the weights are left as they were."},
     {"save_weights", "soma_rt_save_weights", "ipp", "int {p}_save_weights({m} *model, const char *path)",
-     "Saves the weights as safetensors (to path.tmp, then renamed over path)."},
+     "Saves the weights as safetensors (to path.tmp, then renamed over path); a path that is not a regular\n"
+     "   file (a symbolic link, a device) is refused."},
     {"predict", "soma_rt_predict", "ipplp", "int {p}_predict({m} *model, const float *x, int64_t n, float *out)",
-     "The model's outputs for n samples: x holds n * {P}_INPUT_SIZE floats, out receives n * {P}_OUTPUTS."},
+     "The model's outputs for n >= 0 samples: x holds n * {P}_INPUT_SIZE floats, out receives n * {P}_OUTPUTS\n"
+     "   (any n: larger ones run in batches of max_batch)."},
     {"train_step", "soma_rt_train_step", "ippplfp",
      "int {p}_train_step({m} *model, const float *x, const float *labels, int64_t n, float lr, float *loss)",
-     "One step of the train block's optimizer on n samples with labels (class indices, or targets), at learning "
-     "rate lr; the batch's mean loss goes to *loss. Fails for a model without a train block."},
-    {"set_threads", "soma_rt_set_threads", "vi", "void {p}_set_threads(int threads)",
-     "Worker threads for every instance (the default is 1)."},
+     "One step of the train block's optimizer on 1 to max_batch samples with labels (class indices, or\n"
+     "   targets), at a positive, finite learning rate lr; the batch's mean loss goes to *loss (unless NULL).\n"
+     "   Fails for a model without a train block, a label that is not a class, or n or lr out of range."},
+    {"set_threads", "soma_rt_lib_set_threads", "ii", "int {p}_set_threads(int threads)",
+     "Worker threads for every instance, 1 to 256 (the default is 1); -1 for a count out of that range."},
 };
 
 llvm::Type *typeOf(llvm::LLVMContext &ctx, char c) {
@@ -127,7 +132,9 @@ std::string libraryHeader(const std::string &prefix, const rt::ModelInfo &info) 
   std::string guard = P + "_H";
   std::string h = "/* " + prefix + ".h: the C interface of model '" + info.name + "', built by Soma.\n"
                   "   Link with lib" + prefix + ".a and -lstdc++ -lm -lmvec -lpthread.\n"
-                  "   Functions returning int give 0 on success, -1 on failure (see " + prefix + "_error). */\n";
+                  "   Functions returning int give 0 on success, -1 on failure (see " + prefix + "_error).\n"
+                  "   Every function taking a model returns -1 for NULL; no function keeps x, labels or\n"
+                  "   out after it returns. An instance is used by one thread at a time. */\n";
   h += "#ifndef " + guard + "\n#define " + guard + "\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n";
   h += "/* One sample: input '" + info.inputName + "' of shape " + rt::formatDims(info.inputDims) + ", row-major. */\n";
   h += "#define " + P + "_INPUT_SIZE " + std::to_string(info.sampleSize()) + "\n";

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace soma::rt {
@@ -57,7 +58,13 @@ std::vector<std::vector<float>> initialValues(const std::vector<TensorInfo> &lis
 
 class Session {
 public:
+  // Throws std::bad_alloc when the buffers cannot be allocated; create() says so instead.
   Session(const ModelInfo &m, Entries entries, int64_t maxBatch);
+  // The largest batch a session takes.
+  static constexpr int64_t kMaxBatch = int64_t{1} << 30;
+  // A session in `out`, or the reason there is none: a batch outside 1 to kMaxBatch, or not
+  // enough memory for its buffers.
+  static std::string create(const ModelInfo &m, Entries entries, int64_t maxBatch, std::unique_ptr<Session> &out);
   // Parameters from their initializers, optimizer state zero, statistics at their start.
   void initParams(uint64_t seed);
 

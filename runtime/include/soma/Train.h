@@ -12,6 +12,10 @@
 
 namespace soma::rt {
 
+// The most worker threads a run or a library takes.
+constexpr int kMaxThreads = 256;
+
+
 struct RunOptions {
   std::optional<int64_t> epochs, batch, seed;
   std::optional<double> lr;

@@ -39,7 +39,8 @@ int soma_rt_main(const soma_program *program, int argc, char **argv);
 
 /* The C library of a built model; `soma build --lib` wraps each in a function named after the
    model (digits_create, ...), declared in its header. Functions returning int give 0 on success
-   and -1 on failure, with the message in soma_rt_error. */
+   and -1 on failure, with the message in soma_rt_error; on a NULL model they return -1 (the sizes
+   too) and soma_rt_error(NULL) gives why the last soma_rt_create of this thread returned NULL. */
 typedef struct soma_rt_model soma_rt_model;
 soma_rt_model *soma_rt_create(const soma_program *program, int64_t max_batch);
 void soma_rt_destroy(soma_rt_model *m);
@@ -51,6 +52,9 @@ int soma_rt_load_weights(soma_rt_model *m, const char *path);
 int soma_rt_save_weights(soma_rt_model *m, const char *path);
 int soma_rt_predict(soma_rt_model *m, const float *x, int64_t n, float *out);
 int soma_rt_train_step(soma_rt_model *m, const float *x, const float *labels, int64_t n, float lr, float *loss);
+/* soma_rt_set_threads for a library: 0, or -1 for a count outside 1 to 256 (or threads the system
+   would not start; then one thread is left). */
+int soma_rt_lib_set_threads(int threads);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,8 @@
    into a second instance and predict the same outputs, and bad calls fail with a message. */
 #include "tiny.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,6 +48,22 @@ int main(int argc, char **argv) {
     printf("%s\n", tiny_error(a));
   if (tiny_load_weights(a, "no-such-file.st") != 0)
     printf("%s\n", tiny_error(a));
+  /* Hostile calls: errors, never a crash. */
+  labels[0] = 0;
+  if (tiny_train_step(a, x, labels, 4, NAN, NULL) != 0)
+    printf("%s\n", tiny_error(a));
+  if (tiny_train_step(a, x, labels, 4, 0.0f, NULL) != 0)
+    printf("%s\n", tiny_error(a));
+  if (!tiny_create(INT64_MAX))
+    printf("%s\n", tiny_error(NULL));
+  if (!tiny_create(0))
+    printf("%s\n", tiny_error(NULL));
+  printf("set_threads(100000) = %d, set_threads(0) = %d, set_threads(1) = %d\n", tiny_set_threads(100000),
+         tiny_set_threads(0), tiny_set_threads(1));
+  printf("NULL model: %d %d %d %d %d %d\n", tiny_init(NULL, 1), tiny_load_weights(NULL, argv[1]),
+         tiny_save_weights(NULL, argv[1]), tiny_predict(NULL, x, 1, out1), tiny_train_step(NULL, x, labels, 1, 0.1f, NULL),
+         tiny_load_weights(a, NULL));
+  printf("%s\n", tiny_error(a));
   tiny_destroy(a);
   tiny_destroy(b);
   tiny_destroy(NULL);
