@@ -346,8 +346,14 @@ std::string writeSafetensors(const std::string &path, const TensorFile &file) {
 std::string writeFileAtomically(const std::string &path, const std::vector<FilePart> &parts,
                                 const std::string &tmpName) {
   // A temporary file beside the target, flushed to disk, then renamed over it.
+  // The rename replaces whatever is at `path`: only a regular file may be (never a device, a
+  // directory or a symbolic link), and the temporary file is never opened through a link.
   std::string tmp = tmpName.empty() ? path + ".tmp" : tmpName;
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (std::string why = replaceableFile(path); !why.empty())
+    return path + ": error: " + why;
+  if (std::string why = replaceableFile(tmp); !why.empty())
+    return tmp + ": error: " + why;
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0)
     return path + ": error: cannot write: " + std::strerror(errno);
   auto writeAll = [&](const void *data, size_t n) {

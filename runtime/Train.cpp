@@ -3,6 +3,7 @@
 // output, round(output) == label.
 #include "soma/Train.h"
 
+#include "soma/File.h"
 #include "soma/Format.h"
 #include "soma/Random.h"
 #include "soma/Safetensors.h"
@@ -406,6 +407,12 @@ int runTraining(const ModelInfo &m, Entries entries, const RunOptions &opts) {
   int threads = opts.threads > 0 ? opts.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   soma_rt_set_threads(threads);
 
+  // A checkpoint replaces only a regular file: say so now, not after the first epoch.
+  if (!checkpoint.empty())
+    if (std::string why = replaceableFile(checkpoint); !why.empty()) {
+      std::fprintf(stderr, "%s: error: %s\n", checkpoint.c_str(), why.c_str());
+      return 1;
+    }
   std::FILE *metrics = nullptr;
   if (!opts.metricsPath.empty() && !opts.evalOnly) {
     metrics = std::fopen(opts.metricsPath.c_str(), "w");
@@ -488,6 +495,9 @@ int runTraining(const ModelInfo &m, Entries entries, const RunOptions &opts) {
               threads == 1 ? "" : "s", compiled.c_str());
   if (!opts.resumePath.empty())
     std::printf("resuming from %s after epoch %lld\n", opts.resumePath.c_str(), (long long)state.epoch);
+  if (state.epoch >= t.epochs)
+    std::printf("nothing to train: the checkpoint has %lld epoch%s, and epochs is %lld (raise --epochs to train on)\n",
+                (long long)state.epoch, state.epoch == 1 ? "" : "s", (long long)t.epochs);
   bool tty = opts.progress && isatty(2);
   int64_t steps = (train.count + t.batch - 1) / t.batch;
   std::vector<int64_t> &order = state.order;
@@ -569,10 +579,8 @@ int runTraining(const ModelInfo &m, Entries entries, const RunOptions &opts) {
       std::printf("%s\n", line.c_str());
       std::fflush(stdout);
     }
-    if (metrics) {
-      std::fputs(json.c_str(), metrics);
-      std::fflush(metrics);
-    }
+    if (metrics && (std::fputs(json.c_str(), metrics) < 0 || std::fflush(metrics) != 0))
+      return fail(rt::format("{}: error: cannot write metrics: {}", opts.metricsPath, std::strerror(errno)));
     bool stop = false;
     if (evaluating) {
       const EvalResult &judged = hasValidation ? val : ev;
@@ -626,6 +634,12 @@ int runTraining(const ModelInfo &m, Entries entries, const RunOptions &opts) {
                    judgeName);
   if (t.showPredictions > 0)
     showPredictions(s, hasTest ? test : train, t.showPredictions, k);
+  if (metrics) {
+    std::FILE *f = metrics;
+    metrics = nullptr;
+    if (std::fclose(f) != 0)
+      return fail(rt::format("{}: error: cannot write metrics: {}", opts.metricsPath, std::strerror(errno)));
+  }
   return 0;
 }
 
