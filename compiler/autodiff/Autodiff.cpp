@@ -80,9 +80,16 @@ private:
     case Op::Sqrt: // d/dx sqrt(x) = 1 / (2 sqrt(x)) = 0.5 / y
       accumulate(x, b_.binary(Op::Mul, dy, b_.binary(Op::Div, b_.fill(0.5, {}), y)));
       return;
-    case Op::Erf: // d/dx erf(x) = 2/sqrt(pi) e^(-x^2)
+    case Op::Expm1: // d/dx (e^x - 1) = e^x = y + 1
+      accumulate(x, b_.binary(Op::Mul, dy, b_.binary(Op::Add, y, b_.fill(1.0, {}))));
+      return;
+    case Op::Log1p: // d/dx ln(1 + x) = 1/(1 + x)
+      accumulate(x, b_.binary(Op::Div, dy, b_.binary(Op::Add, b_.fill(1.0, {}), x)));
+      return;
+    case Op::Erf:  // d/dx erf(x) = 2/sqrt(pi) e^(-x^2)
+    case Op::Erfc: // d/dx erfc(x) = -2/sqrt(pi) e^(-x^2)
       accumulate(x, b_.binary(Op::Mul, dy,
-                              b_.binary(Op::Mul, b_.fill(1.1283791670955126, {}),
+                              b_.binary(Op::Mul, b_.fill(n.op == Op::Erf ? 1.1283791670955126 : -1.1283791670955126, {}),
                                         b_.unary(Op::Exp, b_.unary(Op::Neg, b_.binary(Op::Mul, x, x))))));
       return;
     case Op::Sigmoid: // d/dx s(x) = s(1 - s)

@@ -5,6 +5,7 @@
 
 #include "soma/runtime.h"
 
+#include <deque>
 #include <llvm/Analysis/TargetLibraryInfo.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
@@ -89,12 +90,23 @@ void optimize(llvm::Module &m, const TargetInfo &target) {
   llvm::Triple triple(target.triple);
   llvm::TargetLibraryInfoImpl tlii(triple);
   tlii.addVectorizableFunctionsFromVecLib(llvm::TargetLibraryInfoImpl::LIBMVEC_X86, triple);
-  // LLVM's libmvec table stops at 8 lanes; glibc also has the AVX-512 16-lane variants.
-  std::vector<llvm::VecDesc> wide = {
-      {"expf", "_ZGVeN16v_expf", llvm::ElementCount::getFixed(16), false, "_ZGV_LLVM_N16v"},
-      {"logf", "_ZGVeN16v_logf", llvm::ElementCount::getFixed(16), false, "_ZGV_LLVM_N16v"}};
-  if (target.features.find("+avx512f") != std::string::npos || target.cpu == "x86-64-v4")
-    tlii.addVectorizableFunctions(wide);
+  // LLVM's libmvec table has expf and logf at 4 and 8 lanes only; glibc (2.35 on) also has their
+  // AVX-512 16-lane variants and vector expm1f, erff, erfcf, tanhf and log1pf, which would otherwise stay
+  // scalar calls inside vector loops.
+  std::vector<llvm::VecDesc> vector;
+  std::deque<std::string> names; // VecDesc holds references; tlii lives as long as this
+  bool avx512 = target.features.find("+avx512f") != std::string::npos || target.cpu == "x86-64-v4";
+  for (const char *fn : {"expf", "logf", "expm1f", "erff", "erfcf", "tanhf", "log1pf"}) {
+    bool inTable = std::string(fn) == "expf" || std::string(fn) == "logf";
+    for (auto [lanes, isa] : {std::pair{4, "b"}, {8, "d"}, {16, "e"}}) {
+      if ((inTable && lanes < 16) || (lanes == 16 && !avx512))
+        continue;
+      const std::string &name = names.emplace_back(std::string("_ZGV") + isa + "N" + std::to_string(lanes) + "v_" + fn);
+      const std::string &abi = names.emplace_back("_ZGV_LLVM_N" + std::to_string(lanes) + "v");
+      vector.push_back({fn, name, llvm::ElementCount::getFixed(lanes), false, abi});
+    }
+  }
+  tlii.addVectorizableFunctions(vector);
   fam.registerPass([&] { return llvm::TargetLibraryAnalysis(tlii); });
   pb.registerModuleAnalyses(mam);
   pb.registerCGSCCAnalyses(cgam);

@@ -265,19 +265,19 @@ private:
       return callMath("logf", operand(0));
     case Op::Sqrt:
       return b_.CreateUnaryIntrinsic(llvm::Intrinsic::sqrt, operand(0));
+    case Op::Expm1:
+      return callMath("expm1f", operand(0));
+    case Op::Log1p:
+      return callMath("log1pf", operand(0));
     case Op::Erf:
       return callMath("erff", operand(0));
+    case Op::Erfc:
+      return callMath("erfcf", operand(0));
     case Op::Sigmoid: // 1 / (1 + e^-x)
       return b_.CreateFDiv(one(), b_.CreateFAdd(one(), callMath("expf", b_.CreateFNeg(operand(0)))));
-    case Op::Tanh: { // 1 - 2 / (e^2x + 1), clamped so that e^2x stays finite
-      llvm::Value *x = operand(0);
-      llvm::Value *c = llvm::ConstantFP::get(elemTy(), 15.0);
-      x = b_.CreateSelect(b_.CreateFCmpOGT(x, c), c, x);
-      x = b_.CreateSelect(b_.CreateFCmpOLT(x, b_.CreateFNeg(c)), b_.CreateFNeg(c), x);
-      llvm::Value *two = llvm::ConstantFP::get(elemTy(), 2.0);
-      llvm::Value *e = callMath("expf", b_.CreateFMul(x, two));
-      return b_.CreateFSub(one(), b_.CreateFDiv(two, b_.CreateFAdd(e, one())));
-    }
+    case Op::Tanh: // glibc's (vector) tanhf: a few ulp everywhere, where 1 - 2 / (e^2x + 1) loses
+                   // all relative accuracy near 0
+      return callMath("tanhf", operand(0));
     case Op::Relu: {
       llvm::Value *x = operand(0);
       return b_.CreateSelect(b_.CreateFCmpOGT(x, zero()), x, zero());
@@ -503,7 +503,8 @@ private:
     case Op::Fill:
     case Op::Constant:
       return true;
-    case Op::Neg: case Op::Exp: case Op::Log: case Op::Sqrt: case Op::Erf: case Op::Sigmoid: case Op::Tanh:
+    case Op::Neg: case Op::Exp: case Op::Expm1: case Op::Log: case Op::Log1p: case Op::Sqrt: case Op::Erf: case Op::Erfc:
+    case Op::Sigmoid: case Op::Tanh:
     case Op::Relu: case Op::Step: case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Equal:
       return std::all_of(n.operands.begin(), n.operands.end(), [&](int o) { return sameIndex(o, shape, false); });
     default: // index transforms, random numbers (they hash the position), loads of other shapes

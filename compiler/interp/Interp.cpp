@@ -64,8 +64,14 @@ double unary(Op op, double x) {
     return std::log(x);
   case Op::Sqrt:
     return std::sqrt(x);
+  case Op::Expm1:
+    return std::expm1(x);
+  case Op::Log1p:
+    return std::log1p(x);
   case Op::Erf:
     return std::erf(x);
+  case Op::Erfc:
+    return std::erfc(x);
   case Op::Sigmoid:
     return 1.0 / (1.0 + std::exp(-x));
   case Op::Tanh:
@@ -126,8 +132,11 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
     case Op::Neg:
     case Op::Exp:
     case Op::Log:
+    case Op::Expm1:
+    case Op::Log1p:
     case Op::Sqrt:
     case Op::Erf:
+    case Op::Erfc:
     case Op::Sigmoid:
     case Op::Tanh:
     case Op::Relu:

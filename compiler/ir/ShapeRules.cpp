@@ -23,7 +23,10 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
   case Op::Exp:
   case Op::Log:
   case Op::Sqrt:
+  case Op::Expm1:
+  case Op::Log1p:
   case Op::Erf:
+  case Op::Erfc:
   case Op::Sigmoid:
   case Op::Tanh:
   case Op::Relu:

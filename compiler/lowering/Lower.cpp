@@ -6,15 +6,16 @@
 //   avgpool2d(k): reshape [B, C, H, W] to [B, C, H/k, k, W/k, k], sum over the two k axes, times 1/k^2;   global_avgpool: sum over H, W times 1/(HW)
 //   embedding(v, d): sum over v of one_hot(ids, v) * table   (table is [v, d]; ids outside give 0)
 //   softmax:   e = exp(x - max(x)); e / sum(e)      log_softmax: (x - max) - log(sum(e))
-//   leaky_relu(a): relu(x) - a relu(-x)            elu(a): relu(x) + a (exp(-relu(-x)) - 1)
-//   gelu:      x (1 + erf(x / sqrt 2)) / 2          silu: x sigmoid(x)
-//   softplus:  relu(x) + log(1 + exp(-|x|))        (stable for large |x|)
+//   leaky_relu(a): relu(x) - a relu(-x)            elu(a): relu(x) + a expm1(-relu(-x))
+//   gelu:      x erfc(-x / sqrt 2) / 2 (= x (1 + erf(x / sqrt 2)) / 2, without the cancellation
+//              of 1 + erf for x < 0)                silu: x sigmoid(x)
+//   softplus:  relu(x) + log1p(exp(-|x|))          (accurate for large |x| of either sign)
 // Losses (means over the batch B and the k outputs; t the target, d = y - t):
 //   mse: d^2     mae: |d|     huber(delta): 0.5 d^2 where |d| <= delta, else delta (|d| - delta / 2)
 //   cross_entropy:        sum(softmax_xent(z, t)) / B (the fused op: -sum t log_softmax(z) per
 //                         sample), z the logits before a final softmax or log_softmax; with class
 //                         weights w: -sum(w[y] log p[y]) / sum(w[y])
-//   binary_cross_entropy: max(z, 0) - z t + log(1 + e^-|z|), z the logits before a final sigmoid
+//   binary_cross_entropy: max(z, 0) - z t + log1p(e^-|z|), z the logits before a final sigmoid
 #include "lowering/Lower.h"
 
 #include "autodiff/Autodiff.h"
@@ -140,18 +141,17 @@ struct Lowerer {
       return b.binary(Op::Sub, b.unary(Op::Relu, cur),
                       b.binary(Op::Mul, b.fill(l.alpha, {}), b.unary(Op::Relu, b.unary(Op::Neg, cur))));
     case LayerKind::Elu: {
-      int negPart = b.unary(Op::Exp, b.unary(Op::Neg, b.unary(Op::Relu, b.unary(Op::Neg, cur))));
-      return b.binary(Op::Add, b.unary(Op::Relu, cur),
-                      b.binary(Op::Mul, b.fill(l.alpha, {}), b.binary(Op::Sub, negPart, b.fill(1.0, {}))));
+      int negPart = b.unary(Op::Expm1, b.unary(Op::Neg, b.unary(Op::Relu, b.unary(Op::Neg, cur))));
+      return b.binary(Op::Add, b.unary(Op::Relu, cur), b.binary(Op::Mul, b.fill(l.alpha, {}), negPart));
     }
     case LayerKind::Gelu: {
-      int e = b.unary(Op::Erf, b.binary(Op::Mul, cur, b.fill(0.7071067811865476, {})));
-      return b.binary(Op::Mul, b.binary(Op::Mul, cur, b.fill(0.5, {})), b.binary(Op::Add, e, b.fill(1.0, {})));
+      int e = b.unary(Op::Erfc, b.binary(Op::Mul, cur, b.fill(-0.7071067811865476, {})));
+      return b.binary(Op::Mul, b.binary(Op::Mul, cur, b.fill(0.5, {})), e);
     }
     case LayerKind::Silu:
       return b.binary(Op::Mul, cur, b.unary(Op::Sigmoid, cur));
     case LayerKind::Softplus: {
-      int tail = b.unary(Op::Log, b.binary(Op::Add, b.fill(1.0, {}), b.unary(Op::Exp, b.unary(Op::Neg, abs(cur)))));
+      int tail = b.unary(Op::Log1p, b.unary(Op::Exp, b.unary(Op::Neg, abs(cur))));
       return b.binary(Op::Add, b.unary(Op::Relu, cur), tail);
     }
     case LayerKind::Softmax:
@@ -336,7 +336,7 @@ struct Lowerer {
     }
     case LossKind::BinaryCrossEntropy: { // from logits z: max(z, 0) - z t + log(1 + e^-|z|)
       int z = last == LayerKind::Sigmoid ? beforeLast : y;
-      int tail = b.unary(Op::Log, b.binary(Op::Add, c(1.0), b.unary(Op::Exp, b.unary(Op::Neg, abs(z)))));
+      int tail = b.unary(Op::Log1p, b.unary(Op::Exp, b.unary(Op::Neg, abs(z))));
       return meanOverAll(b.binary(Op::Add, b.binary(Op::Sub, b.unary(Op::Relu, z), mul(z, target)), tail));
     }
     case LossKind::CrossEntropy: {

@@ -109,7 +109,11 @@ std::vector<OpCase> casesFor(Op op) {
   case Op::Relu:
   case Op::Step:
   case Op::Erf:
+  case Op::Erfc:
+  case Op::Expm1:
     return {unaryCase(op, -4, 4)};
+  case Op::Log1p:
+    return {unaryCase(op, -0.8, 5)};
   case Op::Log:
   case Op::Sqrt:
     return {unaryCase(op, 0.2, 5)};
