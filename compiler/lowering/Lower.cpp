@@ -1,7 +1,8 @@
 // Each layer becomes a few primitive ops:
 //   dense(n):  x @ w + broadcast(b)        (w is [in, n], b is [n])
 //   flatten:   reshape to [B, prod(dims)]
-//   conv2d:    conv2d(x, w) + broadcast(b)      (w is [filters, channels, k, k], b is [filters])
+//   conv2d:    conv2d(x, w) + broadcast(b)      (w is [filters, channels, k, k], b is [filters]);
+//              with stride s > 1, a stride-1 convolution over the s x s phases of x (see convolution)
 //   maxpool2d(k): max_pool2d (one op, its own vector kernels forward and backward)
 //   avgpool2d(k): reshape [B, C, H, W] to [B, C, H/k, k, W/k, k], sum over the two k axes, times 1/k^2;   global_avgpool: sum over H, W times 1/(HW)
 //   embedding(v, d): sum over v of one_hot(ids, v) * table   (table is [v, d]; ids outside give 0)
@@ -23,6 +24,42 @@
 namespace soma {
 
 using namespace ir;
+
+int convolution(Builder &b, int x, int w, int64_t stride, int64_t padding) {
+  if (stride == 1)
+    return b.conv2d(x, w, 1, padding);
+  Shape xs = b.shape(x), ws = b.shape(w); // [B, C, H, W], [F, C, K, K]
+  int64_t s = stride, k = ws[2], kq = (k + s - 1) / s, phases = std::min(s, k);
+  int64_t ho = convOutSize(xs[2], k, s, padding), wo = convOutSize(xs[3], k, s, padding);
+  // Along `axis`, `before` zeros, then the operand, then zeros or a cut to `size` in all.
+  auto fit = [&](int v, size_t axis, int64_t before, int64_t size) {
+    Shape sh = b.shape(v);
+    int64_t total = std::max(size, sh[axis] + before);
+    if (total != sh[axis]) {
+      sh[axis] = total;
+      v = b.pad(v, static_cast<int64_t>(axis), before, sh);
+    }
+    if (total != size) {
+      sh[axis] = size;
+      v = b.slice(v, static_cast<int64_t>(axis), 0, sh);
+    }
+    return v;
+  };
+  // [.., R*s, Q*s] -> [.., phases^2 (a, b), R, Q] where element (a, b, r, q) is (r*s + a, q*s + b),
+  // the phases a, b < k only (the others meet no tap).
+  auto byPhase = [&](int v, int64_t rows, int64_t cols) {
+    Shape sh = b.shape(v);
+    int64_t lead0 = sh[0], lead1 = sh[1];
+    v = b.reshape(v, {lead0, lead1, rows, s, cols, s});
+    v = b.transpose(v, {0, 1, 3, 5, 2, 4});
+    for (size_t axis : {size_t{2}, size_t{3}})
+      v = fit(v, axis, 0, phases);
+    return b.reshape(v, {lead0, lead1 * phases * phases, rows, cols});
+  };
+  int xq = byPhase(fit(fit(x, 2, padding, (ho + kq - 1) * s), 3, padding, (wo + kq - 1) * s), ho + kq - 1, wo + kq - 1);
+  int wq = byPhase(fit(fit(w, 2, 0, kq * s), 3, 0, kq * s), kq, kq);
+  return b.conv2d(xq, wq, 1, 0);
+}
 
 namespace {
 
@@ -117,7 +154,7 @@ struct Lowerer {
     case LayerKind::Flatten:
       return b.reshape(cur, batched(l.out));
     case LayerKind::Conv2D: {
-      int y = b.conv2d(cur, params[static_cast<size_t>(l.weight)], l.stride, l.padding);
+      int y = convolution(b, cur, params[static_cast<size_t>(l.weight)], l.stride, l.padding);
       return b.binary(Op::Add, y, b.broadcast(params[static_cast<size_t>(l.bias)], b.shape(y), 0b1101));
     }
     case LayerKind::MaxPool2D:
