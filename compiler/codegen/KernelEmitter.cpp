@@ -144,6 +144,12 @@ private:
   llvm::Value *offset(const Shape &shape, const std::vector<llvm::Value *> &idx) {
     if (flatOffset_ && !shape.empty()) // flatElementwise: every tensor has the loop's shape
       return flatOffset_;
+    if (trailing_.t && shape == trailing_.shape) { // trailingFlat: the outer axes, then the run
+      llvm::Value *off = idx[0];
+      for (size_t i = 1; i < trailing_.from; ++i)
+        off = b_.CreateAdd(b_.CreateMul(off, dim(shape[i])), idx[i]);
+      return b_.CreateAdd(b_.CreateMul(off, b_.getInt64(trailing_.run)), trailing_.t);
+    }
     llvm::Value *off = b_.getInt64(0);
     for (size_t i = 0; i < shape.size(); ++i)
       off = i == 0 ? idx[0] : b_.CreateAdd(b_.CreateMul(off, dim(shape[i])), idx[i]);
@@ -419,6 +425,10 @@ private:
         flatElementwise(k, lo, hi);
         break;
       }
+      if (size_t from = trailingFrom(k)) {
+        trailingFlat(k, lo, hi, from);
+        break;
+      }
       loop(lo, hi, [&](llvm::Value *i) {
         std::vector<llvm::Value *> idx{i};
         loopNest(root.shape, 1, idx, [&] { storeRoots(k, idx); });
@@ -499,17 +509,26 @@ private:
       return false;
     if (!isRoot && s_.materialized[v])
       return true;
-    switch (n.op) {
-    case Op::Fill:
-    case Op::Constant:
-      return true;
+    return sameIndexOp(n.op) &&
+           std::all_of(n.operands.begin(), n.operands.end(), [&](int o) { return sameIndex(o, shape, false); });
+  }
+
+  // Ops whose value at an index reads their operands at that index only (or none).
+  static bool sameIndexOp(Op op) {
+    switch (op) {
+    case Op::Fill: case Op::Constant:
     case Op::Neg: case Op::Exp: case Op::Expm1: case Op::Log: case Op::Log1p: case Op::Sqrt: case Op::Erf: case Op::Erfc:
     case Op::Sigmoid: case Op::Tanh:
     case Op::Relu: case Op::Step: case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Equal:
-      return std::all_of(n.operands.begin(), n.operands.end(), [&](int o) { return sameIndex(o, shape, false); });
-    default: // index transforms, random numbers (they hash the position), loads of other shapes
+      return true;
+    // index transforms, random numbers (they hash the position), everything materialized
+    case Op::Input: case Op::Random: case Op::Broadcast: case Op::OneHot: case Op::Transpose: case Op::Pad:
+    case Op::Slice: case Op::ReduceSum: case Op::ReduceMax: case Op::SoftmaxXent: case Op::SoftmaxXentGrad:
+    case Op::MatMul: case Op::Conv2D: case Op::Conv2DBackData: case Op::Conv2DBackFilter: case Op::MaxPool2D:
+    case Op::MaxPool2DBack: case Op::Reshape:
       return false;
     }
+    return false;
   }
 
   // An elementwise kernel whose rows are images or pooling windows ([B, 6, 28, 28],
@@ -542,6 +561,72 @@ private:
     computed_.clear();
   }
 
+  // The first of the trailing axes along which every tensor of the kernel is either read at the
+  // root's own index or not at all (a broadcast over all of them: batchnorm's per-channel
+  // statistics over [B, C, H, W]), when those axes are short (the nested loops would not fill
+  // vectors) and together long enough to; 0 if none.
+  size_t trailingFrom(const Kernel &k) const {
+    const Shape &shape = f_.nodes[k.root].shape;
+    if (shape.size() < 3 || shape.back() >= 4 * static_cast<int64_t>(lanes()))
+      return 0;
+    for (size_t from = 1; from + 1 < shape.size(); ++from) {
+      int64_t run = 1;
+      bool fixed = true;
+      for (size_t i = from; i < shape.size(); ++i) {
+        fixed &= shape[i] != kBatch;
+        run *= shape[i];
+      }
+      if (!fixed || run < 2 * static_cast<int64_t>(lanes()))
+        break;
+      auto ok = [&](int r) { return alongTrailing(r, shape, from, true); };
+      if (ok(k.root) && std::all_of(k.alsoRoots.begin(), k.alsoRoots.end(), ok))
+        return from;
+    }
+    return 0;
+  }
+
+  // Whether node v reads tensors of `shape` at the root's index and the others not along axes
+  // from `from` on: a broadcast over all of them stops the walk (its operand sees only the outer
+  // indices).
+  bool alongTrailing(int v, const Shape &shape, size_t from, bool isRoot) const {
+    const Node &n = f_.nodes[v];
+    if (n.shape.empty())
+      return true;
+    if (n.shape != shape)
+      return false;
+    if (!isRoot && s_.materialized[v])
+      return true;
+    if (n.op == Op::Broadcast) {
+      for (size_t i = from; i < shape.size(); ++i)
+        if (!(n.attrs.axes >> i & 1))
+          return false;
+      return true;
+    }
+    if (!sameIndexOp(n.op))
+      return false;
+    return std::all_of(n.operands.begin(), n.operands.end(),
+                       [&](int o) { return alongTrailing(o, shape, from, false); });
+  }
+
+  // Axes [from, n) as one loop: each tensor of the root's shape is at (outer offset) * run + t.
+  void trailingFlat(const Kernel &k, llvm::Value *lo, llvm::Value *hi, size_t from) {
+    const Shape &shape = f_.nodes[k.root].shape;
+    Shape outer(shape.begin(), shape.begin() + static_cast<std::ptrdiff_t>(from));
+    int64_t run = numElements(Shape(shape.begin() + static_cast<std::ptrdiff_t>(from), shape.end()), 1);
+    loop(lo, hi, [&](llvm::Value *i) {
+      std::vector<llvm::Value *> idx{i};
+      loopNest(outer, 1, idx, [&] {
+        loop(b_.getInt64(0), b_.getInt64(run), [&](llvm::Value *t) {
+          std::vector<llvm::Value *> full = idx;
+          full.resize(shape.size(), t); // read only through offset(), which uses t
+          trailing_ = {shape, from, run, t};
+          storeRoots(k, full);
+          trailing_ = {};
+        });
+      });
+    });
+  }
+
   void flatElementwise(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
     const Shape &shape = f_.nodes[k.root].shape;
     int64_t row = numElements(shape, 1) / (shape[0] == kBatch ? 1 : shape[0]);
@@ -572,6 +657,11 @@ private:
     for (size_t i = run; i < xs.size(); ++i)
       runLength *= xs[i];
     bool contiguous = !isMax && s_.materialized[x] && xs.size() - run >= 2;
+    // The same run of an inlined tree that reads its tensors at x's own index or broadcasts
+    // them over the run (batchnorm's gradients: sums over B, H, W of dy (x - mean) / std): one
+    // loop along the run too.
+    bool flatTree = !contiguous && xs.size() - run >= 2 && runLength >= 2 * static_cast<int64_t>(lanes()) &&
+                    alongTrailing(x, xs, run, true);
     // Leading axes reduced, trailing axes kept (a bias gradient of a dense layer: [B, n] over B):
     // each output row is a contiguous run of x's rows, accumulated in place by a loop along them
     // that vectorizes, for each index of the reduced axes in order (the same order of summation
@@ -582,7 +672,7 @@ private:
     if (!root.shape.empty() && leading > 0 && root.attrs.axes == (1u << leading) - 1)
       return leadingReduce(k, lo, hi, leading);
     Shape reduced;
-    for (size_t i = 0; i < (contiguous ? run : xs.size()); ++i)
+    for (size_t i = 0; i < (contiguous || flatTree ? run : xs.size()); ++i)
       if (root.attrs.axes >> i & 1)
         reduced.push_back(xs[i]);
     llvm::AllocaInst *acc = entryAlloca(f32_, nullptr, "acc");
@@ -594,12 +684,24 @@ private:
         std::vector<llvm::Value *> idx;
         size_t o = 0, r = 0;
         for (size_t i = 0; i < xs.size(); ++i)
-          idx.push_back(i >= run && contiguous ? b_.getInt64(0) : root.attrs.axes >> i & 1 ? redIdx[r++] : outIdx[o++]);
+          idx.push_back(i >= run && (contiguous || flatTree) ? b_.getInt64(0) : root.attrs.axes >> i & 1 ? redIdx[r++] : outIdx[o++]);
         if (contiguous) {
           llvm::Value *start = b_.CreateGEP(f32_, slotPtr(x), offset(xs, idx));
           loop(b_.getInt64(0), b_.getInt64(runLength), [&](llvm::Value *t) {
             llvm::Value *v = b_.CreateLoad(f32_, b_.CreateGEP(f32_, start, t));
             b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), v), acc);
+          });
+          return;
+        }
+        if (flatTree) {
+          idx.resize(run);
+          loop(b_.getInt64(0), b_.getInt64(runLength), [&](llvm::Value *t) {
+            std::vector<llvm::Value *> full = idx;
+            full.resize(xs.size(), t); // read only through offset(), which uses t
+            trailing_ = {xs, run, runLength, t};
+            llvm::Value *v = expr(x, full), *a = b_.CreateLoad(f32_, acc);
+            trailing_ = {};
+            b_.CreateStore(isMax ? b_.CreateSelect(b_.CreateFCmpOGT(v, a), v, a) : b_.CreateFAdd(a, v), acc);
           });
           return;
         }
@@ -2005,6 +2107,12 @@ private:
   int fusedProduct_ = -1;
   llvm::Value *productValue_ = nullptr;
   llvm::Value *flatOffset_ = nullptr; // flatElementwise: the element's offset in every tensor
+  struct Trailing {
+    Shape shape;          // the root's
+    size_t from = 0;      // its axes from here on are one run
+    int64_t run = 0;      // of this many elements
+    llvm::Value *t = nullptr; // the position in the run
+  } trailing_;            // trailingFlat
   llvm::Value *lane_ = nullptr;        // a vector epilogue: the column of its first lane
   unsigned laneCount_ = 0;             // and how many lanes are columns of C
   std::map<int, llvm::Value *> computed_; // storeRoots: the kernel's other roots at this element

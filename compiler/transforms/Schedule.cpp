@@ -2,7 +2,10 @@
 // 2. Materialize inputs, results, reductions, row and window ops, products, the operands of
 //    views and window ops, and any value used more than once or by a product; everything else is
 //    inlined into its single consumer.
-//    Constants and broadcasts or one-hots of a buffer are inlined into every user.
+//    Constants and broadcasts or one-hots of a buffer are inlined into every user, and so is one
+//    cheap op over buffers (x - mean) whose users are all elementwise or reduction kernels:
+//    recomputing it costs less than writing it and reading it back (batchnorm's statistics and
+//    gradients make several passes over such values).
 // 3. Fuse each product used once into the elementwise kernel that consumes it, when the path
 //    from the product to that kernel's root keeps the product's shape (no broadcast): matrix
 //    products, convolutions that keep their output rows in registers, and max pooling.
@@ -71,6 +74,7 @@ Schedule schedule(const Function &f) {
   s.materialized.assign(n, false);
   s.slot.assign(n, -1);
   std::vector<int> uses(n, 0), user(n, -1);
+  std::vector<std::vector<int>> users(n);
   std::vector<bool> isResult(n, false);
   for (const Result &r : f.results) {
     s.live[r.value] = true;
@@ -84,9 +88,37 @@ Schedule schedule(const Function &f) {
         s.live[o] = true;
         ++uses[o];
         user[o] = static_cast<int>(i);
+        users[o].push_back(static_cast<int>(i));
       }
 
-  // Step 2.
+  // Step 2. What recomputing costs less than a buffer: one cheap op (no transcendental, no index
+  // map) whose operands are buffers, constants or broadcasts of buffers (none updated in place,
+  // which a later kernel would read overwritten), used by at most kMaxRecomputed elementwise or
+  // reduction kernels of its shape (the same elements again, never more of them).
+  constexpr int kMaxRecomputed = 4;
+  std::vector<bool> updatedInPlace(n, false);
+  for (const Result &r : f.results)
+    if (r.updates >= 0)
+      updatedInPlace[r.updates] = true;
+  auto recomputable = [&](size_t i) {
+    const Node &node = f.nodes[i];
+    bool cheapOp = node.op == Op::Add || node.op == Op::Sub || node.op == Op::Mul || node.op == Op::Neg ||
+                   node.op == Op::Relu || node.op == Op::Step;
+    if (!cheapOp || isResult[i] || uses[i] > kMaxRecomputed)
+      return false;
+    for (int o : node.operands) {
+      const Node &on = f.nodes[o];
+      bool buffer = s.materialized[o] && opKind(on.op) != OpKind::Contraction;
+      bool constant = on.op == Op::Fill || on.op == Op::Constant ||
+                      (on.op == Op::Broadcast && s.materialized[on.operands[0]] && !updatedInPlace[on.operands[0]]);
+      if (!(buffer || constant) || updatedInPlace[o])
+        return false;
+    }
+    return std::all_of(users[i].begin(), users[i].end(), [&](int u) {
+      OpKind k = opKind(f.nodes[u].op);
+      return (sameIndexElementwise(f.nodes[u]) && f.nodes[u].shape == node.shape) || k == OpKind::Reduce;
+    });
+  };
   for (size_t i = 0; i < n; ++i) {
     if (!s.live[i])
       continue;
@@ -99,7 +131,7 @@ Schedule schedule(const Function &f) {
     if (cheap && !isResult[i])
       m = false; // constants and index maps of a buffer are recomputed in each user
     else if (!m && uses[i] != 1)
-      m = true;
+      m = !recomputable(i);
     else if (!m) {
       OpKind uk = opKind(f.nodes[user[i]].op);
       m = uk != OpKind::Elementwise && uk != OpKind::Reduce && uk != OpKind::Row;
@@ -128,6 +160,7 @@ Schedule schedule(const Function &f) {
       ok = sameIndexElementwise(un) && un.shape == mm.shape;
       if (!ok || s.materialized[u])
         break;
+      ok = uses[u] == 1; // a value recomputed in several kernels needs the product in memory
       u = user[u];
     }
     if (!ok || fusedInto[u] >= 0)

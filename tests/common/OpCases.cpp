@@ -136,7 +136,16 @@ std::vector<OpCase> casesFor(Op op) {
   case Op::Broadcast: {
     CaseBuilder cb("broadcast");
     int x = cb.input("x", {4});
-    return {cb.done(cb.b.broadcast(x, {kBatch, 3, 4}, 0b011))};
+    // Per-channel values over images ([B, C, H, W], H * W one loop): batchnorm's normalization.
+    std::vector<OpCase> out = {cb.done(cb.b.broadcast(x, {kBatch, 3, 4}, 0b011))};
+    for (Shape s : {Shape{kBatch, 3, 5, 7}, Shape{kBatch, 4, 2, 3, 6}}) {
+      CaseBuilder per("broadcast per channel " + formatShape(s));
+      uint32_t axes = s.size() == 4 ? 0b1101u : 0b11101u;
+      int y = per.input("x", s), m = per.input("m", {s[1]}), v = per.input("v", {s[1]});
+      out.push_back(per.done(per.b.binary(Op::Mul, per.b.binary(Op::Sub, y, per.b.broadcast(m, s, axes)),
+                                          per.b.broadcast(v, s, axes))));
+    }
+    return out;
   }
   case Op::Random: { // the seed a Param, so the gradient check sees its zero gradient
     CaseBuilder cb("random");
@@ -187,6 +196,14 @@ std::vector<OpCase> casesFor(Op op) {
     // A bias gradient: [B, C, H, W] summed over B, H and W (H * W contiguous).
     CaseBuilder cb("reduce_sum axes 1101");
     out.push_back(cb.done(cb.b.reduce(Op::ReduceSum, cb.input("x", {kBatch, 3, 5, 7}), 0b1101u)));
+    // Batchnorm's gradient sums: an inlined tree over [B, C, H, W] that reads per-channel values
+    // (broadcasts over B, H, W), summed over B, H and W: one loop along each H * W run.
+    for (Shape s : {Shape{kBatch, 3, 5, 7}, Shape{kBatch, 2, 9, 13}}) {
+      CaseBuilder tree("reduce_sum of a per-channel tree " + formatShape(s));
+      int x = tree.input("x", s), y = tree.input("y", s), m = tree.input("m", {s[1]});
+      int centered = tree.b.binary(Op::Sub, x, tree.b.broadcast(m, s, 0b1101u));
+      out.push_back(tree.done(tree.b.reduce(Op::ReduceSum, tree.b.binary(Op::Mul, centered, y), 0b1101u)));
+    }
     return out;
   }
   case Op::ReduceMax: {
@@ -196,6 +213,11 @@ std::vector<OpCase> casesFor(Op op) {
       int x = cb.input("x", {kBatch, 5});
       out.push_back(cb.done(cb.b.reduce(Op::ReduceMax, x, axes)));
     }
+    CaseBuilder tree("reduce_max of a per-channel tree");
+    Shape s{kBatch, 3, 5, 7};
+    int x = tree.input("x", s), m = tree.input("m", {3});
+    out.push_back(tree.done(
+        tree.b.reduce(Op::ReduceMax, tree.b.binary(Op::Mul, x, tree.b.broadcast(m, s, 0b1101u)), 0b1100u)));
     return out;
   }
   case Op::SoftmaxXent:
