@@ -212,6 +212,9 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
     }
     if (columns < 0) { // the first data row fixes the layout
       columns = static_cast<int64_t>(fields.size());
+      if (!header.empty() && header.size() != fields.size())
+        return at(lineNo) + ": error: row has " + std::to_string(fields.size()) + " columns, the header " +
+               std::to_string(header.size());
       auto byName = [&](const std::string &name, int64_t &index) -> std::string {
         if (header.empty())
           return path + ": error: column '" + name + "' is named, but the file has no header (add header: true)";
@@ -362,10 +365,14 @@ static std::string readNpy(const std::string &path, std::vector<int64_t> &shape,
       size = bytes;
   if (!size)
     return fail("element type " + descr + " is not supported (float32, float64, uint8, int32 or int64)");
+  if (shapeText.front() != '(' || shapeText.back() != ')')
+    return fail("corrupted .npy shape " + shapeText + " (not a tuple)");
   shape.clear();
-  int64_t count = 1;
+  int64_t count = 1; // saturates at 2^40 elements, far more than any file holds
   for (size_t i = 1; i < shapeText.size() - 1;) {
-    size_t e = shapeText.find_first_of(",)", i);
+    size_t e = shapeText.find_first_of(",)", i); // found: the text ends with ')'
+    if (e == std::string::npos)
+      return fail("corrupted .npy shape " + shapeText);
     std::string n = shapeText.substr(i, e - i);
     n.erase(0, n.find_first_not_of(' '));
     if (!n.empty()) {
@@ -374,7 +381,7 @@ static std::string readNpy(const std::string &path, std::vector<int64_t> &shape,
       if (*stop != '\0' || v < 0 || v > (int64_t{1} << 31))
         return fail("corrupted .npy shape " + shapeText);
       shape.push_back(v);
-      count = std::min<int64_t>(count * v, int64_t{1} << 40);
+      count = v != 0 && count > (int64_t{1} << 40) / v ? int64_t{1} << 40 : count * v;
     }
     i = e + 1;
   }

@@ -37,6 +37,7 @@ constexpr uint64_t kMaxHeader = 100u << 20; // as the reference implementation: 
 
 // --- A bounded JSON reader ----------------------------------------------------------------
 
+struct JsonMember;
 struct Json {
   enum class Kind { Null, Bool, Number, String, Array, Object } kind = Kind::Null;
   bool boolean = false;
@@ -45,7 +46,11 @@ struct Json {
   int64_t integer = 0;
   std::string text;
   std::vector<Json> items;                            // Array
-  std::vector<std::pair<std::string, Json>> members; // Object, in order
+  std::vector<JsonMember> members; // Object, in order
+};
+struct JsonMember { // not std::pair: a pair of the incomplete Json is not allowed
+  std::string first;
+  Json second;
 };
 
 class JsonReader {
@@ -126,7 +131,7 @@ private:
       Json v;
       if (!value(v, depth + 1))
         return false;
-      out.members.emplace_back(std::move(key), std::move(v));
+      out.members.push_back({std::move(key), std::move(v)});
       skip();
       if (pos_ < s_.size() && s_[pos_] == ',') {
         ++pos_;
@@ -241,7 +246,8 @@ private:
       char c = s_[pos_];
       if (c >= '0' && c <= '9')
         digits = true;
-      else if (c == '.' || c == 'e' || c == 'E' || ((c == '+' || c == '-') && (s_[pos_ - 1] == 'e' || s_[pos_ - 1] == 'E')))
+      else if (c == '.' || c == 'e' || c == 'E' ||
+               ((c == '+' || c == '-') && pos_ > start && (s_[pos_ - 1] == 'e' || s_[pos_ - 1] == 'E')))
         integer = false;
       else
         break;
