@@ -36,10 +36,10 @@ std::string match(const std::string &path, const TensorFile &file, const std::ve
     const NamedTensor *t = file.find(p.name);
     if (!t)
       return rt::format("{}: error: no tensor '{}' ({} of model '{}', shape {}); is this file from another model?",
-                         path, p.name, what, model, formatTensorShape(p.shape));
+                        path, p.name, what, model, formatTensorShape(p.shape));
     if (t->dtype != NamedTensor::DType::F32 || t->shape != p.shape)
       return rt::format("{}: error: tensor '{}' has shape {} in the file, but model '{}' has {}", path, p.name,
-                         formatTensorShape(t->shape), model, formatTensorShape(p.shape));
+                        formatTensorShape(t->shape), model, formatTensorShape(p.shape));
     found.push_back(t);
   }
   return "";
@@ -55,15 +55,15 @@ void copyInto(const std::vector<const NamedTensor *> &from, std::vector<FloatBuf
 std::string saveCheckpoint(const std::string &path, Session &s, const TrainingState &t) {
   const ModelInfo &m = s.model();
   TensorFile file;
-  file.metadata = {{"format", kFormat},
-                   {"model", s.model().name},
-                   {"epoch", std::to_string(t.epoch)},
-                   {"steps", std::to_string(s.steps())},
-                   {"rng", t.rng->saveState()},
-                   {"plateau", rt::format("{:.17g}:{:.17g}:{}:{}", t.plateauScale, t.plateauBest, t.plateauBad,
-                                           t.plateauSeen ? 1 : 0)},
-                   {"early_stopping",
-                    rt::format("{:.17g}:{}:{}:{}", t.stopBest, t.stopBad, t.bestEpoch, t.stopSeen ? 1 : 0)}};
+  file.metadata = {
+      {"format", kFormat},
+      {"model", s.model().name},
+      {"epoch", std::to_string(t.epoch)},
+      {"steps", std::to_string(s.steps())},
+      {"rng", t.rng->saveState()},
+      {"plateau",
+       rt::format("{:.17g}:{:.17g}:{}:{}", t.plateauScale, t.plateauBest, t.plateauBad, t.plateauSeen ? 1 : 0)},
+      {"early_stopping", rt::format("{:.17g}:{}:{}:{}", t.stopBest, t.stopBad, t.bestEpoch, t.stopSeen ? 1 : 0)}};
   for (size_t i = 0; i < m.params.size(); ++i)
     file.tensors.push_back(tensorOf(m.params[i], s.params()[i]));
   for (size_t i = 0; i < m.buffers.size(); ++i)
@@ -99,8 +99,8 @@ std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t
   };
   if (meta("format") != kFormat)
     return rt::format("{}: error: not a Soma checkpoint (no \"format\": \"{}\" in its metadata); to start from its "
-                       "weights use --weights",
-                       path, kFormat);
+                      "weights use --weights",
+                      path, kFormat);
   std::vector<const NamedTensor *> params, state, buffers;
   if (std::string e = match(path, file, m.params, model, "a parameter", params); !e.empty())
     return e;
@@ -114,7 +114,7 @@ std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t
     if (const NamedTensor *b = file.find(kBest + p.name)) {
       if (b->dtype != NamedTensor::DType::F32 || b->shape != p.shape)
         return rt::format("{}: error: tensor '{}' has shape {} in the file, but model '{}' has {}", path, b->name,
-                           formatTensorShape(b->shape), model, formatTensorShape(p.shape));
+                          formatTensorShape(b->shape), model, formatTensorShape(p.shape));
       bestWeights.push_back(b->f32);
     }
   if (!bestWeights.empty() && bestWeights.size() != kept.size())
@@ -126,15 +126,15 @@ std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t
         known |= p.name == tensor.name;
     if (!known)
       return rt::format("{}: error: tensor '{}' is not part of model '{}' with this optimizer; is this file from "
-                         "another model?",
-                         path, tensor.name, model);
+                        "another model?",
+                        path, tensor.name, model);
   }
   const NamedTensor *order = file.find(kOrder);
   int64_t epoch, steps;
   Rng rng(1);
   if (!order || order->dtype != NamedTensor::DType::I64 || order->i64.size() != t.order.size())
     return rt::format("{}: error: the checkpoint's shuffling order does not fit the {} training samples", path,
-                       t.order.size());
+                      t.order.size());
   std::vector<bool> seen(t.order.size(), false);
   for (int64_t i : order->i64) {
     if (i < 0 || i >= static_cast<int64_t>(seen.size()) || seen[static_cast<size_t>(i)])
@@ -152,13 +152,14 @@ std::string loadCheckpoint(const std::string &path, Session &s, TrainingState &t
   int stopSeen = 0;
   std::string early = meta("early_stopping");
   used = 0;
-  bool earlyOk = std::sscanf(early.c_str(), "%lg:%lld:%lld:%d%n", &stopBest, &stopBad, &bestEpoch, &stopSeen, &used) == 4 &&
-                 used == static_cast<int>(early.size()) && stopBad >= 0 && bestEpoch >= 0;
+  bool earlyOk =
+      std::sscanf(early.c_str(), "%lg:%lld:%lld:%d%n", &stopBest, &stopBad, &bestEpoch, &stopSeen, &used) == 4 &&
+      used == static_cast<int>(early.size()) && stopBad >= 0 && bestEpoch >= 0;
   if (!parseInt(meta("epoch"), epoch) || !parseInt(meta("steps"), steps) || !rng.restoreState(meta("rng")) ||
       !plateauOk || !earlyOk)
     return rt::format("{}: error: corrupted: its metadata needs an epoch, a step count, a generator state and the "
-                       "schedule's state",
-                       path);
+                      "schedule's state",
+                      path);
   // Everything checked: now overwrite.
   copyInto(params, s.params());
   copyInto(buffers, s.buffers());

@@ -86,8 +86,8 @@ std::string loadIdx(const std::string &images, const std::string &labels, Datase
   if (!idxHeader(images, img, 0x803, idims, error) || (labelled && !idxHeader(labels, lab, 0x801, ldims, error)))
     return error;
   if (labelled && idims[0] != ldims[0])
-    return labels + ": error: " + std::to_string(ldims[0]) + " labels for " + std::to_string(idims[0]) +
-           " images in " + images;
+    return labels + ": error: " + std::to_string(ldims[0]) + " labels for " + std::to_string(idims[0]) + " images in " +
+           images;
   out.count = idims[0];
   out.sampleDims.assign(idims.begin() + 1, idims.end());
   out.sampleSize = 1;
@@ -300,8 +300,8 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
   if (out.count == 0)
     return path + ": error: no data rows";
   if (!textLabels && o.classNames && !o.classNames->empty())
-    return path + ": error: the labels are numbers, but the training data's are class names (" +
-           o.classNames->front() + ", ...)";
+    return path + ": error: the labels are numbers, but the training data's are class names (" + o.classNames->front() +
+           ", ...)";
   if (textLabels) { // class names: numbered in sorted order, or by the training set's numbering
     std::vector<std::string> &names = *o.classNames;
     if (names.empty()) {
@@ -357,8 +357,8 @@ static std::string readNpy(const std::string &path, std::vector<int64_t> &shape,
     return fail("corrupted .npy header: " + h);
   if (order != "False")
     return fail("Fortran-ordered arrays are not supported; save with np.ascontiguousarray");
-  static const std::vector<std::pair<std::string, int>> types = {{"'<f4'", 4}, {"'<f8'", 8}, {"'|u1'", 1},
-                                                                 {"'<i4'", -4}, {"'<i8'", -8}};
+  static const std::vector<std::pair<std::string, int>> types = {
+      {"'<f4'", 4}, {"'<f8'", 8}, {"'|u1'", 1}, {"'<i4'", -4}, {"'<i8'", -8}};
   int size = 0;
   for (auto [name, bytes] : types)
     if (descr == name)
@@ -389,8 +389,8 @@ static std::string readNpy(const std::string &path, std::vector<int64_t> &shape,
   if (d.size() - at < static_cast<size_t>(count) * bytes)
     return fail("truncated: the header promises " + std::to_string(count) + " elements");
   if (d.size() - at > static_cast<size_t>(count) * bytes)
-    return fail(std::to_string(d.size() - at - static_cast<size_t>(count) * bytes) +
-                " unexpected bytes after the " + std::to_string(count) + " elements of shape " + shapeText);
+    return fail(std::to_string(d.size() - at - static_cast<size_t>(count) * bytes) + " unexpected bytes after the " +
+                std::to_string(count) + " elements of shape " + shapeText);
   values.resize(static_cast<size_t>(count));
   const char *p = d.data() + at;
   for (size_t i = 0; i < values.size(); ++i, p += bytes) {
@@ -527,8 +527,8 @@ std::string checkClassLabels(const Dataset &d, int64_t classes, const std::strin
     if (!(l >= 0) || l >= static_cast<float>(classes) || l != std::floor(l)) {
       char text[32];
       std::snprintf(text, sizeof text, "%g", static_cast<double>(l));
-      return source + ": error: label " + text + " of sample " + std::to_string(i) +
-             " is not a class in [0, " + std::to_string(classes) + ")";
+      return source + ": error: label " + text + " of sample " + std::to_string(i) + " is not a class in [0, " +
+             std::to_string(classes) + ")";
     }
   }
   return "";

@@ -17,7 +17,6 @@ std::string formatDims(const Dims &d) {
 
 std::string formatTensorShape(const Dims &d) { return "f32" + formatDims(d); }
 
-
 int64_t TensorInfo::elements() const {
   int64_t n = 1;
   for (int64_t d : shape)
@@ -110,7 +109,9 @@ template <typename IO> void visit(IO &io, TrainConfig &v) {
   io(v.earlyStop.minDelta), io(v.augment.shift), io(v.augment.flip), io(v.standardize), io(v.validation);
   io(v.schedule), io(v.warmupEpochs), io(v.train), io(v.test);
 }
-template <typename IO> void visit(IO &io, TensorInfo &v) { io(v.name), io(v.shape), io(v.init), io(v.fanIn), io(v.fanOut); }
+template <typename IO> void visit(IO &io, TensorInfo &v) {
+  io(v.name), io(v.shape), io(v.init), io(v.fanIn), io(v.fanOut);
+}
 template <typename IO> void visit(IO &io, FunctionLayout::Slot &v) {
   io(v.bound), io(v.perSample), io(v.fixed), io(v.first), io(v.last);
 }
@@ -228,7 +229,8 @@ std::string parseModel(const char *data, size_t size, ModelInfo &out) {
   r(m);
   if (!r.ok || r.p != r.end)
     return "corrupted Soma model description";
-  int64_t slots[2] = {static_cast<int64_t>(m.forward.slots.size()), m.train ? static_cast<int64_t>(m.train->slots.size()) : 0};
+  int64_t slots[2] = {static_cast<int64_t>(m.forward.slots.size()),
+                      m.train ? static_cast<int64_t>(m.train->slots.size()) : 0};
   for (int f = 0; f < 2; ++f) {
     const FunctionLayout *layout = f == 0 ? &m.forward : m.train ? &*m.train : nullptr;
     if (!layout)

@@ -28,8 +28,8 @@ void printHelp(const ModelInfo &m, const std::string &program, std::FILE *to) {
   std::string train = m.config ? "" : " (this model has no train block)";
   std::string data;
   if (m.config && m.config->train)
-    data = "  train data: " + m.config->train->images + (m.config->test ? ", test data: " + m.config->test->images : "") +
-           "\n";
+    data = "  train data: " + m.config->train->images +
+           (m.config->test ? ", test data: " + m.config->test->images : "") + "\n";
   std::fprintf(to,
                "usage: %s <command> [options]\n\n"
                "Model '%s', compiled by Soma into native code: input '%s' f32%s, output f32%s.\n%s\n"
@@ -99,7 +99,8 @@ extern "C" int soma_rt_main(const soma_program *program, int argc, char **argv) 
   }
   if (command == "predict") {
     if (positional.size() != 1)
-      return usage(name, positional.empty() ? "predict needs an INPUT file of samples" : "predict takes one INPUT file");
+      return usage(name,
+                   positional.empty() ? "predict needs an INPUT file of samples" : "predict takes one INPUT file");
     if (run.weightsPath.empty())
       return usage(name, "predict needs --weights FILE");
     predict.input = positional[0];
@@ -120,7 +121,8 @@ extern "C" int soma_rt_main(const soma_program *program, int argc, char **argv) 
   if (std::string e = checkRunOptions(run); !e.empty())
     return usage(name, e);
   if (!m.config) {
-    std::fprintf(stderr, "%s: error: model '%s' has no train block: it can only predict\n", name.c_str(), m.name.c_str());
+    std::fprintf(stderr, "%s: error: model '%s' has no train block: it can only predict\n", name.c_str(),
+                 m.name.c_str());
     return 1;
   }
   return runTraining(m, entriesOf(program), run);

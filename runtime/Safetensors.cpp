@@ -45,7 +45,7 @@ struct Json {
   bool isInteger = false;
   int64_t integer = 0;
   std::string text;
-  std::vector<Json> items;                            // Array
+  std::vector<Json> items;         // Array
   std::vector<JsonMember> members; // Object, in order
 };
 struct JsonMember { // not std::pair: a pair of the incomplete Json is not allowed
@@ -213,7 +213,10 @@ private:
         unsigned cp = 0;
         for (int i = 0; i < 4; ++i) {
           char h = s_[pos_++];
-          int d = h >= '0' && h <= '9' ? h - '0' : h >= 'a' && h <= 'f' ? h - 'a' + 10 : h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+          int d = h >= '0' && h <= '9'   ? h - '0'
+                  : h >= 'a' && h <= 'f' ? h - 'a' + 10
+                  : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                         : -1;
           if (d < 0)
             return fail("bad \\u escape");
           cp = cp << 4 | static_cast<unsigned>(d);
@@ -345,7 +348,7 @@ std::string writeSafetensors(const std::string &path, const TensorFile &file) {
   std::vector<FilePart> parts = {{len, 8}, {header.data(), header.size()}};
   for (const NamedTensor &t : file.tensors)
     parts.push_back(t.dtype == NamedTensor::DType::F32 ? FilePart{t.f32.data(), t.f32.size() * 4}
-                                                        : FilePart{t.i64.data(), t.i64.size() * 8});
+                                                       : FilePart{t.i64.data(), t.i64.size() * 8});
   return writeFileAtomically(path, parts);
 }
 
@@ -400,7 +403,8 @@ std::string readSafetensors(const std::string &path, TensorFile &out) {
   if (std::string why = readRegularFile(path, data); !why.empty())
     return error(why);
   if (data.size() < 8)
-    return error("not a safetensors file: " + std::to_string(data.size()) + " bytes, shorter than its 8-byte header length");
+    return error("not a safetensors file: " + std::to_string(data.size()) +
+                 " bytes, shorter than its 8-byte header length");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i)
     n = n << 8 | static_cast<unsigned char>(data[static_cast<size_t>(i)]);
@@ -467,8 +471,8 @@ std::string readSafetensors(const std::string &path, TensorFile &out) {
     if (offsets->kind != Json::Kind::Array || offsets->items.size() != 2)
       return bad("has invalid data_offsets");
     const Json &b = offsets->items[0], &e = offsets->items[1];
-    if (b.kind != Json::Kind::Number || e.kind != Json::Kind::Number || !b.isInteger || !e.isInteger ||
-        b.integer < 0 || e.integer < b.integer)
+    if (b.kind != Json::Kind::Number || e.kind != Json::Kind::Number || !b.isInteger || !e.isInteger || b.integer < 0 ||
+        e.integer < b.integer)
       return bad("has invalid data_offsets");
     uint64_t begin = static_cast<uint64_t>(b.integer), end = static_cast<uint64_t>(e.integer);
     if (end > dataSize)

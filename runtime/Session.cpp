@@ -31,7 +31,8 @@ std::string Session::create(const ModelInfo &m, Entries entries, int64_t maxBatc
     out = std::make_unique<Session>(m, entries, maxBatch);
   } catch (const std::bad_alloc &) {
     std::vector<int64_t> offsets;
-    int64_t perSample = m.sampleSize() + 1 + planArena(m.forward, 1, offsets) + (m.train ? planArena(*m.train, 1, offsets) : 0);
+    int64_t perSample =
+        m.sampleSize() + 1 + planArena(m.forward, 1, offsets) + (m.train ? planArena(*m.train, 1, offsets) : 0);
     return format("cannot allocate the buffers for a batch of {} samples (about {:.1f} GiB); use a smaller batch",
                   maxBatch, static_cast<double>(perSample) * static_cast<double>(maxBatch) * 4 / (1 << 30));
   }

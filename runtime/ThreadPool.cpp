@@ -5,8 +5,8 @@
 // to something else for a while, delays the kernel by one chunk at most, not by half of it.
 // Each row is computed by one thread with the same code whichever it is, so results do not
 // depend on who claims what.
-#include <chrono>
 #include "soma/runtime.h"
+#include <chrono>
 
 #include <algorithm>
 #include <atomic>

@@ -10,15 +10,15 @@
 #include "soma/runtime.h"
 
 #include <algorithm>
-#include <charconv>
-#include <climits>
-#include <limits>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
-#include <cstring>
+#include <climits>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+#include <limits>
 #include <thread>
 #include <unistd.h>
 
@@ -64,17 +64,17 @@ bool loadData(const DataSpec &spec, const ModelInfo &m, Dataset &d, std::vector<
   if (error.empty() && !fitsInput(d.sampleDims, m.inputDims) && d.sampleSize != 0) {
     std::string what = spec.kind == DataSpec::Kind::Idx ? "images" : "samples";
     error = rt::format("{}: error: {} have shape {} but model '{}' takes input '{}' of shape {}", source, what,
-                        formatDims(d.sampleDims), m.name, m.inputName, formatDims(m.inputDims));
+                       formatDims(d.sampleDims), m.name, m.inputName, formatDims(m.inputDims));
     if (spec.kind == DataSpec::Kind::Csv)
       error = rt::format("{}: error: rows have {} features but model '{}' takes input '{}' of shape {}", source,
-                          d.sampleSize, m.name, m.inputName, formatDims(m.inputDims));
+                         d.sampleSize, m.name, m.inputName, formatDims(m.inputDims));
     if (m.inputName.find(", ") != std::string::npos) // several inputs share the features
-      error = rt::format("{}: error: samples have {} features but model '{}' takes inputs '{}' with {} in all",
-                          source, d.sampleSize, m.name, m.inputName, m.inputDims[0]);
+      error = rt::format("{}: error: samples have {} features but model '{}' takes inputs '{}' with {} in all", source,
+                         d.sampleSize, m.name, m.inputName, m.inputDims[0]);
   }
   if (error.empty() && !classNames.empty() && classes > 0 && static_cast<int64_t>(classNames.size()) != classes)
-    error = rt::format("{}: error: the labels name {} classes but model '{}' has {} outputs", source,
-                        classNames.size(), m.name, classes);
+    error = rt::format("{}: error: the labels name {} classes but model '{}' has {} outputs", source, classNames.size(),
+                       m.name, classes);
   if (error.empty() && classes > 0)
     error = checkClassLabels(d, classes, spec.kind == DataSpec::Kind::Csv ? spec.images : spec.labels);
   if (!error.empty()) {
@@ -99,7 +99,6 @@ struct EvalResult {
   double loss = 0, accuracy = 0, topK = 0;
   std::vector<int64_t> confusion; // k x k: rows the labels, columns the predictions
 };
-
 
 // Whether `label` is among the `topK` largest of the k outputs (ties counted against it).
 bool inTopK(const float *out, int64_t k, int64_t label, int64_t topK) {
@@ -208,8 +207,7 @@ int64_t predictedClass(const float *out, int64_t k, float threshold) {
   return best;
 }
 
-void augmentImages(float *x, int64_t n, const Dims &input, const TrainConfig::Augment &a, uint64_t seed,
-                   int64_t step) {
+void augmentImages(float *x, int64_t n, const Dims &input, const TrainConfig::Augment &a, uint64_t seed, int64_t step) {
   if (a.shift == 0 && !a.flip)
     return;
   int64_t h = input[input.size() - 2], w = input.back(), planes = input.size() == 3 ? input[0] : 1;
@@ -335,7 +333,8 @@ void printProfile(const FunctionLayout &f, const std::vector<double> &seconds, i
   }
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return seconds[a] > seconds[b]; });
   std::printf("profile of the training step: %lld steps, %.3f ms per step in %zu kernels, %d thread%s\n",
-              (long long)steps, 1e3 * total / static_cast<double>(steps), seconds.size(), threads, threads == 1 ? "" : "s");
+              (long long)steps, 1e3 * total / static_cast<double>(steps), seconds.size(), threads,
+              threads == 1 ? "" : "s");
   std::printf("%6s %-12s %-18s %10s %7s %9s\n", "kernel", "kind", "shape", "us/step", "share", "GFLOP/s");
   size_t shown = 0;
   for (size_t k : order) {
@@ -417,7 +416,8 @@ int runTraining(const ModelInfo &m, Entries entries, const RunOptions &opts) {
   if (!opts.metricsPath.empty() && !opts.evalOnly) {
     metrics = std::fopen(opts.metricsPath.c_str(), "w");
     if (!metrics) {
-      std::fprintf(stderr, "%s: error: cannot write metrics file: %s\n", opts.metricsPath.c_str(), std::strerror(errno));
+      std::fprintf(stderr, "%s: error: cannot write metrics file: %s\n", opts.metricsPath.c_str(),
+                   std::strerror(errno));
       return 1;
     }
   }
@@ -531,8 +531,8 @@ int runTraining(const ModelInfo &m, Entries entries, const RunOptions &opts) {
         std::fprintf(stderr,
                      "%s: error: the loss became %s at epoch %lld, step %lld; the learning rate %g may be too "
                      "large\n",
-                     m.name.c_str(), std::isnan(loss) ? "nan" : "infinite", (long long)epoch,
-                     (long long)step + 1, lastLr);
+                     m.name.c_str(), std::isnan(loss) ? "nan" : "infinite", (long long)epoch, (long long)step + 1,
+                     lastLr);
         return 1;
       }
       lossSum += static_cast<double>(loss) * static_cast<double>(n);
@@ -571,7 +571,7 @@ int runTraining(const ModelInfo &m, Entries entries, const RunOptions &opts) {
     line += rt::format(" ({:.2f} s, {:.0f} samples/s)", epochSeconds, rate);
     json += rt::format(", \"lr\": {}", lastLr);
     json += rt::format(", \"samples_per_second\": {:.1f}, \"seconds\": {:.4f}, \"jit_ms\": {:.2f}, \"threads\": {}}}\n",
-                        rate, epochSeconds, std::max(opts.jitMs, 0.0), threads);
+                       rate, epochSeconds, std::max(opts.jitMs, 0.0), threads);
     // Long runs (XOR trains for thousands of tiny epochs) print about 20 lines; the metrics
     // file still gets every epoch.
     int64_t every = std::max<int64_t>(1, t.epochs / 20);
@@ -600,8 +600,8 @@ int runTraining(const ModelInfo &m, Entries entries, const RunOptions &opts) {
               state.best.emplace_back(b->data(), b->data() + b->size());
           }
         } else if (++state.stopBad > es.patience) {
-          std::string bestText = es.onAccuracy ? rt::format("{:.2f}%", state.stopBest * 100)
-                                               : rt::format("{:.4f}", state.stopBest);
+          std::string bestText =
+              es.onAccuracy ? rt::format("{:.2f}%", state.stopBest * 100) : rt::format("{:.4f}", state.stopBest);
           std::printf("early stopping after epoch %lld: no better %s %s for %lld evaluations (best %s at epoch %lld)\n",
                       (long long)epoch, judge ? judgeName : "train", es.onAccuracy ? "accuracy" : "loss",
                       (long long)es.patience, bestText.c_str(), (long long)state.bestEpoch);
@@ -740,8 +740,10 @@ int runPredict(const ModelInfo &model, Entries entries, const PredictOptions &op
   if (m.config && m.config->standardize) {
     RunData data;
     if (!loadRunData(m, *m.config, data, &d)) {
-      std::fprintf(stderr, "%s: error: the model standardizes its inputs with the training data's statistics; "
-                   "give the training data with --data train=PATH\n", m.name.c_str());
+      std::fprintf(stderr,
+                   "%s: error: the model standardizes its inputs with the training data's statistics; "
+                   "give the training data with --data train=PATH\n",
+                   m.name.c_str());
       return 1;
     }
     classNames = data.classNames;
@@ -856,7 +858,7 @@ int parseRunFlag(const std::vector<std::string> &args, size_t &i, RunOptions &op
     return 1;
   }
   if (a == "--metrics" || a == "--checkpoint" || a == "--resume" || a == "--weights") {
-    std::string &slot = a == "--metrics" ? opts.metricsPath
+    std::string &slot = a == "--metrics"      ? opts.metricsPath
                         : a == "--checkpoint" ? opts.checkpointPath
                         : a == "--resume"     ? opts.resumePath
                                               : opts.weightsPath;

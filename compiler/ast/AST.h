@@ -19,11 +19,11 @@ struct Expr {
   enum class Kind { Number, String, Name, Call, List, Unary, Binary };
   Kind kind = Kind::Number;
   SourceRange range;
-  double number = 0;  // Number
+  double number = 0;      // Number
   bool isInteger = false; // Number written without '.' or exponent
-  std::string text;   // String value (unescaped), Name, or Call's callee
+  std::string text;       // String value (unescaped), Name, or Call's callee
   SourceRange calleeRange;
-  std::vector<Arg> args; // Call
+  std::vector<Arg> args;   // Call
   std::vector<Expr> items; // List; Unary: {operand}; Binary: {lhs, rhs}
   char op = 0;             // Unary ('-'), Binary
 };
@@ -40,8 +40,8 @@ struct Stmt {
   enum class Kind { Value, Return, Param } kind = Kind::Value;
   std::string target; // Value: the name it defines, or empty for a chain; Param: the parameter's name
   SourceRange range, targetRange;
-  Expr value;              // Value, Return: the expression; Param: the initializer (Kind::Name "default" if none)
-  std::vector<Expr> dims;  // Param
+  Expr value;             // Value, Return: the expression; Param: the initializer (Kind::Name "default" if none)
+  std::vector<Expr> dims; // Param
 };
 
 // formal: name (':' default)?

@@ -104,7 +104,7 @@ bool floatRepresentable(ArgType t, const ast::Expr &e, DiagnosticEngine &diags) 
 }
 
 std::optional<std::vector<const ast::Expr *>> ArgBinder::bind(const Signature &sig, const std::vector<ast::Arg> &args,
-                                                           SourceRange callRange) {
+                                                              SourceRange callRange) {
   std::vector<const ast::Expr *> bound(sig.params.size(), nullptr);
   bool ok = true;
   size_t positional = 0;
@@ -131,8 +131,7 @@ std::optional<std::vector<const ast::Expr *>> ArgBinder::bind(const Signature &s
       }
     }
     if (bound[index]) {
-      diags_.report(DiagKind::DuplicateArgument, a.name.empty() ? a.value.range : a.nameRange,
-                    sig.params[index].name);
+      diags_.report(DiagKind::DuplicateArgument, a.name.empty() ? a.value.range : a.nameRange, sig.params[index].name);
       ok = false;
       continue;
     }
@@ -157,6 +156,5 @@ std::optional<std::vector<const ast::Expr *>> ArgBinder::bind(const Signature &s
     return std::nullopt;
   return bound;
 }
-
 
 } // namespace soma

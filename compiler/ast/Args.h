@@ -12,8 +12,17 @@
 namespace soma {
 
 enum class ArgType {
-  NumberList, PositiveInt, NonNegativeInt, Int, Number, PositiveNumber, NonNegativeNumber, UnitInterval, Fraction,
-  String, Bool,
+  NumberList,
+  PositiveInt,
+  NonNegativeInt,
+  Int,
+  Number,
+  PositiveNumber,
+  NonNegativeNumber,
+  UnitInterval,
+  Fraction,
+  String,
+  Bool,
   Expr // anything: checked by the caller
 };
 struct Param {
@@ -26,8 +35,8 @@ struct Signature {
   std::vector<Param> params;
 };
 
-const char *typeName(ArgType t);           // "a positive integer"
-std::string kindOf(const ast::Expr &e);    // "the number 1.5"
+const char *typeName(ArgType t);            // "a positive integer"
+std::string kindOf(const ast::Expr &e);     // "the number 1.5"
 std::string calleeText(const ast::Expr &e); // the name of a call, or the rendering of anything else
 bool typeMatches(ArgType t, const ast::Expr &e);
 // Numbers become 32-bit floats in the generated code: one that would round to 0 or to infinity

@@ -42,10 +42,10 @@ std::optional<LayerKind> builtinLayer(const std::string &name) {
 // Functions of tensors usable in expressions, besides the layers.
 enum class Fn { Exp, Log, Sqrt, Abs, Erf, Maximum, Minimum, Sum, Mean, Max, Reshape, Transpose, Concat, Dim };
 constexpr std::pair<const char *, Fn> kFunctions[] = {
-    {"exp", Fn::Exp},         {"log", Fn::Log},         {"sqrt", Fn::Sqrt},   {"abs", Fn::Abs},
-    {"erf", Fn::Erf},         {"maximum", Fn::Maximum}, {"minimum", Fn::Minimum}, {"sum", Fn::Sum},
-    {"mean", Fn::Mean},       {"max", Fn::Max},         {"reshape", Fn::Reshape}, {"transpose", Fn::Transpose},
-    {"concat", Fn::Concat},   {"dim", Fn::Dim}};
+    {"exp", Fn::Exp},       {"log", Fn::Log},         {"sqrt", Fn::Sqrt},       {"abs", Fn::Abs},
+    {"erf", Fn::Erf},       {"maximum", Fn::Maximum}, {"minimum", Fn::Minimum}, {"sum", Fn::Sum},
+    {"mean", Fn::Mean},     {"max", Fn::Max},         {"reshape", Fn::Reshape}, {"transpose", Fn::Transpose},
+    {"concat", Fn::Concat}, {"dim", Fn::Dim}};
 
 std::optional<Fn> function(const std::string &name) {
   for (auto [n, f] : kFunctions)
@@ -55,17 +55,21 @@ std::optional<Fn> function(const std::string &name) {
 }
 
 // Initializers: a name (zeros, he_normal, ...) or a call (uniform(a, b), normal(mean, std), constant(v)).
-constexpr std::pair<const char *, InitSpec::Kind> kInits[] = {
-    {"default", InitSpec::Kind::FanInUniform},     {"zeros", InitSpec::Kind::Zeros},
-    {"ones", InitSpec::Kind::Ones},                {"constant", InitSpec::Kind::Constant},
-    {"uniform", InitSpec::Kind::Uniform},          {"normal", InitSpec::Kind::Normal},
-    {"glorot_uniform", InitSpec::Kind::GlorotUniform}, {"glorot_normal", InitSpec::Kind::GlorotNormal},
-    {"he_uniform", InitSpec::Kind::HeUniform},     {"he_normal", InitSpec::Kind::HeNormal}};
+constexpr std::pair<const char *, InitSpec::Kind> kInits[] = {{"default", InitSpec::Kind::FanInUniform},
+                                                              {"zeros", InitSpec::Kind::Zeros},
+                                                              {"ones", InitSpec::Kind::Ones},
+                                                              {"constant", InitSpec::Kind::Constant},
+                                                              {"uniform", InitSpec::Kind::Uniform},
+                                                              {"normal", InitSpec::Kind::Normal},
+                                                              {"glorot_uniform", InitSpec::Kind::GlorotUniform},
+                                                              {"glorot_normal", InitSpec::Kind::GlorotNormal},
+                                                              {"he_uniform", InitSpec::Kind::HeUniform},
+                                                              {"he_normal", InitSpec::Kind::HeNormal}};
 
 struct Value {
   bool isTensor = false;
-  int node = -1;      // tensor
-  double number = 0;  // number
+  int node = -1;     // tensor
+  double number = 0; // number
   bool isInteger = false;
 };
 
@@ -232,9 +236,7 @@ private:
     return it != scope.names.end() && it->second.isTensor;
   }
 
-  bool reserved(const std::string &name) {
-    return builtinLayer(name) || function(name) || userLayers_.count(name);
-  }
+  bool reserved(const std::string &name) { return builtinLayer(name) || function(name) || userLayers_.count(name); }
 
   // param name: [dims] = init
   std::optional<Value> param(const ast::Stmt &s, Scope &scope) {
@@ -298,8 +300,8 @@ private:
       if (name == i.first)
         found = &i;
     if (!found) {
-      diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range,
-                    "initializer", calleeText(e), name.empty() ? "" : suggest(name, names));
+      diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range, "initializer",
+                    calleeText(e), name.empty() ? "" : suggest(name, names));
       return std::nullopt;
     }
     InitSpec init;
@@ -351,7 +353,7 @@ private:
       auto it = scope.names.find(e.text);
       if (it != scope.names.end())
         return it->second; // a named value (also as the start of a chain)
-      if (implicit >= 0) // a layer applied to the chain's value (call reports an unknown one)
+      if (implicit >= 0)   // a layer applied to the chain's value (call reports an unknown one)
         return call(e.text, e.range, e.range, {}, scope, implicit);
       if (builtinLayer(e.text) || userLayers_.count(e.text) || function(e.text)) {
         diags_.report(DiagKind::MissingArgument, e.range, e.text, "input");
@@ -478,17 +480,20 @@ private:
 
   std::optional<Value> matmul(const ast::Expr &e, Value a, Value b) {
     if (!a.isTensor || !b.isTensor) {
-      diags_.report(DiagKind::NotATensor, (a.isTensor ? e.items[1] : e.items[0]).range, "an operand of '@'", "a number");
+      diags_.report(DiagKind::NotATensor, (a.isTensor ? e.items[1] : e.items[0]).range, "an operand of '@'",
+                    "a number");
       return std::nullopt;
     }
     const GraphNode &x = spec_.nodes[a.node], &w = spec_.nodes[b.node];
     // A sample's vector times a matrix of parameters, or a product of two static matrices.
-    bool ok = !w.batched && w.dims.size() == 2 && ((x.batched && x.dims.size() == 1) || (!x.batched && x.dims.size() == 2));
+    bool ok =
+        !w.batched && w.dims.size() == 2 && ((x.batched && x.dims.size() == 1) || (!x.batched && x.dims.size() == 2));
     if (!ok || x.dims.back() != w.dims[0]) {
       std::string need = !ok ? "a vector of each sample (or a matrix of parameters) @ a matrix of parameters"
                              : "matching inner extents";
-      diags_.report(DiagKind::OperandShapes, e.range, "'@' (" + need + ")", formatDims(x.dims) + (x.batched ? "" : " static"),
-                    describeNode(a.node), formatDims(w.dims) + (w.batched ? " per sample" : ""), describeNode(b.node));
+      diags_.report(DiagKind::OperandShapes, e.range, "'@' (" + need + ")",
+                    formatDims(x.dims) + (x.batched ? "" : " static"), describeNode(a.node),
+                    formatDims(w.dims) + (w.batched ? " per sample" : ""), describeNode(b.node));
       return std::nullopt;
     }
     Dims dims = x.batched ? Dims{w.dims[1]} : Dims{x.dims[0], w.dims[1]};
@@ -537,7 +542,7 @@ private:
       return true;
     std::optional<Value> v = eval(e, scope, -1);
     if (!v)
-      return false; // reported
+      return false;     // reported
     if (!v->isTensor) { // a tensor stays, for the signature check to name
       SourceRange r = e.range;
       e = ast::Expr{};
@@ -592,14 +597,15 @@ private:
     return v->node;
   }
 
-  std::optional<Value> layerCall(LayerKind kind, const std::string &callee, SourceRange range, std::vector<ast::Arg> args,
-                                 Scope &scope, int implicit) {
+  std::optional<Value> layerCall(LayerKind kind, const std::string &callee, SourceRange range,
+                                 std::vector<ast::Arg> args, Scope &scope, int implicit) {
     std::optional<int> x = inputOf(callee, range, args, scope, implicit);
     if (!x)
       return std::nullopt;
     const GraphNode &in = spec_.nodes[*x];
     if (!in.batched) {
-      diags_.report(DiagKind::NotATensor, range, "the input of '" + callee + "'", "a parameter, the same for every sample");
+      diags_.report(DiagKind::NotATensor, range, "the input of '" + callee + "'",
+                    "a parameter, the same for every sample");
       return std::nullopt;
     }
     std::optional<std::vector<ast::Arg>> bound = folded(args, scope);
@@ -664,8 +670,8 @@ private:
   }
 
   // A built-in layer's arguments (besides its input) and output shape.
-  std::optional<Layer> layer(LayerKind kind, SourceRange range,
-                             const std::vector<ast::Arg> &args, const Dims &in, Scope &scope) {
+  std::optional<Layer> layer(LayerKind kind, SourceRange range, const std::vector<ast::Arg> &args, const Dims &in,
+                             Scope &scope) {
     Layer l;
     l.kind = kind;
     l.range = range;
@@ -718,7 +724,8 @@ private:
     case LayerKind::Dense:
       l.units = static_cast<int64_t>(arg("units")->number);
       if (in.size() != 1) {
-        diags_.report(DiagKind::ShapeMismatch, range, "dense", "a vector [n] (add 'flatten' before it)", formatDims(in));
+        diags_.report(DiagKind::ShapeMismatch, range, "dense", "a vector [n] (add 'flatten' before it)",
+                      formatDims(in));
         return std::nullopt;
       }
       l.out = {l.units};
@@ -867,8 +874,11 @@ private:
     case Fn::Erf: {
       if (!args_.bind({callee.c_str(), {}}, rest, range))
         return std::nullopt;
-      MathOp op = fn == Fn::Exp ? MathOp::Exp : fn == Fn::Log ? MathOp::Log : fn == Fn::Sqrt ? MathOp::Sqrt
-                  : fn == Fn::Abs ? MathOp::Abs : MathOp::Erf;
+      MathOp op = fn == Fn::Exp    ? MathOp::Exp
+                  : fn == Fn::Log  ? MathOp::Log
+                  : fn == Fn::Sqrt ? MathOp::Sqrt
+                  : fn == Fn::Abs  ? MathOp::Abs
+                                   : MathOp::Erf;
       return unary(op, *x, range);
     }
     case Fn::Maximum:
@@ -1155,12 +1165,12 @@ private:
   ArgBinder args_;
   ModelSpec spec_;
   std::map<std::string, const ast::LayerDecl *> userLayers_;
-  std::map<std::string, int> counts_; // per name prefix: dense -> 2, highway_1.dense -> 1
-  std::vector<std::string> active_;   // user layers being instantiated
+  std::map<std::string, int> counts_;         // per name prefix: dense -> 2, highway_1.dense -> 1
+  std::vector<std::string> active_;           // user layers being instantiated
   std::map<std::string, int64_t> expansions_; // instances of each user layer so far
   // Values a model may have once its user layers are expanded: a hundred times a ResNet-152's.
   static constexpr size_t kMaxNodes = 100000;
-  InitSpec weightInit_, biasInit_;    // of the built-in layer being checked
+  InitSpec weightInit_, biasInit_; // of the built-in layer being checked
   double lrMult_ = 1;
 };
 

@@ -30,8 +30,8 @@ public:
     const ast::Expr &e = b.value;
     static const std::vector<std::string> sources = {"idx", "csv", "npy"};
     if (e.kind != ast::Expr::Kind::Call || std::find(sources.begin(), sources.end(), e.text) == sources.end()) {
-      diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range,
-                    "data source", calleeText(e),
+      diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range, "data source",
+                    calleeText(e),
                     e.kind == ast::Expr::Kind::Call ? suggest(e.text, sources)
                                                     : "; expected idx(...), csv(...) or npy(...)");
       return std::nullopt;
@@ -217,8 +217,8 @@ public:
       return classWeights(weight, t);
     }
     if (out != Dims{1}) {
-      diags_.report(DiagKind::LossShape, e.range, e.text, "a single output [1] to compare with the label (or use one_hot)",
-                    formatDims(out));
+      diags_.report(DiagKind::LossShape, e.range, e.text,
+                    "a single output [1] to compare with the label (or use one_hot)", formatDims(out));
       return false;
     }
     if (t.kind == LossKind::BinaryCrossEntropy)
@@ -362,7 +362,8 @@ public:
     else
       items.push_back(&e);
     if (model.inputDims.size() < 2 || model.inputDims.size() > 3) {
-      diags_.report(DiagKind::ArgumentType, e.range, "value", "augment", "used with an image input, [h, w] or [c, h, w]",
+      diags_.report(DiagKind::ArgumentType, e.range, "value", "augment",
+                    "used with an image input, [h, w] or [c, h, w]",
                     "an input of shape " + formatDims(model.inputDims));
       return false;
     }
@@ -444,7 +445,8 @@ public:
     if (!found) {
       diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range,
                     "learning-rate schedule", calleeText(e),
-                    e.kind == ast::Expr::Kind::Call ? suggest(e.text, names) : "; expected one of step(...), cosine(), ...");
+                    e.kind == ast::Expr::Kind::Call ? suggest(e.text, names)
+                                                    : "; expected one of step(...), cosine(), ...");
       return false;
     }
     auto args = args_.bind(found->second, e.args, e.range);
@@ -486,7 +488,9 @@ public:
         eps{"eps", A::PositiveNumber, false}, beta1{"beta1", A::UnitInterval, false},
         beta2{"beta2", A::UnitInterval, false}, momentum{"momentum", A::UnitInterval, false};
     const std::vector<Opt> opts = {
-        {"sgd", OptimizerKind::Sgd, {"sgd", {{"lr", A::PositiveNumber, true}, momentum, {"nesterov", A::Bool, false}, wd}}},
+        {"sgd",
+         OptimizerKind::Sgd,
+         {"sgd", {{"lr", A::PositiveNumber, true}, momentum, {"nesterov", A::Bool, false}, wd}}},
         {"adam", OptimizerKind::Adam, {"adam", {lr, beta1, beta2, eps, wd}}},
         {"adamw", OptimizerKind::AdamW, {"adamw", {lr, beta1, beta2, eps, wd}}},
         {"rmsprop", OptimizerKind::RmsProp, {"rmsprop", {lr, {"alpha", A::UnitInterval, false}, eps, momentum, wd}}},

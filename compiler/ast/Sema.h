@@ -35,15 +35,15 @@ struct ParamSpec {
 // A built-in layer applied to one value.
 struct Layer {
   LayerKind kind;
-  std::string name;   // unique: dense_1, sigmoid_2, highway_1.dense_1, ...
-  int64_t units = 0;  // dense: outputs; conv2d: filters
+  std::string name;                            // unique: dense_1, sigmoid_2, highway_1.dense_1, ...
+  int64_t units = 0;                           // dense: outputs; conv2d: filters
   int64_t kernel = 0, stride = 1, padding = 0; // conv2d; pooling: kernel = stride = the window
-  double alpha = 0;   // leaky_relu: the slope below 0; elu: the limit below 0; dropout: p
-  double momentum = 0.1, eps = 1e-5; // batchnorm, layernorm
-  int weight = -1, bias = -1; // dense, conv2d, batchnorm and layernorm (scale, shift): ModelSpec::params
+  double alpha = 0;                            // leaky_relu: the slope below 0; elu: the limit below 0; dropout: p
+  double momentum = 0.1, eps = 1e-5;           // batchnorm, layernorm
+  int weight = -1, bias = -1;            // dense, conv2d, batchnorm and layernorm (scale, shift): ModelSpec::params
   int runningMean = -1, runningVar = -1; // batchnorm: ModelSpec::buffers
-  uint32_t salt = 0;  // dropout: which random stream
-  Dims in, out;       // per sample
+  uint32_t salt = 0;                     // dropout: which random stream
+  Dims in, out;                          // per sample
   SourceRange range;
 };
 
@@ -56,19 +56,19 @@ struct GraphNode {
   // InputPart: one of several inputs, the features from `axis` (an offset) on, of shape dims.
   enum class Kind { Input, InputPart, Layer, Param, Number, Unary, Binary, MatMul, Reduce, Reshape, Transpose, Concat };
   Kind kind = Kind::Input;
-  std::vector<int> args; // earlier nodes
-  Layer layer;           // Layer
-  int param = -1;        // Param: index into ModelSpec::params
-  double number = 0;     // Number
-  MathOp op = MathOp::Add;          // Unary, Binary
+  std::vector<int> args;   // earlier nodes
+  Layer layer;             // Layer
+  int param = -1;          // Param: index into ModelSpec::params
+  double number = 0;       // Number
+  MathOp op = MathOp::Add; // Unary, Binary
   ReduceKind reduce = ReduceKind::Sum;
-  uint32_t axes = 0;     // Reduce: the per-sample axes reduced
-  Dims perm;             // Transpose: result axis i is operand axis perm[i] (per-sample axes)
-  int64_t axis = 0;      // Concat: the per-sample axis
-  Dims dims;             // per sample when batched, else the whole shape
+  uint32_t axes = 0; // Reduce: the per-sample axes reduced
+  Dims perm;         // Transpose: result axis i is operand axis perm[i] (per-sample axes)
+  int64_t axis = 0;  // Concat: the per-sample axis
+  Dims dims;         // per sample when batched, else the whole shape
   bool batched = true;
-  std::string label;     // for `soma check`: dense_1, highway_1, or the name a statement gave it
-  std::string name;      // the last name a statement gave it (h), for messages
+  std::string label;      // for `soma check`: dense_1, highway_1, or the name a statement gave it
+  std::string name;       // the last name a statement gave it (h), for messages
   int64_t paramCount = 0; // parameters this node introduced (a layer, or a user layer's instance)
   SourceRange range;
 };
@@ -80,7 +80,7 @@ struct ModelSpec {
   Dims inputDims;
   std::vector<GraphNode> nodes; // nodes[0] is the input
   std::vector<ParamSpec> params;
-  std::vector<ParamSpec> buffers; // statistics that are not trained: batchnorm's running mean and variance
+  std::vector<ParamSpec> buffers;    // statistics that are not trained: batchnorm's running mean and variance
   std::map<std::string, int> values; // the model block's named values (their last binding) and inputs
   int output = 0;
   SourceRange range;
@@ -105,9 +105,9 @@ using rt::ScheduleSpec;
 struct LossTerm {
   LossKind kind = LossKind::MSE;
   double weight = 1;
-  int output = -1;         // the graph node it reads; the model's output when -1
-  bool oneHot = false;     // target is one_hot(label, classes)
-  int64_t classes = 0;     // classes when the target is a class index
+  int output = -1;     // the graph node it reads; the model's output when -1
+  bool oneHot = false; // target is one_hot(label, classes)
+  int64_t classes = 0; // classes when the target is a class index
   double huberDelta = 1.0;
   std::vector<double> classWeights; // cross_entropy(weight: [...]): one per class, or empty
   SourceRange range;

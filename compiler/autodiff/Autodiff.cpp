@@ -67,7 +67,7 @@ private:
     case Op::Random:
     case Op::Equal:
     case Op::OneHot:
-      return; // leaves and piecewise-constant ops pass no gradient
+      return;     // leaves and piecewise-constant ops pass no gradient
     case Op::Neg: // d/dx -x = -1
       accumulate(x, b_.unary(Op::Neg, dy));
       return;
@@ -88,9 +88,10 @@ private:
       return;
     case Op::Erf:  // d/dx erf(x) = 2/sqrt(pi) e^(-x^2)
     case Op::Erfc: // d/dx erfc(x) = -2/sqrt(pi) e^(-x^2)
-      accumulate(x, b_.binary(Op::Mul, dy,
-                              b_.binary(Op::Mul, b_.fill(n.op == Op::Erf ? 1.1283791670955126 : -1.1283791670955126, {}),
-                                        b_.unary(Op::Exp, b_.unary(Op::Neg, b_.binary(Op::Mul, x, x))))));
+      accumulate(x,
+                 b_.binary(Op::Mul, dy,
+                           b_.binary(Op::Mul, b_.fill(n.op == Op::Erf ? 1.1283791670955126 : -1.1283791670955126, {}),
+                                     b_.unary(Op::Exp, b_.unary(Op::Neg, b_.binary(Op::Mul, x, x))))));
       return;
     case Op::Sigmoid: // d/dx s(x) = s(1 - s)
       accumulate(x, b_.binary(Op::Mul, dy, b_.binary(Op::Mul, y, b_.binary(Op::Sub, b_.fill(1.0, {}), y))));

@@ -7,13 +7,13 @@
 
 #include <deque>
 #include <llvm/Analysis/TargetLibraryInfo.h>
+#include <llvm/Config/llvm-config.h>
 #include <llvm/ExecutionEngine/Orc/ExecutionUtils.h>
 #include <llvm/ExecutionEngine/Orc/LLJIT.h>
 #include <llvm/IR/LegacyPassManager.h>
 #include <llvm/IR/Module.h>
 #include <llvm/MC/TargetRegistry.h>
 #include <llvm/Passes/PassBuilder.h>
-#include <llvm/Config/llvm-config.h>
 #include <llvm/Support/MemoryBuffer.h>
 #include <llvm/Support/SHA256.h>
 #include <llvm/Support/TargetSelect.h>
@@ -192,7 +192,8 @@ void keepPart(llvm::Module &m, const std::map<std::string, unsigned> &part, unsi
 
 unsigned compileThreads() { return std::clamp(std::thread::hardware_concurrency(), 1u, 8u); }
 
-std::vector<std::string> objectCodes(llvm::Module &m, const std::function<std::unique_ptr<llvm::Module>(llvm::LLVMContext &)> &emit,
+std::vector<std::string> objectCodes(llvm::Module &m,
+                                     const std::function<std::unique_ptr<llvm::Module>(llvm::LLVMContext &)> &emit,
                                      const TargetInfo &target, unsigned parts, const std::function<void()> &optimized,
                                      std::string &error) {
   std::vector<std::string> objects(std::max(parts, 1u)), errors(objects.size());
@@ -227,9 +228,9 @@ std::string cacheKey(const llvm::Module &m, const TargetInfo &target, unsigned p
   // Bump kCodegenVersion when the pass pipeline or the emitted records change.
   constexpr const char *kCodegenVersion = "soma-codegen-2";
   llvm::SHA256 h;
-  for (const std::string &part : {std::string(kCodegenVersion), std::string(LLVM_VERSION_STRING), target.triple,
-                                  target.cpu, target.features, std::to_string(target.preferVectorWidth),
-                                  std::to_string(parts), moduleText(m)}) {
+  for (const std::string &part :
+       {std::string(kCodegenVersion), std::string(LLVM_VERSION_STRING), target.triple, target.cpu, target.features,
+        std::to_string(target.preferVectorWidth), std::to_string(parts), moduleText(m)}) {
     h.update(part);
     h.update(llvm::StringRef("\0", 1));
   }
@@ -274,7 +275,8 @@ std::unique_ptr<Jit> Jit::create(std::string &error) {
     llvm::consumeError(mvec.takeError());
   llvm::orc::SymbolMap runtime;
   runtime[lj.mangleAndIntern("soma_rt_parallel_for")] = {llvm::orc::ExecutorAddr::fromPtr(&soma_rt_parallel_for),
-                                                         llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable};
+                                                         llvm::JITSymbolFlags::Exported |
+                                                             llvm::JITSymbolFlags::Callable};
   if (auto err = jd.define(llvm::orc::absoluteSymbols(runtime))) {
     error = llvm::toString(std::move(err));
     return nullptr;

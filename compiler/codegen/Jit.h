@@ -34,7 +34,8 @@ std::string objectCode(llvm::Module &m, const TargetInfo &target, std::string &e
 // definition stays in the first. `emit` builds `m` again in another context, for each other part.
 // The kernels become external symbols, so the objects are for one JIT, not for a library. Sets
 // `error` on failure. `optimized` is called once the first part is optimized (for --time-passes).
-std::vector<std::string> objectCodes(llvm::Module &m, const std::function<std::unique_ptr<llvm::Module>(llvm::LLVMContext &)> &emit,
+std::vector<std::string> objectCodes(llvm::Module &m,
+                                     const std::function<std::unique_ptr<llvm::Module>(llvm::LLVMContext &)> &emit,
                                      const TargetInfo &target, unsigned parts, const std::function<void()> &optimized,
                                      std::string &error);
 // How many parts objectCodes should make here: one per core, at most 8.

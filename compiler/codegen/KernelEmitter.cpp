@@ -7,8 +7,8 @@
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/InstIterator.h>
 #include <llvm/IR/IntrinsicInst.h>
-#include <llvm/IR/MDBuilder.h>
 #include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/MDBuilder.h>
 #include <llvm/IR/Module.h>
 
 #include <algorithm>
@@ -42,12 +42,12 @@ public:
 
   void emit() {
     auto *kernelTy = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, i64_, i64_}, false);
-    llvm::FunctionCallee parFor = m_.getOrInsertFunction("soma_rt_parallel_for",
-                                          llvm::FunctionType::get(b_.getVoidTy(), {ptr_, ptr_, i64_, i64_}, false));
+    llvm::FunctionCallee parFor = m_.getOrInsertFunction(
+        "soma_rt_parallel_for", llvm::FunctionType::get(b_.getVoidTy(), {ptr_, ptr_, i64_, i64_}, false));
     std::vector<std::pair<llvm::Function *, const Kernel *>> kernels;
     for (size_t k = 0; k < s_.kernels.size(); ++k) {
-      auto *fn = llvm::Function::Create(kernelTy, llvm::Function::InternalLinkage,
-                                        f_.name + ".k" + std::to_string(k), m_);
+      auto *fn =
+          llvm::Function::Create(kernelTy, llvm::Function::InternalLinkage, f_.name + ".k" + std::to_string(k), m_);
       setAttrs(fn);
       emitKernel(fn, s_.kernels[k]);
       kernels.push_back({fn, &s_.kernels[k]});
@@ -101,7 +101,7 @@ private:
     if (k.kind == Kernel::Kind::Conv) { // the terms of each output element's sum
       const Node &cv = f_.nodes[k.product >= 0 ? k.product : k.root];
       const Shape &other = f_.nodes[cv.operands[1]].shape; // w, or y for the filter gradient
-      if (cv.op == Op::Conv2DBackFilter) // a weight's sum runs over every sample and position of y
+      if (cv.op == Op::Conv2DBackFilter)                   // a weight's sum runs over every sample and position of y
         perRow = b_.CreateMul(perRow, b_.CreateMul(batch_, b_.getInt64(other[2] * other[3])));
       else // an element's, over the filters' (forward) or the channels' (data gradient) taps
         perRow = b_.CreateMul(perRow, b_.getInt64((cv.op == Op::Conv2D ? other[1] : other[0]) * other[2] * other[3]));
@@ -313,8 +313,9 @@ private:
       llvm::Value *position = b_.CreateTrunc(offset(n.shape, idx), i32);
       llvm::Value *seed = b_.CreateFPToUI(operand(0), i32);
       using H = RandomHash;
-      llvm::Value *h = b_.CreateXor(b_.CreateXor(b_.CreateMul(position, c(H::kPosition)), b_.CreateMul(seed, c(H::kSeed))),
-                                    c(static_cast<uint32_t>(n.attrs.value) * H::kSalt));
+      llvm::Value *h =
+          b_.CreateXor(b_.CreateXor(b_.CreateMul(position, c(H::kPosition)), b_.CreateMul(seed, c(H::kSeed))),
+                       c(static_cast<uint32_t>(n.attrs.value) * H::kSalt));
       h = b_.CreateXor(h, b_.CreateLShr(h, 16));
       h = b_.CreateMul(h, c(H::kMix1));
       h = b_.CreateXor(h, b_.CreateLShr(h, 13));
@@ -339,8 +340,7 @@ private:
       size_t ax = static_cast<size_t>(n.attrs.axis);
       int64_t extent = f_.nodes[n.operands[0]].shape[ax];
       llvm::Value *j = b_.CreateSub(idx[ax], b_.getInt64(n.attrs.offset));
-      llvm::Value *inside =
-          b_.CreateAnd(b_.CreateICmpSGE(j, b_.getInt64(0)), b_.CreateICmpSLT(j, b_.getInt64(extent)));
+      llvm::Value *inside = b_.CreateAnd(b_.CreateICmpSGE(j, b_.getInt64(0)), b_.CreateICmpSLT(j, b_.getInt64(extent)));
       from[ax] = b_.CreateSelect(inside, j, b_.getInt64(0));
       return b_.CreateSelect(inside, expr(n.operands[0], from), zero());
     }
@@ -384,8 +384,7 @@ private:
   }
 
   // Nested loops over `shape` (from axis `from`), outermost first.
-  void loopNest(const Shape &shape, size_t from, std::vector<llvm::Value *> &idx,
-                const std::function<void()> &body) {
+  void loopNest(const Shape &shape, size_t from, std::vector<llvm::Value *> &idx, const std::function<void()> &body) {
     if (from == shape.size()) {
       body();
       return;
@@ -516,16 +515,45 @@ private:
   // Ops whose value at an index reads their operands at that index only (or none).
   static bool sameIndexOp(Op op) {
     switch (op) {
-    case Op::Fill: case Op::Constant:
-    case Op::Neg: case Op::Exp: case Op::Expm1: case Op::Log: case Op::Log1p: case Op::Sqrt: case Op::Erf: case Op::Erfc:
-    case Op::Sigmoid: case Op::Tanh:
-    case Op::Relu: case Op::Step: case Op::Add: case Op::Sub: case Op::Mul: case Op::Div: case Op::Equal:
+    case Op::Fill:
+    case Op::Constant:
+    case Op::Neg:
+    case Op::Exp:
+    case Op::Expm1:
+    case Op::Log:
+    case Op::Log1p:
+    case Op::Sqrt:
+    case Op::Erf:
+    case Op::Erfc:
+    case Op::Sigmoid:
+    case Op::Tanh:
+    case Op::Relu:
+    case Op::Step:
+    case Op::Add:
+    case Op::Sub:
+    case Op::Mul:
+    case Op::Div:
+    case Op::Equal:
       return true;
     // index transforms, random numbers (they hash the position), everything materialized
-    case Op::Input: case Op::Random: case Op::Broadcast: case Op::OneHot: case Op::Transpose: case Op::Pad:
-    case Op::Slice: case Op::ReduceSum: case Op::ReduceMax: case Op::SoftmaxXent: case Op::SoftmaxXentGrad:
-    case Op::MatMul: case Op::Conv2D: case Op::Conv2DBackData: case Op::Conv2DBackFilter: case Op::MaxPool2D:
-    case Op::MaxPool2DBack: case Op::Reshape:
+    case Op::Input:
+    case Op::Random:
+    case Op::Broadcast:
+    case Op::OneHot:
+    case Op::Transpose:
+    case Op::Pad:
+    case Op::Slice:
+    case Op::ReduceSum:
+    case Op::ReduceMax:
+    case Op::SoftmaxXent:
+    case Op::SoftmaxXentGrad:
+    case Op::MatMul:
+    case Op::Conv2D:
+    case Op::Conv2DBackData:
+    case Op::Conv2DBackFilter:
+    case Op::MaxPool2D:
+    case Op::MaxPool2DBack:
+    case Op::Reshape:
       return false;
     }
     return false;
@@ -684,7 +712,9 @@ private:
         std::vector<llvm::Value *> idx;
         size_t o = 0, r = 0;
         for (size_t i = 0; i < xs.size(); ++i)
-          idx.push_back(i >= run && (contiguous || flatTree) ? b_.getInt64(0) : root.attrs.axes >> i & 1 ? redIdx[r++] : outIdx[o++]);
+          idx.push_back(i >= run && (contiguous || flatTree) ? b_.getInt64(0)
+                        : root.attrs.axes >> i & 1           ? redIdx[r++]
+                                                             : outIdx[o++]);
         if (contiguous) {
           llvm::Value *start = b_.CreateGEP(f32_, slotPtr(x), offset(xs, idx));
           loop(b_.getInt64(0), b_.getInt64(runLength), [&](llvm::Value *t) {
@@ -727,10 +757,13 @@ private:
     const Shape xs = f_.nodes[x].shape, reduced(xs.begin(), xs.begin() + static_cast<std::ptrdiff_t>(leading));
     bool isMax = root.op == Op::ReduceMax;
     auto eachOut = [&](const std::function<void(std::vector<llvm::Value *> &)> &body) {
-      loop(lo, hi, [&](llvm::Value *row) {
-        std::vector<llvm::Value *> idx{row};
-        loopNest(root.shape, 1, idx, [&] { body(idx); });
-      }, root.shape.size() > 1); // rolled when another loop is innermost: that one vectorizes
+      loop(
+          lo, hi,
+          [&](llvm::Value *row) {
+            std::vector<llvm::Value *> idx{row};
+            loopNest(root.shape, 1, idx, [&] { body(idx); });
+          },
+          root.shape.size() > 1); // rolled when another loop is innermost: that one vectorizes
     };
     eachOut([&](std::vector<llvm::Value *> &o) {
       store(k.root, o, isMax ? llvm::ConstantFP::getInfinity(f32_, true) : zero());
@@ -843,7 +876,8 @@ private:
     bool vecEpilogue = k.root != pool && vectorEpilogue(k);
     llvm::AllocaInst *buffer = entryAlloca(f32_, b_.getInt64(lanes()), "lanes");
     // The result's `count` lanes at (b, c, row, col..): stored, or through the epilogue.
-    auto result = [&](llvm::Value *v, llvm::Value *b, llvm::Value *c, llvm::Value *row, llvm::Value *col, unsigned count) {
+    auto result = [&](llvm::Value *v, llvm::Value *b, llvm::Value *c, llvm::Value *row, llvm::Value *col,
+                      unsigned count) {
       if (k.root == pool) {
         storeVec(v, b_.CreateGEP(f32_, imageRow(pool, b, c, row), col), count);
       } else if (vecEpilogue) {
@@ -888,14 +922,15 @@ private:
       llvm::Value *y = loadVec(b_.CreateGEP(f32_, imageRow(yNode, b, c, i), q), static_cast<unsigned>(count));
       llvm::Value *dy = loadVec(b_.CreateGEP(f32_, imageRow(n.operands[2], b, c, i), q), static_cast<unsigned>(count));
       std::vector<std::vector<llvm::Value *>> isMax(static_cast<size_t>(kk)); // [u][j]
-      std::vector<llvm::Value *> down(static_cast<size_t>(kk)); // maxima per input column, summed down
+      std::vector<llvm::Value *> down(static_cast<size_t>(kk));               // maxima per input column, summed down
       for (int64_t u = 0; u < kk; ++u)
         for (int64_t j = 0; j < kk; ++j) {
           llvm::Value *x = inCount(j) ? loadVec(b_.CreateConstGEP1_64(f32_, xRow(xNode, u), j * V), inCount(j))
                                       : llvm::Constant::getNullValue(vecTy());
           llvm::Value *eq = b_.CreateFCmpOEQ(x, repeat(y, j));
           isMax[u].push_back(eq);
-          llvm::Value *one = b_.CreateSelect(eq, llvm::ConstantFP::get(vecTy(), 1.0), llvm::Constant::getNullValue(vecTy()));
+          llvm::Value *one =
+              b_.CreateSelect(eq, llvm::ConstantFP::get(vecTy(), 1.0), llvm::Constant::getNullValue(vecTy()));
           down[j] = u == 0 ? one : b_.CreateFAdd(down[j], one);
         }
       llvm::Value *all = concat(down), *ties = nullptr;
@@ -909,14 +944,21 @@ private:
                    b_.CreateAdd(b_.CreateMul(i, c64(kk)), c64(u)), b_.CreateAdd(qIn, c64(j * V)), inCount(j));
     };
     loop(lo, hi, [&](llvm::Value *b) {
-      loop(c64(0), c64(C), [&](llvm::Value *c) {
-        loop(c64(0), c64(Ho), [&](llvm::Value *i) {
-          if (Wo / V > 0)
-            loop(c64(0), c64(Wo / V), [&](llvm::Value *t) { chunk(b, c, i, b_.CreateMul(t, c64(V)), V); }, true);
-          if (Wo % V)
-            chunk(b, c, i, c64(Wo / V * V), Wo % V);
-        }, true);
-      }, true);
+      loop(
+          c64(0), c64(C),
+          [&](llvm::Value *c) {
+            loop(
+                c64(0), c64(Ho),
+                [&](llvm::Value *i) {
+                  if (Wo / V > 0)
+                    loop(
+                        c64(0), c64(Wo / V), [&](llvm::Value *t) { chunk(b, c, i, b_.CreateMul(t, c64(V)), V); }, true);
+                  if (Wo % V)
+                    chunk(b, c, i, c64(Wo / V * V), Wo % V);
+                },
+                true);
+          },
+          true);
     });
   }
 
@@ -1072,12 +1114,15 @@ private:
   // serves every block.
   void rowBlocks(llvm::Value *lo, llvm::Value *hi, int64_t block, llvm::Value *m, int64_t groups, int64_t columns,
                  const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *)> &rows) {
-    loop(lo, hi, [&](llvm::Value *item) {
-      llvm::Value *i0 = b_.CreateMul(b_.CreateSDiv(item, b_.getInt64(groups)), b_.getInt64(block));
-      llvm::Value *c0 = b_.CreateMul(b_.CreateSRem(item, b_.getInt64(groups)), b_.getInt64(columns));
-      llvm::Value *left = b_.CreateSub(m, i0);
-      rows(i0, b_.CreateSelect(b_.CreateICmpSLT(left, b_.getInt64(block)), left, b_.getInt64(block)), c0);
-    }, true);
+    loop(
+        lo, hi,
+        [&](llvm::Value *item) {
+          llvm::Value *i0 = b_.CreateMul(b_.CreateSDiv(item, b_.getInt64(groups)), b_.getInt64(block));
+          llvm::Value *c0 = b_.CreateMul(b_.CreateSRem(item, b_.getInt64(groups)), b_.getInt64(columns));
+          llvm::Value *left = b_.CreateSub(m, i0);
+          rows(i0, b_.CreateSelect(b_.CreateICmpSLT(left, b_.getInt64(block)), left, b_.getInt64(block)), c0);
+        },
+        true);
   }
   llvm::Value *clampRow(llvm::Value *i0, int64_t r, llvm::Value *count) {
     llvm::Value *rv = b_.getInt64(r);
@@ -1092,13 +1137,16 @@ private:
       c0 = b_.getInt64(0);
       columns = n;
     }
-    loop(b_.getInt64(0), count, [&](llvm::Value *r) {
-      llvm::Value *i = b_.CreateAdd(i0, r);
-      llvm::Value *base = b_.CreateMul(r, b_.getInt64(n));
-      loop(c0, b_.CreateAdd(c0, b_.getInt64(columns)), [&](llvm::Value *j) {
-        productEpilogue(k, {i, j}, b_.CreateLoad(f32_, b_.CreateGEP(f32_, rows, b_.CreateAdd(j, base))));
-      });
-    }, true); // rolled: its j loop is the one to vectorize
+    loop(
+        b_.getInt64(0), count,
+        [&](llvm::Value *r) {
+          llvm::Value *i = b_.CreateAdd(i0, r);
+          llvm::Value *base = b_.CreateMul(r, b_.getInt64(n));
+          loop(c0, b_.CreateAdd(c0, b_.getInt64(columns)), [&](llvm::Value *j) {
+            productEpilogue(k, {i, j}, b_.CreateLoad(f32_, b_.CreateGEP(f32_, rows, b_.CreateAdd(j, base))));
+          });
+        },
+        true); // rolled: its j loop is the one to vectorize
   }
 
   // op(B) = B [K, N] row-major, N static: tiles of kRows rows by two vectors of columns, the
@@ -1130,11 +1178,13 @@ private:
     // A single row has few products per B load: it takes tiles of up to 8 vectors, so that 8
     // independent accumulations hide the FMA's latency.
     int64_t width1 = std::min((n + vl - 1) / vl, int64_t{8}) * vl;
-    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), std::max(kRows * width / vl, width1 / vl)), nullptr, "acc");
+    llvm::AllocaInst *acc =
+        entryAlloca(llvm::ArrayType::get(vecTy(), std::max(kRows * width / vl, width1 / vl)), nullptr, "acc");
     llvm::Value *bBase = slotPtr(bm);
     // One tile: mr rows from i0 (the first `count` of them real) into the buffer's rows from
     // `slot`, columns j0.. j0+cols.
-    auto tile = [&](llvm::Value *i0, llvm::Value *count, llvm::Value *j0, int64_t cols, int64_t mr, llvm::Value *slot0) {
+    auto tile = [&](llvm::Value *i0, llvm::Value *count, llvm::Value *j0, int64_t cols, int64_t mr,
+                    llvm::Value *slot0) {
       int64_t vectors = (cols + vl - 1) / vl;
       auto lanesOf = [&](int64_t q) { return static_cast<unsigned>(std::min(vl, cols - q * vl)); };
       for (int64_t r = 0; r < mr * vectors; ++r)
@@ -1147,25 +1197,30 @@ private:
         for (int64_t r = 0; r < mr; ++r)
           for (int64_t q = 0; q < vectors; ++q) {
             llvm::Value *j = b_.CreateAdd(j0, b_.getInt64(2 * cols + q * vl));
-            b_.CreateIntrinsic(llvm::Intrinsic::prefetch, {ptr_},
-                               {b_.CreateGEP(f32_, slotPtr(node), offset(f_.nodes[node].shape, {rowIndex[static_cast<size_t>(r)], j})),
-                                b_.getInt32(1), b_.getInt32(3), b_.getInt32(1)});
+            b_.CreateIntrinsic(
+                llvm::Intrinsic::prefetch, {ptr_},
+                {b_.CreateGEP(f32_, slotPtr(node), offset(f_.nodes[node].shape, {rowIndex[static_cast<size_t>(r)], j})),
+                 b_.getInt32(1), b_.getInt32(3), b_.getInt32(1)});
           }
-      loop(b_.getInt64(0), kDim, [&](llvm::Value *kv) {
-        std::vector<llvm::Value *> bv;
-        for (int64_t q = 0; q < vectors; ++q) {
-          llvm::Value *off = b_.CreateAdd(b_.CreateMul(kv, b_.getInt64(n)), b_.CreateAdd(j0, b_.getInt64(q * vl)));
-          bv.push_back(loadVec(b_.CreateGEP(f32_, bBase, off), lanesOf(q)));
-        }
-        for (int64_t r = 0; r < mr; ++r) {
-          llvm::Value *i = rowIndex[static_cast<size_t>(r)];
-          llvm::Value *av = b_.CreateVectorSplat(static_cast<unsigned>(vl), load(a, ta ? std::vector{kv, i} : std::vector{i, kv}));
-          for (int64_t q = 0; q < vectors; ++q) {
-            llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q);
-            b_.CreateStore(fma(av, bv[q], b_.CreateLoad(vecTy(), slot)), slot);
-          }
-        }
-      }, true);
+      loop(
+          b_.getInt64(0), kDim,
+          [&](llvm::Value *kv) {
+            std::vector<llvm::Value *> bv;
+            for (int64_t q = 0; q < vectors; ++q) {
+              llvm::Value *off = b_.CreateAdd(b_.CreateMul(kv, b_.getInt64(n)), b_.CreateAdd(j0, b_.getInt64(q * vl)));
+              bv.push_back(loadVec(b_.CreateGEP(f32_, bBase, off), lanesOf(q)));
+            }
+            for (int64_t r = 0; r < mr; ++r) {
+              llvm::Value *i = rowIndex[static_cast<size_t>(r)];
+              llvm::Value *av = b_.CreateVectorSplat(static_cast<unsigned>(vl),
+                                                     load(a, ta ? std::vector{kv, i} : std::vector{i, kv}));
+              for (int64_t q = 0; q < vectors; ++q) {
+                llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q);
+                b_.CreateStore(fma(av, bv[q], b_.CreateLoad(vecTy(), slot)), slot);
+              }
+            }
+          },
+          true);
       if (vecEpilogue) { // straight from the registers, for the rows that are real
         llvm::Function *fn = b_.GetInsertBlock()->getParent();
         for (int64_t r = 0; r < mr; ++r) {
@@ -1178,7 +1233,8 @@ private:
           }
           for (int64_t q = 0; q < vectors; ++q)
             productEpilogueVec(k, {rowIndex[static_cast<size_t>(r)], b_.CreateAdd(j0, b_.getInt64(q * vl))},
-                               b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q)), lanesOf(q));
+                               b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q)),
+                               lanesOf(q));
           if (next) {
             b_.CreateBr(next);
             b_.SetInsertPoint(next);
@@ -1198,29 +1254,34 @@ private:
     auto allColumns = [&](llvm::Value *i0, llvm::Value *count, int64_t mr, llvm::Value *slot0, llvm::Value *c0) {
       int64_t w = mr == 1 ? width1 : width;
       if (columns / w > 0)
-        loop(b_.getInt64(0), b_.getInt64(columns / w), [&](llvm::Value *t) {
-          tile(i0, count, b_.CreateAdd(c0, b_.CreateMul(t, b_.getInt64(w))), w, mr, slot0);
-        }, true);
+        loop(
+            b_.getInt64(0), b_.getInt64(columns / w),
+            [&](llvm::Value *t) { tile(i0, count, b_.CreateAdd(c0, b_.CreateMul(t, b_.getInt64(w))), w, mr, slot0); },
+            true);
       if (columns % w)
         tile(i0, count, b_.CreateAdd(c0, b_.getInt64(columns - columns % w)), columns % w, mr, slot0);
     };
     // A block of at least half the rows takes the block's tile (repeating its last row); fewer
     // rows (a batch of one) go one at a time rather than compute rows that are thrown away.
     llvm::Function *fn = b_.GetInsertBlock()->getParent();
-    rowBlocks(lo, hi, kRows, dim(mm.shape[0]), groups, columns, [&](llvm::Value *i0, llvm::Value *count, llvm::Value *c0) {
-      auto *whole = llvm::BasicBlock::Create(c_, "rows.block", fn), *single = llvm::BasicBlock::Create(c_, "rows.one", fn);
-      auto *done = llvm::BasicBlock::Create(c_, "rows.done", fn);
-      b_.CreateCondBr(b_.CreateICmpSGE(count, b_.getInt64(kRows / 2)), whole, single);
-      b_.SetInsertPoint(whole);
-      allColumns(i0, count, kRows, b_.getInt64(0), c0);
-      b_.CreateBr(done);
-      b_.SetInsertPoint(single);
-      loop(b_.getInt64(0), count, [&](llvm::Value *r) { allColumns(b_.CreateAdd(i0, r), b_.getInt64(1), 1, r, c0); }, true);
-      b_.CreateBr(done);
-      b_.SetInsertPoint(done);
-      if (!vecEpilogue)
-        rowsEpilogue(k, rows, i0, count, n, c0, columns);
-    });
+    rowBlocks(lo, hi, kRows, dim(mm.shape[0]), groups, columns,
+              [&](llvm::Value *i0, llvm::Value *count, llvm::Value *c0) {
+                auto *whole = llvm::BasicBlock::Create(c_, "rows.block", fn),
+                     *single = llvm::BasicBlock::Create(c_, "rows.one", fn);
+                auto *done = llvm::BasicBlock::Create(c_, "rows.done", fn);
+                b_.CreateCondBr(b_.CreateICmpSGE(count, b_.getInt64(kRows / 2)), whole, single);
+                b_.SetInsertPoint(whole);
+                allColumns(i0, count, kRows, b_.getInt64(0), c0);
+                b_.CreateBr(done);
+                b_.SetInsertPoint(single);
+                loop(
+                    b_.getInt64(0), count,
+                    [&](llvm::Value *r) { allColumns(b_.CreateAdd(i0, r), b_.getInt64(1), 1, r, c0); }, true);
+                b_.CreateBr(done);
+                b_.SetInsertPoint(done);
+                if (!vecEpilogue)
+                  rowsEpilogue(k, rows, i0, count, n, c0, columns);
+              });
   }
 
   // Lane l of result g is the sum of the lanes of vs[g * lanes + l] (vs padded with zeros to a
@@ -1310,23 +1371,34 @@ private:
       auto step = [&](llvm::Value *k0, unsigned count) {
         std::vector<llvm::Value *> av, bv;
         for (int64_t r = 0; r < mr; ++r)
-          av.push_back(loadVec(b_.CreateGEP(f32_, aBase, b_.CreateAdd(b_.CreateMul(rowIndex[static_cast<size_t>(r)], b_.getInt64(kk)), k0)), count));
+          av.push_back(
+              loadVec(b_.CreateGEP(f32_, aBase,
+                                   b_.CreateAdd(b_.CreateMul(rowIndex[static_cast<size_t>(r)], b_.getInt64(kk)), k0)),
+                      count));
         for (int64_t c = 0; c < nr; ++c)
-          bv.push_back(loadVec(b_.CreateGEP(f32_, bBase, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(j0, b_.getInt64(c)), b_.getInt64(kk)), k0)), count));
+          bv.push_back(
+              loadVec(b_.CreateGEP(f32_, bBase,
+                                   b_.CreateAdd(b_.CreateMul(b_.CreateAdd(j0, b_.getInt64(c)), b_.getInt64(kk)), k0)),
+                      count));
         for (int64_t r = 0; r < mr; ++r)
           for (int64_t c = 0; c < nr; ++c) {
             llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, r * nr + c);
             b_.CreateStore(fma(av[r], bv[c], b_.CreateLoad(vecTy(), slot)), slot);
           }
       };
-      loop(b_.getInt64(0), b_.getInt64(kk / vl), [&](llvm::Value *t) { step(b_.CreateMul(t, b_.getInt64(vl)), static_cast<unsigned>(vl)); }, true);
+      loop(
+          b_.getInt64(0), b_.getInt64(kk / vl),
+          [&](llvm::Value *t) { step(b_.CreateMul(t, b_.getInt64(vl)), static_cast<unsigned>(vl)); }, true);
       if (kk % vl)
         step(b_.getInt64(kk - kk % vl), static_cast<unsigned>(kk % vl));
-      storeLaneSums(acc, mr, nr, nr, [&](int64_t r) { return b_.CreateGEP(f32_, rows, b_.CreateAdd(j0, b_.getInt64(r * n))); });
+      storeLaneSums(acc, mr, nr, nr,
+                    [&](int64_t r) { return b_.CreateGEP(f32_, rows, b_.CreateAdd(j0, b_.getInt64(r * n))); });
     };
     rowBlocks(lo, hi, kTile, dim(mm.shape[0]), 1, n, [&](llvm::Value *i0, llvm::Value *count, llvm::Value *) {
       if (n / kTile > 0)
-        loop(b_.getInt64(0), b_.getInt64(n / kTile), [&](llvm::Value *t) { tile(i0, count, b_.CreateMul(t, b_.getInt64(kTile)), kTile); }, true);
+        loop(
+            b_.getInt64(0), b_.getInt64(n / kTile),
+            [&](llvm::Value *t) { tile(i0, count, b_.CreateMul(t, b_.getInt64(kTile)), kTile); }, true);
       if (n % kTile)
         tile(i0, count, b_.getInt64(n - n % kTile), n % kTile);
       rowsEpilogue(k, rows, i0, count, n);
@@ -1424,30 +1496,33 @@ private:
         segments[static_cast<size_t>(t)].push_back({l, l + len, i, j});
         l += len;
       }
-    filterBlocks(k, lo, hi, [&](llvm::Value *b, llvm::Value *f0, llvm::Value *c, int64_t u0, int64_t ub, const SumAt &sum) {
-      llvm::Value *xPlane = imageRow(xNode, b, c, c64(0));
-      for (int64_t t = 0; t < vectors; ++t) {
-        std::vector<llvm::Value *> yv;
-        for (int64_t fo = 0; fo < fb; ++fo)
-          yv.push_back(loadVec(b_.CreateGEP(f32_, imageRow(yNode, b, b_.CreateAdd(f0, c64(fo)), c64(0)), c64(t * vl)),
-                               static_cast<unsigned>(std::min(vl, plane - t * vl))));
-        for (int64_t uu = 0; uu < ub; ++uu)
-          for (int64_t v = 0; v < Kw; ++v) {
-            llvm::Value *xv = nullptr;
-            for (const Segment &sg : segments[static_cast<size_t>(t)]) {
-              std::vector<bool> on(lanes());
-              for (int64_t l = sg.first; l < sg.last; ++l)
-                on[static_cast<size_t>(l)] = true;
-              // Lane l reads x[i + u, j + (l - first) + v].
-              int64_t at = (sg.i + u0 + uu) * W + sg.j + v - sg.first;
-              llvm::Value *part = maskedLoad(b_.CreateConstGEP1_64(f32_, xPlane, at), on);
-              xv = xv ? b_.CreateFAdd(xv, part) : part;
-            }
+    filterBlocks(
+        k, lo, hi, [&](llvm::Value *b, llvm::Value *f0, llvm::Value *c, int64_t u0, int64_t ub, const SumAt &sum) {
+          llvm::Value *xPlane = imageRow(xNode, b, c, c64(0));
+          for (int64_t t = 0; t < vectors; ++t) {
+            std::vector<llvm::Value *> yv;
             for (int64_t fo = 0; fo < fb; ++fo)
-              b_.CreateStore(fma(yv[static_cast<size_t>(fo)], xv, b_.CreateLoad(vecTy(), sum(fo, uu, v))), sum(fo, uu, v));
+              yv.push_back(
+                  loadVec(b_.CreateGEP(f32_, imageRow(yNode, b, b_.CreateAdd(f0, c64(fo)), c64(0)), c64(t * vl)),
+                          static_cast<unsigned>(std::min(vl, plane - t * vl))));
+            for (int64_t uu = 0; uu < ub; ++uu)
+              for (int64_t v = 0; v < Kw; ++v) {
+                llvm::Value *xv = nullptr;
+                for (const Segment &sg : segments[static_cast<size_t>(t)]) {
+                  std::vector<bool> on(lanes());
+                  for (int64_t l = sg.first; l < sg.last; ++l)
+                    on[static_cast<size_t>(l)] = true;
+                  // Lane l reads x[i + u, j + (l - first) + v].
+                  int64_t at = (sg.i + u0 + uu) * W + sg.j + v - sg.first;
+                  llvm::Value *part = maskedLoad(b_.CreateConstGEP1_64(f32_, xPlane, at), on);
+                  xv = xv ? b_.CreateFAdd(xv, part) : part;
+                }
+                for (int64_t fo = 0; fo < fb; ++fo)
+                  b_.CreateStore(fma(yv[static_cast<size_t>(fo)], xv, b_.CreateLoad(vecTy(), sum(fo, uu, v))),
+                                 sum(fo, uu, v));
+              }
           }
-      }
-    });
+        });
   }
 
   // Whether a filter gradient runs along rows (rowBackFilter), its rows then blocks of filters.
@@ -1509,12 +1584,16 @@ private:
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     llvm::AllocaInst *packed = entryAlloca(f32_, c64(taps * F), "packed");
     packed->setAlignment(llvm::Align(64));
-    loop(c64(0), c64(F), [&](llvm::Value *f) { // packed[tap][f] = w[f][tap]
-      loop(c64(0), c64(taps), [&](llvm::Value *tap) {
-        b_.CreateStore(b_.CreateLoad(f32_, b_.CreateGEP(f32_, slotPtr(wNode), b_.CreateAdd(b_.CreateMul(f, c64(taps)), tap))),
-                       b_.CreateGEP(f32_, packed, b_.CreateAdd(b_.CreateMul(tap, c64(F)), f)));
-      });
-    }, true);
+    loop(
+        c64(0), c64(F),
+        [&](llvm::Value *f) { // packed[tap][f] = w[f][tap]
+          loop(c64(0), c64(taps), [&](llvm::Value *tap) {
+            b_.CreateStore(
+                b_.CreateLoad(f32_, b_.CreateGEP(f32_, slotPtr(wNode), b_.CreateAdd(b_.CreateMul(f, c64(taps)), tap))),
+                b_.CreateGEP(f32_, packed, b_.CreateAdd(b_.CreateMul(tap, c64(F)), f)));
+          });
+        },
+        true);
     return packed;
   }
 
@@ -1532,7 +1611,7 @@ private:
     int64_t p = n.attrs.padding, vl = lanes();
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     llvm::AllocaInst *packed = filtersLast(wNode);
-    int64_t rb = std::clamp<int64_t>((31 - Kw - 1) / Q, 1, R); // rows in registers
+    int64_t rb = std::clamp<int64_t>((31 - Kw - 1) / Q, 1, R);                                  // rows in registers
     llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), rb * Q), nullptr, "acc"); // registers
     bool padded = p > 0 || R + Kh - 1 > H;
     auto block = [&](llvm::Value *b, llvm::Value *o0, llvm::Value *r0, int64_t rows) {
@@ -1540,28 +1619,38 @@ private:
       for (int64_t e = 0; e < rows * Q; ++e)
         b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
       auto [uLo, uHi] = tapRows(r0, rows, p, H, Kh);
-      loop(c64(0), c64(C), [&](llvm::Value *c) {
-        loop(uLo, uHi, [&](llvm::Value *u) {
-          llvm::Value *tapRow = b_.CreateMul(b_.CreateAdd(b_.CreateMul(c, c64(Kh)), u), c64(Kw));
-          std::vector<llvm::Value *> wv;
-          for (int64_t v = 0; v < Kw; ++v)
-            wv.push_back(b_.CreateAlignedLoad(
-                vecTy(), b_.CreateGEP(f32_, packed, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(tapRow, c64(v)), c64(O)), o0)),
-                llvm::Align(4)));
-          for (int64_t r = 0; r < rows; ++r) {
-            llvm::Value *h = b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(u, c64(r))), c64(p));
-            llvm::Value *row = padded ? rowOrZeros(xNode, b, c, h, p) : imageRow(xNode, b, c, h);
-            for (int64_t col = 0; col < Q + Kw - 1; ++col) { // input column col - p
-              if (col - p < 0 || col - p >= W)
-                continue;
-              llvm::Value *x = b_.CreateVectorSplat(static_cast<unsigned>(vl), b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, col - p)));
-              for (int64_t v = 0; v < Kw; ++v)
-                if (int64_t q = col - v; q >= 0 && q < Q)
-                  b_.CreateStore(fma(x, wv[static_cast<size_t>(v)], b_.CreateLoad(vecTy(), sum(r, q))), sum(r, q));
-            }
-          }
-        }, true);
-      }, true);
+      loop(
+          c64(0), c64(C),
+          [&](llvm::Value *c) {
+            loop(
+                uLo, uHi,
+                [&](llvm::Value *u) {
+                  llvm::Value *tapRow = b_.CreateMul(b_.CreateAdd(b_.CreateMul(c, c64(Kh)), u), c64(Kw));
+                  std::vector<llvm::Value *> wv;
+                  for (int64_t v = 0; v < Kw; ++v)
+                    wv.push_back(b_.CreateAlignedLoad(
+                        vecTy(),
+                        b_.CreateGEP(f32_, packed,
+                                     b_.CreateAdd(b_.CreateMul(b_.CreateAdd(tapRow, c64(v)), c64(O)), o0)),
+                        llvm::Align(4)));
+                  for (int64_t r = 0; r < rows; ++r) {
+                    llvm::Value *h = b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(u, c64(r))), c64(p));
+                    llvm::Value *row = padded ? rowOrZeros(xNode, b, c, h, p) : imageRow(xNode, b, c, h);
+                    for (int64_t col = 0; col < Q + Kw - 1; ++col) { // input column col - p
+                      if (col - p < 0 || col - p >= W)
+                        continue;
+                      llvm::Value *x = b_.CreateVectorSplat(
+                          static_cast<unsigned>(vl), b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, col - p)));
+                      for (int64_t v = 0; v < Kw; ++v)
+                        if (int64_t q = col - v; q >= 0 && q < Q)
+                          b_.CreateStore(fma(x, wv[static_cast<size_t>(v)], b_.CreateLoad(vecTy(), sum(r, q))),
+                                         sum(r, q));
+                    }
+                  }
+                },
+                true);
+          },
+          true);
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t q = 0; q < Q; ++q) {
           std::vector<llvm::Value *> idx{b, o0, b_.CreateAdd(r0, c64(r)), c64(q)};
@@ -1613,42 +1702,48 @@ private:
     };
     loop(lo, hi, [&](llvm::Value *b) {
       transposeImage(yNode, b, yt);
-      loop(c64(0), c64(H), [&](llvm::Value *h) {
-        // Filter rows u that reach y: h + p - u in [0, Ho).
-        auto [uLo, uHi] = clampRange(b_.CreateAdd(h, c64(p - Ho + 1)), b_.CreateAdd(h, c64(p + 1)), Kh);
-        for (int64_t x0 = 0; x0 < W; x0 += nx) {
-          int64_t count = std::min(nx, W - x0);
-          auto sum = [&](int64_t c, int64_t xi) { return b_.CreateConstGEP1_64(vecTy(), acc, c * nx + xi); };
-          for (int64_t e = 0; e < C * nx; ++e)
-            b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
-          loop(uLo, uHi, [&](llvm::Value *u) {
-            llvm::Value *yRow = b_.CreateMul(b_.CreateSub(b_.CreateAdd(h, c64(p)), u), c64(Wo * F));
-            llvm::Value *wRow = b_.CreateMul(u, c64(Kw * F));
-            for (int64_t f0 = 0; f0 < F; f0 += vl) {
-              std::map<int64_t, llvm::Value *> yv; // by column of y
-              for (int64_t v = 0; v < Kw; ++v) {
-                std::vector<llvm::Value *> wv(static_cast<size_t>(C));
-                for (int64_t xi = 0; xi < count; ++xi) {
-                  int64_t j = x0 + xi + p - v;
-                  if (j < 0 || j >= Wo)
-                    continue;
-                  if (!yv.count(j))
-                    yv[j] = vecAt(yt, b_.CreateAdd(yRow, c64(j * F + f0)));
-                  for (int64_t c = 0; c < C; ++c) {
-                    llvm::Value *&wc = wv[static_cast<size_t>(c)];
-                    if (!wc)
-                      wc = vecAt(packed, b_.CreateAdd(wRow, c64((c * Kh * Kw + v) * F + f0)));
-                    b_.CreateStore(fma(yv[j], wc, b_.CreateLoad(vecTy(), sum(c, xi))), sum(c, xi));
-                  }
-                }
-              }
+      loop(
+          c64(0), c64(H),
+          [&](llvm::Value *h) {
+            // Filter rows u that reach y: h + p - u in [0, Ho).
+            auto [uLo, uHi] = clampRange(b_.CreateAdd(h, c64(p - Ho + 1)), b_.CreateAdd(h, c64(p + 1)), Kh);
+            for (int64_t x0 = 0; x0 < W; x0 += nx) {
+              int64_t count = std::min(nx, W - x0);
+              auto sum = [&](int64_t c, int64_t xi) { return b_.CreateConstGEP1_64(vecTy(), acc, c * nx + xi); };
+              for (int64_t e = 0; e < C * nx; ++e)
+                b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
+              loop(
+                  uLo, uHi,
+                  [&](llvm::Value *u) {
+                    llvm::Value *yRow = b_.CreateMul(b_.CreateSub(b_.CreateAdd(h, c64(p)), u), c64(Wo * F));
+                    llvm::Value *wRow = b_.CreateMul(u, c64(Kw * F));
+                    for (int64_t f0 = 0; f0 < F; f0 += vl) {
+                      std::map<int64_t, llvm::Value *> yv; // by column of y
+                      for (int64_t v = 0; v < Kw; ++v) {
+                        std::vector<llvm::Value *> wv(static_cast<size_t>(C));
+                        for (int64_t xi = 0; xi < count; ++xi) {
+                          int64_t j = x0 + xi + p - v;
+                          if (j < 0 || j >= Wo)
+                            continue;
+                          if (!yv.count(j))
+                            yv[j] = vecAt(yt, b_.CreateAdd(yRow, c64(j * F + f0)));
+                          for (int64_t c = 0; c < C; ++c) {
+                            llvm::Value *&wc = wv[static_cast<size_t>(c)];
+                            if (!wc)
+                              wc = vecAt(packed, b_.CreateAdd(wRow, c64((c * Kh * Kw + v) * F + f0)));
+                            b_.CreateStore(fma(yv[j], wc, b_.CreateLoad(vecTy(), sum(c, xi))), sum(c, xi));
+                          }
+                        }
+                      }
+                    }
+                  },
+                  true);
+              storeLaneSums(acc, C, nx, count, [&](int64_t c) {
+                return b_.CreateGEP(f32_, slotPtr(k.root), offset(xs, {b, c64(c), h, c64(x0)}));
+              });
             }
-          }, true);
-          storeLaneSums(acc, C, nx, count, [&](int64_t c) {
-            return b_.CreateGEP(f32_, slotPtr(k.root), offset(xs, {b, c64(c), h, c64(x0)}));
-          });
-        }
-      }, true);
+          },
+          true);
     });
   }
 
@@ -1687,49 +1782,66 @@ private:
     // Work item -> (first filter, channel, filter row).
     auto decode = [&](llvm::Value *item) {
       return std::array<llvm::Value *, 3>{b_.CreateMul(b_.CreateSDiv(item, c64(C * Kh)), c64(vl)),
-                                          b_.CreateSRem(b_.CreateSDiv(item, c64(Kh)), c64(C)), b_.CreateSRem(item, c64(Kh))};
+                                          b_.CreateSRem(b_.CreateSDiv(item, c64(Kh)), c64(C)),
+                                          b_.CreateSRem(item, c64(Kh))};
     };
     loop(lo, hi, [&](llvm::Value *item) {
       for (int64_t v = 0; v < Kw; ++v)
         b_.CreateStore(llvm::Constant::getNullValue(vecTy()), keptAt(item, v));
     });
-    loop(c64(0), batch_, [&](llvm::Value *b) {
-      transposeImage(yNode, b, yt);
-      loop(lo, hi, [&](llvm::Value *item) {
-        auto [f0, c, u] = decode(item);
-        for (int64_t v = 0; v < Kw; ++v)
-          b_.CreateStore(b_.CreateLoad(vecTy(), keptAt(item, v)), b_.CreateConstGEP1_64(vecTy(), acc, v));
-        // The output rows i whose x row i + u - p lies in x.
-        auto [iLo, iHi] = clampRange(b_.CreateSub(c64(p), u), b_.CreateSub(c64(H + p), u), Ho);
-        loop(iLo, iHi, [&](llvm::Value *i) {
-          llvm::Value *row = imageRow(xNode, b, c, b_.CreateSub(b_.CreateAdd(i, u), c64(p)));
-          for (int64_t j0 = 0; j0 < Wo; j0 += nj) {
-            int64_t count = std::min(nj, Wo - j0);
-            std::vector<llvm::Value *> yv;
-            for (int64_t jj = 0; jj < count; ++jj)
-              yv.push_back(b_.CreateAlignedLoad(
-                  vecTy(), b_.CreateGEP(f32_, yt, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(i, c64(Wo)), c64(j0 + jj)), c64(F)), f0)),
-                  llvm::Align(64)));
-            for (int64_t col = std::max<int64_t>(0, j0 - p); col < std::min(W, j0 + count + Kw - 1 - p); ++col) {
-              llvm::Value *xv = b_.CreateVectorSplat(static_cast<unsigned>(vl), b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, col)));
-              for (int64_t jj = 0; jj < count; ++jj)
-                if (int64_t v = col + p - (j0 + jj); v >= 0 && v < Kw) {
-                  llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, v);
-                  b_.CreateStore(fma(yv[static_cast<size_t>(jj)], xv, b_.CreateLoad(vecTy(), slot)), slot);
-                }
-            }
-          }
-        }, true);
-        for (int64_t v = 0; v < Kw; ++v)
-          b_.CreateStore(b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, v)), keptAt(item, v));
-      }, true);
-    }, true);
+    loop(
+        c64(0), batch_,
+        [&](llvm::Value *b) {
+          transposeImage(yNode, b, yt);
+          loop(
+              lo, hi,
+              [&](llvm::Value *item) {
+                auto [f0, c, u] = decode(item);
+                for (int64_t v = 0; v < Kw; ++v)
+                  b_.CreateStore(b_.CreateLoad(vecTy(), keptAt(item, v)), b_.CreateConstGEP1_64(vecTy(), acc, v));
+                // The output rows i whose x row i + u - p lies in x.
+                auto [iLo, iHi] = clampRange(b_.CreateSub(c64(p), u), b_.CreateSub(c64(H + p), u), Ho);
+                loop(
+                    iLo, iHi,
+                    [&](llvm::Value *i) {
+                      llvm::Value *row = imageRow(xNode, b, c, b_.CreateSub(b_.CreateAdd(i, u), c64(p)));
+                      for (int64_t j0 = 0; j0 < Wo; j0 += nj) {
+                        int64_t count = std::min(nj, Wo - j0);
+                        std::vector<llvm::Value *> yv;
+                        for (int64_t jj = 0; jj < count; ++jj)
+                          yv.push_back(b_.CreateAlignedLoad(
+                              vecTy(),
+                              b_.CreateGEP(
+                                  f32_, yt,
+                                  b_.CreateAdd(
+                                      b_.CreateMul(b_.CreateAdd(b_.CreateMul(i, c64(Wo)), c64(j0 + jj)), c64(F)), f0)),
+                              llvm::Align(64)));
+                        for (int64_t col = std::max<int64_t>(0, j0 - p); col < std::min(W, j0 + count + Kw - 1 - p);
+                             ++col) {
+                          llvm::Value *xv = b_.CreateVectorSplat(
+                              static_cast<unsigned>(vl), b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, col)));
+                          for (int64_t jj = 0; jj < count; ++jj)
+                            if (int64_t v = col + p - (j0 + jj); v >= 0 && v < Kw) {
+                              llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, v);
+                              b_.CreateStore(fma(yv[static_cast<size_t>(jj)], xv, b_.CreateLoad(vecTy(), slot)), slot);
+                            }
+                        }
+                      }
+                    },
+                    true);
+                for (int64_t v = 0; v < Kw; ++v)
+                  b_.CreateStore(b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, v)), keptAt(item, v));
+              },
+              true);
+        },
+        true);
     loop(lo, hi, [&](llvm::Value *item) { // w[f0 + l, c, u, v] from lane l
       auto [f0, c, u] = decode(item);
       for (int64_t v = 0; v < Kw; ++v)
-        b_.CreateMaskedScatter(b_.CreateLoad(vecTy(), keptAt(item, v)),
-                               lanePointers(b_.CreateGEP(f32_, slotPtr(k.root), offset(ws, {f0, c, u, c64(v)})), C * Kh * Kw),
-                               llvm::Align(4), mask(firstLanes(lanes())));
+        b_.CreateMaskedScatter(
+            b_.CreateLoad(vecTy(), keptAt(item, v)),
+            lanePointers(b_.CreateGEP(f32_, slotPtr(k.root), offset(ws, {f0, c, u, c64(v)})), C * Kh * Kw),
+            llvm::Align(4), mask(firstLanes(lanes())));
     });
   }
 
@@ -1744,15 +1856,18 @@ private:
       for (int64_t f0 = 0; f0 < F; f0 += vl) {
         std::vector<llvm::Value *> rows;
         for (int64_t f = f0; f < f0 + vl; ++f)
-          rows.push_back(loadVec(b_.CreateGEP(f32_, yb, b_.CreateAdd(pos0, c64(f * plane))), static_cast<unsigned>(count)));
+          rows.push_back(
+              loadVec(b_.CreateGEP(f32_, yb, b_.CreateAdd(pos0, c64(f * plane))), static_cast<unsigned>(count)));
         transposeSquare(rows);
         for (int64_t i = 0; i < count; ++i)
-          b_.CreateAlignedStore(rows[static_cast<size_t>(i)],
-                                b_.CreateGEP(f32_, to, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(pos0, c64(i)), c64(F)), c64(f0))),
-                                llvm::Align(64));
+          b_.CreateAlignedStore(
+              rows[static_cast<size_t>(i)],
+              b_.CreateGEP(f32_, to, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(pos0, c64(i)), c64(F)), c64(f0))),
+              llvm::Align(64));
       }
     };
-    loop(c64(0), c64(plane / vl), [&](llvm::Value *t) { square(b_.CreateMul(t, c64(vl)), vl); }, true);
+    loop(
+        c64(0), c64(plane / vl), [&](llvm::Value *t) { square(b_.CreateMul(t, c64(vl)), vl); }, true);
     if (plane % vl)
       square(c64(plane - plane % vl), plane % vl);
   }
@@ -1763,13 +1878,17 @@ private:
                   const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *, int64_t)> &block) {
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     loop(lo, hi, [&](llvm::Value *b) {
-      loop(c64(0), c64(O / ob), [&](llvm::Value *blk) {
-        llvm::Value *o0 = b_.CreateMul(blk, c64(ob));
-        if (R / rb > 0)
-          loop(c64(0), c64(R / rb), [&](llvm::Value *t) { block(b, o0, b_.CreateMul(t, c64(rb)), rb); }, true);
-        if (R % rb)
-          block(b, o0, c64(R - R % rb), R % rb);
-      }, true);
+      loop(
+          c64(0), c64(O / ob),
+          [&](llvm::Value *blk) {
+            llvm::Value *o0 = b_.CreateMul(blk, c64(ob));
+            if (R / rb > 0)
+              loop(
+                  c64(0), c64(R / rb), [&](llvm::Value *t) { block(b, o0, b_.CreateMul(t, c64(rb)), rb); }, true);
+            if (R % rb)
+              block(b, o0, c64(R - R % rb), R % rb);
+          },
+          true);
     });
   }
 
@@ -1842,34 +1961,44 @@ private:
     bool padded = padH > 0 || R + Kh - 1 > Hin;
     // Output rows r0 .. r0 + rows - 1 of channels o0 .. o0 + ob - 1.
     auto block = [&](llvm::Value *b, llvm::Value *o0, llvm::Value *r0, int64_t rows) {
-      auto sum = [&](int64_t o, int64_t r, int64_t ch) { return b_.CreateConstGEP1_64(vecTy(), acc, (o * rows + r) * chunks + ch); };
+      auto sum = [&](int64_t o, int64_t r, int64_t ch) {
+        return b_.CreateConstGEP1_64(vecTy(), acc, (o * rows + r) * chunks + ch);
+      };
       for (int64_t e = 0; e < ob * rows * chunks; ++e)
         b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
       auto [uLo, uHi] = tapRows(r0, rows, padH, Hin, Kh);
-      loop(c64(0), c64(I), [&](llvm::Value *i) {
-        loop(uLo, uHi, [&](llvm::Value *u) {
-          std::vector<llvm::Value *> rowPtr;
-          for (int64_t r = 0; r < rows; ++r) {
-            llvm::Value *h = b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(u, c64(r))), c64(padH));
-            rowPtr.push_back(padded ? rowOrZeros(inNode, b, i, h, padW) : imageRow(inNode, b, i, h));
-          }
-          for (int64_t v = 0; v < Kw; ++v) {
-            std::vector<llvm::Value *> wv;
-            for (int64_t o = 0; o < ob; ++o)
-              wv.push_back(b_.CreateVectorSplat(static_cast<unsigned>(vl), weight(b_.CreateAdd(o0, c64(o)), i, u, v)));
-            for (int64_t ch = 0; ch < chunks; ++ch) {
-              std::vector<bool> on = columnLanes(ch, Q, v - padW, Win);
-              if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
-                continue;
-              for (int64_t r = 0; r < rows; ++r) {
-                llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, rowPtr[r], c64(ch * vl + v - padW)), on);
-                for (int64_t o = 0; o < ob; ++o)
-                  b_.CreateStore(fma(wv[static_cast<size_t>(o)], xv, b_.CreateLoad(vecTy(), sum(o, r, ch))), sum(o, r, ch));
-              }
-            }
-          }
-        }, true);
-      }, true);
+      loop(
+          c64(0), c64(I),
+          [&](llvm::Value *i) {
+            loop(
+                uLo, uHi,
+                [&](llvm::Value *u) {
+                  std::vector<llvm::Value *> rowPtr;
+                  for (int64_t r = 0; r < rows; ++r) {
+                    llvm::Value *h = b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(u, c64(r))), c64(padH));
+                    rowPtr.push_back(padded ? rowOrZeros(inNode, b, i, h, padW) : imageRow(inNode, b, i, h));
+                  }
+                  for (int64_t v = 0; v < Kw; ++v) {
+                    std::vector<llvm::Value *> wv;
+                    for (int64_t o = 0; o < ob; ++o)
+                      wv.push_back(
+                          b_.CreateVectorSplat(static_cast<unsigned>(vl), weight(b_.CreateAdd(o0, c64(o)), i, u, v)));
+                    for (int64_t ch = 0; ch < chunks; ++ch) {
+                      std::vector<bool> on = columnLanes(ch, Q, v - padW, Win);
+                      if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
+                        continue;
+                      for (int64_t r = 0; r < rows; ++r) {
+                        llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, rowPtr[r], c64(ch * vl + v - padW)), on);
+                        for (int64_t o = 0; o < ob; ++o)
+                          b_.CreateStore(fma(wv[static_cast<size_t>(o)], xv, b_.CreateLoad(vecTy(), sum(o, r, ch))),
+                                         sum(o, r, ch));
+                      }
+                    }
+                  }
+                },
+                true);
+          },
+          true);
       for (int64_t o = 0; o < ob; ++o)
         for (int64_t r = 0; r < rows; ++r) {
           llvm::Value *oc = b_.CreateAdd(o0, c64(o)), *rr = b_.CreateAdd(r0, c64(r));
@@ -1931,40 +2060,46 @@ private:
     int64_t p = n.attrs.padding, vl = lanes(), chunks = (Wo + vl - 1) / vl, fb = filterBlock(n).filters;
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     llvm::Function *fn = b_.GetInsertBlock()->getParent();
-    filterBlocks(k, lo, hi, [&](llvm::Value *b, llvm::Value *f0, llvm::Value *c, int64_t u0, int64_t ub, const SumAt &sum) {
-      loop(c64(0), c64(Ho), [&](llvm::Value *i) {
-        std::vector<llvm::Value *> yv; // [fo][ch]
-        for (int64_t fo = 0; fo < fb; ++fo) {
-          llvm::Value *yRow = imageRow(yNode, b, b_.CreateAdd(f0, c64(fo)), i);
-          for (int64_t ch = 0; ch < chunks; ++ch)
-            yv.push_back(loadVec(b_.CreateGEP(f32_, yRow, c64(ch * vl)), static_cast<unsigned>(std::min(vl, Wo - ch * vl))));
-        }
-        for (int64_t uu = 0; uu < ub; ++uu) {
-          llvm::Value *h = b_.CreateAdd(i, c64(u0 + uu - p));
-          auto *then = llvm::BasicBlock::Create(c_, "tap", fn), *next = llvm::BasicBlock::Create(c_, "tap.next", fn);
-          b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(h, c64(0)), b_.CreateICmpSLT(h, c64(H))), then, next);
-          b_.SetInsertPoint(then);
-          llvm::Value *xRow = imageRow(xNode, b, c, h);
-          for (int64_t v = 0; v < Kw; ++v) {
-            std::vector<llvm::Value *> sums;
-            for (int64_t fo = 0; fo < fb; ++fo)
-              sums.push_back(b_.CreateLoad(vecTy(), sum(fo, uu, v)));
-            for (int64_t ch = 0; ch < chunks; ++ch) {
-              std::vector<bool> on = columnLanes(ch, Wo, v - p, W);
-              if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
-                continue;
-              llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, xRow, c64(ch * vl + v - p)), on);
-              for (int64_t fo = 0; fo < fb; ++fo)
-                sums[fo] = fma(yv[static_cast<size_t>(fo * chunks + ch)], xv, sums[fo]);
-            }
-            for (int64_t fo = 0; fo < fb; ++fo)
-              b_.CreateStore(sums[fo], sum(fo, uu, v));
-          }
-          b_.CreateBr(next);
-          b_.SetInsertPoint(next);
-        }
-      }, true);
-    });
+    filterBlocks(
+        k, lo, hi, [&](llvm::Value *b, llvm::Value *f0, llvm::Value *c, int64_t u0, int64_t ub, const SumAt &sum) {
+          loop(
+              c64(0), c64(Ho),
+              [&](llvm::Value *i) {
+                std::vector<llvm::Value *> yv; // [fo][ch]
+                for (int64_t fo = 0; fo < fb; ++fo) {
+                  llvm::Value *yRow = imageRow(yNode, b, b_.CreateAdd(f0, c64(fo)), i);
+                  for (int64_t ch = 0; ch < chunks; ++ch)
+                    yv.push_back(loadVec(b_.CreateGEP(f32_, yRow, c64(ch * vl)),
+                                         static_cast<unsigned>(std::min(vl, Wo - ch * vl))));
+                }
+                for (int64_t uu = 0; uu < ub; ++uu) {
+                  llvm::Value *h = b_.CreateAdd(i, c64(u0 + uu - p));
+                  auto *then = llvm::BasicBlock::Create(c_, "tap", fn),
+                       *next = llvm::BasicBlock::Create(c_, "tap.next", fn);
+                  b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(h, c64(0)), b_.CreateICmpSLT(h, c64(H))), then, next);
+                  b_.SetInsertPoint(then);
+                  llvm::Value *xRow = imageRow(xNode, b, c, h);
+                  for (int64_t v = 0; v < Kw; ++v) {
+                    std::vector<llvm::Value *> sums;
+                    for (int64_t fo = 0; fo < fb; ++fo)
+                      sums.push_back(b_.CreateLoad(vecTy(), sum(fo, uu, v)));
+                    for (int64_t ch = 0; ch < chunks; ++ch) {
+                      std::vector<bool> on = columnLanes(ch, Wo, v - p, W);
+                      if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
+                        continue;
+                      llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, xRow, c64(ch * vl + v - p)), on);
+                      for (int64_t fo = 0; fo < fb; ++fo)
+                        sums[fo] = fma(yv[static_cast<size_t>(fo * chunks + ch)], xv, sums[fo]);
+                    }
+                    for (int64_t fo = 0; fo < fb; ++fo)
+                      b_.CreateStore(sums[fo], sum(fo, uu, v));
+                  }
+                  b_.CreateBr(next);
+                  b_.SetInsertPoint(next);
+                }
+              },
+              true);
+        });
   }
 
   // The loop nest of both filter gradients: blocks of fb filters (work items [lo, hi)), input
@@ -1983,22 +2118,26 @@ private:
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     loop(lo, hi, [&](llvm::Value *blk) {
       llvm::Value *f0 = b_.CreateMul(blk, c64(fb));
-      loop(c64(0), c64(C), [&](llvm::Value *c) {
-        for (int64_t u0 = 0; u0 < Kh; u0 += fbk.rows) {
-          int64_t ub = std::min(fbk.rows, Kh - u0);
-          SumAt sum = [&, ub](int64_t fo, int64_t uu, int64_t v) {
-            return b_.CreateConstGEP1_64(vecTy(), acc, (fo * ub + uu) * Kw + v);
-          };
-          for (int64_t e = 0; e < fb * ub * Kw; ++e)
-            b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
-          loop(c64(0), batch_, [&](llvm::Value *b) { perSample(b, f0, c, u0, ub, sum); }, true);
-          for (int64_t fo = 0; fo < fb; ++fo)
-            for (int64_t uu = 0; uu < ub; ++uu)
-              for (int64_t v = 0; v < Kw; ++v)
-                store(k.root, {b_.CreateAdd(f0, c64(fo)), c, c64(u0 + uu), c64(v)},
-                      b_.CreateFAddReduce(zero(), b_.CreateLoad(vecTy(), sum(fo, uu, v))));
-        }
-      }, true);
+      loop(
+          c64(0), c64(C),
+          [&](llvm::Value *c) {
+            for (int64_t u0 = 0; u0 < Kh; u0 += fbk.rows) {
+              int64_t ub = std::min(fbk.rows, Kh - u0);
+              SumAt sum = [&, ub](int64_t fo, int64_t uu, int64_t v) {
+                return b_.CreateConstGEP1_64(vecTy(), acc, (fo * ub + uu) * Kw + v);
+              };
+              for (int64_t e = 0; e < fb * ub * Kw; ++e)
+                b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
+              loop(
+                  c64(0), batch_, [&](llvm::Value *b) { perSample(b, f0, c, u0, ub, sum); }, true);
+              for (int64_t fo = 0; fo < fb; ++fo)
+                for (int64_t uu = 0; uu < ub; ++uu)
+                  for (int64_t v = 0; v < Kw; ++v)
+                    store(k.root, {b_.CreateAdd(f0, c64(fo)), c, c64(u0 + uu), c64(v)},
+                          b_.CreateFAddReduce(zero(), b_.CreateLoad(vecTy(), sum(fo, uu, v))));
+            }
+          },
+          true);
     });
   }
 
@@ -2018,7 +2157,7 @@ private:
     };
     // for u, v in the filter: for i, j in the outputs they touch: body(c?, u, v, i, j, h, w)
     auto window = [&](const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *, llvm::Value *,
-                                                llvm::Value *, llvm::Value *)> &body) {
+                                               llvm::Value *, llvm::Value *)> &body) {
       loop(c64(0), c64(Kh), [&](llvm::Value *u) {
         auto [iLo, iHi] = validRange(u, H, Ho, Kh, s, p);
         loop(c64(0), c64(Kw), [&](llvm::Value *v) {
@@ -2102,19 +2241,19 @@ private:
   llvm::BasicBlock *entry_ = nullptr;
   llvm::Value *ctx_ = nullptr, *batch_ = nullptr;
   std::map<int, llvm::Value *> slotPtrs_;
-  std::map<int, llvm::GlobalVariable *> constants_; // Constant nodes' arrays
+  std::map<int, llvm::GlobalVariable *> constants_;    // Constant nodes' arrays
   std::map<int64_t, llvm::GlobalVariable *> zeroRows_; // zeroRow's arrays, by size
   int fusedProduct_ = -1;
   llvm::Value *productValue_ = nullptr;
   llvm::Value *flatOffset_ = nullptr; // flatElementwise: the element's offset in every tensor
   struct Trailing {
-    Shape shape;          // the root's
-    size_t from = 0;      // its axes from here on are one run
-    int64_t run = 0;      // of this many elements
-    llvm::Value *t = nullptr; // the position in the run
-  } trailing_;            // trailingFlat
-  llvm::Value *lane_ = nullptr;        // a vector epilogue: the column of its first lane
-  unsigned laneCount_ = 0;             // and how many lanes are columns of C
+    Shape shape;                          // the root's
+    size_t from = 0;                      // its axes from here on are one run
+    int64_t run = 0;                      // of this many elements
+    llvm::Value *t = nullptr;             // the position in the run
+  } trailing_;                            // trailingFlat
+  llvm::Value *lane_ = nullptr;           // a vector epilogue: the column of its first lane
+  unsigned laneCount_ = 0;                // and how many lanes are columns of C
   std::map<int, llvm::Value *> computed_; // storeRoots: the kernel's other roots at this element
 };
 

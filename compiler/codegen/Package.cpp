@@ -106,7 +106,8 @@ void addProgram(llvm::Module &m, const std::string &model, bool training, Progra
       params.push_back(a.getType());
       args.push_back(&a);
     }
-    llvm::FunctionCallee target = m.getOrInsertFunction(callee, llvm::FunctionType::get(type->getReturnType(), params, false));
+    llvm::FunctionCallee target =
+        m.getOrInsertFunction(callee, llvm::FunctionType::get(type->getReturnType(), params, false));
     llvm::Value *result = b.CreateCall(target, args);
     if (type->getReturnType()->isVoidTy())
       b.CreateRetVoid();
@@ -130,12 +131,18 @@ void addProgram(llvm::Module &m, const std::string &model, bool training, Progra
 std::string libraryHeader(const std::string &prefix, const rt::ModelInfo &info) {
   std::string P = upper(prefix), type = prefix + "_model";
   std::string guard = P + "_H";
-  std::string h = "/* " + prefix + ".h: the C interface of model '" + info.name + "', built by Soma.\n"
-                  "   Link with lib" + prefix + ".a and -lstdc++ -lm -lmvec -lpthread.\n"
-                  "   Functions returning int give 0 on success, -1 on failure (see " + prefix + "_error).\n"
+  std::string h = "/* " + prefix + ".h: the C interface of model '" + info.name +
+                  "', built by Soma.\n"
+                  "   Link with lib" +
+                  prefix +
+                  ".a and -lstdc++ -lm -lmvec -lpthread.\n"
+                  "   Functions returning int give 0 on success, -1 on failure (see " +
+                  prefix +
+                  "_error).\n"
                   "   Every function taking a model returns -1 for NULL; no function keeps x, labels or\n"
                   "   out after it returns. An instance is used by one thread at a time. */\n";
-  h += "#ifndef " + guard + "\n#define " + guard + "\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n";
+  h += "#ifndef " + guard + "\n#define " + guard +
+       "\n#include <stdint.h>\n\n#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n";
   h += "/* One sample: input '" + info.inputName + "' of shape " + rt::formatDims(info.inputDims) + ", row-major. */\n";
   h += "#define " + P + "_INPUT_SIZE " + std::to_string(info.sampleSize()) + "\n";
   h += "/* One sample's outputs, shape " + rt::formatDims(info.outputDims) + ". */\n";

@@ -121,7 +121,8 @@ int failWith(const std::string &error) {
 
 // The model's object linked with the runtime by the C compiler driver: `before` (the output), the
 // object and the archive, then `extra`. Returns "" or an error.
-std::string link(const std::string &object, const std::vector<std::string> &before, const std::vector<std::string> &extra) {
+std::string link(const std::string &object, const std::vector<std::string> &before,
+                 const std::vector<std::string> &extra) {
   TempObject obj(object);
   if (!obj.error.empty())
     return obj.error;
@@ -159,7 +160,8 @@ int buildOutputs(const CompiledModel &m, const BuildOptions &opts) {
   if (std::string e = rt::writeFileAtomically(dir + m.libName + ".h", {{header.data(), header.size()}}); !e.empty())
     return failWith(e);
   if (opts.shared) { // the runtime's own symbols stay inside; the model's C functions are the interface
-    if (std::string e = link(m.objects.front(), {"-shared", "-o", dir + "lib" + m.libName + ".so"}, {"-Wl,--exclude-libs,ALL"});
+    if (std::string e =
+            link(m.objects.front(), {"-shared", "-o", dir + "lib" + m.libName + ".so"}, {"-Wl,--exclude-libs,ALL"});
         !e.empty())
       return failWith(e);
     return 0;

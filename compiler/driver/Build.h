@@ -8,9 +8,9 @@
 namespace soma {
 
 struct BuildOptions {
-  std::string output;  // the executable; with lib, the directory for lib<name>.a and <name>.h
+  std::string output; // the executable; with lib, the directory for lib<name>.a and <name>.h
   bool lib = false, shared = false;
-  std::string name;    // the library's name and C prefix ("": from the model's name)
+  std::string name; // the library's name and C prefix ("": from the model's name)
 };
 
 // Writes the files; returns the exit code after reporting any error on stderr.

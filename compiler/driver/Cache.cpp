@@ -54,7 +54,9 @@ bool readCachedObjects(const std::string &key, std::vector<std::string> &objects
     if (size > end - kTrailer)
       return false;
     size_t begin = end - kTrailer - size;
-    if (entry.compare(begin, 4, "\x7f" "ELF") != 0)
+    if (entry.compare(begin, 4,
+                      "\x7f"
+                      "ELF") != 0)
       return false;
     objects.insert(objects.begin(), entry.substr(begin, size));
     end = begin;

@@ -16,10 +16,9 @@
 namespace soma {
 
 std::optional<Stage> stageFromName(const std::string &name) {
-  static const std::pair<const char *, Stage> names[] = {{"ast", Stage::Ast},         {"ir", Stage::Ir},
-                                                         {"grad", Stage::Grad},       {"opt", Stage::Opt},
-                                                         {"kernels", Stage::Kernels},
-                                                         {"llvm", Stage::Llvm},       {"asm", Stage::Asm}};
+  static const std::pair<const char *, Stage> names[] = {
+      {"ast", Stage::Ast},         {"ir", Stage::Ir},     {"grad", Stage::Grad}, {"opt", Stage::Opt},
+      {"kernels", Stage::Kernels}, {"llvm", Stage::Llvm}, {"asm", Stage::Asm}};
   for (auto [n, s] : names)
     if (name == n)
       return s;
@@ -29,7 +28,8 @@ std::optional<Stage> stageFromName(const std::string &name) {
 std::string libraryName(const std::string &modelName) {
   std::string s;
   for (char c : modelName)
-    s += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(static_cast<unsigned char>(c))) : '_';
+    s += std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(static_cast<unsigned char>(c)))
+                                                     : '_';
   if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0])))
     s = "model_" + s;
   return s;
@@ -205,7 +205,8 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
     cm->cached = true;
     mark("machine code (cached)");
   } else {
-    cm->objects = codegen::objectCodes(*module, emit, target, parts, [&] { mark("LLVM O3"); }, error);
+    cm->objects = codegen::objectCodes(
+        *module, emit, target, parts, [&] { mark("LLVM O3"); }, error);
     if (!error.empty()) {
       errs << "soma: error: code generation failed: " << error << "\n";
       return nullptr;

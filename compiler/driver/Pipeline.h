@@ -25,15 +25,15 @@ struct CompiledModel {
   Program program;
   LoweredModel lowered;
   transforms::Schedule forwardSchedule, trainSchedule;
-  rt::ModelInfo info; // what the runtime needs (layouts from Stage::Kernels on)
+  rt::ModelInfo info;                // what the runtime needs (layouts from Stage::Kernels on)
   std::unique_ptr<codegen::Jit> jit; // set when compiled to Stage::Jit for this process
   rt::Entries entries;               // the JIT's functions
   // Stage::Jit: the machine code, ELF objects (one for a program or library; for the JIT, one
   // per compile thread)
   std::vector<std::string> objects;
-  bool cached = false;  // the objects came from the cache
-  std::string libName;  // Artifact::Library: the prefix of its C functions
-  double jitMs = 0;     // code generation (or the cache) + loading
+  bool cached = false; // the objects came from the cache
+  std::string libName; // Artifact::Library: the prefix of its C functions
+  double jitMs = 0;    // code generation (or the cache) + loading
 };
 
 // What Stage::Jit makes: code loaded in this process, or an object for a program or library.
@@ -46,9 +46,9 @@ struct CompileOptions {
   // When set, each stage's wall-clock milliseconds, in order (`--time-passes`).
   std::vector<std::pair<std::string, double>> *passTimes = nullptr;
   Artifact artifact = Artifact::Jit;
-  std::string libName; // Library: the prefix of its C functions
+  std::string libName;                       // Library: the prefix of its C functions
   std::optional<codegen::TargetInfo> target; // default: this machine
-  bool cache = true;   // reuse machine code compiled before from the same IR and target
+  bool cache = true;                         // reuse machine code compiled before from the same IR and target
 };
 
 // The C identifier a model's name makes (Digits -> digits).

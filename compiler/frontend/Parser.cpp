@@ -36,8 +36,8 @@ class ErrorListener : public antlr4::BaseErrorListener {
 public:
   ErrorListener(uint32_t file, const SourceManager &sm, const OffsetMap &map, DiagnosticEngine &diags)
       : file_(file), sm_(sm), map_(map), diags_(diags) {}
-  void syntaxError(antlr4::Recognizer *, antlr4::Token *offending, size_t line, size_t col,
-                   const std::string &msg, std::exception_ptr) override {
+  void syntaxError(antlr4::Recognizer *, antlr4::Token *offending, size_t line, size_t col, const std::string &msg,
+                   std::exception_ptr) override {
     ++count;
     if (count > 20)
       return; // one mistake can cascade; the first ones are the useful ones
@@ -65,7 +65,8 @@ private:
     }
     // ANTLR lists every token an expression may start with; say so instead.
     size_t set = msg.find("expecting {");
-    if (set != std::string::npos && msg.find("ID", set) != std::string::npos && msg.find("INT", set) != std::string::npos)
+    if (set != std::string::npos && msg.find("ID", set) != std::string::npos &&
+        msg.find("INT", set) != std::string::npos)
       msg = msg.substr(0, set) + "expecting an expression";
     return msg;
   }
@@ -93,8 +94,8 @@ antlr4::Token *tooDeepForParser(const std::vector<antlr4::Token *> &tokens) {
     if (type == G::ID || type == G::INT || type == G::FLOAT || type == G::STRING)
       return true;
     std::string text = t->getText();
-    return text == ")" || text == "]" || text == "model" || text == "input" || text == "train" ||
-           text == "data" || text == "layer";
+    return text == ")" || text == "]" || text == "model" || text == "input" || text == "train" || text == "data" ||
+           text == "layer";
   };
   for (antlr4::Token *t : tokens) {
     std::string text = t->getType() == G::ID || t->getType() == G::STRING ? "" : t->getText();
@@ -107,8 +108,8 @@ antlr4::Token *tooDeepForParser(const std::vector<antlr4::Token *> &tokens) {
         open.pop_back();
     } else if (text == "-" && !isOperand(prev)) {
       ++depth; // a unary minus: one level until its operand ends
-    } else if (text == "+" || text == "-" || text == "*" || text == "/" || text == "@" || text == "->" ||
-               text == "," || text == "=" || text == ":" || text == "{" || text == "}") {
+    } else if (text == "+" || text == "-" || text == "*" || text == "/" || text == "@" || text == "->" || text == "," ||
+               text == "=" || text == ":" || text == "{" || text == "}") {
       depth = open.empty() ? 0 : open.back() + 1; // the operand's unary minuses are done
     }
     if (depth > kMaxNesting)
@@ -148,15 +149,12 @@ std::pair<antlr4::ParserRuleContext *, int> deepestExpr(antlr4::tree::ParseTree 
 
 class Builder {
 public:
-  Builder(uint32_t file, const OffsetMap &map, DiagnosticEngine &diags)
-      : file_(file), map_(map), diags_(diags) {}
+  Builder(uint32_t file, const OffsetMap &map, DiagnosticEngine &diags) : file_(file), map_(map), diags_(diags) {}
 
   SourceRange range(antlr4::ParserRuleContext *ctx) {
     return {loc(ctx->getStart()->getStartIndex()), loc(ctx->getStop()->getStopIndex() + 1)};
   }
-  SourceRange range(antlr4::Token *tok) {
-    return {loc(tok->getStartIndex()), loc(tok->getStopIndex() + 1)};
-  }
+  SourceRange range(antlr4::Token *tok) { return {loc(tok->getStartIndex()), loc(tok->getStopIndex() + 1)}; }
 
   // file: decl* EOF
   ast::File file(G::FileContext *ctx) {
@@ -368,7 +366,8 @@ public:
     else if (!std::isfinite(e.number) || (errno == ERANGE && std::abs(e.number) > 1))
       diags_.report(DiagKind::NumberRange, e.range, text, "numbers are at most about 1.8e308");
     else if (!zero && (e.number == 0 || errno == ERANGE))
-      diags_.report(DiagKind::NumberRange, e.range, text, "it is too small to tell from zero (the smallest is about 2.2e-308)");
+      diags_.report(DiagKind::NumberRange, e.range, text,
+                    "it is too small to tell from zero (the smallest is about 2.2e-308)");
   }
 
   void binary(ast::Expr &e, G::ExprContext *lhs, G::ExprContext *rhs, char op) {
@@ -411,8 +410,8 @@ std::optional<ast::File> parseFile(uint32_t fileId, const SourceManager &sm, Dia
   if (listener.count)
     return std::nullopt;
   auto tooDeep = [&](antlr4::Token *start, antlr4::Token *stop) {
-    diags.report(DiagKind::TooDeep, {{fileId, map.byteOffset(start->getStartIndex())},
-                                     {fileId, map.byteOffset(stop->getStopIndex() + 1)}},
+    diags.report(DiagKind::TooDeep,
+                 {{fileId, map.byteOffset(start->getStartIndex())}, {fileId, map.byteOffset(stop->getStopIndex() + 1)}},
                  kMaxNesting);
     return std::nullopt;
   };

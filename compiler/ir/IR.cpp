@@ -297,7 +297,8 @@ std::string verify(const Function &f) {
       return fmt::format("result {} refers to no node", r.name);
     if (r.updates >= 0) {
       const Node &target = f.nodes.at(r.updates);
-      if (target.op != Op::Input || (target.attrs.role != InputRole::Param && target.attrs.role != InputRole::State) || target.shape != f.nodes[r.value].shape)
+      if (target.op != Op::Input || (target.attrs.role != InputRole::Param && target.attrs.role != InputRole::State) ||
+          target.shape != f.nodes[r.value].shape)
         return fmt::format("result {} updates %{}, which is not a parameter or state of its shape", r.name, r.updates);
     }
   }

@@ -33,23 +33,23 @@ std::optional<Op> opFromName(const std::string &mnemonic);
 
 constexpr int64_t kBatch = -1; // the dynamic batch dimension
 using Shape = std::vector<int64_t>;
-std::string formatShape(const Shape &s);        // f32[B, 784]
+std::string formatShape(const Shape &s);            // f32[B, 784]
 int64_t numElements(const Shape &s, int64_t batch); // with B = batch
 
 // State: optimizer buffers (momentum, Adam's moments), updated in place like parameters.
 enum class InputRole { Data, Label, Param, State, Scalar };
 
 struct Attrs {
-  double value = 0;        // Fill
-  std::vector<double> values; // Constant
-  Shape shape;             // Broadcast, Reshape: the result shape
-  uint32_t axes = 0;       // Broadcast: new axes of the result; Reduce: axes of the operand summed out
+  double value = 0;                    // Fill
+  std::vector<double> values;          // Constant
+  Shape shape;                         // Broadcast, Reshape: the result shape
+  uint32_t axes = 0;                   // Broadcast: new axes of the result; Reduce: axes of the operand summed out
   bool transA = false, transB = false; // MatMul
-  int64_t classes = 0;     // OneHot
-  int64_t stride = 1, padding = 0; // Conv2D*; MaxPool2D*: stride is the window
-  Shape perm;              // Transpose
-  int64_t axis = 0, offset = 0; // Pad, Slice
-  std::string name;        // Input
+  int64_t classes = 0;                 // OneHot
+  int64_t stride = 1, padding = 0;     // Conv2D*; MaxPool2D*: stride is the window
+  Shape perm;                          // Transpose
+  int64_t axis = 0, offset = 0;        // Pad, Slice
+  std::string name;                    // Input
   InputRole role = InputRole::Data;
 };
 

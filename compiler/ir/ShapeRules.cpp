@@ -109,8 +109,8 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
     if (op == Op::SoftmaxXent)
       return {rows, ""};
     if (in[2] != rows)
-      return fail(fmt::format("softmax_xent_grad: gradient {} does not match rows {}", formatShape(in[2]),
-                              formatShape(rows)));
+      return fail(
+          fmt::format("softmax_xent_grad: gradient {} does not match rows {}", formatShape(in[2]), formatShape(rows)));
     return {in[0], ""};
   }
   case Op::MatMul: {

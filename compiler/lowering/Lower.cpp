@@ -4,11 +4,11 @@
 //   conv2d:    conv2d(x, w) + broadcast(b)      (w is [filters, channels, k, k], b is [filters]);
 //              with stride s > 1, a stride-1 convolution over the s x s phases of x (see convolution)
 //   maxpool2d(k): max_pool2d (one op, its own vector kernels forward and backward)
-//   avgpool2d(k): reshape [B, C, H, W] to [B, C, H/k, k, W/k, k], sum over the two k axes, times 1/k^2;   global_avgpool: sum over H, W times 1/(HW)
-//   embedding(v, d): sum over v of one_hot(ids, v) * table   (table is [v, d]; ids outside give 0)
-//   softmax:   e = exp(x - max(x)); e / sum(e)      log_softmax: (x - max) - log(sum(e))
-//   leaky_relu(a): relu(x) - a relu(-x)            elu(a): relu(x) + a expm1(-relu(-x))
-//   gelu:      x erfc(-x / sqrt 2) / 2 (= x (1 + erf(x / sqrt 2)) / 2, without the cancellation
+//   avgpool2d(k): reshape [B, C, H, W] to [B, C, H/k, k, W/k, k], sum over the two k axes, times 1/k^2; global_avgpool:
+//   sum over H, W times 1/(HW) embedding(v, d): sum over v of one_hot(ids, v) * table   (table is [v, d]; ids outside
+//   give 0) softmax:   e = exp(x - max(x)); e / sum(e)      log_softmax: (x - max) - log(sum(e)) leaky_relu(a): relu(x)
+//   - a relu(-x)            elu(a): relu(x) + a expm1(-relu(-x)) gelu:      x erfc(-x / sqrt 2) / 2 (= x (1 + erf(x /
+//   sqrt 2)) / 2, without the cancellation
 //              of 1 + erf for x < 0)                silu: x sigmoid(x)
 //   softplus:  relu(x) + log1p(exp(-|x|))          (accurate for large |x| of either sign)
 // Losses (means over the batch B and the k outputs; t the target, d = y - t):
@@ -256,7 +256,7 @@ struct Lowerer {
     auto argNode = [&](size_t i) -> const GraphNode & { return g[static_cast<size_t>(n.args[i])]; };
     switch (n.kind) {
     case GraphNode::Kind::Input:
-      return -1; // bound by the caller
+      return -1;                       // bound by the caller
     case GraphNode::Kind::InputPart: { // its window of the features, in its own shape
       int64_t size = 1;
       for (int64_t d : n.dims)

@@ -7,10 +7,10 @@
 namespace soma {
 
 struct ParamInfo {
-  std::string name;   // dense_1.w
+  std::string name; // dense_1.w
   ir::Shape shape;
-  int64_t fanIn = 1;  // for the initializer
-  double lrMult = 1;  // its learning rate is lr * lrMult
+  int64_t fanIn = 1; // for the initializer
+  double lrMult = 1; // its learning rate is lr * lrMult
   int64_t fanOut = 1;
   InitSpec init;
   rt::TensorInfo info() const { return {name, shape, init, fanIn, fanOut}; } // the runtime's view
@@ -27,7 +27,7 @@ using rt::kInputX;
 
 struct LoweredModel {
   std::vector<ParamInfo> params;
-  std::vector<ParamInfo> state; // optimizer buffers, zero at the start: dense_1.w.momentum, ...
+  std::vector<ParamInfo> state;   // optimizer buffers, zero at the start: dense_1.w.momentum, ...
   std::vector<ParamInfo> buffers; // model statistics, not trained: batchnorm_1.running_mean, ...
   // What a weights file holds: the parameters, then the statistics.
   std::vector<ParamInfo> weights() const {

@@ -33,8 +33,8 @@ void DiagnosticEngine::emit(DiagKind kind, SourceRange range, const std::string 
     return;
   }
   LineCol lc = sm_.lineCol(range.begin);
-  out_ << sm_.path(range.begin.file) << ":" << lc.line << ":" << lc.col << ": " << label << ": "
-       << message << " [" << diagName(kind) << "]\n";
+  out_ << sm_.path(range.begin.file) << ":" << lc.line << ":" << lc.col << ": " << label << ": " << message << " ["
+       << diagName(kind) << "]\n";
   // The line as a terminal shows it: ill-formed UTF-8 and control characters become '?', and the
   // caret counts characters, not bytes.
   std::string_view line = sm_.lineText(range.begin);

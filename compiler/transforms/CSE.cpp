@@ -16,9 +16,9 @@ using Key = std::tuple<int, std::vector<int>, double, Shape, uint32_t, bool, boo
                        std::vector<double>, Shape, int64_t, int64_t>;
 
 Key keyOf(const Node &n, const std::vector<int> &operands) {
-  return {static_cast<int>(n.op), operands, n.attrs.value, n.attrs.shape, n.attrs.axes,
+  return {static_cast<int>(n.op), operands,       n.attrs.value,   n.attrs.shape,  n.attrs.axes,
           n.attrs.transA,         n.attrs.transB, n.attrs.classes, n.attrs.stride, n.attrs.padding,
-          n.attrs.values, n.attrs.perm, n.attrs.axis, n.attrs.offset};
+          n.attrs.values,         n.attrs.perm,   n.attrs.axis,    n.attrs.offset};
 }
 } // namespace
 

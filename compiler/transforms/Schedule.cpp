@@ -27,9 +27,7 @@ using namespace ir;
 
 namespace {
 
-bool sameIndexElementwise(const Node &n) {
-  return opKind(n.op) == OpKind::Elementwise && !opIsIndexMap(n.op);
-}
+bool sameIndexElementwise(const Node &n) { return opKind(n.op) == OpKind::Elementwise && !opIsIndexMap(n.op); }
 
 // Appends to `reads` the materialized nodes that the inlined tree of `v` loads.
 void collectReads(const Function &f, const Schedule &s, int v, std::vector<int> &reads, bool isRoot, int product) {
@@ -123,11 +121,11 @@ Schedule schedule(const Function &f) {
     if (!s.live[i])
       continue;
     const Node &node = f.nodes[i];
-    bool m = isResult[i] || node.op == Op::Input || opKind(node.op) == OpKind::Reduce || opKind(node.op) == OpKind::Row ||
-             opKind(node.op) == OpKind::Window ||
+    bool m = isResult[i] || node.op == Op::Input || opKind(node.op) == OpKind::Reduce ||
+             opKind(node.op) == OpKind::Row || opKind(node.op) == OpKind::Window ||
              opKind(node.op) == OpKind::Contraction || opKind(node.op) == OpKind::View;
-    bool cheap = node.op == Op::Fill || node.op == Op::Constant || ((node.op == Op::Broadcast || node.op == Op::OneHot) &&
-                                         s.materialized[node.operands[0]]);
+    bool cheap = node.op == Op::Fill || node.op == Op::Constant ||
+                 ((node.op == Op::Broadcast || node.op == Op::OneHot) && s.materialized[node.operands[0]]);
     if (cheap && !isResult[i])
       m = false; // constants and index maps of a buffer are recomputed in each user
     else if (!m && uses[i] != 1)
@@ -384,8 +382,7 @@ double kernelFlops(const Function &f, const Kernel &k, int64_t batch) {
 void print(const Function &f, const Schedule &s, std::ostream &os) {
   for (size_t k = 0; k < s.kernels.size(); ++k) {
     const Kernel &kn = s.kernels[k];
-    os << fmt::format("kernel {} {} %{} {}", k, kernelKindName(kn.kind), kn.root,
-                      formatShape(f.nodes[kn.root].shape));
+    os << fmt::format("kernel {} {} %{} {}", k, kernelKindName(kn.kind), kn.root, formatShape(f.nodes[kn.root].shape));
     if (kn.product >= 0 && kn.product != kn.root)
       os << fmt::format(" (epilogue of {} %{})", opName(f.nodes[kn.product].op), kn.product);
     for (size_t r = 0; r < kn.alsoRoots.size(); ++r)

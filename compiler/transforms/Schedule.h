@@ -14,7 +14,7 @@ namespace soma::transforms {
 struct Kernel {
   enum class Kind { Elementwise, Reduce, Row, Window, MatMul, Conv };
   Kind kind;
-  int root;        // the materialized node this kernel writes
+  int root;         // the materialized node this kernel writes
   int product = -1; // MatMul, Conv, Window: the product (matmul, conv2d or pooling op) whose loop nest the kernel is
   std::vector<int> reads; // materialized nodes whose buffers the kernel reads
   // Elementwise: materialized values of the root's shape computed and stored in the same loop,
@@ -23,12 +23,12 @@ struct Kernel {
 };
 
 struct Schedule {
-  std::vector<Kernel> kernels;   // in execution order
-  std::vector<bool> live;        // node contributes to a result
+  std::vector<Kernel> kernels; // in execution order
+  std::vector<bool> live;      // node contributes to a result
   std::vector<bool> materialized;
-  std::vector<int> slot;         // node -> buffer slot (-1 if inlined); views share their operand's slot
+  std::vector<int> slot; // node -> buffer slot (-1 if inlined); views share their operand's slot
   int numSlots = 0;
-  std::vector<int> slotNode;     // slot -> the node that owns it (an Input, or a kernel root)
+  std::vector<int> slotNode; // slot -> the node that owns it (an Input, or a kernel root)
 };
 
 Schedule schedule(const ir::Function &f);

@@ -71,8 +71,7 @@ OpCase matmulCase(bool ta, bool tb, int64_t k, int64_t n, int64_t m = kBatch) {
 
 // An op of x (`make`) with an elementwise consumer its kernel runs as an epilogue: bias and
 // sigmoid (on vectors), or a product with a transposed tensor (an index map: from a buffer).
-template <typename Make>
-OpCase epilogueCase(const char *op, bool onVectors, Shape xShape, Make make) {
+template <typename Make> OpCase epilogueCase(const char *op, bool onVectors, Shape xShape, Make make) {
   CaseBuilder cb(fmt::format("{} with an epilogue {}", op, onVectors ? "on vectors" : "from a buffer"));
   int r = make(cb.b, cb.input("x", xShape), cb);
   Shape rs = cb.b.shape(r);
@@ -142,8 +141,8 @@ std::vector<OpCase> casesFor(Op op) {
       CaseBuilder per("broadcast per channel " + formatShape(s));
       uint32_t axes = s.size() == 4 ? 0b1101u : 0b11101u;
       int y = per.input("x", s), m = per.input("m", {s[1]}), v = per.input("v", {s[1]});
-      out.push_back(per.done(per.b.binary(Op::Mul, per.b.binary(Op::Sub, y, per.b.broadcast(m, s, axes)),
-                                          per.b.broadcast(v, s, axes))));
+      out.push_back(per.done(
+          per.b.binary(Op::Mul, per.b.binary(Op::Sub, y, per.b.broadcast(m, s, axes)), per.b.broadcast(v, s, axes))));
     }
     return out;
   }
@@ -216,8 +215,8 @@ std::vector<OpCase> casesFor(Op op) {
     CaseBuilder tree("reduce_max of a per-channel tree");
     Shape s{kBatch, 3, 5, 7};
     int x = tree.input("x", s), m = tree.input("m", {3});
-    out.push_back(tree.done(
-        tree.b.reduce(Op::ReduceMax, tree.b.binary(Op::Mul, x, tree.b.broadcast(m, s, 0b1101u)), 0b1100u)));
+    out.push_back(
+        tree.done(tree.b.reduce(Op::ReduceMax, tree.b.binary(Op::Mul, x, tree.b.broadcast(m, s, 0b1101u)), 0b1100u)));
     return out;
   }
   case Op::SoftmaxXent:
@@ -283,10 +282,11 @@ std::vector<OpCase> casesFor(Op op) {
   case Op::MatMul:
     // Odd sizes for the vector remainders; larger ones for the register tiles: whole and partial
     // blocks of rows, whole and partial tiles of columns, k with and without a vector remainder.
-    return {matmulCase(false, false, 7, 5),    matmulCase(true, false, 7, 5),    matmulCase(false, true, 7, 5),
-            matmulCase(true, true, 7, 5),      matmulCase(false, false, 37, 41), matmulCase(true, false, 37, 41),
-            matmulCase(false, true, 37, 41),   matmulCase(false, true, 32, 8),   matmulCase(true, false, 13, 70, 23),
-            matmulCase(false, false, 9, 16, 13),  matmulCase(false, false, 19, 256), matmulCase(true, false, 11, 128, 23)};
+    return {
+        matmulCase(false, false, 7, 5),      matmulCase(true, false, 7, 5),     matmulCase(false, true, 7, 5),
+        matmulCase(true, true, 7, 5),        matmulCase(false, false, 37, 41),  matmulCase(true, false, 37, 41),
+        matmulCase(false, true, 37, 41),     matmulCase(false, true, 32, 8),    matmulCase(true, false, 13, 70, 23),
+        matmulCase(false, false, 9, 16, 13), matmulCase(false, false, 19, 256), matmulCase(true, false, 11, 128, 23)};
   case Op::Conv2D:
   case Op::Conv2DBackData:
   case Op::Conv2DBackFilter: {
@@ -308,7 +308,7 @@ std::vector<OpCase> casesFor(Op op) {
     { // Rows longer than a vector, four filters a block, padding wider than the filter's centre.
       CaseBuilder cb(fmt::format("{} wide rows", opName(op)));
       Shape xs{kBatch, 3, 9, 21}, ws{4, 3, 3, 5}, ys{kBatch, 4, convOutSize(9, 3, 1, 2), convOutSize(21, 5, 1, 2)};
-      int r = op == Op::Conv2D         ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), 1, 2)
+      int r = op == Op::Conv2D           ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), 1, 2)
               : op == Op::Conv2DBackData ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, 1, 2)
                                          : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, 1, 2);
       OpCase c = cb.done(r);
@@ -342,7 +342,8 @@ std::vector<OpCase> casesFor(Op op) {
       // AVX-512; with 8 lanes too), with and without padding, plain and with an epilogue.
       for (auto [filters, padding] : {std::pair<int64_t, int64_t>{16, 0}, {32, 1}}) {
         CaseBuilder cb(fmt::format("conv2d {} filters, 9-wide rows, padding {}", filters, padding));
-        out.push_back(cb.done(cb.b.conv2d(cb.input("x", {kBatch, 3, 8, 9}), cb.input("w", {filters, 3, 3, 4}), 1, padding)));
+        out.push_back(
+            cb.done(cb.b.conv2d(cb.input("x", {kBatch, 3, 8, 9}), cb.input("w", {filters, 3, 3, 4}), 1, padding)));
       }
       out.push_back(epilogueCase(opName(op), true, {kBatch, 2, 6, 7}, [](Builder &b, int x, CaseBuilder &cb) {
         return b.conv2d(x, cb.input("w", {16, 2, 5, 3}), 1, 2);

@@ -12,8 +12,8 @@
 namespace soma::test {
 
 struct OpCase {
-  std::string label;               // e.g. "matmul transpose_b"
-  ir::Function f;                  // one result named "out"; differentiable inputs have role Param
+  std::string label; // e.g. "matmul transpose_b"
+  ir::Function f;    // one result named "out"; differentiable inputs have role Param
   std::map<std::string, interp::Tensor> inputs;
   int64_t batch = 3;
   // The JIT's results match the reference to tolerance * (1 + |expected|). Long float32 sums

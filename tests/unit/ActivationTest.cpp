@@ -68,7 +68,8 @@ TEST(Activation, Silu) {
   expectActivation("silu", [](double x) { return x * sigmoid(x); });
 }
 TEST(Activation, SoftplusIsStableFarFromZero) {
-  expectActivation("softplus", [](double x) { return x > 30 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); });
+  expectActivation("softplus",
+                   [](double x) { return x > 30 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); });
 }
 TEST(Activation, Identity) {
   expectActivation("identity", [](double x) { return x; });

@@ -26,9 +26,9 @@ std::vector<double> values(size_t n, double salt) {
 } // namespace
 
 TEST(ConvLowering, PhasesComputeTheStridedConvolution) {
-  const ConvShape shapes[] = {{3, 32, 32, 8, 3, 2, 1}, {2, 9, 7, 3, 3, 2, 0}, {4, 8, 8, 5, 1, 2, 0},
+  const ConvShape shapes[] = {{3, 32, 32, 8, 3, 2, 1}, {2, 9, 7, 3, 3, 2, 0},   {4, 8, 8, 5, 1, 2, 0},
                               {3, 11, 11, 4, 7, 2, 3}, {2, 10, 13, 3, 2, 2, 1}, {3, 12, 12, 2, 3, 3, 1},
-                              {2, 15, 15, 3, 5, 4, 2}, {1, 5, 5, 2, 5, 3, 0},  {2, 6, 6, 3, 2, 3, 2}};
+                              {2, 15, 15, 3, 5, 4, 2}, {1, 5, 5, 2, 5, 3, 0},   {2, 6, 6, 3, 2, 3, 2}};
   for (const ConvShape &s : shapes) {
     SCOPED_TRACE(::testing::Message() << "C " << s.c << " " << s.h << "x" << s.w << " F " << s.f << " k " << s.k
                                       << " stride " << s.stride << " padding " << s.padding);

@@ -1,13 +1,13 @@
 // The model language's graphs: named values, broadcasting, tensor functions and user-defined
 // layers compute what they say (forward values in the reference evaluator against hand-computed
 // ones), and initializers draw from the stated distributions.
+#include "../common/JitHarness.h"
 #include "../common/Programs.h"
 #include "ast/Sema.h"
-#include "soma/Session.h"
-#include "../common/JitHarness.h"
 #include "frontend/Parser.h"
 #include "interp/Interp.h"
 #include "lowering/Lower.h"
+#include "soma/Session.h"
 
 #include <cmath>
 #include <gtest/gtest.h>

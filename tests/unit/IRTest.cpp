@@ -1,6 +1,6 @@
+#include "ir/IR.h"
 #include "autodiff/Autodiff.h"
 #include "interp/Interp.h"
-#include "ir/IR.h"
 #include "transforms/Schedule.h"
 
 #include <gtest/gtest.h>
@@ -81,7 +81,7 @@ TEST(Schedule, BufferPlanReusesDeadBuffersButNeverLiveOnes) {
   Function f;
   Builder b(f);
   int x = b.input("x", InputRole::Data, {kBatch, 4});
-  int a = b.reduce(Op::ReduceSum, b.unary(Op::Exp, x), 2);  // [B]
+  int a = b.reduce(Op::ReduceSum, b.unary(Op::Exp, x), 2);            // [B]
   int c = b.reduce(Op::ReduceMax, b.broadcast(a, {kBatch, 4}, 2), 2); // reads a
   int d = b.reduce(Op::ReduceSum, b.broadcast(c, {kBatch, 4}, 2), 2); // reads c; a is dead
   int e = b.reduce(Op::ReduceSum, b.broadcast(d, {kBatch, 4}, 2), 2);

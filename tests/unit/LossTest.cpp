@@ -21,7 +21,7 @@ namespace {
 double lossOf(const std::string &lastLayer, const std::string &loss, const std::vector<double> &outputs,
               const std::vector<double> &labels, int64_t k) {
   Program p = test::checkProgram("model M { input x: f32[" + std::to_string(k) + "] " + lastLayer + " }\n" +
-                                  "train M { data train = csv(\"x\") loss = " + loss + " optimizer = sgd(lr: 1) }");
+                                 "train M { data train = csv(\"x\") loss = " + loss + " optimizer = sgd(lr: 1) }");
   LoweredModel m = lowerModel(p);
   std::map<std::string, interp::Tensor> in;
   in[kInputX].data = outputs;

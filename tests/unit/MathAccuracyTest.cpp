@@ -70,9 +70,9 @@ std::vector<double> domain(double lo, double hi) {
 
 // At most maxUlps, besides what `conditioning` grants at x: the error that rounding an
 // intermediate argument to float implies for a well-implemented formula.
-void expectAccurate(const char *what, const ir::Function &f, const std::vector<double> &xs,
-                    const std::function<double(double)> &exact, double maxUlps,
-                    const std::function<double(double)> &conditioning = [](double) { return 0.0; }) {
+void expectAccurate(
+    const char *what, const ir::Function &f, const std::vector<double> &xs, const std::function<double(double)> &exact,
+    double maxUlps, const std::function<double(double)> &conditioning = [](double) { return 0.0; }) {
   std::map<std::string, interp::Tensor> inputs;
   inputs[kInputX].data = xs;
   inputs[kInputLabel].data.assign(xs.size(), 0.0);
@@ -102,8 +102,9 @@ void expectOp(ir::Op op, double lo, double hi, const std::function<double(double
 }
 
 // An activation layer as the lowering writes it, on a batch of scalars.
-void expectLayer(const std::string &layer, const std::function<double(double)> &exact, double maxUlps = 4,
-                 const std::function<double(double)> &conditioning = [](double) { return 0.0; }) {
+void expectLayer(
+    const std::string &layer, const std::function<double(double)> &exact, double maxUlps = 4,
+    const std::function<double(double)> &conditioning = [](double) { return 0.0; }) {
   LoweredModel m = lowerModel(test::checkProgram("model M { input x: f32[1] " + layer + " }"));
   ir::Function f = m.forward;
   f.results = {{"out", f.results[0].value}};
@@ -119,7 +120,8 @@ TEST(MathAccuracy, Ops) {
   expectOp(ir::Op::Expm1, -INFINITY, INFINITY, [](double x) { return std::expm1(x); });
   expectOp(ir::Op::Log, 0, INFINITY, [](double x) { return std::log(x); });
   expectOp(ir::Op::Log1p, -0.99999994, INFINITY, [](double x) { return std::log1p(x); });
-  expectOp(ir::Op::Sqrt, 0, INFINITY, [](double x) { return std::sqrt(x); }, 1);
+  expectOp(
+      ir::Op::Sqrt, 0, INFINITY, [](double x) { return std::sqrt(x); }, 1);
   expectOp(ir::Op::Erf, -INFINITY, INFINITY, [](double x) { return std::erf(x); });
   expectOp(ir::Op::Erfc, -INFINITY, INFINITY, [](double x) { return std::erfc(x); });
   expectOp(ir::Op::Tanh, -INFINITY, INFINITY, [](double x) { return std::tanh(x); });
@@ -132,8 +134,9 @@ TEST(MathAccuracy, Activations) {
   expectLayer("softplus", [](double x) { return std::max(x, 0.0) + std::log1p(std::exp(-std::fabs(x))); });
   // gelu rounds z = -x / sqrt 2 to float (half an ulp), and erfc's relative condition number is
   // 2 z^2 for z >> 1: for x < 0 the exact value moves by up to x^2 / 2 ulp (PyTorch rounds alike).
-  expectLayer("gelu", [](double x) { return 0.5 * x * std::erfc(-x / std::sqrt(2.0)); }, 4,
-              [](double x) { return x < 0 ? x * x / 2 + 1 : 0; });
+  expectLayer(
+      "gelu", [](double x) { return 0.5 * x * std::erfc(-x / std::sqrt(2.0)); }, 4,
+      [](double x) { return x < 0 ? x * x / 2 + 1 : 0; });
   expectLayer("silu", [](double x) { return x * sigmoid(x); });
   expectLayer("elu", [](double x) { return x > 0 ? x : std::expm1(x); });
 }

@@ -3,10 +3,10 @@
 #include "../common/JitHarness.h"
 #include "../common/Programs.h"
 #include "ast/Sema.h"
-#include "soma/Session.h"
 #include "frontend/Parser.h"
 #include "lowering/Lower.h"
 #include "soma/Data.h"
+#include "soma/Session.h"
 
 #include <cmath>
 #include <gtest/gtest.h>
@@ -31,7 +31,8 @@ void expectStepMatches(const std::string &text, int64_t batch) {
   for (int64_t i = 0; i < batch * sample; ++i)
     inputs[kInputX].data.push_back(rng.uniform());
   for (int64_t i = 0; i < batch; ++i)
-    inputs[kInputLabel].data.push_back(static_cast<double>(rng.below(p.model.outputDims()[0] > 1 ? p.model.outputDims()[0] : 2)));
+    inputs[kInputLabel].data.push_back(
+        static_cast<double>(rng.below(p.model.outputDims()[0] > 1 ? p.model.outputDims()[0] : 2)));
   inputs[kInputLr].data = {0.5};
   inputs[kInputInvBatch].data = {1.0 / static_cast<double>(batch)};
   auto init = test::initialParams(m, 1);
@@ -89,12 +90,14 @@ TEST(ModelJit, SingleOutputRegressionStepMatchesReference) {
 // Every optimizer's update (state buffers in place, scalars, weight decay) compiles to the
 // reference's numbers.
 TEST(ModelJit, EveryOptimizerStepMatchesReference) {
-  for (const char *opt : {"sgd(lr: 0.1, momentum: 0.9)", "sgd(lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.01)",
-                          "adam(lr: 0.01)", "adam(weight_decay: 0.1)", "adamw(lr: 0.01, weight_decay: 0.1)",
-                          "rmsprop(lr: 0.01)", "rmsprop(lr: 0.01, momentum: 0.5)", "adagrad(lr: 0.1, weight_decay: 0.2)"}) {
+  for (const char *opt :
+       {"sgd(lr: 0.1, momentum: 0.9)", "sgd(lr: 0.1, momentum: 0.9, nesterov: true, weight_decay: 0.01)",
+        "adam(lr: 0.01)", "adam(weight_decay: 0.1)", "adamw(lr: 0.01, weight_decay: 0.1)", "rmsprop(lr: 0.01)",
+        "rmsprop(lr: 0.01, momentum: 0.5)", "adagrad(lr: 0.1, weight_decay: 0.2)"}) {
     SCOPED_TRACE(opt);
     expectStepMatches(std::string(R"(model M { input x: f32[5] dense(6) -> relu dense(3) }
-                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = )") + opt + " }",
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = )") +
+                          opt + " }",
                       7);
   }
 }
@@ -122,7 +125,8 @@ TEST(ModelJit, EveryLossStepMatchesReference) {
                            "cross_entropy(label, weight: [1, 0.5, 2])", "binary_cross_entropy(one_hot(label, 3))"}) {
     SCOPED_TRACE(loss);
     expectStepMatches(std::string(R"(model M { input x: f32[4] dense(5) -> tanh dense(3) -> sigmoid }
-                      train M { data train = csv("x") loss = )") + loss + " optimizer = sgd(lr: 0.5) }",
+                      train M { data train = csv("x") loss = )") +
+                          loss + " optimizer = sgd(lr: 0.5) }",
                       6);
   }
   expectStepMatches(R"(model M { input x: f32[4] dense(5) -> relu dense(1) }

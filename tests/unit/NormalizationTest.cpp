@@ -1,14 +1,14 @@
 // batchnorm, layernorm and dropout against their definitions (PyTorch's): in training, batch
 // statistics and running averages with the unbiased variance; in evaluation, the running ones;
 // dropout's masks scaled by 1 / (1 - p), different each step, absent in evaluation.
+#include "../common/JitHarness.h"
 #include "../common/Programs.h"
 #include "ast/Sema.h"
-#include "soma/Session.h"
-#include "../common/JitHarness.h"
 #include "frontend/Parser.h"
 #include "interp/Interp.h"
 #include "lowering/Lower.h"
 #include "soma/Data.h"
+#include "soma/Session.h"
 
 #include <cmath>
 #include <gtest/gtest.h>

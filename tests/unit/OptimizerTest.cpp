@@ -1,15 +1,15 @@
 // The optimizers against their textbook (PyTorch) formulas: a hand-written double-precision
 // update, fed the gradients AD derives, must give the parameters and state that the lowered
 // training step gives in the reference evaluator, over several steps.
+#include "../common/JitHarness.h"
 #include "../common/Programs.h"
 #include "ast/Sema.h"
 #include "autodiff/Autodiff.h"
-#include "soma/Session.h"
-#include "../common/JitHarness.h"
 #include "frontend/Parser.h"
 #include "interp/Interp.h"
 #include "lowering/Lower.h"
 #include "soma/Data.h"
+#include "soma/Session.h"
 
 #include <cmath>
 #include <gtest/gtest.h>

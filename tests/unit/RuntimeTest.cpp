@@ -1,5 +1,5 @@
-#include "soma/Data.h"
 #include "soma/runtime.h"
+#include "soma/Data.h"
 
 #include <algorithm>
 #include <atomic>
@@ -56,8 +56,7 @@ TEST(Idx, RejectsBadMagicTruncationAndCountMismatch) {
   std::string lab = tempFile("l2", idx(0x801, {2}, 2));
   EXPECT_NE(loadIdx(tempFile("m", idx(0x802, {2, 2, 3}, 12)), lab, d).find("magic number"), std::string::npos);
   EXPECT_NE(loadIdx(tempFile("t", idx(0x803, {2, 2, 3}, 11)), lab, d).find("truncated"), std::string::npos);
-  EXPECT_NE(loadIdx(tempFile("c", idx(0x803, {3, 2, 3}, 18)), lab, d).find("2 labels for 3 images"),
-            std::string::npos);
+  EXPECT_NE(loadIdx(tempFile("c", idx(0x803, {3, 2, 3}, 18)), lab, d).find("2 labels for 3 images"), std::string::npos);
   EXPECT_NE(loadIdx("/nonexistent/file", lab, d).find("cannot open"), std::string::npos);
 }
 

@@ -1,8 +1,8 @@
 // The safetensors reader and writer: a round trip keeps every value, and every truncation and
 // many corruptions of a good file give an error or a valid file, never a crash (the sanitizer
 // build runs this too).
-#include "soma/Data.h"
 #include "soma/Safetensors.h"
+#include "soma/Data.h"
 
 #include <fstream>
 #include <gtest/gtest.h>

@@ -1,14 +1,14 @@
 // Learning-rate schedules, warm-up and reduce-on-plateau against their PyTorch definitions;
 // gradient clipping and per-layer learning-rate multipliers in the lowered training step.
+#include "../common/JitHarness.h"
 #include "../common/Programs.h"
 #include "ast/Sema.h"
-#include "soma/Session.h"
-#include "../common/JitHarness.h"
-#include "soma/Train.h"
 #include "frontend/Parser.h"
 #include "interp/Interp.h"
 #include "lowering/Lower.h"
 #include "soma/Data.h"
+#include "soma/Session.h"
+#include "soma/Train.h"
 
 #include <cmath>
 #include <gtest/gtest.h>
@@ -63,7 +63,8 @@ TEST(LrSchedule, CosineAfterWarmup) {
 }
 
 TEST(LrSchedule, PlateauReducesAfterPatience) {
-  TrainSpec t = *check(kModel, "optimizer = sgd(lr: 0.1) schedule = plateau(factor: 0.5, patience: 1, min_lr: 0.02)").train;
+  TrainSpec t =
+      *check(kModel, "optimizer = sgd(lr: 0.1) schedule = plateau(factor: 0.5, patience: 1, min_lr: 0.02)").train;
   TrainingState st;
   std::vector<double> losses = {1.0, 0.9, 0.95, 0.91, 0.92, 0.5, 0.6, 0.7, 0.8, 0.9};
   std::vector<double> lrs;
@@ -135,7 +136,8 @@ TEST(LrMult, ZeroFreezesALayer) {
   auto [b1, plain] = oneStep(kModel, "optimizer = sgd(lr: 1)");
   ASSERT_EQ(b1["dense_2.b"], before["dense_2.b"]);
   for (size_t i = 0; i < plain["dense_2.b"].size(); ++i)
-    EXPECT_NEAR(after["dense_2.b"][i] - before["dense_2.b"][i], 2 * (plain["dense_2.b"][i] - b1["dense_2.b"][i]), 1e-12);
+    EXPECT_NEAR(after["dense_2.b"][i] - before["dense_2.b"][i], 2 * (plain["dense_2.b"][i] - b1["dense_2.b"][i]),
+                1e-12);
 }
 
 TEST(Augment, ShiftsAndFlipsImagesDeterministically) {
@@ -162,7 +164,8 @@ TEST(Augment, ShiftsAndFlipsImagesDeterministically) {
         EXPECT_TRUE(v == 0 || v == 1);
         if (v == 1) {
           ++count;
-          bool plain = std::abs(y - 1) <= 2 && std::abs(c - 1) <= 2, flipped = std::abs(y - 1) <= 2 && std::abs(c - 3) <= 2;
+          bool plain = std::abs(y - 1) <= 2 && std::abs(c - 1) <= 2,
+               flipped = std::abs(y - 1) <= 2 && std::abs(c - 3) <= 2;
           EXPECT_TRUE(plain || flipped) << y << "," << c;
           moved += y != 1 || (c != 1 && c != 3);
           mirrored += c >= 3;

@@ -13,7 +13,7 @@
 namespace soma::rt {
 
 struct TrainingState {
-  int64_t epoch = 0; // epochs completed
+  int64_t epoch = 0;          // epochs completed
   std::vector<int64_t> order; // the shuffling order, permuted again each epoch
   Rng *rng = nullptr;
   // schedule = plateau(...): the factor applied so far, the best evaluation loss, and the epochs

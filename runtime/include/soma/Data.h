@@ -11,20 +11,20 @@ struct Dataset {
   std::vector<int64_t> sampleDims; // per-sample shape, e.g. {28, 28}
   int64_t sampleSize = 0;          // product of sampleDims
   int64_t count = 0;
-  std::vector<float> features;     // count * sampleSize, row-major
-  std::vector<float> labels;       // count
+  std::vector<float> features; // count * sampleSize, row-major
+  std::vector<float> labels;   // count
 };
 
 // Images (unsigned bytes, scaled to [0, 1]) and labels (unsigned bytes). Returns "" or an error.
 // Without a labels file (samples to predict), every label is 0; the same holds for loadNpy.
 std::string loadIdx(const std::string &images, const std::string &labels, Dataset &out);
 struct CsvOptions {
-  bool header = false;              // the first row names the columns
+  bool header = false; // the first row names the columns
   // false: samples to predict, labels 0; a column named labelName, if the header has it, is skipped
   bool labelled = true;
-  int64_t labelColumn = -1;         // negative counts from the end
-  std::string labelName;            // or the label column by its header name
-  std::vector<int64_t> columns;     // the feature columns (all but the label when empty)
+  int64_t labelColumn = -1;             // negative counts from the end
+  std::string labelName;                // or the label column by its header name
+  std::vector<int64_t> columns;         // the feature columns (all but the label when empty)
   std::vector<std::string> columnNames; // or by their header names
   // Labels that are not numbers are class names, numbered in sorted order. Empty on input: made
   // from this file (a training set); otherwise the names to use (a test set).

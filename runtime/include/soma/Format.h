@@ -23,8 +23,9 @@ struct FormatArg {
   FormatArg(double v) : kind(Kind::Real), real(v) {}
   FormatArg(float v) : kind(Kind::Real), real(v) {}
   template <typename T, typename = std::enable_if_t<std::is_integral_v<T>>>
-  FormatArg(T v) : kind(std::is_signed_v<T> ? Kind::Signed : Kind::Unsigned), i(static_cast<int64_t>(v)),
-                   u(static_cast<uint64_t>(v)) {}
+  FormatArg(T v)
+      : kind(std::is_signed_v<T> ? Kind::Signed : Kind::Unsigned), i(static_cast<int64_t>(v)),
+        u(static_cast<uint64_t>(v)) {}
 };
 
 std::string formatArgs(std::string_view format, const FormatArg *args, size_t count);

@@ -11,12 +11,23 @@
 namespace soma::rt {
 
 using Dims = std::vector<int64_t>;
-std::string formatDims(const Dims &d);         // [28, 28]
-std::string formatTensorShape(const Dims &d);  // f32[784, 64]
+std::string formatDims(const Dims &d);        // [28, 28]
+std::string formatTensorShape(const Dims &d); // f32[784, 64]
 
 // How a tensor starts. FanInUniform is PyTorch's default for linear and convolution layers.
 struct InitSpec {
-  enum class Kind { FanInUniform, Zeros, Ones, Constant, Uniform, Normal, GlorotUniform, GlorotNormal, HeUniform, HeNormal };
+  enum class Kind {
+    FanInUniform,
+    Zeros,
+    Ones,
+    Constant,
+    Uniform,
+    Normal,
+    GlorotUniform,
+    GlorotNormal,
+    HeUniform,
+    HeNormal
+  };
   Kind kind = Kind::FanInUniform;
   double a = 0, b = 0; // constant(a), uniform(a, b), normal(mean a, std b)
 };
@@ -26,52 +37,52 @@ enum class OptimizerKind { Sgd, Adam, AdamW, RmsProp, Adagrad };
 // Hyper-parameters with PyTorch's meanings and defaults; the learning rate is TrainConfig::lr.
 struct OptimizerSpec {
   OptimizerKind kind = OptimizerKind::Sgd;
-  double momentum = 0;     // sgd, rmsprop
-  bool nesterov = false;   // sgd
+  double momentum = 0;               // sgd, rmsprop
+  bool nesterov = false;             // sgd
   double beta1 = 0.9, beta2 = 0.999; // adam, adamw
-  double alpha = 0.99;     // rmsprop: smoothing of the squared gradient
-  double eps = 1e-8;       // adam, adamw, rmsprop (adagrad: 1e-10)
-  double weightDecay = 0;  // L2 added to the gradient; adamw: decoupled decay of the weights
+  double alpha = 0.99;               // rmsprop: smoothing of the squared gradient
+  double eps = 1e-8;                 // adam, adamw, rmsprop (adagrad: 1e-10)
+  double weightDecay = 0;            // L2 added to the gradient; adamw: decoupled decay of the weights
 };
 
 // The learning rate per epoch e = 1, 2, ... (times a linear warm-up over the first epochs).
 struct ScheduleSpec {
   enum class Kind { Constant, Step, MultiStep, Exponential, Cosine, Plateau } kind = Kind::Constant;
-  int64_t every = 1;                // step: lr * gamma^floor((e - 1) / every)
-  std::vector<int64_t> milestones;  // multistep: lr * gamma^(milestones <= e - 1)
-  double gamma = 0.1;               // step, multistep, exponential (lr * gamma^(e - 1))
-  double minLr = 0;                 // cosine (from lr down to minLr after the warm-up), plateau
-  double factor = 0.1;              // plateau: lr *= factor after `patience` epochs without a
-  int64_t patience = 10;            //   better evaluation loss
+  int64_t every = 1;               // step: lr * gamma^floor((e - 1) / every)
+  std::vector<int64_t> milestones; // multistep: lr * gamma^(milestones <= e - 1)
+  double gamma = 0.1;              // step, multistep, exponential (lr * gamma^(e - 1))
+  double minLr = 0;                // cosine (from lr down to minLr after the warm-up), plateau
+  double factor = 0.1;             // plateau: lr *= factor after `patience` epochs without a
+  int64_t patience = 10;           //   better evaluation loss
 };
 
 struct DataSpec {
   enum class Kind { Idx, Csv, Npy } kind = Kind::Idx;
-  std::string name;         // train, test
-  std::string images, labels; // idx, npy: features and labels; csv: images is the csv file
-  int64_t labelColumn = -1; // csv: -1 is the last column
-  std::string labelName;    // csv: or the label column by its header name
+  std::string name;                     // train, test
+  std::string images, labels;           // idx, npy: features and labels; csv: images is the csv file
+  int64_t labelColumn = -1;             // csv: -1 is the last column
+  std::string labelName;                // csv: or the label column by its header name
   std::vector<int64_t> columns;         // csv: the feature columns (all but the label when empty)
   std::vector<std::string> columnNames; // csv: or by name
-  bool header = false;      // csv: the first row names the columns
+  bool header = false;                  // csv: the first row names the columns
 };
 
 // The train block's settings that the training loop reads (the loss and the update are code).
 struct TrainConfig {
-  int64_t classes = 0;     // number of classes when the targets are class indices (label checks)
+  int64_t classes = 0; // number of classes when the targets are class indices (label checks)
   double lr = 0.1;
   OptimizerSpec optimizer;
   int64_t batch = 32, epochs = 1;
   uint64_t seed = 1;
   int64_t showPredictions = 0;
-  std::string checkpoint; // written after every epoch when set
-  int64_t topK = 0;          // also report top-k accuracy
+  std::string checkpoint;       // written after every epoch when set
+  int64_t topK = 0;             // also report top-k accuracy
   bool confusionMatrix = false; // print one after training
-  int64_t evalEvery = 1;     // evaluate every N epochs (and after the last)
+  int64_t evalEvery = 1;        // evaluate every N epochs (and after the last)
   struct EarlyStop {
     bool enabled = false, onAccuracy = false, restoreBest = true;
-    int64_t patience = 5;    // evaluations without improvement before stopping
-    double minDelta = 0;     // the least change that counts as an improvement
+    int64_t patience = 5; // evaluations without improvement before stopping
+    double minDelta = 0;  // the least change that counts as an improvement
   } earlyStop;
   struct Augment {
     int64_t shift = 0; // images moved by up to this many pixels each way (zeros fill in)
@@ -98,7 +109,7 @@ struct TensorInfo {
 // live in one arena, placed by planArena from their sizes and live ranges.
 struct FunctionLayout {
   struct Slot {
-    bool bound = false;          // an input: the caller binds it
+    bool bound = false;               // an input: the caller binds it
     int64_t perSample = 0, fixed = 0; // its floats: perSample * batch + fixed
     int64_t first = -1, last = -1;    // live from kernel `first` through kernel `last`
   };

@@ -15,20 +15,19 @@ namespace soma::rt {
 // The most worker threads a run or a library takes.
 constexpr int kMaxThreads = 256;
 
-
 struct RunOptions {
   std::optional<int64_t> epochs, batch, seed;
   std::optional<double> lr;
   int threads = 0; // 0: all cores
   std::string metricsPath;
-  std::string checkpointPath; // written after every epoch (overrides the train block's)
-  std::string resumePath;     // a checkpoint to continue from
-  std::string weightsPath;    // parameters to start from (or to evaluate)
+  std::string checkpointPath;                            // written after every epoch (overrides the train block's)
+  std::string resumePath;                                // a checkpoint to continue from
+  std::string weightsPath;                               // parameters to start from (or to evaluate)
   std::vector<std::pair<std::string, std::string>> data; // --data train=PATH: a data set's file
-  bool evalOnly = false;      // evaluate the weights, no training
-  bool profile = false;       // time each kernel of the training step
-  bool progress = true; // a progress bar on stderr when it is a terminal
-  double jitMs = -1;    // compile time, shown when the code was JIT-compiled (>= 0)
+  bool evalOnly = false;                                 // evaluate the weights, no training
+  bool profile = false;                                  // time each kernel of the training step
+  bool progress = true;                                  // a progress bar on stderr when it is a terminal
+  double jitMs = -1;                                     // compile time, shown when the code was JIT-compiled (>= 0)
 };
 
 // Parses one of the flags above at args[i] (advancing i past its value). Returns 1 when it was
@@ -44,7 +43,7 @@ extern const char *kRunFlagsHelp;
 int runTraining(const ModelInfo &m, Entries entries, const RunOptions &opts);
 
 struct PredictOptions {
-  std::string weightsPath, input, outputPath; // outputPath: all outputs as .npy instead of classes
+  std::string weightsPath, input, outputPath;            // outputPath: all outputs as .npy instead of classes
   std::vector<std::pair<std::string, std::string>> data; // --data train=PATH: for the statistics
   int64_t batch = 256;
   int threads = 0;
@@ -59,8 +58,7 @@ bool loadData(const DataSpec &spec, const ModelInfo &m, Dataset &d, std::vector<
 // augment = shift(k), flip(): the n images of a batch (input shape [h, w] or [c, h, w]) moved by
 // up to k pixels each way (zeros fill in) and mirrored half of the time, in place; the choice for
 // row r is a hash of (seed, step, r), so a run and its resumption see the same images.
-void augmentImages(float *x, int64_t n, const Dims &input, const TrainConfig::Augment &a, uint64_t seed,
-                   int64_t step);
+void augmentImages(float *x, int64_t n, const Dims &input, const TrainConfig::Augment &a, uint64_t seed, int64_t step);
 
 // The learning rate at step `step` (0-based, of `steps`) of epoch `epoch` (1-based).
 double scheduledLr(const TrainConfig &t, const TrainingState &st, int64_t epoch, int64_t step, int64_t steps);

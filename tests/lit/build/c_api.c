@@ -61,8 +61,8 @@ int main(int argc, char **argv) {
   printf("set_threads(100000) = %d, set_threads(0) = %d, set_threads(1) = %d\n", tiny_set_threads(100000),
          tiny_set_threads(0), tiny_set_threads(1));
   printf("NULL model: %d %d %d %d %d %d\n", tiny_init(NULL, 1), tiny_load_weights(NULL, argv[1]),
-         tiny_save_weights(NULL, argv[1]), tiny_predict(NULL, x, 1, out1), tiny_train_step(NULL, x, labels, 1, 0.1f, NULL),
-         tiny_load_weights(a, NULL));
+         tiny_save_weights(NULL, argv[1]), tiny_predict(NULL, x, 1, out1),
+         tiny_train_step(NULL, x, labels, 1, 0.1f, NULL), tiny_load_weights(a, NULL));
   printf("%s\n", tiny_error(a));
   tiny_destroy(a);
   tiny_destroy(b);
