@@ -80,10 +80,36 @@ double unary(Op op, double x) {
     return x > 0 ? x : 0.0;
   case Op::Step:
     return x > 0 ? 1.0 : 0.0;
-  default:
-    assert(false && "not a unary op");
-    return 0;
+  // Every other op: listed, so that a new op must say which it is.
+  case Op::Input:
+  case Op::Fill:
+  case Op::Constant:
+  case Op::Random:
+  case Op::Add:
+  case Op::Sub:
+  case Op::Mul:
+  case Op::Div:
+  case Op::Equal:
+  case Op::Broadcast:
+  case Op::OneHot:
+  case Op::Transpose:
+  case Op::Pad:
+  case Op::Slice:
+  case Op::ReduceSum:
+  case Op::ReduceMax:
+  case Op::SoftmaxXent:
+  case Op::SoftmaxXentGrad:
+  case Op::MatMul:
+  case Op::Conv2D:
+  case Op::Conv2DBackData:
+  case Op::Conv2DBackFilter:
+  case Op::MaxPool2D:
+  case Op::MaxPool2DBack:
+  case Op::Reshape:
+    break;
   }
+  assert(false && "not a unary op");
+  return 0;
 }
 
 double binary(Op op, double a, double b) {
@@ -98,10 +124,43 @@ double binary(Op op, double a, double b) {
     return a / b;
   case Op::Equal:
     return a == b ? 1.0 : 0.0;
-  default:
-    assert(false && "not a binary op");
-    return 0;
+  // Every other op: listed, so that a new op must say which it is.
+  case Op::Input:
+  case Op::Fill:
+  case Op::Constant:
+  case Op::Neg:
+  case Op::Exp:
+  case Op::Expm1:
+  case Op::Log:
+  case Op::Sqrt:
+  case Op::Log1p:
+  case Op::Erf:
+  case Op::Erfc:
+  case Op::Sigmoid:
+  case Op::Tanh:
+  case Op::Relu:
+  case Op::Step:
+  case Op::Random:
+  case Op::Broadcast:
+  case Op::OneHot:
+  case Op::Transpose:
+  case Op::Pad:
+  case Op::Slice:
+  case Op::ReduceSum:
+  case Op::ReduceMax:
+  case Op::SoftmaxXent:
+  case Op::SoftmaxXentGrad:
+  case Op::MatMul:
+  case Op::Conv2D:
+  case Op::Conv2DBackData:
+  case Op::Conv2DBackFilter:
+  case Op::MaxPool2D:
+  case Op::MaxPool2DBack:
+  case Op::Reshape:
+    break;
   }
+  assert(false && "not a binary op");
+  return 0;
 }
 
 } // namespace

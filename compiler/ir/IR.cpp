@@ -130,7 +130,48 @@ int Builder::random(int seed, Shape shape, uint32_t salt) {
   return add(Op::Random, {seed}, a);
 }
 bool opIsIndexMap(Op op) {
-  return op == Op::Broadcast || op == Op::OneHot || op == Op::Transpose || op == Op::Pad || op == Op::Slice;
+  switch (op) { // every op listed: a new op must say whether it moves elements
+  case Op::Broadcast:
+  case Op::OneHot:
+  case Op::Transpose:
+  case Op::Pad:
+  case Op::Slice:
+    return true;
+  case Op::Input:
+  case Op::Fill:
+  case Op::Constant:
+  case Op::Neg:
+  case Op::Exp:
+  case Op::Expm1:
+  case Op::Log:
+  case Op::Sqrt:
+  case Op::Log1p:
+  case Op::Erf:
+  case Op::Erfc:
+  case Op::Sigmoid:
+  case Op::Tanh:
+  case Op::Relu:
+  case Op::Step:
+  case Op::Random:
+  case Op::Add:
+  case Op::Sub:
+  case Op::Mul:
+  case Op::Div:
+  case Op::Equal:
+  case Op::ReduceSum:
+  case Op::ReduceMax:
+  case Op::SoftmaxXent:
+  case Op::SoftmaxXentGrad:
+  case Op::MatMul:
+  case Op::Conv2D:
+  case Op::Conv2DBackData:
+  case Op::Conv2DBackFilter:
+  case Op::MaxPool2D:
+  case Op::MaxPool2DBack:
+  case Op::Reshape:
+    return false;
+  }
+  return false;
 }
 int Builder::transpose(int x, Shape perm) {
   Attrs a;
