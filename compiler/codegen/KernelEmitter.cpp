@@ -356,7 +356,15 @@ private:
   // for (iv = lo; iv < hi; ++iv) body(iv)
   // `keep`: the loop is left as written (no unrolling, no vectorizing): for micro-kernels that
   // are vector code already, where unrolling only costs compile time.
-  void loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(llvm::Value *)> &body, bool keep = false) {
+  // A loop over a long constant run (an image's H * W): vectorized, never fully unrolled (LLVM
+  // would unroll 784 iterations into one block of thousands of instructions, which its schedulers
+  // take seconds over).
+  void runLoop(int64_t n, const std::function<void(llvm::Value *)> &body) {
+    loop(b_.getInt64(0), b_.getInt64(n), body, false, true);
+  }
+
+  void loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(llvm::Value *)> &body, bool keep = false,
+            bool noUnroll = false) {
     llvm::Function *fn = b_.GetInsertBlock()->getParent();
     llvm::BasicBlock *pre = b_.GetInsertBlock();
     auto *header = llvm::BasicBlock::Create(c_, "loop", fn);
@@ -372,11 +380,13 @@ private:
     llvm::Value *next = b_.CreateAdd(iv, b_.getInt64(1), "", true, true);
     iv->addIncoming(next, b_.GetInsertBlock());
     llvm::BranchInst *latch = b_.CreateCondBr(b_.CreateICmpSLT(next, hi), header, exit);
-    if (keep) {
+    if (keep || noUnroll) {
       llvm::Metadata *unroll = llvm::MDNode::get(c_, {llvm::MDString::get(c_, "llvm.loop.unroll.disable")});
       llvm::Metadata *vectorize = llvm::MDNode::get(
           c_, {llvm::MDString::get(c_, "llvm.loop.vectorize.enable"), llvm::ConstantAsMetadata::get(b_.getFalse())});
-      llvm::MDNode *id = llvm::MDNode::getDistinct(c_, {nullptr, unroll, vectorize});
+      // The vectorized loop inherits unroll.disable (LLVM's follow-up rule), not the vectorizer's hint.
+      llvm::MDNode *id = keep ? llvm::MDNode::getDistinct(c_, {nullptr, unroll, vectorize})
+                              : llvm::MDNode::getDistinct(c_, {nullptr, unroll});
       id->replaceOperandWith(0, id);
       latch->setMetadata(llvm::LLVMContext::MD_loop, id);
     }
@@ -644,7 +654,7 @@ private:
     loop(lo, hi, [&](llvm::Value *i) {
       std::vector<llvm::Value *> idx{i};
       loopNest(outer, 1, idx, [&] {
-        loop(b_.getInt64(0), b_.getInt64(run), [&](llvm::Value *t) {
+        runLoop(run, [&](llvm::Value *t) {
           std::vector<llvm::Value *> full = idx;
           full.resize(shape.size(), t); // read only through offset(), which uses t
           trailing_ = {shape, from, run, t};
@@ -717,7 +727,7 @@ private:
                                                              : outIdx[o++]);
         if (contiguous) {
           llvm::Value *start = b_.CreateGEP(f32_, slotPtr(x), offset(xs, idx));
-          loop(b_.getInt64(0), b_.getInt64(runLength), [&](llvm::Value *t) {
+          runLoop(runLength, [&](llvm::Value *t) {
             llvm::Value *v = b_.CreateLoad(f32_, b_.CreateGEP(f32_, start, t));
             b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), v), acc);
           });
@@ -725,7 +735,7 @@ private:
         }
         if (flatTree) {
           idx.resize(run);
-          loop(b_.getInt64(0), b_.getInt64(runLength), [&](llvm::Value *t) {
+          runLoop(runLength, [&](llvm::Value *t) {
             std::vector<llvm::Value *> full = idx;
             full.resize(xs.size(), t); // read only through offset(), which uses t
             trailing_ = {xs, run, runLength, t};
