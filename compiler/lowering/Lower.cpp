@@ -4,11 +4,13 @@
 //   conv2d:    conv2d(x, w) + broadcast(b)      (w is [filters, channels, k, k], b is [filters]);
 //              with stride s > 1, a stride-1 convolution over the s x s phases of x (see convolution)
 //   maxpool2d(k): max_pool2d (one op, its own vector kernels forward and backward)
-//   avgpool2d(k): reshape [B, C, H, W] to [B, C, H/k, k, W/k, k], sum over the two k axes, times 1/k^2; global_avgpool:
-//   sum over H, W times 1/(HW) embedding(v, d): sum over v of one_hot(ids, v) * table   (table is [v, d]; ids outside
-//   give 0) softmax:   e = exp(x - max(x)); e / sum(e)      log_softmax: (x - max) - log(sum(e)) leaky_relu(a): relu(x)
-//   - a relu(-x)            elu(a): relu(x) + a expm1(-relu(-x)) gelu:      x erfc(-x / sqrt 2) / 2 (= x (1 + erf(x /
-//   sqrt 2)) / 2, without the cancellation
+//   avgpool2d(k): reshape [B, C, H, W] to [B, C, H/k, k, W/k, k], sum over the two k axes, times 1/k^2
+//   global_avgpool: sum over H, W times 1/(HW)
+//   embedding(v, d): sum over v of one_hot(ids, v) * table   (table is [v, d]; ids outside give 0)
+//   softmax:   e = exp(x - max(x)); e / sum(e)      log_softmax: (x - max) - log(sum(e))
+//   leaky_relu(a): relu(x) + a min(x, 0)            elu(a): relu(x) + a expm1(min(x, 0))
+//              (min(x, 0) = x - relu(x): the slope at 0 is PyTorch's, a)
+//   gelu:      x erfc(-x / sqrt 2) / 2 (= x (1 + erf(x / sqrt 2)) / 2, without the cancellation
 //              of 1 + erf for x < 0)                silu: x sigmoid(x)
 //   softplus:  relu(x) + log1p(exp(-|x|))          (accurate for large |x| of either sign)
 // Losses (means over the batch B and the k outputs; t the target, d = y - t):
@@ -174,11 +176,10 @@ struct Lowerer {
       return b.unary(Op::Tanh, cur);
     case LayerKind::Relu:
       return b.unary(Op::Relu, cur);
-    case LayerKind::LeakyRelu:
-      return b.binary(Op::Sub, b.unary(Op::Relu, cur),
-                      b.binary(Op::Mul, b.fill(l.alpha, {}), b.unary(Op::Relu, b.unary(Op::Neg, cur))));
+    case LayerKind::LeakyRelu: // relu(x) + a min(x, 0): slope a at 0, as PyTorch
+      return b.binary(Op::Add, b.unary(Op::Relu, cur), b.binary(Op::Mul, b.fill(l.alpha, {}), negativePart(cur)));
     case LayerKind::Elu: {
-      int negPart = b.unary(Op::Expm1, b.unary(Op::Neg, b.unary(Op::Relu, b.unary(Op::Neg, cur))));
+      int negPart = b.unary(Op::Expm1, negativePart(cur)); // slope a at 0, as PyTorch
       return b.binary(Op::Add, b.unary(Op::Relu, cur), b.binary(Op::Mul, b.fill(l.alpha, {}), negPart));
     }
     case LayerKind::Gelu: {
@@ -188,7 +189,7 @@ struct Lowerer {
     case LayerKind::Silu:
       return b.binary(Op::Mul, cur, b.unary(Op::Sigmoid, cur));
     case LayerKind::Softplus: {
-      int tail = b.unary(Op::Log1p, b.unary(Op::Exp, b.unary(Op::Neg, abs(cur))));
+      int tail = b.unary(Op::Log1p, b.unary(Op::Exp, b.unary(Op::Neg, absSloped(cur))));
       return b.binary(Op::Add, b.unary(Op::Relu, cur), tail);
     }
     case LayerKind::Softmax:
@@ -248,6 +249,13 @@ struct Lowerer {
   }
 
   int abs(int x) { return b.binary(Op::Add, b.unary(Op::Relu, x), b.unary(Op::Relu, b.unary(Op::Neg, x))); }
+  // The pieces of piecewise activations, with the derivative the formula's smooth side has at 0
+  // (relu's derivative is 0 there, so relu(x) - a relu(-x) would have slope 0 at 0: for elu and
+  // softplus, neither one-sided slope): min(x, 0) = x - relu(x), slope 1 at 0; and |x| as
+  // 2 relu(x) - x, slope -1 at 0, for softplus and binary cross-entropy, whose |x| terms
+  // complete the other terms' slope to the true one there (abs() keeps slope 0 for mae).
+  int negativePart(int x) { return b.binary(Op::Sub, x, b.unary(Op::Relu, x)); }
+  int absSloped(int x) { return b.binary(Op::Sub, b.binary(Op::Mul, b.fill(2.0, {}), b.unary(Op::Relu, x)), x); }
 
   // One graph node, its operands already lowered (in `ir`).
   int node(const GraphNode &n, const std::vector<int> &ir) {
@@ -373,7 +381,7 @@ struct Lowerer {
     }
     case LossKind::BinaryCrossEntropy: { // from logits z: max(z, 0) - z t + log(1 + e^-|z|)
       int z = last == LayerKind::Sigmoid ? beforeLast : y;
-      int tail = b.unary(Op::Log1p, b.unary(Op::Exp, b.unary(Op::Neg, abs(z))));
+      int tail = b.unary(Op::Log1p, b.unary(Op::Exp, b.unary(Op::Neg, absSloped(z))));
       return meanOverAll(b.binary(Op::Add, b.binary(Op::Sub, b.unary(Op::Relu, z), mul(z, target)), tail));
     }
     case LossKind::CrossEntropy: {

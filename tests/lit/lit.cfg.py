@@ -25,6 +25,7 @@ config.environment["SOMA_CACHE_DIR"] = os.path.join(config.obj_root, "cache")
 # which the sanitizer build's run of the suite sets).
 if lit_config.params.get("quick") or os.environ.get("SOMA_LIT_QUICK"):
     config.available_features.add("quick")
+    config.environment["SOMA_LIT_QUICK"] = "1"  # tests that scale themselves down read it
 try:
     if " avx512f " in " " + open("/proc/cpuinfo").read().replace("\n", " ") + " ":
         config.available_features.add("avx512")

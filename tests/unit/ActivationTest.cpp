@@ -18,9 +18,10 @@ namespace {
 
 const std::vector<double> kPoints = {-60, -3, -1, -0.25, 0.3, 1, 2.5, 60};
 
-// Values and slopes of `layer` at kPoints, from the lowered IR in the reference evaluator.
-std::pair<std::vector<double>, std::vector<double>> lowered(const std::string &layer) {
-  Program p = test::checkProgram("model M { input x: f32[" + std::to_string(kPoints.size()) + "] " + layer + " }");
+// Values and slopes of `layer` at `points` (kPoints), from the lowered IR in the reference evaluator.
+std::pair<std::vector<double>, std::vector<double>> lowered(const std::string &layer,
+                                                            const std::vector<double> &points = kPoints) {
+  Program p = test::checkProgram("model M { input x: f32[" + std::to_string(points.size()) + "] " + layer + " }");
   LoweredModel m = lowerModel(p);
   ir::Function f = m.forward;
   ir::Builder b(f);
@@ -31,7 +32,7 @@ std::pair<std::vector<double>, std::vector<double>> lowered(const std::string &l
   int dx = autodiff::appendGradients(f, loss, {x})[0];
   f.results = {{"y", y}, {"dx", dx}};
   std::map<std::string, interp::Tensor> in;
-  in[kInputX].data = kPoints;
+  in[kInputX].data = points;
   in[kInputInvBatch].data = {1};
   in[kInputLabel].data = {0};
   auto out = interp::run(f, in, 1);
@@ -89,4 +90,16 @@ TEST(Activation, LogSoftmaxIsLogOfSoftmax) {
     sum += std::exp(ls[i]);
   }
   EXPECT_NEAR(sum, 1.0, 1e-12);
+}
+
+// At exactly 0 (where batchnorm's shift starts, and a constant input puts it), each activation's
+// slope is PyTorch's: the smooth side's for elu and softplus, a for leaky_relu, 0 for relu.
+TEST(Activation, SlopeAtZeroIsPyTorchs) {
+  const std::pair<const char *, double> slopes[] = {
+      {"leaky_relu", 0.01}, {"leaky_relu(alpha: 0.2)", 0.2}, {"elu", 1.0}, {"elu(0.5)", 0.5}, {"softplus", 0.5},
+      {"relu", 0.0},        {"gelu", 0.5},                   {"silu", 0.5}, {"tanh", 1.0},   {"sigmoid", 0.25}};
+  for (auto [layer, slope] : slopes) {
+    auto [y, dy] = lowered(layer, {0.0});
+    EXPECT_NEAR(dy[0], slope, 1e-12) << layer;
+  }
 }
