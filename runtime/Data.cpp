@@ -360,7 +360,7 @@ static std::string readNpy(const std::string &path, std::vector<int64_t> &shape,
   static const std::vector<std::pair<std::string, int>> types = {
       {"'<f4'", 4}, {"'<f8'", 8}, {"'|u1'", 1}, {"'<i4'", -4}, {"'<i8'", -8}};
   int size = 0;
-  for (auto [name, bytes] : types)
+  for (const auto &[name, bytes] : types)
     if (descr == name)
       size = bytes;
   if (!size)

@@ -66,7 +66,7 @@ extern "C" int soma_rt_main(const soma_program *program, int argc, char **argv) 
     printHelp(m, name, args.empty() ? stderr : stdout);
     return args.empty() ? 2 : 0;
   }
-  const std::string command = args[0];
+  const std::string &command = args[0];
   if (command != "train" && command != "eval" && command != "predict")
     return usage(name, "unknown command '" + command + "'; expected train, eval or predict");
   RunOptions run;

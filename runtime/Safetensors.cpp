@@ -126,8 +126,9 @@ private:
       if (pos_ >= s_.size() || s_[pos_] != '"' || !string(key))
         return fail("expected a quoted key");
       skip();
-      if (pos_ >= s_.size() || s_[pos_++] != ':')
+      if (pos_ >= s_.size() || s_[pos_] != ':')
         return fail("expected ':'");
+      ++pos_;
       Json v;
       if (!value(v, depth + 1))
         return false;

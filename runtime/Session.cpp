@@ -56,7 +56,11 @@ void BoundFunction::bind(const std::string &input, float *data) {
 
 const float *BoundFunction::result(const std::string &name) const {
   int64_t slot = f_.resultSlot(name);
-  return slot < 0 ? nullptr : reinterpret_cast<const float *>(ctx_[1 + static_cast<size_t>(slot)]);
+  if (slot < 0)
+    return nullptr;
+  // The context is the generated code's ABI: an array of 64-bit words holding pointers.
+  uint64_t word = ctx_[1 + static_cast<size_t>(slot)];
+  return reinterpret_cast<const float *>(word); // NOLINT(performance-no-int-to-ptr)
 }
 
 void BoundFunction::run(int64_t batch) {

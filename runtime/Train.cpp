@@ -306,7 +306,7 @@ bool loadRunData(const ModelInfo &p, const TrainConfig &t, RunData &d, Dataset *
     splitOff(d.train, t.validation, t.seed ^ 0x7a11da7eull, d.validation);
     if (d.validation.count == 0 || d.train.count == 0) {
       std::fprintf(stderr, "%s: error: validation = %g of %lld samples leaves %s empty\n", t.train->images.c_str(),
-                   t.validation, (long long)(d.train.count + d.validation.count),
+                   t.validation, static_cast<long long>(d.train.count) + d.validation.count,
                    d.validation.count == 0 ? "the validation set" : "the training set");
       return false;
     }

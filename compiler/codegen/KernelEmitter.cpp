@@ -2048,7 +2048,7 @@ private:
           break;
         // Per (sample, output row): fb * chunks loads of y per pass over the ub rows, ub * Kw *
         // chunks of x, for fb * ub * Kw * chunks multiply-adds; Kh / ub passes in all.
-        double passes = static_cast<double>((Kh + ub - 1) / ub);
+        double passes = static_cast<double>((Kh + ub - 1) / ub); // NOLINT(bugprone-integer-division): whole passes
         double loads = passes * static_cast<double>(fb * chunks) + static_cast<double>(Kh * Kw * chunks);
         double perFma = loads / static_cast<double>(fb * Kh * Kw * chunks);
         if (fewest < 0 || perFma < fewest - 1e-9) {

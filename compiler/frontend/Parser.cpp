@@ -58,8 +58,8 @@ public:
 
 private:
   static std::string tidy(std::string msg) {
-    for (auto [from, to] : {std::pair<std::string, std::string>{"<EOF>", "end of file"},
-                            {"token recognition error at: ", "unexpected character "}}) {
+    for (const auto &[from, to] : {std::pair<std::string, std::string>{"<EOF>", "end of file"},
+                                   {"token recognition error at: ", "unexpected character "}}) {
       for (size_t p; (p = msg.find(from)) != std::string::npos;)
         msg.replace(p, from.size(), to);
     }

@@ -19,7 +19,7 @@ enum class Op {
 enum class OpKind { Leaf, Elementwise, Reduce, Row, Window, Contraction, View };
 
 constexpr int kNumOps = 0
-#define OP(Name, Mnemonic, Arity, Kind, Diff) +1
+#define OP(Name, Mnemonic, Arity, Kind, Diff) +1 // NOLINT(bugprone-macro-parentheses): a sum of terms
 #include "ir/Ops.def"
     ;
 const char *opName(Op op);

@@ -26,7 +26,8 @@ struct CaseBuilder {
   }
 
   // An input of `shape` (B = c.batch) filled with values in [lo, hi] away from zero.
-  int input(const std::string &name, Shape shape, double lo = -2, double hi = 2, InputRole role = InputRole::Param) {
+  int input(const std::string &name, const Shape &shape, double lo = -2, double hi = 2,
+            InputRole role = InputRole::Param) {
     int id = b.input(name, role, shape);
     interp::Tensor t;
     int64_t n = numElements(shape, c.batch);
@@ -53,7 +54,7 @@ OpCase unaryCase(Op op, double lo = -2, double hi = 2) {
 }
 
 // a op b, b a scalar or of a's shape: [B, 4], or images [B, 2, 3, 5] (one loop a row).
-OpCase binaryCase(Op op, bool scalarB, double lo = -2, double hi = 2, Shape shape = {kBatch, 4}) {
+OpCase binaryCase(Op op, bool scalarB, double lo = -2, double hi = 2, const Shape &shape = {kBatch, 4}) {
   CaseBuilder cb(std::string(opName(op)) + (scalarB ? " scalar" : "") + (shape.size() > 2 ? " images" : ""));
   int a = cb.input("a", shape);
   int b = cb.input("b", scalarB ? Shape{} : shape, lo, hi);
@@ -71,7 +72,7 @@ OpCase matmulCase(bool ta, bool tb, int64_t k, int64_t n, int64_t m = kBatch) {
 
 // An op of x (`make`) with an elementwise consumer its kernel runs as an epilogue: bias and
 // sigmoid (on vectors), or a product with a transposed tensor (an index map: from a buffer).
-template <typename Make> OpCase epilogueCase(const char *op, bool onVectors, Shape xShape, Make make) {
+template <typename Make> OpCase epilogueCase(const char *op, bool onVectors, const Shape &xShape, Make make) {
   CaseBuilder cb(fmt::format("{} with an epilogue {}", op, onVectors ? "on vectors" : "from a buffer"));
   int r = make(cb.b, cb.input("x", xShape), cb);
   Shape rs = cb.b.shape(r);

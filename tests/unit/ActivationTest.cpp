@@ -95,9 +95,11 @@ TEST(Activation, LogSoftmaxIsLogOfSoftmax) {
 // At exactly 0 (where batchnorm's shift starts, and a constant input puts it), each activation's
 // slope is PyTorch's: the smooth side's for elu and softplus, a for leaky_relu, 0 for relu.
 TEST(Activation, SlopeAtZeroIsPyTorchs) {
-  const std::pair<const char *, double> slopes[] = {
-      {"leaky_relu", 0.01}, {"leaky_relu(alpha: 0.2)", 0.2}, {"elu", 1.0}, {"elu(0.5)", 0.5}, {"softplus", 0.5},
-      {"relu", 0.0},        {"gelu", 0.5},                   {"silu", 0.5}, {"tanh", 1.0},   {"sigmoid", 0.25}};
+  const std::pair<const char *, double> slopes[] = {{"leaky_relu", 0.01}, {"leaky_relu(alpha: 0.2)", 0.2},
+                                                    {"elu", 1.0},         {"elu(0.5)", 0.5},
+                                                    {"softplus", 0.5},    {"relu", 0.0},
+                                                    {"gelu", 0.5},        {"silu", 0.5},
+                                                    {"tanh", 1.0},        {"sigmoid", 0.25}};
   for (auto [layer, slope] : slopes) {
     auto [y, dy] = lowered(layer, {0.0});
     EXPECT_NEAR(dy[0], slope, 1e-12) << layer;

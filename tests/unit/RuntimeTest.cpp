@@ -26,7 +26,7 @@ std::string tempFile(const std::string &name, const std::string &content) {
   return path;
 }
 
-std::string idx(uint32_t magic, std::vector<uint32_t> dims, size_t payload) {
+std::string idx(uint32_t magic, const std::vector<uint32_t> &dims, size_t payload) {
   std::string s;
   auto be = [&](uint32_t v) {
     for (int i = 3; i >= 0; --i)
