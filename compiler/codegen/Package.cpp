@@ -150,7 +150,7 @@ std::string libraryHeader(const std::string &prefix, const rt::ModelInfo &info) 
   h += "typedef struct " + type + " " + type + ";\n\n";
   for (const CFunction &f : kFunctions) {
     std::string decl = replaceAll(replaceAll(f.declaration, "{m}", type), "{p}", prefix);
-    h += "/* " + replaceAll(f.doc, "{P}", P) + " */\n" + decl + ";\n";
+    h += "/* " + replaceAll(replaceAll(f.doc, "{P}", P), "{p}", prefix) + " */\n" + decl + ";\n";
   }
   h += "\n#ifdef __cplusplus\n}\n#endif\n#endif\n";
   return h;
