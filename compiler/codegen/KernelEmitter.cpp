@@ -511,15 +511,7 @@ private:
   // Whether node v (inlined into the kernel, or the kernel's root) reads every tensor at the
   // root's own index: only elementwise math on tensors of the root's shape, and scalars.
   bool sameIndex(int v, const Shape &shape, bool isRoot) const {
-    const Node &n = f_.nodes[v];
-    if (n.shape.empty())
-      return true;
-    if (n.shape != shape)
-      return false;
-    if (!isRoot && s_.materialized[v])
-      return true;
-    return sameIndexOp(n.op) &&
-           std::all_of(n.operands.begin(), n.operands.end(), [&](int o) { return sameIndex(o, shape, false); });
+    return alongTrailing(v, shape, std::string::npos, isRoot);
   }
 
   // Ops whose value at an index reads their operands at that index only (or none).
@@ -625,7 +617,7 @@ private:
 
   // Whether node v reads tensors of `shape` at the root's index and the others not along axes
   // from `from` on: a broadcast over all of them stops the walk (its operand sees only the outer
-  // indices).
+  // indices). With `from` npos, no broadcast: sameIndex.
   bool alongTrailing(int v, const Shape &shape, size_t from, bool isRoot) const {
     const Node &n = f_.nodes[v];
     if (n.shape.empty())
@@ -635,6 +627,8 @@ private:
     if (!isRoot && s_.materialized[v])
       return true;
     if (n.op == Op::Broadcast) {
+      if (from >= shape.size()) // sameIndex: no broadcast
+        return false;
       for (size_t i = from; i < shape.size(); ++i)
         if (!(n.attrs.axes >> i & 1))
           return false;
