@@ -90,9 +90,12 @@ std::string loadIdx(const std::string &images, const std::string &labels, Datase
            images;
   out.count = idims[0];
   out.sampleDims.assign(idims.begin() + 1, idims.end());
+  // With samples, the header's check bounds the product by the file's size; without, it can be
+  // anything (2^32 cubed): saturate above the file's size, and checkShape says there are none.
   out.sampleSize = 1;
+  int64_t cap = static_cast<int64_t>(img.size()) + 1;
   for (int64_t d : out.sampleDims)
-    out.sampleSize *= d; // the header's check bounds the product by the file's size
+    out.sampleSize = d != 0 && out.sampleSize > cap / d ? cap : out.sampleSize * d;
   if (std::string e = checkShape(images, out); !e.empty())
     return e;
   size_t n = static_cast<size_t>(out.count * out.sampleSize);
