@@ -721,7 +721,9 @@ private:
                                                              : outIdx[o++]);
         if (contiguous) {
           llvm::Value *start = b_.CreateGEP(f32_, slotPtr(x), offset(xs, idx));
-          runLoop(runLength, [&](llvm::Value *t) {
+          // A plain sum: LLVM may unroll it whole (a few vector adds per 784 floats, faster than
+          // a rolled loop's one chain of additions).
+          loop(b_.getInt64(0), b_.getInt64(runLength), [&](llvm::Value *t) {
             llvm::Value *v = b_.CreateLoad(f32_, b_.CreateGEP(f32_, start, t));
             b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), v), acc);
           });
