@@ -5,7 +5,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 # OpenBLAS runs its own threads: their number is set before it loads (--blas-threads).
 if "--blas-threads" in sys.argv:
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from sweep_workloads import WORKLOADS  # noqa: E402
+from torch_epochs import train_epochs  # noqa: E402
 
 p = argparse.ArgumentParser()
 p.add_argument("name")
@@ -40,21 +40,6 @@ else:
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
 x = torch.from_numpy(np.load(a.x))
 y = torch.from_numpy(np.load(a.y))
-n, batch = x.shape[0], w["batch"]
 model.train()
-rates = []
-for _ in range(a.epochs):
-    order = torch.randperm(n)
-    seconds = 0.0
-    for start in range(0, n, batch):
-        i = order[start:start + batch]
-        xb, yb = x[i], y[i]
-        t = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(xb), yb)
-        loss.backward()
-        opt.step()
-        seconds += time.perf_counter() - t
-    rates.append(n / seconds)
-counted = sorted(rates[1:])
-print(json.dumps({"samples_per_second": counted[len(counted) // 2], "epochs": rates}))
+rates, median = train_epochs(model, F.cross_entropy, opt, x, y, w["batch"], a.epochs)
+print(json.dumps({"samples_per_second": median, "epochs": rates}))

@@ -17,6 +17,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_epochs import train_epochs  # noqa: E402
+
 
 def idx(path):
     with open(path, "rb") as f:
@@ -64,23 +67,8 @@ def train(args):
     y = idx(f"{args.data}/train-labels-idx1-ubyte").long()
     model, loss_fn, opt, batch, shape = workload(args.workload)
     x = x.reshape((-1,) + shape)
-    n = x.shape[0]
-    rates = []
-    for _ in range(args.epochs):
-        order = torch.randperm(n)
-        seconds = 0.0
-        for start in range(0, n, batch):
-            i = order[start:start + batch]
-            xb, yb = x[i], y[i]
-            t = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
-            loss.backward()
-            opt.step()
-            seconds += time.perf_counter() - t
-        rates.append(n / seconds)
-    counted = sorted(rates[1:])  # the first epoch is a warm-up
-    print(json.dumps({"samples_per_second": counted[len(counted) // 2], "epochs": rates}))
+    rates, median = train_epochs(model, loss_fn, opt, x, y, batch, args.epochs)
+    print(json.dumps({"samples_per_second": median, "epochs": rates}))
 
 
 def forward(args):

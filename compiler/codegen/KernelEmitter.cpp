@@ -515,51 +515,7 @@ private:
   }
 
   // Ops whose value at an index reads their operands at that index only (or none).
-  static bool sameIndexOp(Op op) {
-    switch (op) {
-    case Op::Fill:
-    case Op::Constant:
-    case Op::Neg:
-    case Op::Exp:
-    case Op::Expm1:
-    case Op::Log:
-    case Op::Log1p:
-    case Op::Sqrt:
-    case Op::Erf:
-    case Op::Erfc:
-    case Op::Sigmoid:
-    case Op::Tanh:
-    case Op::Relu:
-    case Op::Step:
-    case Op::Add:
-    case Op::Sub:
-    case Op::Mul:
-    case Op::Div:
-    case Op::Equal:
-      return true;
-    // index transforms, random numbers (they hash the position), everything materialized
-    case Op::Input:
-    case Op::Random:
-    case Op::Broadcast:
-    case Op::OneHot:
-    case Op::Transpose:
-    case Op::Pad:
-    case Op::Slice:
-    case Op::ReduceSum:
-    case Op::ReduceMax:
-    case Op::SoftmaxXent:
-    case Op::SoftmaxXentGrad:
-    case Op::MatMul:
-    case Op::Conv2D:
-    case Op::Conv2DBackData:
-    case Op::Conv2DBackFilter:
-    case Op::MaxPool2D:
-    case Op::MaxPool2DBack:
-    case Op::Reshape:
-      return false;
-    }
-    return false;
-  }
+  static bool sameIndexOp(Op op) { return opIndexing(op) == OpIndexing::Pointwise; }
 
   // An elementwise kernel whose rows are images or pooling windows ([B, 6, 28, 28],
   // [B, 6, 14, 2, 14, 2]) and that reads every tensor at its own index runs as one loop over

@@ -129,15 +129,8 @@ int Builder::random(int seed, Shape shape, uint32_t salt) {
   a.value = salt;
   return add(Op::Random, {seed}, a);
 }
-bool opIsIndexMap(Op op) {
-  switch (op) { // every op listed: a new op must say whether it moves elements
-  case Op::Broadcast:
-  case Op::OneHot:
-  case Op::Transpose:
-  case Op::Pad:
-  case Op::Slice:
-    return true;
-  case Op::Input:
+OpIndexing opIndexing(Op op) {
+  switch (op) { // every op listed: a new op must say how it reads its operands
   case Op::Fill:
   case Op::Constant:
   case Op::Neg:
@@ -152,12 +145,20 @@ bool opIsIndexMap(Op op) {
   case Op::Tanh:
   case Op::Relu:
   case Op::Step:
-  case Op::Random:
   case Op::Add:
   case Op::Sub:
   case Op::Mul:
   case Op::Div:
   case Op::Equal:
+    return OpIndexing::Pointwise;
+  case Op::Broadcast:
+  case Op::OneHot:
+  case Op::Transpose:
+  case Op::Pad:
+  case Op::Slice:
+    return OpIndexing::IndexMap;
+  case Op::Input:
+  case Op::Random:
   case Op::ReduceSum:
   case Op::ReduceMax:
   case Op::SoftmaxXent:
@@ -169,10 +170,11 @@ bool opIsIndexMap(Op op) {
   case Op::MaxPool2D:
   case Op::MaxPool2DBack:
   case Op::Reshape:
-    return false;
+    return OpIndexing::Other;
   }
-  return false;
+  return OpIndexing::Other;
 }
+bool opIsIndexMap(Op op) { return opIndexing(op) == OpIndexing::IndexMap; }
 int Builder::transpose(int x, Shape perm) {
   Attrs a;
   a.perm = std::move(perm);

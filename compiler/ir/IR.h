@@ -25,8 +25,13 @@ constexpr int kNumOps = 0
 const char *opName(Op op);
 int opArity(Op op);
 OpKind opKind(Op op);
-// Elementwise ops that read their operand at another index (broadcast, one_hot, transpose, pad,
-// slice): they cannot run as the epilogue of a product at the product's own index.
+// How an op reads its operands: Pointwise, at the result's own index (math, and the constants
+// that read none); IndexMap, at another index (broadcast, one_hot, transpose, pad, slice: they
+// cannot run as the epilogue of a product at the product's own index); Other, anything else
+// (inputs, random numbers hashing the position, reductions, products, views). One switch over
+// every op (IR.cpp), which the evaluator and the emitter rely on.
+enum class OpIndexing { Pointwise, IndexMap, Other };
+OpIndexing opIndexing(Op op);
 bool opIsIndexMap(Op op);
 bool opDifferentiable(Op op);
 std::optional<Op> opFromName(const std::string &mnemonic);
