@@ -335,7 +335,7 @@ void printProfile(const FunctionLayout &f, const std::vector<double> &seconds, i
   std::printf("profile of the training step: %lld steps, %.3f ms per step in %zu kernels, %d thread%s\n",
               (long long)steps, 1e3 * total / static_cast<double>(steps), seconds.size(), threads,
               threads == 1 ? "" : "s");
-  std::printf("%6s %-12s %-18s %10s %7s %9s\n", "kernel", "kind", "shape", "us/step", "share", "GFLOP/s");
+  std::printf("%6s %-24s %-18s %10s %7s %9s\n", "kernel", "strategy", "shape", "us/step", "share", "GFLOP/s");
   size_t shown = 0;
   for (size_t k : order) {
     const FunctionLayout::Kernel &kn = f.kernels[k];
@@ -343,7 +343,7 @@ void printProfile(const FunctionLayout &f, const std::vector<double> &seconds, i
     double work = kn.flopsFixed + kn.flopsPerSample * static_cast<double>(std::llround(meanBatch));
     flops += work;
     if (shown++ < 15)
-      std::printf("%6zu %-12s %-18s %10.1f %6.1f%% %9.2f\n", k, kn.kind.c_str(), kn.shape.c_str(), 1e6 * perStep,
+      std::printf("%6zu %-24s %-18s %10.1f %6.1f%% %9.2f\n", k, kn.kind.c_str(), kn.shape.c_str(), 1e6 * perStep,
                   total > 0 ? 100 * seconds[k] / total : 0.0, perStep > 0 ? work / perStep / 1e9 : 0.0);
   }
   if (order.size() > 15)

@@ -20,14 +20,17 @@ namespace soma::codegen {
 
 using namespace ir;
 using transforms::Kernel;
+using transforms::KernelPlan;
 using transforms::Schedule;
+using transforms::Strategy;
 
 namespace {
 
 class FunctionEmitter {
 public:
-  FunctionEmitter(llvm::Module &m, const Function &f, const Schedule &s, const TargetInfo &t)
-      : m_(m), c_(m.getContext()), b_(c_), f_(f), s_(s), target_(t) {
+  FunctionEmitter(llvm::Module &m, const Function &f, const Schedule &s, const std::vector<KernelPlan> &plans,
+                  const TargetInfo &t)
+      : m_(m), c_(m.getContext()), b_(c_), f_(f), s_(s), plans_(plans), target_(t) {
     llvm::FastMathFlags fmf;
     fmf.setAllowReassoc();
     fmf.setAllowContract();
@@ -44,13 +47,14 @@ public:
     auto *kernelTy = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, i64_, i64_}, false);
     llvm::FunctionCallee parFor = m_.getOrInsertFunction(
         "soma_rt_parallel_for", llvm::FunctionType::get(b_.getVoidTy(), {ptr_, ptr_, i64_, i64_}, false));
-    std::vector<std::pair<llvm::Function *, const Kernel *>> kernels;
+    std::vector<std::pair<llvm::Function *, const KernelPlan *>> kernels;
     for (size_t k = 0; k < s_.kernels.size(); ++k) {
       auto *fn =
           llvm::Function::Create(kernelTy, llvm::Function::InternalLinkage, f_.name + ".k" + std::to_string(k), m_);
       setAttrs(fn);
+      plan_ = &plans_[k];
       emitKernel(fn, s_.kernels[k]);
-      kernels.push_back({fn, &s_.kernels[k]});
+      kernels.push_back({fn, plan_});
     }
     auto *stepTy = llvm::FunctionType::get(b_.getVoidTy(), {ptr_}, false);
     auto *step = llvm::Function::Create(stepTy, llvm::Function::ExternalLinkage, f_.name, m_);
@@ -58,8 +62,8 @@ public:
     b_.SetInsertPoint(llvm::BasicBlock::Create(c_, "entry", step));
     ctx_ = step->getArg(0);
     batch_ = b_.CreateLoad(i64_, ctx_, "batch");
-    for (auto [fn, k] : kernels) {
-      auto [rows, costPerRow] = extent(*k);
+    for (auto [fn, p] : kernels) {
+      auto [rows, costPerRow] = extent(*p);
       b_.CreateCall(parFor, {fn, ctx_, rows, costPerRow});
     }
     b_.CreateRetVoid();
@@ -77,55 +81,21 @@ private:
 
   llvm::Value *dim(int64_t d) { return d == kBatch ? batch_ : b_.getInt64(d); }
 
-  // Rows of the outermost loop and the work per row, for the thread split.
-  std::pair<llvm::Value *, llvm::Value *> extent(const Kernel &k) {
-    const Shape &s = f_.nodes[k.root].shape;
-    if (s.empty())
-      return {b_.getInt64(1), b_.getInt64(1)};
-    llvm::Value *perRow = b_.getInt64(1);
-    for (size_t i = 1; i < s.size(); ++i)
-      perRow = b_.CreateMul(perRow, dim(s[i]));
-    if (k.kind == Kernel::Kind::Reduce) { // each output element sums the reduced axes
-      const Node &r = f_.nodes[k.root];
-      const Shape &xs = f_.nodes[r.operands[0]].shape;
-      for (size_t i = 0; i < xs.size(); ++i)
-        if (r.attrs.axes >> i & 1)
-          perRow = b_.CreateMul(perRow, dim(xs[i]));
-    }
-    if (k.kind == Kernel::Kind::Window) { // the window's elements per output element
-      int64_t window = f_.nodes[k.product >= 0 ? k.product : k.root].attrs.stride;
-      perRow = b_.CreateMul(perRow, b_.getInt64(window * window));
-    }
-    if (k.kind == Kernel::Kind::Row) // a row of classes, read in three passes
-      perRow = b_.CreateMul(perRow, b_.getInt64(3 * f_.nodes[f_.nodes[k.root].operands[0]].shape.back()));
-    if (k.kind == Kernel::Kind::Conv) { // the terms of each output element's sum
-      const Node &cv = f_.nodes[k.product >= 0 ? k.product : k.root];
-      const Shape &other = f_.nodes[cv.operands[1]].shape; // w, or y for the filter gradient
-      if (cv.op == Op::Conv2DBackFilter)                   // a weight's sum runs over every sample and position of y
-        perRow = b_.CreateMul(perRow, b_.CreateMul(batch_, b_.getInt64(other[2] * other[3])));
-      else // an element's, over the filters' (forward) or the channels' (data gradient) taps
-        perRow = b_.CreateMul(perRow, b_.getInt64((cv.op == Op::Conv2D ? other[1] : other[0]) * other[2] * other[3]));
-      if (rowBackFilters(k) && filterLanesBack(cv)) { // a vector of filters, a channel, a filter row
-        int64_t items = filterRows(cv);
-        return {b_.getInt64(items), b_.CreateSDiv(b_.CreateMul(perRow, b_.getInt64(s[0])), b_.getInt64(items))};
-      }
-      if (rowBackFilters(k)) { // the threads get whole blocks of filters
-        int64_t fb = filterBlock(cv).filters;
-        return {b_.getInt64(s[0] / fb), b_.CreateMul(perRow, b_.getInt64(fb))};
-      }
-    }
-    if (k.kind == Kernel::Kind::MatMul) {
-      const Node &mm = f_.nodes[k.product];
-      const Shape &a = f_.nodes[mm.operands[0]].shape;
-      perRow = b_.CreateMul(perRow, dim(mm.attrs.transA ? a[0] : a[1]));
-      if (int64_t block = matmulBlock(k)) { // the threads get whole blocks of rows (and of columns)
-        int64_t groups = columnGroups(k);
-        llvm::Value *blocks = b_.CreateSDiv(b_.CreateAdd(dim(s[0]), b_.getInt64(block - 1)), b_.getInt64(block));
-        return {b_.CreateMul(blocks, b_.getInt64(groups)),
-                b_.CreateSDiv(b_.CreateMul(perRow, b_.getInt64(block)), b_.getInt64(groups))};
-      }
-    }
-    return {dim(s[0]), perRow};
+  // A plan's count at this call's batch size.
+  llvm::Value *count(const transforms::Count &c) {
+    llvm::Value *v = b_.getInt64(c.factor);
+    for (int i = 0; i < c.batchPower; ++i)
+      v = b_.CreateMul(v, batch_);
+    if (c.divisor > 1)
+      v = b_.CreateSDiv(b_.CreateAdd(v, b_.getInt64(c.divisor - 1)), b_.getInt64(c.divisor));
+    return c.times > 1 ? b_.CreateMul(v, b_.getInt64(c.times)) : v;
+  }
+
+  // The plan's work items and the work of each (rounded up), for the thread split.
+  std::pair<llvm::Value *, llvm::Value *> extent(const KernelPlan &p) {
+    llvm::Value *items = count(p.items), *work = count(p.work);
+    llvm::Value *some = b_.CreateSelect(b_.CreateICmpSGT(items, b_.getInt64(0)), items, b_.getInt64(1));
+    return {items, b_.CreateSDiv(b_.CreateAdd(work, b_.CreateSub(some, b_.getInt64(1))), some)};
   }
 
   llvm::Value *slotPtr(int node) {
@@ -424,39 +394,73 @@ private:
     b_.SetInsertPoint(start);
     llvm::Value *lo = fn->getArg(1), *hi = fn->getArg(2);
     const Node &root = f_.nodes[k.root];
-    switch (k.kind) {
-    case Kernel::Kind::Elementwise:
-      if (root.shape.empty()) {
-        storeRoots(k, {});
-        break;
-      }
-      if (flattens(k)) {
-        flatElementwise(k, lo, hi);
-        break;
-      }
-      if (size_t from = trailingFrom(k)) {
-        trailingFlat(k, lo, hi, from);
-        break;
-      }
+    int product = k.product >= 0 ? k.product : k.root;
+    const Node &n = f_.nodes[product]; // a product's, convolution's or pooling's node
+    switch (plan_->strategy) {
+    case Strategy::Scalar:
+      storeRoots(k, {});
+      break;
+    case Strategy::Flat:
+      flatElementwise(k, lo, hi);
+      break;
+    case Strategy::Trailing:
+      trailingFlat(k, lo, hi, plan_->from);
+      break;
+    case Strategy::Nest:
       loop(lo, hi, [&](llvm::Value *i) {
         std::vector<llvm::Value *> idx{i};
         loopNest(root.shape, 1, idx, [&] { storeRoots(k, idx); });
       });
       break;
-    case Kernel::Kind::Reduce:
+    case Strategy::ReduceNest:
+    case Strategy::ReduceRuns:
+    case Strategy::ReduceTrailing:
       emitReduce(k, lo, hi);
       break;
-    case Kernel::Kind::Row:
+    case Strategy::ReduceLeading:
+      leadingReduce(k, lo, hi, plan_->from);
+      break;
+    case Strategy::SoftmaxRows:
       emitRow(k, lo, hi);
       break;
-    case Kernel::Kind::Window:
+    case Strategy::PoolLanes:
       emitWindow(k, lo, hi);
       break;
-    case Kernel::Kind::MatMul:
-      emitMatMul(k, lo, hi);
+    case Strategy::MatMulTiled:
+      tiledMatMul(k, lo, hi);
       break;
-    case Kernel::Kind::Conv:
-      emitConv(k, lo, hi);
+    case Strategy::MatMulDot:
+      dotMatMul(k, lo, hi);
+      break;
+    case Strategy::MatMulLoops:
+      generalMatMul(k, lo, hi);
+      break;
+    case Strategy::ConvChannelLanes:
+      channelConv(k, product, lo, hi);
+      break;
+    case Strategy::ConvRows:
+      rowConv(k, product, n.operands[0], n.operands[1], false, n.attrs.padding, n.attrs.padding, lo, hi);
+      break;
+    case Strategy::ConvDataFilterLanes:
+      channelBackData(k, lo, hi);
+      break;
+    case Strategy::ConvDataRows: { // a correlation with the flipped filter and "full" padding
+      const Shape &ws = f_.nodes[n.operands[1]].shape;
+      rowConv(k, product, n.operands[0], n.operands[1], true, ws[2] - 1 - n.attrs.padding, ws[3] - 1 - n.attrs.padding,
+              lo, hi);
+      break;
+    }
+    case Strategy::ConvFilterLanes:
+      channelBackFilter(k, lo, hi);
+      break;
+    case Strategy::ConvFilterPlanes:
+      planeBackFilter(k, lo, hi);
+      break;
+    case Strategy::ConvFilterRows:
+      rowBackFilter(k, lo, hi);
+      break;
+    case Strategy::ConvLoops:
+      directConv(k, lo, hi);
       break;
     }
     b_.CreateRetVoid();
@@ -508,29 +512,6 @@ private:
     }
   }
 
-  // Whether node v (inlined into the kernel, or the kernel's root) reads every tensor at the
-  // root's own index: only elementwise math on tensors of the root's shape, and scalars.
-  bool sameIndex(int v, const Shape &shape, bool isRoot) const {
-    return alongTrailing(v, shape, std::string::npos, isRoot);
-  }
-
-  // Ops whose value at an index reads their operands at that index only (or none).
-  static bool sameIndexOp(Op op) { return opIndexing(op) == OpIndexing::Pointwise; }
-
-  // An elementwise kernel whose rows are images or pooling windows ([B, 6, 28, 28],
-  // [B, 6, 14, 2, 14, 2]) and that reads every tensor at its own index runs as one loop over
-  // each row's elements: the short innermost axes would not fill vectors.
-  bool flattens(const Kernel &k) const {
-    int root = k.root;
-    const Shape &shape = f_.nodes[root].shape;
-    if (shape.size() < 3 || shape.back() >= 4 * static_cast<int64_t>(lanes()))
-      return false;
-    if (std::any_of(shape.begin() + 1, shape.end(), [](int64_t d) { return d == kBatch; }))
-      return false;
-    return sameIndex(root, shape, true) &&
-           std::all_of(k.alsoRoots.begin(), k.alsoRoots.end(), [&](int r) { return sameIndex(r, shape, true); });
-  }
-
   // An elementwise kernel's values at idx: its other roots first (kept in registers for the root,
   // which reads them), then the root; stores after every value is computed, so that an update in
   // place never reads what this element already wrote.
@@ -545,55 +526,6 @@ private:
       store(k.alsoRoots[i], idx, values[i]);
     store(k.root, idx, root);
     computed_.clear();
-  }
-
-  // The first of the trailing axes along which every tensor of the kernel is either read at the
-  // root's own index or not at all (a broadcast over all of them: batchnorm's per-channel
-  // statistics over [B, C, H, W]), when those axes are short (the nested loops would not fill
-  // vectors) and together long enough to; 0 if none.
-  size_t trailingFrom(const Kernel &k) const {
-    const Shape &shape = f_.nodes[k.root].shape;
-    if (shape.size() < 3 || shape.back() >= 4 * static_cast<int64_t>(lanes()))
-      return 0;
-    for (size_t from = 1; from + 1 < shape.size(); ++from) {
-      int64_t run = 1;
-      bool fixed = true;
-      for (size_t i = from; i < shape.size(); ++i) {
-        fixed &= shape[i] != kBatch;
-        run *= shape[i];
-      }
-      if (!fixed || run < 2 * static_cast<int64_t>(lanes()))
-        break;
-      auto ok = [&](int r) { return alongTrailing(r, shape, from, true); };
-      if (ok(k.root) && std::all_of(k.alsoRoots.begin(), k.alsoRoots.end(), ok))
-        return from;
-    }
-    return 0;
-  }
-
-  // Whether node v reads tensors of `shape` at the root's index and the others not along axes
-  // from `from` on: a broadcast over all of them stops the walk (its operand sees only the outer
-  // indices). With `from` npos, no broadcast: sameIndex.
-  bool alongTrailing(int v, const Shape &shape, size_t from, bool isRoot) const {
-    const Node &n = f_.nodes[v];
-    if (n.shape.empty())
-      return true;
-    if (n.shape != shape)
-      return false;
-    if (!isRoot && s_.materialized[v])
-      return true;
-    if (n.op == Op::Broadcast) {
-      if (from >= shape.size()) // sameIndex: no broadcast
-        return false;
-      for (size_t i = from; i < shape.size(); ++i)
-        if (!(n.attrs.axes >> i & 1))
-          return false;
-      return true;
-    }
-    if (!sameIndexOp(n.op))
-      return false;
-    return std::all_of(n.operands.begin(), n.operands.end(),
-                       [&](int o) { return alongTrailing(o, shape, from, false); });
   }
 
   // Axes [from, n) as one loop: each tensor of the root's shape is at (outer offset) * run + t.
@@ -636,29 +568,15 @@ private:
     int x = root.operands[0];
     const Shape &xs = f_.nodes[x].shape;
     bool isMax = root.op == Op::ReduceMax;
-    // A buffer whose last axes are all summed: they are one contiguous run per index of the
-    // others, summed by one loop that vectorizes (bias gradients: [B, C, H, W] over B, H, W).
-    size_t run = xs.size();
-    while (run > 0 && (root.attrs.axes >> (run - 1) & 1) && xs[run - 1] != kBatch)
-      --run;
+    // reduce.runs: x's last axes, all summed, are one contiguous run per index of the others,
+    // summed by one loop that vectorizes (bias gradients: [B, C, H, W] over B, H, W).
+    // reduce.trailing: the same run of an inlined tree that reads its tensors at x's own index or
+    // broadcasts them over the run (batchnorm's gradients: sums over B, H, W of dy (x - mean) / std).
+    bool contiguous = plan_->strategy == Strategy::ReduceRuns, flatTree = plan_->strategy == Strategy::ReduceTrailing;
+    size_t run = contiguous || flatTree ? plan_->from : xs.size();
     int64_t runLength = 1;
     for (size_t i = run; i < xs.size(); ++i)
       runLength *= xs[i];
-    bool contiguous = !isMax && s_.materialized[x] && xs.size() - run >= 2;
-    // The same run of an inlined tree that reads its tensors at x's own index or broadcasts
-    // them over the run (batchnorm's gradients: sums over B, H, W of dy (x - mean) / std): one
-    // loop along the run too.
-    bool flatTree = !contiguous && xs.size() - run >= 2 && runLength >= 2 * static_cast<int64_t>(lanes()) &&
-                    alongTrailing(x, xs, run, true);
-    // Leading axes reduced, trailing axes kept (a bias gradient of a dense layer: [B, n] over B):
-    // each output row is a contiguous run of x's rows, accumulated in place by a loop along them
-    // that vectorizes, for each index of the reduced axes in order (the same order of summation
-    // as one element at a time).
-    size_t leading = 0;
-    while (leading < xs.size() && (root.attrs.axes >> leading & 1))
-      ++leading;
-    if (!root.shape.empty() && leading > 0 && root.attrs.axes == (1u << leading) - 1)
-      return leadingReduce(k, lo, hi, leading);
     Shape reduced;
     for (size_t i = 0; i < (contiguous || flatTree ? run : xs.size()); ++i)
       if (root.attrs.axes >> i & 1)
@@ -835,7 +753,7 @@ private:
     const Node &n = f_.nodes[pool];
     bool back = n.op == Op::MaxPool2DBack;
     int xNode = n.operands[0], yNode = back ? n.operands[1] : pool;
-    bool vecEpilogue = k.root != pool && vectorEpilogue(k);
+    bool vecEpilogue = plan_->vectorEpilogue;
     llvm::AllocaInst *buffer = entryAlloca(f32_, b_.getInt64(lanes()), "lanes");
     // The result's `count` lanes at (b, c, row, col..): stored, or through the epilogue.
     auto result = [&](llvm::Value *v, llvm::Value *b, llvm::Value *c, llvm::Value *row, llvm::Value *col,
@@ -925,92 +843,9 @@ private:
   }
 
   // C = op(A) op(B), rows [lo, hi), then the elementwise epilogue up to the kernel's root. With a
-  // static number of columns the product is computed in register tiles (tiledMatMul, or
-  // dotMatMul when B is transposed) into a buffer of rows, which the epilogue then reads; other
-  // shapes take the plain loop nest (general).
-  void emitMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
-    switch (matmulBlock(k)) {
-    case kTiledRows:
-      return tiledMatMul(k, lo, hi);
-    case kDotRows:
-      return dotMatMul(k, lo, hi);
-    default:
-      return generalMatMul(k, lo, hi);
-    }
-  }
-
-  // The tiled kernel's columns in groups of 8 vectors when they divide evenly: work items are
-  // (row block, column group), so that a batch of one still splits over the threads, each
-  // reading part of B.
-  int64_t columnGroups(const Kernel &k) const {
-    int64_t n = f_.nodes[k.product].shape[1], group = 8 * lanes();
-    return matmulBlock(k) == kTiledRows && n % group == 0 ? n / group : 1;
-  }
-
-  // Rows per block of the register-tiled kernels; the kernel's rows [lo, hi) are then blocks.
-  static constexpr int64_t kTiledRows = 6, kDotRows = 4;
-  int64_t matmulBlock(const Kernel &k) const {
-    const Node &mm = f_.nodes[k.product];
-    const Shape &as = f_.nodes[mm.operands[0]].shape;
-    bool ta = mm.attrs.transA, tb = mm.attrs.transB;
-    int64_t n = mm.shape[1], kk = ta ? as[0] : as[1];
-    if (n != kBatch && !tb)
-      return kTiledRows;
-    if (n != kBatch && tb && !ta && kk != kBatch)
-      return kDotRows;
-    return 0;
-  }
-
-  // The epilogue of C[i, j] = value: the kernel's elementwise tree above the product.
-  // Whether the epilogue of kernel k can run on vectors of C's row: every value above the product
-  // is elementwise math at its own index, a broadcast, a constant or a buffer; no index maps.
-  bool vectorEpilogue(const Kernel &k) const {
-    std::function<bool(int, bool)> ok = [&](int v, bool isRoot) {
-      if (v == k.product || (!isRoot && s_.materialized[v]))
-        return true;
-      const Node &n = f_.nodes[v];
-      switch (opKind(n.op)) {
-      case OpKind::Leaf:
-        return n.op == Op::Fill;
-      case OpKind::Elementwise:
-        if (opIsIndexMap(n.op) && n.op != Op::Broadcast)
-          return false;
-        if (n.op == Op::Random)
-          return false;
-        return std::all_of(n.operands.begin(), n.operands.end(), [&](int o) { return ok(o, false); });
-      default:
-        return false;
-      }
-    };
-    return ok(k.root, true) && std::all_of(k.alsoRoots.begin(), k.alsoRoots.end(), [&](int r) { return ok(r, true); });
-  }
-
-  // The buffers an epilogue reads or writes at the product's own index (the weights and the
-  // optimizer's state of a fused update, a bias-free residual, ...), each once by slot.
-  std::vector<int> epilogueBuffers(const Kernel &k) const {
-    const Shape &shape = f_.nodes[k.product].shape;
-    std::vector<int> out;
-    std::vector<bool> seen(f_.nodes.size());
-    auto add = [&](int v) {
-      if (f_.nodes[v].shape == shape && s_.slot[v] >= 0 &&
-          std::none_of(out.begin(), out.end(), [&](int o) { return s_.slot[o] == s_.slot[v]; }))
-        out.push_back(v);
-    };
-    std::function<void(int, bool)> walk = [&](int v, bool isRoot) {
-      if (v == k.product || seen[static_cast<size_t>(v)])
-        return;
-      seen[static_cast<size_t>(v)] = true;
-      if (!isRoot && s_.materialized[v])
-        return add(v);
-      for (int o : f_.nodes[v].operands)
-        walk(o, false);
-    };
-    for (int r : k.alsoRoots)
-      walk(r, true), add(r);
-    walk(k.root, true);
-    add(k.root);
-    return out;
-  }
+  // static number of columns the product is computed in register tiles (matmul.tiled, or
+  // matmul.dot when B is transposed) into a buffer of rows, which the epilogue then reads; other
+  // shapes take the plain loop nest (matmul.loops).
 
   // The epilogue on `count` lanes from index idx, the lanes along the axis whose index is `lane`
   // (by default the last): `value` holds the product there.
@@ -1035,7 +870,7 @@ private:
   }
 
   llvm::FixedVectorType *vecTy() { return llvm::FixedVectorType::get(f32_, lanes()); }
-  unsigned lanes() const { return static_cast<unsigned>(std::max(4, target_.preferVectorWidth / 32)); }
+  unsigned lanes() const { return static_cast<unsigned>(machine(target_).lanes); }
   // The first `count` lanes.
   std::vector<bool> firstLanes(unsigned count) {
     std::vector<bool> on(lanes());
@@ -1115,31 +950,20 @@ private:
   // accumulators in registers over the whole K loop; each B row is loaded once per tile and
   // used by every row of it (a BLIS-style micro-kernel). Each element sums over k in order.
   void tiledMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
-    constexpr int64_t kRows = kTiledRows;
+    const int64_t kRows = plan_->rows;
     const Node &mm = f_.nodes[k.product];
     int a = mm.operands[0], bm = mm.operands[1];
     const Shape &as = f_.nodes[a].shape;
     bool ta = mm.attrs.transA;
     llvm::Value *kDim = dim(ta ? as[0] : as[1]);
     int64_t n = mm.shape[1], vl = lanes();
-    // Columns per tile: four vectors (6 x 4 sums, 10 loads per 24 multiply-adds) unless an
-    // optimizer's update in the epilogue needs the registers (it would spill), then two.
-    int64_t width = n >= 4 * vl && k.alsoRoots.empty() ? 4 * vl : n > vl ? 2 * vl : vl;
+    int64_t width = plan_->columns; // columns per tile
     llvm::AllocaInst *rows = entryAlloca(f32_, b_.getInt64(kRows * n), "rows");
     rows->setAlignment(llvm::Align(64));
     // The epilogue runs on the sums' registers when it can; else it reads a buffer of rows.
-    bool vecEpilogue = vectorEpilogue(k);
-    // The epilogue's buffers, prefetched when together they would not stay in L2 (about 1 MB a
-    // core here) from one step to the next: an optimizer's state.
-    std::vector<int> prefetched;
-    if (vecEpilogue && mm.shape[0] != kBatch) {
-      prefetched = epilogueBuffers(k);
-      if (static_cast<int64_t>(prefetched.size()) * mm.shape[0] * n * 4 < (int64_t{1} << 20))
-        prefetched.clear();
-    }
-    // A single row has few products per B load: it takes tiles of up to 8 vectors, so that 8
-    // independent accumulations hide the FMA's latency.
-    int64_t width1 = std::min((n + vl - 1) / vl, int64_t{8}) * vl;
+    bool vecEpilogue = plan_->vectorEpilogue;
+    const std::vector<int> &prefetched = plan_->prefetch; // an optimizer's state, beyond L2
+    int64_t width1 = plan_->singleRow;                    // a single row's tile: more accumulations to hide latency
     llvm::AllocaInst *acc =
         entryAlloca(llvm::ArrayType::get(vecTy(), std::max(kRows * width / vl, width1 / vl)), nullptr, "acc");
     llvm::Value *bBase = slotPtr(bm);
@@ -1211,7 +1035,7 @@ private:
           storeVec(b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q)), p, lanesOf(q));
         }
     };
-    int64_t groups = columnGroups(k), columns = n / groups; // per work item
+    int64_t groups = plan_->groups, columns = n / groups; // per work item
     // Columns [c0, c0 + columns) of mr rows.
     auto allColumns = [&](llvm::Value *i0, llvm::Value *count, int64_t mr, llvm::Value *slot0, llvm::Value *c0) {
       int64_t w = mr == 1 ? width1 : width;
@@ -1316,7 +1140,7 @@ private:
   // along contiguous k, in tiles of 4 x 4 elements whose partial sums (a vector each) stay in
   // registers; the lanes are added at the end.
   void dotMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
-    constexpr int64_t kTile = kDotRows;
+    const int64_t kTile = plan_->rows;
     const Node &mm = f_.nodes[k.product];
     int a = mm.operands[0], bm = mm.operands[1];
     int64_t kk = f_.nodes[a].shape[1], n = mm.shape[1], vl = lanes();
@@ -1424,16 +1248,6 @@ private:
     return clampRange(first, b_.CreateAdd(last, b_.getInt64(1)), outSize);
   }
 
-  // Stride 1 (and filters small enough for the registers): vector code along image rows, below;
-  // otherwise the direct loop nests.
-  // Whether a filter gradient runs along y's whole planes (planeBackFilter): rows narrower than
-  // three quarters of their vectors, no padding.
-  bool alongPlanes(const Node &n) const {
-    const Shape &ys = f_.nodes[n.operands[1]].shape;
-    int64_t vl = lanes(), Wo = ys[3];
-    return n.attrs.padding == 0 && 4 * Wo < 3 * ((Wo + vl - 1) / vl * vl);
-  }
-
   // The filter gradient of planeBackFilter's kind: y's plane [Ho * Wo] is contiguous, so its
   // vectors are full (LeNet's 10-wide rows fill 10 of 16 lanes one row at a time). The x values
   // a vector of y meets for tap (u, v) lie on the one to three rows its lanes span: a masked load
@@ -1445,7 +1259,7 @@ private:
     const Shape xs = f_.nodes[xNode].shape, ys = f_.nodes[yNode].shape, ws = f_.nodes[wNode].shape;
     int64_t W = xs[3], Kw = ws[3], Ho = ys[2], Wo = ys[3], vl = lanes();
     int64_t plane = Ho * Wo, vectors = (plane + vl - 1) / vl;
-    int64_t fb = filterBlock(n).filters;
+    int64_t fb = plan_->channels;
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     // The lanes [first, last) of vector t that lie on y's row i, from column j.
     struct Segment {
@@ -1487,34 +1301,6 @@ private:
         });
   }
 
-  // Whether a filter gradient runs along rows (rowBackFilter), its rows then blocks of filters.
-  bool rowBackFilters(const Kernel &k) const {
-    return f_.nodes[k.root].op == Op::Conv2DBackFilter && transforms::convAlongRows(f_, k.root);
-  }
-
-  // A convolution, or with an epilogue (k.product the conv2d) its elementwise consumer.
-  void emitConv(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
-    int conv = k.product >= 0 ? k.product : k.root;
-    const Node &n = f_.nodes[conv];
-    int wNode = n.op == Op::Conv2DBackFilter ? conv : n.operands[1];
-    const Shape &ws = f_.nodes[wNode].shape;
-    if (transforms::convAlongRows(f_, conv)) {
-      if (n.op == Op::Conv2D && channelLanes(n) && (k.root == conv || vectorEpilogue(k)))
-        return channelConv(k, conv, lo, hi);
-      if (n.op == Op::Conv2D)
-        return rowConv(k, conv, n.operands[0], wNode, false, n.attrs.padding, n.attrs.padding, lo, hi);
-      if (n.op == Op::Conv2DBackData && k.root == conv && filterLanes(n))
-        return channelBackData(k, lo, hi);
-      if (n.op == Op::Conv2DBackData) // a correlation with the flipped filter and "full" padding
-        return rowConv(k, conv, n.operands[0], wNode, true, ws[2] - 1 - n.attrs.padding, ws[3] - 1 - n.attrs.padding,
-                       lo, hi);
-      if (filterLanesBack(n))
-        return channelBackFilter(k, lo, hi);
-      return alongPlanes(n) ? planeBackFilter(k, lo, hi) : rowBackFilter(k, lo, hi);
-    }
-    directConv(k, lo, hi);
-  }
-
   // Lanes of a vector at columns q = chunk * lanes + l (q < width) whose input column q + shift
   // lies in [0, inWidth): a constant mask, as every extent but the batch is static.
   std::vector<bool> columnLanes(int64_t chunk, int64_t width, int64_t shift, int64_t inWidth) {
@@ -1524,18 +1310,6 @@ private:
       on[l] = q < width && col >= 0 && col < inWidth;
     }
     return on;
-  }
-
-  // The most floats a kernel keeps in one stack buffer (packed weights, a transposed image, sums).
-  static constexpr int64_t kStackFloats = 16384;
-
-  // Whether a convolution runs with its output channels in the lanes (channelConv): when they fill
-  // whole vectors and its rows would leave a quarter of the lanes empty, with weights small enough
-  // to pack on the stack.
-  bool channelLanes(const Node &n) const {
-    const Shape &os = n.shape, &ws = f_.nodes[n.operands[1]].shape;
-    int64_t vl = lanes(), O = os[1], Q = os[3], rowLanes = (Q + vl - 1) / vl * vl;
-    return O % vl == 0 && 4 * Q < 3 * rowLanes && Q + ws[3] <= 32 && ws[1] * ws[2] * ws[3] * O <= kStackFloats;
   }
 
   // The weights w [F, C, Kh, Kw] packed on the stack as [C, Kh, Kw, F] (once per call), so that
@@ -1573,7 +1347,7 @@ private:
     int64_t p = n.attrs.padding, vl = lanes();
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     llvm::AllocaInst *packed = filtersLast(wNode);
-    int64_t rb = std::clamp<int64_t>((31 - Kw - 1) / Q, 1, R);                                  // rows in registers
+    int64_t rb = plan_->rows;                                                                   // rows in registers
     llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), rb * Q), nullptr, "acc"); // registers
     bool padded = p > 0 || R + Kh - 1 > H;
     auto block = [&](llvm::Value *b, llvm::Value *o0, llvm::Value *r0, int64_t rows) {
@@ -1630,17 +1404,6 @@ private:
     convBlocks(lo, hi, O, vl, R, rb, block);
   }
 
-  // Whether a data gradient runs with the filters in the lanes (channelBackData): when they fill
-  // whole vectors, the channels fit in one, and rowConv's "full" correlation would multiply
-  // padding in more than a quarter of its lanes (LeNet's second layer: a tap meets 10 of the 16
-  // lanes of a 14-wide row), with y and the weights small enough for the stack.
-  bool filterLanes(const Node &n) const {
-    const Shape &ys = f_.nodes[n.operands[0]].shape, &ws = f_.nodes[n.operands[1]].shape;
-    int64_t vl = lanes(), F = ws[0], C = ws[1], rowLanes = (n.shape[3] + vl - 1) / vl * vl;
-    return F % vl == 0 && C <= vl && 4 * ys[3] < 3 * rowLanes && F * ys[2] * ys[3] <= kStackFloats &&
-           F * C * ws[2] * ws[3] <= kStackFloats;
-  }
-
   // The data gradient with the filters in the lanes: dx[b, c, h, x] = sum over f, u, v of
   // y[b, f, h + p - u, x + p - v] * w[f, c, u, v], over the taps that reach y only (no padding is
   // multiplied). The weights are packed once per call as [C, Kh, Kw, F] and each sample's y is
@@ -1653,7 +1416,7 @@ private:
     const Shape xs = n.shape, ys = f_.nodes[yNode].shape, ws = f_.nodes[wNode].shape;
     int64_t C = xs[1], H = xs[2], W = xs[3], F = ws[0], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
     int64_t p = n.attrs.padding, vl = lanes(), plane = Ho * Wo;
-    int64_t nx = std::max<int64_t>(1, std::min(W, vl / C)); // positions a block
+    int64_t nx = plan_->columns; // positions a block
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     llvm::AllocaInst *packed = filtersLast(wNode);
     llvm::AllocaInst *yt = entryAlloca(f32_, c64(plane * F), "yt");
@@ -1709,18 +1472,6 @@ private:
     });
   }
 
-  // Whether a filter gradient runs with the filters in the lanes (channelBackFilter): whole
-  // vectors of them, and y's rows narrower than three quarters of their vectors, with y and the
-  // sums (all of w) small enough for the stack.
-  bool filterLanesBack(const Node &n) const {
-    const Shape &ys = f_.nodes[n.operands[1]].shape;
-    int64_t vl = lanes(), F = n.shape[0], rowLanes = (ys[3] + vl - 1) / vl * vl;
-    return F % vl == 0 && 4 * ys[3] < 3 * rowLanes && F * ys[2] * ys[3] <= kStackFloats &&
-           numElements(n.shape, 1) <= kStackFloats;
-  }
-  // Its work items: a vector of filters, an input channel and a filter row each.
-  int64_t filterRows(const Node &n) const { return n.shape[0] / lanes() * n.shape[1] * n.shape[2]; }
-
   // dw[f, c, u, v] = sum over b, i, j of y[b, f, i, j] * x[b, c, i + u - p, j + v - p] with the
   // filters in the lanes: each sample's y is turned to [Ho, Wo, F] on the stack (transposeImage)
   // and each x value, repeated in every lane, meets the y vectors of the positions of the row it
@@ -1732,11 +1483,11 @@ private:
     const Shape xs = f_.nodes[xNode].shape, ys = f_.nodes[yNode].shape, ws = n.shape;
     int64_t C = xs[1], H = xs[2], W = xs[3], F = ws[0], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
     int64_t p = n.attrs.padding, vl = lanes(), plane = Ho * Wo;
-    int64_t nj = std::clamp<int64_t>(31 - Kw - 1, 1, Wo); // y vectors of a row in registers
+    int64_t nj = plan_->columns; // y vectors of a row in registers
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     llvm::AllocaInst *yt = entryAlloca(f32_, c64(plane * F), "yt");
     yt->setAlignment(llvm::Align(64));
-    llvm::AllocaInst *kept = entryAlloca(vecTy(), c64(filterRows(n) * Kw), "kept");
+    llvm::AllocaInst *kept = entryAlloca(vecTy(), c64(F / vl * C * Kh * Kw), "kept");       // per work item
     llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), Kw), nullptr, "acc"); // registers
     auto keptAt = [&](llvm::Value *item, int64_t v) {
       return b_.CreateGEP(vecTy(), kept, b_.CreateAdd(b_.CreateMul(item, c64(Kw)), c64(v)));
@@ -1898,21 +1649,9 @@ private:
     const Shape os = f_.nodes[outNode].shape, is = f_.nodes[inNode].shape, ws = f_.nodes[wNode].shape;
     int64_t O = os[1], R = os[2], Q = os[3], I = is[1], Hin = is[2], Win = is[3], Kh = ws[2], Kw = ws[3];
     int64_t vl = lanes(), chunks = (Q + vl - 1) / vl;
-    // The block with the fewest loads per multiply-add whose sums, weights and input vector fit
-    // in the 32 vector registers (with one to spare).
-    constexpr int64_t kRegisters = 31;
-    int64_t ob = 1, rb = 1, fewest = -1;
-    for (int64_t o = 1; o <= std::min<int64_t>(O, 8); ++o)
-      for (int64_t r = 1; r <= R && O % o == 0 && o * r * chunks + o + 1 <= kRegisters; ++r) {
-        int64_t loads = (O / o) * (R * chunks + (R + r - 1) / r * o);
-        if (fewest < 0 || loads < fewest) {
-          fewest = loads;
-          ob = o;
-          rb = r;
-        }
-      }
+    int64_t ob = plan_->channels, rb = plan_->rows; // the block in registers
     llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), ob * rb * chunks), nullptr, "acc"); // registers
-    bool vecEpilogue = k.root != outNode && vectorEpilogue(k);
+    bool vecEpilogue = plan_->vectorEpilogue;
     llvm::AllocaInst *rowBuffer = entryAlloca(f32_, b_.getInt64(chunks * vl), "row");
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     auto weight = [&](llvm::Value *o, llvm::Value *i, llvm::Value *u, int64_t v) {
@@ -1983,34 +1722,6 @@ private:
     convBlocks(lo, hi, O, ob, R, rb, block);
   }
 
-  // The filter gradient's blocks: fb filters by ub filter rows (each of Kw taps) of sums in
-  // registers, with fb * chunks vectors of y: the fewest loads per multiply-add, and at least two
-  // blocks of filters when there are two filters, so that both threads have work.
-  struct FilterBlock {
-    int64_t filters = 1, rows = 1;
-  };
-  FilterBlock filterBlock(const Node &n) const {
-    const Shape &ws = n.shape, &ys = f_.nodes[n.operands[1]].shape;
-    int64_t F = ws[0], Kh = ws[2], Kw = ws[3], chunks = alongPlanes(n) ? 1 : (ys[3] + lanes() - 1) / lanes();
-    FilterBlock best;
-    double fewest = -1;
-    for (int64_t fb = 1; fb <= F; ++fb)
-      for (int64_t ub = 1; ub <= Kh && F % fb == 0 && (F == 1 || F / fb >= 2); ++ub) {
-        if (fb * ub * Kw + fb * chunks + 1 > 31)
-          break;
-        // Per (sample, output row): fb * chunks loads of y per pass over the ub rows, ub * Kw *
-        // chunks of x, for fb * ub * Kw * chunks multiply-adds; Kh / ub passes in all.
-        double passes = static_cast<double>((Kh + ub - 1) / ub); // NOLINT(bugprone-integer-division): whole passes
-        double loads = passes * static_cast<double>(fb * chunks) + static_cast<double>(Kh * Kw * chunks);
-        double perFma = loads / static_cast<double>(fb * Kh * Kw * chunks);
-        if (fewest < 0 || perFma < fewest - 1e-9) {
-          fewest = perFma;
-          best = {fb, ub};
-        }
-      }
-    return best;
-  }
-
   // dw[f, c, u, v] = sum over b, i, j of y[b, f, i, j] * x[b, c, i + u - p, j + v - p], blocks of
   // filters [lo, hi): for each (block, c) and each block of filter rows, the sums of its taps are
   // vectors in registers along the output rows; the lanes are added at the end.
@@ -2019,7 +1730,7 @@ private:
     int xNode = n.operands[0], yNode = n.operands[1], wNode = k.root;
     const Shape xs = f_.nodes[xNode].shape, ys = f_.nodes[yNode].shape, ws = f_.nodes[wNode].shape;
     int64_t H = xs[2], W = xs[3], Kw = ws[3], Ho = ys[2], Wo = ys[3];
-    int64_t p = n.attrs.padding, vl = lanes(), chunks = (Wo + vl - 1) / vl, fb = filterBlock(n).filters;
+    int64_t p = n.attrs.padding, vl = lanes(), chunks = (Wo + vl - 1) / vl, fb = plan_->channels;
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     llvm::Function *fn = b_.GetInsertBlock()->getParent();
     filterBlocks(
@@ -2074,17 +1785,16 @@ private:
     const Node &n = f_.nodes[k.root];
     const Shape &ws = n.shape;
     int64_t C = ws[1], Kh = ws[2], Kw = ws[3];
-    FilterBlock fbk = filterBlock(n);
-    int64_t fb = fbk.filters;
-    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), fb * fbk.rows * Kw), nullptr, "acc"); // registers
+    int64_t fb = plan_->channels, rowBlock = plan_->rows;
+    llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), fb * rowBlock * Kw), nullptr, "acc"); // registers
     auto c64 = [&](int64_t v) { return b_.getInt64(v); };
     loop(lo, hi, [&](llvm::Value *blk) {
       llvm::Value *f0 = b_.CreateMul(blk, c64(fb));
       loop(
           c64(0), c64(C),
           [&](llvm::Value *c) {
-            for (int64_t u0 = 0; u0 < Kh; u0 += fbk.rows) {
-              int64_t ub = std::min(fbk.rows, Kh - u0);
+            for (int64_t u0 = 0; u0 < Kh; u0 += rowBlock) {
+              int64_t ub = std::min(rowBlock, Kh - u0);
               SumAt sum = [&, ub](int64_t fo, int64_t uu, int64_t v) {
                 return b_.CreateConstGEP1_64(vecTy(), acc, (fo * ub + uu) * Kw + v);
               };
@@ -2198,6 +1908,8 @@ private:
   llvm::IRBuilder<> b_;
   const Function &f_;
   const Schedule &s_;
+  const std::vector<KernelPlan> &plans_;
+  const KernelPlan *plan_ = nullptr; // the kernel being emitted
   const TargetInfo &target_;
   llvm::Type *i64_, *f32_, *ptr_;
   llvm::BasicBlock *entry_ = nullptr;
@@ -2230,6 +1942,10 @@ llvm::GlobalVariable *privateConstant(llvm::Module &m, const std::string &name, 
   return g;
 }
 
+transforms::Machine machine(const TargetInfo &target) {
+  return {std::max(4, target.preferVectorWidth / 32), target.vectorRegisters};
+}
+
 std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &ctx, const std::vector<FunctionToEmit> &fns,
                                          const TargetInfo &target) {
   auto m = std::make_unique<llvm::Module>("soma", ctx);
@@ -2238,7 +1954,7 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &ctx, const std::vect
   if (!target.dataLayout.empty())
     m->setDataLayout(target.dataLayout);
   for (const FunctionToEmit &f : fns)
-    FunctionEmitter(*m, *f.function, *f.schedule, target).emit();
+    FunctionEmitter(*m, *f.function, *f.schedule, *f.plans, target).emit();
   return m;
 }
 

@@ -4,7 +4,7 @@
 // ctx is an array of 8-byte words: word 0 is the batch size, word 1 + s the pointer of slot s.
 #pragma once
 #include "ir/IR.h"
-#include "transforms/Schedule.h"
+#include "transforms/Plan.h"
 
 #include <memory>
 
@@ -20,13 +20,18 @@ namespace soma::codegen {
 struct FunctionToEmit {
   const ir::Function *function;
   const transforms::Schedule *schedule;
+  const std::vector<transforms::KernelPlan> *plans; // one per kernel, planned for the same target
 };
 
 // Target attributes (cpu, features, preferred vector width) are set on every function.
 struct TargetInfo {
   std::string triple, cpu, features, dataLayout;
   int preferVectorWidth = 512;
+  int vectorRegisters = 32; // AVX-512 has 32, AVX2 16
 };
+
+// What the planner may assume of a target: its vector lanes (at least 4) and registers.
+transforms::Machine machine(const TargetInfo &target);
 
 std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &ctx, const std::vector<FunctionToEmit> &fns,
                                          const TargetInfo &target);

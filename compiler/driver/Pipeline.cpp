@@ -57,9 +57,9 @@ rt::ModelInfo describeModel(const CompiledModel &m) {
   if (t)
     info.config = static_cast<const rt::TrainConfig &>(*t);
   if (!m.forwardSchedule.slot.empty()) // scheduled (Stage::Kernels and later)
-    info.forward = transforms::layout(m.lowered.forward, m.forwardSchedule);
+    info.forward = transforms::layout(m.lowered.forward, m.forwardSchedule, m.forwardPlans);
   if (t && !m.trainSchedule.slot.empty())
-    info.train = transforms::layout(m.lowered.train, m.trainSchedule);
+    info.train = transforms::layout(m.lowered.train, m.trainSchedule, m.trainPlans);
   return info;
 }
 
@@ -144,19 +144,24 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
     return cm;
   }
 
-  // 6. Fusion into kernels and buffer slots.
+  // 6. Fusion into kernels and buffer slots, then each kernel's plan for the target: its
+  // strategy, tile and work split.
+  codegen::TargetInfo target = opts.target ? *opts.target : codegen::hostTarget();
   cm->forwardSchedule = transforms::schedule(cm->lowered.forward);
-  if (training)
+  cm->forwardPlans = transforms::planKernels(cm->lowered.forward, cm->forwardSchedule, codegen::machine(target));
+  if (training) {
     cm->trainSchedule = transforms::schedule(cm->lowered.train);
+    cm->trainPlans = transforms::planKernels(cm->lowered.train, cm->trainSchedule, codegen::machine(target));
+  }
   cm->info = describeModel(*cm);
-  mark("fusion");
+  mark("fusion and kernel plans");
   if (stop(Stage::Kernels)) {
     if (opts.emit) {
       out << "forward:\n";
-      transforms::print(cm->lowered.forward, cm->forwardSchedule, out);
+      transforms::print(cm->lowered.forward, cm->forwardSchedule, cm->forwardPlans, out);
       if (training) {
         out << "train_step:\n";
-        transforms::print(cm->lowered.train, cm->trainSchedule, out);
+        transforms::print(cm->lowered.train, cm->trainSchedule, cm->trainPlans, out);
       }
     }
     return cm;
@@ -166,10 +171,9 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
   // its entry points (main, or the C functions).
   auto start = std::chrono::steady_clock::now();
   auto ctx = std::make_unique<llvm::LLVMContext>();
-  codegen::TargetInfo target = opts.target ? *opts.target : codegen::hostTarget();
-  std::vector<codegen::FunctionToEmit> fns = {{&cm->lowered.forward, &cm->forwardSchedule}};
+  std::vector<codegen::FunctionToEmit> fns = {{&cm->lowered.forward, &cm->forwardSchedule, &cm->forwardPlans}};
   if (training)
-    fns.push_back({&cm->lowered.train, &cm->trainSchedule});
+    fns.push_back({&cm->lowered.train, &cm->trainSchedule, &cm->trainPlans});
   auto emit = [&](llvm::LLVMContext &c) { return codegen::emitModule(c, fns, target); };
   std::unique_ptr<llvm::Module> module = emit(*ctx);
   if (opts.artifact != Artifact::Jit) {

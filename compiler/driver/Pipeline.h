@@ -7,7 +7,7 @@
 #include "lowering/Lower.h"
 #include "soma/Session.h"
 #include "support/Diagnostics.h"
-#include "transforms/Schedule.h"
+#include "transforms/Plan.h"
 
 #include <iosfwd>
 #include <memory>
@@ -25,6 +25,7 @@ struct CompiledModel {
   Program program;
   LoweredModel lowered;
   transforms::Schedule forwardSchedule, trainSchedule;
+  std::vector<transforms::KernelPlan> forwardPlans, trainPlans; // one per kernel
   rt::ModelInfo info;                // what the runtime needs (layouts from Stage::Kernels on)
   std::unique_ptr<codegen::Jit> jit; // set when compiled to Stage::Jit for this process
   rt::Entries entries;               // the JIT's functions

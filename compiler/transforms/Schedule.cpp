@@ -348,55 +348,22 @@ const char *kernelKindName(Kernel::Kind kind) {
   return "";
 }
 
-double kernelFlops(const Function &f, const Kernel &k, int64_t batch) {
-  auto count = [&](int v) { return static_cast<double>(numElements(f.nodes[static_cast<size_t>(v)].shape, batch)); };
-  const Node &root = f.nodes[static_cast<size_t>(k.root)];
-  switch (k.kind) {
-  case Kernel::Kind::MatMul: {
-    const Node &mm = f.nodes[static_cast<size_t>(k.product)];
-    const Shape &a = f.nodes[static_cast<size_t>(mm.operands[0])].shape;
-    int64_t inner = mm.attrs.transA ? a[0] : a[1];
-    return 2.0 * count(k.product) * static_cast<double>(inner == kBatch ? batch : inner);
-  }
-  case Kernel::Kind::Conv: { // every form: one multiply-add per (y element, c, u, v)
-    int cv = k.product >= 0 ? k.product : k.root;
-    const Node &c = f.nodes[static_cast<size_t>(cv)];
-    int y = c.op == Op::Conv2D ? cv : c.op == Op::Conv2DBackData ? c.operands[0] : c.operands[1];
-    const Shape &w = c.op == Op::Conv2DBackFilter ? c.shape : f.nodes[static_cast<size_t>(c.operands[1])].shape;
-    return 2.0 * count(y) * static_cast<double>(w[1] * w[2] * w[3]);
-  }
-  case Kernel::Kind::Reduce:
-    return count(root.operands[0]);
-  case Kernel::Kind::Row: // maximum, exponential and sum, then the result: about 4 per element of z
-    return 4 * count(root.operands[0]);
-  case Kernel::Kind::Window: { // a comparison per element of x (backward: mask, count, share, about 3)
-    const Node &w = f.nodes[static_cast<size_t>(k.product >= 0 ? k.product : k.root)];
-    return (w.op == Op::MaxPool2D ? 1 : 3) * count(w.operands[0]);
-  }
-  case Kernel::Kind::Elementwise:
-    return count(k.root);
-  }
-  return 0;
+void printKernel(const Function &f, const Kernel &kn, int index, std::ostream &os) {
+  os << fmt::format("kernel {} {} %{} {}", index, kernelKindName(kn.kind), kn.root,
+                    formatShape(f.nodes[kn.root].shape));
+  if (kn.product >= 0 && kn.product != kn.root)
+    os << fmt::format(" (epilogue of {} %{})", opName(f.nodes[kn.product].op), kn.product);
+  for (size_t r = 0; r < kn.alsoRoots.size(); ++r)
+    os << (r ? fmt::format(", %{}", kn.alsoRoots[r]) : fmt::format(" (also %{}", kn.alsoRoots[r]));
+  if (!kn.alsoRoots.empty())
+    os << ")";
+  os << " reads";
+  for (int r : kn.reads)
+    os << " %" << r;
+  os << "\n";
 }
 
-void print(const Function &f, const Schedule &s, std::ostream &os) {
-  for (size_t k = 0; k < s.kernels.size(); ++k) {
-    const Kernel &kn = s.kernels[k];
-    os << fmt::format("kernel {} {} %{} {}", k, kernelKindName(kn.kind), kn.root, formatShape(f.nodes[kn.root].shape));
-    if (kn.product >= 0 && kn.product != kn.root)
-      os << fmt::format(" (epilogue of {} %{})", opName(f.nodes[kn.product].op), kn.product);
-    for (size_t r = 0; r < kn.alsoRoots.size(); ++r)
-      os << (r ? fmt::format(", %{}", kn.alsoRoots[r]) : fmt::format(" (also %{}", kn.alsoRoots[r]));
-    if (!kn.alsoRoots.empty())
-      os << ")";
-    os << " reads";
-    for (int r : kn.reads)
-      os << " %" << r;
-    os << "\n";
-  }
-}
-
-rt::FunctionLayout layout(const Function &f, const Schedule &s) {
+rt::FunctionLayout slotLayout(const Function &f, const Schedule &s) {
   rt::FunctionLayout out;
   out.slots.resize(static_cast<size_t>(s.numSlots));
   // Live interval of each slot in kernel indices: [first write, last read].
@@ -431,17 +398,12 @@ rt::FunctionLayout layout(const Function &f, const Schedule &s) {
   }
   for (const Result &r : f.results)
     out.results.push_back({r.name, s.slot[r.value]});
-  for (const Kernel &k : s.kernels) {
-    double fixed = kernelFlops(f, k, 0);
-    out.kernels.push_back({kernelKindName(k.kind), formatShape(f.nodes[static_cast<size_t>(k.root)].shape),
-                           kernelFlops(f, k, 1) - fixed, fixed});
-  }
   return out;
 }
 
 BufferPlan planBuffers(const Function &f, const Schedule &s, int64_t maxBatch) {
   BufferPlan plan;
-  plan.arenaFloats = rt::planArena(layout(f, s), maxBatch, plan.offset);
+  plan.arenaFloats = rt::planArena(slotLayout(f, s), maxBatch, plan.offset);
   return plan;
 }
 

@@ -35,11 +35,9 @@ Schedule schedule(const ir::Function &f);
 // Whether convolution node `conv` runs along image rows, output rows in registers (stride 1,
 // filters of at most 25 taps): then a conv2d can run an elementwise epilogue.
 bool convAlongRows(const ir::Function &f, int conv);
-// The arithmetic of one run of kernel `k` at a batch size, for --profile: 2 per multiply-add of a
-// product or convolution, 1 per element otherwise (an estimate).
-double kernelFlops(const ir::Function &f, const Kernel &k, int64_t batch);
 const char *kernelKindName(Kernel::Kind kind);
-void print(const ir::Function &f, const Schedule &s, std::ostream &os);
+// One kernel's line of `soma emit kernels`: its kind, root, epilogue and reads.
+void printKernel(const ir::Function &f, const Kernel &k, int index, std::ostream &os);
 
 // Arena offsets (in floats) for the slots kernels write, from liveness over the kernel order.
 struct BufferPlan {
@@ -47,8 +45,8 @@ struct BufferPlan {
   int64_t arenaFloats = 0;
 };
 BufferPlan planBuffers(const ir::Function &f, const Schedule &s, int64_t maxBatch);
-// What the runtime needs to run the function: its slots' sizes and live ranges, its inputs and
-// results by name, its kernels (for --profile).
-rt::FunctionLayout layout(const ir::Function &f, const Schedule &s);
+// The function's slots (sizes and live ranges), its inputs and results by name; Plan.h's layout
+// adds its kernels.
+rt::FunctionLayout slotLayout(const ir::Function &f, const Schedule &s);
 
 } // namespace soma::transforms

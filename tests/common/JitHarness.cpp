@@ -1,8 +1,9 @@
 #include "JitHarness.h"
 
 #include "codegen/Jit.h"
+#include "codegen/KernelEmitter.h"
 #include "soma/Session.h"
-#include "transforms/Schedule.h"
+#include "transforms/Plan.h"
 
 #include <gtest/gtest.h>
 #include <llvm/IR/LLVMContext.h>
@@ -13,6 +14,7 @@ namespace soma::test {
 struct JitFunction::Impl {
   ir::Function f;
   transforms::Schedule schedule;
+  std::vector<transforms::KernelPlan> plans;
   rt::FunctionLayout layout;
   std::unique_ptr<codegen::Jit> jit;
   void (*entry)(void *) = nullptr;
@@ -21,13 +23,14 @@ struct JitFunction::Impl {
 JitFunction::JitFunction(const ir::Function &f, const std::string &targetName) : impl_(std::make_unique<Impl>()) {
   impl_->f = f;
   impl_->f.name = "fn";
-  impl_->schedule = transforms::schedule(impl_->f);
-  impl_->layout = transforms::layout(impl_->f, impl_->schedule);
-  auto ctx = std::make_unique<llvm::LLVMContext>();
   std::optional<codegen::TargetInfo> named = codegen::namedTarget(targetName);
   EXPECT_TRUE(named.has_value()) << targetName;
   codegen::TargetInfo target = named.value_or(codegen::hostTarget());
-  auto module = codegen::emitModule(*ctx, {{&impl_->f, &impl_->schedule}}, target);
+  impl_->schedule = transforms::schedule(impl_->f);
+  impl_->plans = transforms::planKernels(impl_->f, impl_->schedule, codegen::machine(target));
+  impl_->layout = transforms::layout(impl_->f, impl_->schedule, impl_->plans);
+  auto ctx = std::make_unique<llvm::LLVMContext>();
+  auto module = codegen::emitModule(*ctx, {{&impl_->f, &impl_->schedule, &impl_->plans}}, target);
   codegen::optimize(*module, target);
   std::string error; // the path `soma run` takes: an object, loaded by the JIT
   std::string object = codegen::objectCode(*module, target, error);

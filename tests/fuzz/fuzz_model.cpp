@@ -29,9 +29,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   }
   llvm::LLVMContext ctx;
-  std::vector<soma::codegen::FunctionToEmit> fns = {{&cm->lowered.forward, &cm->forwardSchedule}};
+  std::vector<soma::codegen::FunctionToEmit> fns = {{&cm->lowered.forward, &cm->forwardSchedule, &cm->forwardPlans}};
   if (cm->program.train)
-    fns.push_back({&cm->lowered.train, &cm->trainSchedule});
+    fns.push_back({&cm->lowered.train, &cm->trainSchedule, &cm->trainPlans});
   std::unique_ptr<llvm::Module> module = soma::codegen::emitModule(ctx, fns, soma::codegen::hostTarget());
   if (llvm::verifyModule(*module, &llvm::errs())) {
     std::fprintf(stderr, "invalid LLVM IR\n");

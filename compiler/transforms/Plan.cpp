@@ -1,0 +1,564 @@
+// The planner: one strategy, tile and work split per kernel (Plan.h). Every tuning threshold is
+// named once below, with why it is what it is.
+#include "transforms/Plan.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <ostream>
+
+namespace soma::transforms {
+
+using namespace ir;
+
+namespace {
+
+// Elementwise rows whose last axis is shorter than this many vectors are run as one flat loop
+// (elementwise.flat, .trailing): the nested loops' innermost trip would not fill vectors.
+constexpr int64_t kShortRowVectors = 4;
+// A flattened run must fill at least this many vectors to be worth its own loop.
+constexpr int64_t kRunVectors = 2;
+// "Narrow rows": a row fills less than three quarters of its vectors, so that putting channels or
+// filters in the lanes (the *-lanes strategies) wastes fewer lanes than vectors along the row.
+constexpr int64_t kFillNum = 3, kFillDen = 4;
+// The most floats a kernel keeps in one stack buffer (packed weights, a transposed image, sums):
+// 64 KB, inside the stack of any thread and about the size of L2's share per tile.
+constexpr int64_t kStackFloats = 16384;
+// conv.channel-lanes keeps a row of Q positions plus Kw taps of input in registers.
+constexpr int64_t kChannelLanesMaxRow = 32;
+// matmul.tiled: rows per tile (6 rows x 4 vectors: 24 sums, 10 loads per 24 multiply-adds, the
+// shape of BLIS's AVX-512 micro-kernel); matmul.dot: 4 x 4 dot products.
+constexpr int64_t kTiledRows = 6, kDotTile = 4;
+// matmul.tiled splits its columns in groups of 8 vectors when they divide evenly, so that a batch
+// of one still splits over the threads; a lone row takes tiles of up to 8 vectors, so that 8
+// independent accumulations hide the multiply-add's latency.
+constexpr int64_t kGroupVectors = 8, kSingleRowVectors = 8;
+// Epilogue buffers larger than this together do not stay in L2 (about 1 MB a core) from one step
+// to the next (an optimizer's state): matmul.tiled prefetches them.
+constexpr int64_t kPrefetchBytes = int64_t{1} << 20;
+// conv.rows and conv-data.rows: blocks of at most this many output channels.
+constexpr int64_t kMaxChannelBlock = 8;
+
+int64_t ceilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// A tensor's elements from axis `from` on, as a count.
+Count elements(const Shape &s, size_t from = 0) {
+  Count c;
+  for (size_t i = from; i < s.size(); ++i) {
+    if (s[i] == kBatch)
+      ++c.batchPower;
+    else
+      c.factor *= s[i];
+  }
+  return c;
+}
+Count extent(int64_t d) { return d == kBatch ? Count{1, 1} : Count{d}; }
+Count times(Count c, int64_t k) {
+  c.factor *= k;
+  return c;
+}
+Count times(Count c, const Count &d) {
+  c.factor *= d.factor;
+  c.batchPower += d.batchPower;
+  return c;
+}
+
+class Planner {
+public:
+  Planner(const Function &f, const Schedule &s, const Machine &m) : f_(f), s_(s), m_(m), vl_(m.lanes) {}
+
+  KernelPlan plan(const Kernel &k) {
+    KernelPlan p;
+    p.lanes = vl_;
+    p.epilogue = k.product >= 0 && k.product != k.root;
+    const Shape &shape = f_.nodes[k.root].shape;
+    p.items = shape.empty() ? Count{} : extent(shape[0]);
+    p.work = elements(shape);
+    switch (k.kind) {
+    case Kernel::Kind::Elementwise:
+      elementwise(k, p);
+      break;
+    case Kernel::Kind::Reduce:
+      reduce(k, p);
+      break;
+    case Kernel::Kind::Row: { // maximum, exponential and sum, then the result: about 4 per element of z
+      p.strategy = Strategy::SoftmaxRows;
+      p.work = times(elements(f_.nodes[f_.nodes[k.root].operands[0]].shape), 4);
+      break;
+    }
+    case Kernel::Kind::Window: { // a comparison per element of x (backward: mask, count, share: 3)
+      p.strategy = Strategy::PoolLanes;
+      int pool = k.product >= 0 ? k.product : k.root;
+      const Node &n = f_.nodes[pool];
+      p.vectorEpilogue = k.root != pool && vectorEpilogue(k);
+      p.work = times(elements(f_.nodes[n.operands[0]].shape), n.op == Op::MaxPool2D ? 1 : 3);
+      break;
+    }
+    case Kernel::Kind::MatMul:
+      matmul(k, p);
+      break;
+    case Kernel::Kind::Conv:
+      conv(k, p);
+      break;
+    }
+    return p;
+  }
+
+private:
+  // ---- elementwise and reductions ----
+
+  void elementwise(const Kernel &k, KernelPlan &p) const {
+    const Shape &shape = f_.nodes[k.root].shape;
+    if (shape.empty())
+      p.strategy = Strategy::Scalar;
+    else if (flattens(k))
+      p.strategy = Strategy::Flat;
+    else if (size_t from = trailingFrom(k)) {
+      p.strategy = Strategy::Trailing;
+      p.from = from;
+    } else
+      p.strategy = Strategy::Nest;
+  }
+
+  bool sameIndex(int v, const Shape &shape) const { return alongTrailing(f_, s_, v, shape, std::string::npos, true); }
+
+  // An elementwise kernel whose rows are images or pooling windows ([B, 6, 28, 28],
+  // [B, 6, 14, 2, 14, 2]) and that reads every tensor at its own index.
+  bool flattens(const Kernel &k) const {
+    const Shape &shape = f_.nodes[k.root].shape;
+    if (shape.size() < 3 || shape.back() >= kShortRowVectors * vl_)
+      return false;
+    if (std::any_of(shape.begin() + 1, shape.end(), [](int64_t d) { return d == kBatch; }))
+      return false;
+    return sameIndex(k.root, shape) &&
+           std::all_of(k.alsoRoots.begin(), k.alsoRoots.end(), [&](int r) { return sameIndex(r, shape); });
+  }
+
+  // The first of the trailing axes along which every tensor of the kernel is either read at the
+  // root's own index or not at all (a broadcast over all of them: batchnorm's per-channel
+  // statistics over [B, C, H, W]), when those axes are short and together long enough; 0 if none.
+  size_t trailingFrom(const Kernel &k) const {
+    const Shape &shape = f_.nodes[k.root].shape;
+    if (shape.size() < 3 || shape.back() >= kShortRowVectors * vl_)
+      return 0;
+    for (size_t from = 1; from + 1 < shape.size(); ++from) {
+      int64_t run = 1;
+      bool fixed = true;
+      for (size_t i = from; i < shape.size(); ++i) {
+        fixed &= shape[i] != kBatch;
+        run *= shape[i];
+      }
+      if (!fixed || run < kRunVectors * vl_)
+        break;
+      auto ok = [&](int r) { return alongTrailing(f_, s_, r, shape, from, true); };
+      if (ok(k.root) && std::all_of(k.alsoRoots.begin(), k.alsoRoots.end(), ok))
+        return from;
+    }
+    return 0;
+  }
+
+  void reduce(const Kernel &k, KernelPlan &p) const {
+    const Node &root = f_.nodes[k.root];
+    int x = root.operands[0];
+    const Shape &xs = f_.nodes[x].shape;
+    p.work = elements(xs);
+    bool isMax = root.op == Op::ReduceMax;
+    // Leading axes reduced, trailing axes kept (a bias gradient of a dense layer: [B, n] over B).
+    size_t leading = 0;
+    while (leading < xs.size() && (root.attrs.axes >> leading & 1))
+      ++leading;
+    if (!root.shape.empty() && leading > 0 && root.attrs.axes == (1u << leading) - 1) {
+      p.strategy = Strategy::ReduceLeading;
+      p.from = leading;
+      return;
+    }
+    // The last axes, all summed and of static extent: one run per index of the others.
+    size_t run = xs.size();
+    while (run > 0 && (root.attrs.axes >> (run - 1) & 1) && xs[run - 1] != kBatch)
+      --run;
+    int64_t runLength = 1;
+    for (size_t i = run; i < xs.size(); ++i)
+      runLength *= xs[i];
+    p.from = run;
+    if (!isMax && s_.materialized[x] && xs.size() - run >= 2) // a buffer's contiguous runs (bias gradients)
+      p.strategy = Strategy::ReduceRuns;
+    else if (xs.size() - run >= 2 && runLength >= kRunVectors * vl_ && alongTrailing(f_, s_, x, xs, run, true))
+      p.strategy = Strategy::ReduceTrailing; // batchnorm's gradients: sums over B, H, W of dy (x - mean) / std
+    else {
+      p.strategy = Strategy::ReduceNest;
+      p.from = 0;
+    }
+  }
+
+  // ---- epilogues ----
+
+  // Whether the epilogue of kernel k can run on vectors: every value above the product is
+  // elementwise math at its own index, a broadcast, a constant or a buffer; no index maps.
+  bool vectorEpilogue(const Kernel &k) const {
+    std::function<bool(int, bool)> ok = [&](int v, bool isRoot) {
+      if (v == k.product || (!isRoot && s_.materialized[v]))
+        return true;
+      const Node &n = f_.nodes[v];
+      switch (opKind(n.op)) {
+      case OpKind::Leaf:
+        return n.op == Op::Fill;
+      case OpKind::Elementwise:
+        if (opIsIndexMap(n.op) && n.op != Op::Broadcast)
+          return false;
+        if (n.op == Op::Random)
+          return false;
+        return std::all_of(n.operands.begin(), n.operands.end(), [&](int o) { return ok(o, false); });
+      default:
+        return false;
+      }
+    };
+    return ok(k.root, true) && std::all_of(k.alsoRoots.begin(), k.alsoRoots.end(), [&](int r) { return ok(r, true); });
+  }
+
+  // The buffers an epilogue reads or writes at the product's own index (the weights and the
+  // optimizer's state of a fused update, a bias-free residual, ...), each once by slot.
+  std::vector<int> epilogueBuffers(const Kernel &k) const {
+    const Shape &shape = f_.nodes[k.product].shape;
+    std::vector<int> out;
+    std::vector<bool> seen(f_.nodes.size());
+    auto add = [&](int v) {
+      if (f_.nodes[v].shape == shape && s_.slot[v] >= 0 &&
+          std::none_of(out.begin(), out.end(), [&](int o) { return s_.slot[o] == s_.slot[v]; }))
+        out.push_back(v);
+    };
+    std::function<void(int, bool)> walk = [&](int v, bool isRoot) {
+      if (v == k.product || seen[static_cast<size_t>(v)])
+        return;
+      seen[static_cast<size_t>(v)] = true;
+      if (!isRoot && s_.materialized[v])
+        return add(v);
+      for (int o : f_.nodes[v].operands)
+        walk(o, false);
+    };
+    for (int r : k.alsoRoots)
+      walk(r, true), add(r);
+    walk(k.root, true);
+    add(k.root);
+    return out;
+  }
+
+  // ---- matrix products ----
+
+  void matmul(const Kernel &k, KernelPlan &p) const {
+    const Node &mm = f_.nodes[k.product];
+    const Shape &as = f_.nodes[mm.operands[0]].shape;
+    bool ta = mm.attrs.transA, tb = mm.attrs.transB;
+    int64_t m = mm.shape[0], n = mm.shape[1], kk = ta ? as[0] : as[1];
+    p.work = times(times(extent(m), extent(n)), extent(kk));
+    p.flopsPerUnit = 2;
+    if (n != kBatch && !tb) {
+      p.strategy = Strategy::MatMulTiled;
+      p.rows = kTiledRows;
+      // Four vectors of columns unless an optimizer's update in the epilogue needs the registers
+      // (it would spill), then two.
+      p.columns = n >= 4 * vl_ && k.alsoRoots.empty() ? 4 * vl_ : n > vl_ ? 2 * vl_ : vl_;
+      p.singleRow = std::min(ceilDiv(n, vl_), kSingleRowVectors) * vl_;
+      p.groups = n % (kGroupVectors * vl_) == 0 ? n / (kGroupVectors * vl_) : 1;
+      p.vectorEpilogue = vectorEpilogue(k);
+      if (p.vectorEpilogue && m != kBatch) {
+        p.prefetch = epilogueBuffers(k);
+        if (static_cast<int64_t>(p.prefetch.size()) * m * n * 4 < kPrefetchBytes)
+          p.prefetch.clear();
+      }
+      p.items = extent(m);
+      p.items.divisor = kTiledRows;
+      p.items.times = p.groups;
+    } else if (n != kBatch && tb && !ta && kk != kBatch) {
+      p.strategy = Strategy::MatMulDot;
+      p.rows = p.columns = kDotTile;
+      p.items = extent(m);
+      p.items.divisor = kDotTile;
+    } else {
+      p.strategy = Strategy::MatMulLoops;
+      p.items = extent(m);
+    }
+  }
+
+  // ---- convolutions ----
+
+  int64_t rowLanes(int64_t width) const { return ceilDiv(width, vl_) * vl_; }
+  bool narrow(int64_t width) const { return kFillDen * width < kFillNum * rowLanes(width); }
+  int64_t registers() const { return m_.registers - 1; } // one to spare
+
+  void conv(const Kernel &k, KernelPlan &p) const {
+    int cv = k.product >= 0 ? k.product : k.root;
+    const Node &n = f_.nodes[cv];
+    int y = n.op == Op::Conv2D ? cv : n.op == Op::Conv2DBackData ? n.operands[0] : n.operands[1];
+    const Shape &ws = n.op == Op::Conv2DBackFilter ? n.shape : f_.nodes[n.operands[1]].shape;
+    // every form: one multiply-add per (y element, c, u, v)
+    p.work = times(elements(f_.nodes[y].shape), ws[1] * ws[2] * ws[3]);
+    p.flopsPerUnit = 2;
+    if (!convAlongRows(f_, cv)) {
+      p.strategy = Strategy::ConvLoops;
+      return;
+    }
+    switch (n.op) {
+    case Op::Conv2D:
+      if (channelLanes(n) && (k.root == cv || vectorEpilogue(k))) {
+        p.strategy = Strategy::ConvChannelLanes;
+        int64_t Q = n.shape[3], R = n.shape[2], Kw = ws[3];
+        p.rows = std::clamp<int64_t>((registers() - Kw - 1) / Q, 1, R);
+        p.channels = vl_;
+        p.vectorEpilogue = k.root != cv;
+        return;
+      }
+      p.strategy = Strategy::ConvRows;
+      rowBlock(n.shape, p);
+      p.vectorEpilogue = k.root != cv && vectorEpilogue(k);
+      return;
+    case Op::Conv2DBackData:
+      if (k.root == cv && filterLanes(n)) {
+        p.strategy = Strategy::ConvDataFilterLanes;
+        int64_t C = n.shape[1], W = n.shape[3];
+        p.columns = std::max<int64_t>(1, std::min(W, vl_ / C));
+        return;
+      }
+      p.strategy = Strategy::ConvDataRows;
+      rowBlock(n.shape, p);
+      p.vectorEpilogue = k.root != cv && vectorEpilogue(k);
+      return;
+    case Op::Conv2DBackFilter:
+      if (filterLanesBack(n)) {
+        p.strategy = Strategy::ConvFilterLanes;
+        int64_t Wo = f_.nodes[n.operands[1]].shape[3];
+        p.columns = std::clamp<int64_t>(registers() - ws[3] - 1, 1, Wo);
+        p.channels = vl_;
+        p.items = Count{n.shape[0] / vl_ * n.shape[1] * n.shape[2]}; // a vector of filters, a channel, a filter row
+        return;
+      }
+      p.strategy = alongPlanes(n) ? Strategy::ConvFilterPlanes : Strategy::ConvFilterRows;
+      filterBlock(n, p);
+      p.items = Count{n.shape[0] / p.channels}; // the threads get whole blocks of filters
+      return;
+    default:
+      return;
+    }
+  }
+
+  // conv.rows: the block of output channels x rows with the fewest loads per multiply-add whose
+  // sums, weights and input vector fit in the registers.
+  void rowBlock(const Shape &os, KernelPlan &p) const {
+    int64_t O = os[1], R = os[2], chunks = ceilDiv(os[3], vl_);
+    int64_t fewest = -1;
+    p.channels = p.rows = 1;
+    for (int64_t o = 1; o <= std::min(O, kMaxChannelBlock); ++o)
+      for (int64_t r = 1; r <= R && O % o == 0 && o * r * chunks + o + 1 <= registers(); ++r) {
+        int64_t loads = (O / o) * (R * chunks + (R + r - 1) / r * o);
+        if (fewest < 0 || loads < fewest) {
+          fewest = loads;
+          p.channels = o;
+          p.rows = r;
+        }
+      }
+  }
+
+  // Output channels in the lanes: when they fill whole vectors and the rows are narrow, with
+  // weights small enough to pack on the stack.
+  bool channelLanes(const Node &n) const {
+    const Shape &os = n.shape, &ws = f_.nodes[n.operands[1]].shape;
+    int64_t O = os[1], Q = os[3];
+    return O % vl_ == 0 && narrow(Q) && Q + ws[3] <= kChannelLanesMaxRow && ws[1] * ws[2] * ws[3] * O <= kStackFloats;
+  }
+
+  // A data gradient with the filters in the lanes: they fill whole vectors, the channels fit in
+  // one, and conv-data.rows' full correlation would multiply padding in more than a quarter of its
+  // lanes (LeNet's second layer: a tap meets 10 of the 16 lanes of a 14-wide row).
+  bool filterLanes(const Node &n) const {
+    const Shape &ys = f_.nodes[n.operands[0]].shape, &ws = f_.nodes[n.operands[1]].shape;
+    int64_t F = ws[0], C = ws[1];
+    return F % vl_ == 0 && C <= vl_ && kFillDen * ys[3] < kFillNum * rowLanes(n.shape[3]) &&
+           F * ys[2] * ys[3] <= kStackFloats && F * C * ws[2] * ws[3] <= kStackFloats;
+  }
+
+  // A filter gradient with the filters in the lanes: whole vectors of them, and y's rows narrow,
+  // with y and the sums (all of w) small enough for the stack.
+  bool filterLanesBack(const Node &n) const {
+    const Shape &ys = f_.nodes[n.operands[1]].shape;
+    int64_t F = n.shape[0];
+    return F % vl_ == 0 && narrow(ys[3]) && F * ys[2] * ys[3] <= kStackFloats &&
+           numElements(n.shape, 1) <= kStackFloats;
+  }
+
+  // A filter gradient along y's whole planes: narrow rows, no padding.
+  bool alongPlanes(const Node &n) const { return n.attrs.padding == 0 && narrow(f_.nodes[n.operands[1]].shape[3]); }
+
+  // The filter gradient's blocks: fb filters by ub filter rows (each of Kw taps) of sums in
+  // registers, with fb * chunks vectors of y: the fewest loads per multiply-add, and at least two
+  // blocks of filters when there are two filters, so that both threads have work.
+  void filterBlock(const Node &n, KernelPlan &p) const {
+    const Shape &ws = n.shape, &ys = f_.nodes[n.operands[1]].shape;
+    int64_t F = ws[0], Kh = ws[2], Kw = ws[3], chunks = alongPlanes(n) ? 1 : ceilDiv(ys[3], vl_);
+    p.channels = p.rows = 1;
+    double fewest = -1;
+    for (int64_t fb = 1; fb <= F; ++fb)
+      for (int64_t ub = 1; ub <= Kh && F % fb == 0 && (F == 1 || F / fb >= 2); ++ub) {
+        if (fb * ub * Kw + fb * chunks + 1 > registers())
+          break;
+        // Per (sample, output row): fb * chunks loads of y per pass over the ub rows, ub * Kw *
+        // chunks of x, for fb * ub * Kw * chunks multiply-adds; Kh / ub passes in all.
+        double passes = static_cast<double>((Kh + ub - 1) / ub); // NOLINT(bugprone-integer-division): whole passes
+        double loads = passes * static_cast<double>(fb * chunks) + static_cast<double>(Kh * Kw * chunks);
+        double perFma = loads / static_cast<double>(fb * Kh * Kw * chunks);
+        if (fewest < 0 || perFma < fewest - 1e-9) {
+          fewest = perFma;
+          p.channels = fb;
+          p.rows = ub;
+        }
+      }
+  }
+
+  const Function &f_;
+  const Schedule &s_;
+  const Machine &m_;
+  int64_t vl_;
+};
+
+} // namespace
+
+bool alongTrailing(const Function &f, const Schedule &s, int v, const Shape &shape, size_t from, bool isRoot) {
+  const Node &n = f.nodes[v];
+  if (n.shape.empty())
+    return true;
+  if (n.shape != shape)
+    return false;
+  if (!isRoot && s.materialized[v])
+    return true;
+  if (n.op == Op::Broadcast) {
+    if (from >= shape.size()) // no broadcast allowed
+      return false;
+    for (size_t i = from; i < shape.size(); ++i)
+      if (!(n.attrs.axes >> i & 1))
+        return false;
+    return true;
+  }
+  if (opIndexing(n.op) != OpIndexing::Pointwise)
+    return false;
+  return std::all_of(n.operands.begin(), n.operands.end(),
+                     [&](int o) { return alongTrailing(f, s, o, shape, from, false); });
+}
+
+const char *strategyName(Strategy s) {
+  switch (s) {
+#define STRATEGY(Id, Name, Kind, Summary)                                                                              \
+  case Strategy::Id:                                                                                                   \
+    return Name;
+#include "transforms/Strategies.def"
+  }
+  return "?";
+}
+
+Kernel::Kind strategyKind(Strategy s) {
+  switch (s) {
+#define STRATEGY(Id, Name, KernelKind, Summary)                                                                        \
+  case Strategy::Id:                                                                                                   \
+    return Kernel::Kind::KernelKind;
+#include "transforms/Strategies.def"
+  }
+  return Kernel::Kind::Elementwise;
+}
+
+double Count::at(int64_t batch) const {
+  double v = static_cast<double>(factor) * std::pow(static_cast<double>(batch), batchPower);
+  return std::ceil(v / static_cast<double>(divisor)) * static_cast<double>(times);
+}
+
+std::string Count::str() const {
+  if (batchPower == 0)
+    return fmt::format("{}", static_cast<int64_t>(at(0)));
+  std::string s = factor == 1 ? "B" : fmt::format("B*{}", factor);
+  for (int i = 1; i < batchPower; ++i)
+    s += "*B";
+  if (divisor > 1)
+    s = fmt::format("ceil({}/{})", s, divisor);
+  if (times > 1)
+    s += fmt::format("*{}", times);
+  return s;
+}
+
+std::vector<KernelPlan> planKernels(const Function &f, const Schedule &s, const Machine &m) {
+  Planner planner(f, s, m);
+  std::vector<KernelPlan> plans;
+  for (const Kernel &k : s.kernels)
+    plans.push_back(planner.plan(k));
+  return plans;
+}
+
+std::string describe(const KernelPlan &p) {
+  std::string out = fmt::format("{} lanes={}", strategyName(p.strategy), p.lanes);
+  switch (p.strategy) {
+  case Strategy::Scalar:
+  case Strategy::Nest:
+  case Strategy::Flat:
+  case Strategy::ReduceNest:
+  case Strategy::SoftmaxRows:
+  case Strategy::MatMulLoops:
+  case Strategy::ConvLoops:
+    break;
+  case Strategy::Trailing:
+  case Strategy::ReduceRuns:
+  case Strategy::ReduceTrailing:
+    out += fmt::format(" run-from-axis={}", p.from);
+    break;
+  case Strategy::ReduceLeading:
+    out += fmt::format(" leading-axes={}", p.from);
+    break;
+  case Strategy::PoolLanes:
+    break;
+  case Strategy::MatMulTiled:
+    out += fmt::format(" tile={}x{} single-row={} groups={}", p.rows, p.columns, p.singleRow, p.groups);
+    break;
+  case Strategy::MatMulDot:
+    out += fmt::format(" tile={}x{}", p.rows, p.columns);
+    break;
+  case Strategy::ConvChannelLanes:
+    out += fmt::format(" rows={}", p.rows);
+    break;
+  case Strategy::ConvRows:
+  case Strategy::ConvDataRows:
+    out += fmt::format(" channels={} rows={}", p.channels, p.rows);
+    break;
+  case Strategy::ConvDataFilterLanes:
+    out += fmt::format(" positions={}", p.columns);
+    break;
+  case Strategy::ConvFilterLanes:
+    out += fmt::format(" y-vectors={}", p.columns);
+    break;
+  case Strategy::ConvFilterPlanes:
+  case Strategy::ConvFilterRows:
+    out += fmt::format(" filters={} filter-rows={}", p.channels, p.rows);
+    break;
+  }
+  if (p.epilogue)
+    out += p.vectorEpilogue ? " epilogue=vector" : " epilogue=elements";
+  for (size_t i = 0; i < p.prefetch.size(); ++i)
+    out += fmt::format("{}%{}", i ? "," : " prefetch=", p.prefetch[i]);
+  out += fmt::format(" items={} work={}", p.items.str(), p.work.str());
+  return out;
+}
+
+void print(const Function &f, const Schedule &s, const std::vector<KernelPlan> &plans, std::ostream &os) {
+  for (size_t k = 0; k < s.kernels.size(); ++k) {
+    printKernel(f, s.kernels[k], static_cast<int>(k), os);
+    os << "  plan " << describe(plans[k]) << "\n";
+  }
+}
+
+rt::FunctionLayout layout(const Function &f, const Schedule &s, const std::vector<KernelPlan> &plans) {
+  rt::FunctionLayout out = slotLayout(f, s);
+  for (size_t k = 0; k < s.kernels.size(); ++k) {
+    const KernelPlan &p = plans[k];
+    double fixed = p.work.at(0) * p.flopsPerUnit;
+    out.kernels.push_back({strategyName(p.strategy), formatShape(f.nodes[static_cast<size_t>(s.kernels[k].root)].shape),
+                           p.work.at(1) * p.flopsPerUnit - fixed, fixed});
+  }
+  return out;
+}
+
+} // namespace soma::transforms
