@@ -1,0 +1,302 @@
+// Elementwise kernels, reductions, softmax rows, max pooling.
+#include "codegen/Emitter.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace soma::codegen {
+
+using namespace ir;
+using transforms::Strategy;
+
+// Axes [from, n) as one loop: each tensor of the root's shape is at (outer offset) * run + t.
+void FunctionEmitter::trailingFlat(const Kernel &k, llvm::Value *lo, llvm::Value *hi, size_t from) {
+  const Shape &shape = f_.nodes[k.root].shape;
+  Shape outer(shape.begin(), shape.begin() + static_cast<std::ptrdiff_t>(from));
+  int64_t run = numElements(Shape(shape.begin() + static_cast<std::ptrdiff_t>(from), shape.end()), 1);
+  loop(lo, hi, [&](llvm::Value *i) {
+    std::vector<llvm::Value *> idx{i};
+    loopNest(outer, 1, idx, [&] {
+      runLoop(run, [&](llvm::Value *t) {
+        std::vector<llvm::Value *> full = idx;
+        full.resize(shape.size(), t); // read only through offset(), which uses t
+        trailing_ = {shape, from, run, t};
+        storeRoots(k, full);
+        trailing_ = {};
+      });
+    });
+  });
+}
+
+void FunctionEmitter::flatElementwise(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+  const Shape &shape = f_.nodes[k.root].shape;
+  int64_t row = numElements(shape, 1) / (shape[0] == kBatch ? 1 : shape[0]);
+  loop(lo, hi, [&](llvm::Value *i) {
+    loop(b_.getInt64(0), b_.getInt64(row), [&](llvm::Value *t) {
+      flatOffset_ = b_.CreateAdd(b_.CreateMul(i, b_.getInt64(row)), t);
+      std::vector<llvm::Value *> idx(shape.size(), t); // unused: every load is at flatOffset_
+      storeRoots(k, idx);
+      flatOffset_ = nullptr;
+    });
+  });
+}
+
+// out[o] = sum (or max) over the reduced axes of x[o + r], x's tree inlined.
+// Output rows [lo, hi) (the whole output when it is a scalar); each output element is summed in
+// the same order whichever thread computes it.
+void FunctionEmitter::emitReduce(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+  const Node &root = f_.nodes[k.root];
+  int x = root.operands[0];
+  const Shape &xs = f_.nodes[x].shape;
+  bool isMax = root.op == Op::ReduceMax;
+  // reduce.runs: x's last axes, all summed, are one contiguous run per index of the others,
+  // summed by one loop that vectorizes (bias gradients: [B, C, H, W] over B, H, W).
+  // reduce.trailing: the same run of an inlined tree that reads its tensors at x's own index or
+  // broadcasts them over the run (batchnorm's gradients: sums over B, H, W of dy (x - mean) / std).
+  bool contiguous = plan_->strategy == Strategy::ReduceRuns, flatTree = plan_->strategy == Strategy::ReduceTrailing;
+  size_t run = contiguous || flatTree ? plan_->from : xs.size();
+  int64_t runLength = 1;
+  for (size_t i = run; i < xs.size(); ++i)
+    runLength *= xs[i];
+  Shape reduced;
+  for (size_t i = 0; i < (contiguous || flatTree ? run : xs.size()); ++i)
+    if (root.attrs.axes >> i & 1)
+      reduced.push_back(xs[i]);
+  llvm::AllocaInst *acc = entryAlloca(f32_, nullptr, "acc");
+  std::vector<llvm::Value *> outIdx;
+  auto element = [&] {
+    b_.CreateStore(isMax ? llvm::ConstantFP::getInfinity(f32_, true) : zero(), acc);
+    std::vector<llvm::Value *> redIdx;
+    loopNest(reduced, 0, redIdx, [&] {
+      std::vector<llvm::Value *> idx;
+      size_t o = 0, r = 0;
+      for (size_t i = 0; i < xs.size(); ++i)
+        idx.push_back(i >= run && (contiguous || flatTree) ? b_.getInt64(0)
+                      : root.attrs.axes >> i & 1           ? redIdx[r++]
+                                                           : outIdx[o++]);
+      if (contiguous) {
+        llvm::Value *start = b_.CreateGEP(f32_, slotPtr(x), offset(xs, idx));
+        // A plain sum: LLVM may unroll it whole (a few vector adds per 784 floats, faster than
+        // a rolled loop's one chain of additions).
+        loop(b_.getInt64(0), b_.getInt64(runLength), [&](llvm::Value *t) {
+          llvm::Value *v = b_.CreateLoad(f32_, b_.CreateGEP(f32_, start, t));
+          b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), v), acc);
+        });
+        return;
+      }
+      if (flatTree) {
+        idx.resize(run);
+        runLoop(runLength, [&](llvm::Value *t) {
+          std::vector<llvm::Value *> full = idx;
+          full.resize(xs.size(), t); // read only through offset(), which uses t
+          trailing_ = {xs, run, runLength, t};
+          llvm::Value *v = expr(x, full), *a = b_.CreateLoad(f32_, acc);
+          trailing_ = {};
+          b_.CreateStore(isMax ? b_.CreateSelect(b_.CreateFCmpOGT(v, a), v, a) : b_.CreateFAdd(a, v), acc);
+        });
+        return;
+      }
+      llvm::Value *v = expr(x, idx), *a = b_.CreateLoad(f32_, acc);
+      b_.CreateStore(isMax ? b_.CreateSelect(b_.CreateFCmpOGT(v, a), v, a) : b_.CreateFAdd(a, v), acc);
+    });
+    store(k.root, outIdx, b_.CreateLoad(f32_, acc));
+  };
+  if (root.shape.empty()) {
+    element();
+    return;
+  }
+  loop(lo, hi, [&](llvm::Value *row) {
+    outIdx = {row};
+    loopNest(root.shape, 1, outIdx, element);
+  });
+}
+
+// out[o] = sum (or max) over the leading `leading` axes of x[r, o], rows [lo, hi) of out.
+void FunctionEmitter::leadingReduce(const Kernel &k, llvm::Value *lo, llvm::Value *hi, size_t leading) {
+  const Node &root = f_.nodes[k.root];
+  int x = root.operands[0];
+  const Shape xs = f_.nodes[x].shape, reduced(xs.begin(), xs.begin() + static_cast<std::ptrdiff_t>(leading));
+  bool isMax = root.op == Op::ReduceMax;
+  auto eachOut = [&](const std::function<void(std::vector<llvm::Value *> &)> &body) {
+    loop(
+        lo, hi,
+        [&](llvm::Value *row) {
+          std::vector<llvm::Value *> idx{row};
+          loopNest(root.shape, 1, idx, [&] { body(idx); });
+        },
+        root.shape.size() > 1); // rolled when another loop is innermost: that one vectorizes
+  };
+  eachOut([&](std::vector<llvm::Value *> &o) {
+    store(k.root, o, isMax ? llvm::ConstantFP::getInfinity(f32_, true) : zero());
+  });
+  std::vector<llvm::Value *> r;
+  loopNest(reduced, 0, r, [&] {
+    eachOut([&](std::vector<llvm::Value *> &o) {
+      std::vector<llvm::Value *> idx = r;
+      idx.insert(idx.end(), o.begin(), o.end());
+      llvm::Value *v = expr(x, idx), *a = load(k.root, o);
+      store(k.root, o, isMax ? b_.CreateSelect(b_.CreateFCmpOGT(v, a), v, a) : b_.CreateFAdd(a, v));
+    });
+  });
+}
+
+// softmax_xent and its gradient, a row of K classes at a time (rows [lo, hi) of the first axis):
+// the row's maximum; the sums of exp(z - max), of the targets and of t (z - max); then the loss,
+// T log S - sum t (z - max), or each class's gradient, g (exp(z - max) T / S - t).
+void FunctionEmitter::emitRow(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+  const Node &root = f_.nodes[k.root];
+  int z = root.operands[0], t = root.operands[1];
+  const Shape &zs = f_.nodes[z].shape;
+  Shape rows(zs.begin(), zs.end() - 1);
+  llvm::Value *classes = b_.getInt64(zs.back());
+  llvm::AllocaInst *maxAcc = entryAlloca(f32_, nullptr, "max"), *expSum = entryAlloca(f32_, nullptr, "expsum"),
+                   *targetSum = entryAlloca(f32_, nullptr, "targets"), *dot = entryAlloca(f32_, nullptr, "dot");
+  auto add = [&](llvm::AllocaInst *acc, llvm::Value *v) {
+    b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), v), acc);
+  };
+  std::vector<llvm::Value *> idx;
+  auto at = [&](int v, llvm::Value *c) { // z or t at (row, c)
+    std::vector<llvm::Value *> i = idx;
+    i.push_back(c);
+    return expr(v, i);
+  };
+  auto row = [&] {
+    b_.CreateStore(llvm::ConstantFP::getInfinity(f32_, true), maxAcc);
+    loop(b_.getInt64(0), classes, [&](llvm::Value *c) {
+      llvm::Value *v = at(z, c), *m = b_.CreateLoad(f32_, maxAcc);
+      b_.CreateStore(b_.CreateSelect(b_.CreateFCmpOGT(v, m), v, m), maxAcc);
+    });
+    llvm::Value *m = b_.CreateLoad(f32_, maxAcc);
+    for (llvm::AllocaInst *acc : {expSum, targetSum, dot})
+      b_.CreateStore(zero(), acc);
+    loop(b_.getInt64(0), classes, [&](llvm::Value *c) {
+      llvm::Value *shifted = b_.CreateFSub(at(z, c), m), *target = at(t, c);
+      add(expSum, callMath("expf", shifted));
+      add(targetSum, target);
+      if (root.op == Op::SoftmaxXent)
+        add(dot, b_.CreateFMul(target, shifted));
+    });
+    llvm::Value *sum = b_.CreateLoad(f32_, expSum), *targets = b_.CreateLoad(f32_, targetSum);
+    if (root.op == Op::SoftmaxXent) {
+      store(k.root, idx, b_.CreateFSub(b_.CreateFMul(targets, callMath("logf", sum)), b_.CreateLoad(f32_, dot)));
+      return;
+    }
+    llvm::Value *scale = b_.CreateFDiv(targets, sum), *g = expr(root.operands[2], idx);
+    loop(b_.getInt64(0), classes, [&](llvm::Value *c) {
+      llvm::Value *p = b_.CreateFMul(callMath("expf", b_.CreateFSub(at(z, c), m)), scale);
+      std::vector<llvm::Value *> out = idx;
+      out.push_back(c);
+      store(k.root, out, b_.CreateFMul(g, b_.CreateFSub(p, at(t, c))));
+    });
+  };
+  if (rows.empty()) {
+    row();
+    return;
+  }
+  loop(lo, hi, [&](llvm::Value *r) {
+    idx = {r};
+    loopNest(rows, 1, idx, row);
+  });
+}
+
+// Max pooling, k x k windows with stride k, rows [lo, hi) of the batch. A chunk of V output
+// columns reads k vectors of each of its k input rows: the forward pass takes their maximum
+// down the rows, then across each window's k neighbours (lanes picked every k-th); the backward
+// pass compares each input vector with y repeated k times per lane, counts each window's
+// maxima the same way, and writes the share dy / count where x is maximal, 0 elsewhere.
+// With an epilogue (k.product the pooling op), the elementwise consumer runs on each vector.
+void FunctionEmitter::emitWindow(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+  int pool = k.product >= 0 ? k.product : k.root;
+  const Node &n = f_.nodes[pool];
+  bool back = n.op == Op::MaxPool2DBack;
+  int xNode = n.operands[0], yNode = back ? n.operands[1] : pool;
+  bool vecEpilogue = plan_->vectorEpilogue;
+  llvm::AllocaInst *buffer = entryAlloca(f32_, b_.getInt64(lanes()), "lanes");
+  // The result's `count` lanes at (b, c, row, col..): stored, or through the epilogue.
+  auto result = [&](llvm::Value *v, llvm::Value *b, llvm::Value *c, llvm::Value *row, llvm::Value *col,
+                    unsigned count) {
+    if (k.root == pool) {
+      storeVec(v, b_.CreateGEP(f32_, imageRow(pool, b, c, row), col), count);
+    } else if (vecEpilogue) {
+      productEpilogueVec(k, {b, c, row, col}, v, count);
+    } else {
+      storeVec(v, buffer, count);
+      for (unsigned l = 0; l < count; ++l)
+        productEpilogue(k, {b, c, row, b_.CreateAdd(col, b_.getInt64(l))},
+                        b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, buffer, l)));
+    }
+  };
+  const Shape xs = f_.nodes[xNode].shape;
+  int64_t kk = n.attrs.stride, C = xs[1], Ho = xs[2] / kk, Wo = xs[3] / kk, V = lanes();
+  auto c64 = [&](int64_t v) { return b_.getInt64(v); };
+  auto repeat = [&](llvm::Value *v, int64_t j) { // lanes of input vector j: v[(j V + l) / k]
+    std::vector<int> picks(lanes());
+    for (unsigned l = 0; l < lanes(); ++l)
+      picks[l] = static_cast<int>((j * V + l) / kk);
+    return b_.CreateShuffleVector(v, picks);
+  };
+  // One chunk of outputs starting at column q (a Value), `count` of them valid (static).
+  auto chunk = [&](llvm::Value *b, llvm::Value *c, llvm::Value *i, llvm::Value *q, int64_t count) {
+    llvm::Value *qIn = b_.CreateMul(q, c64(kk));
+    auto inCount = [&](int64_t j) { return static_cast<unsigned>(std::clamp<int64_t>(count * kk - j * V, 0, V)); };
+    auto xRow = [&](int node, int64_t u) {
+      return b_.CreateGEP(f32_, imageRow(node, b, c, b_.CreateAdd(b_.CreateMul(i, c64(kk)), c64(u))), qIn);
+    };
+    if (!back) {
+      std::vector<llvm::Value *> down(static_cast<size_t>(kk));
+      for (int64_t j = 0; j < kk; ++j)
+        for (int64_t u = 0; u < kk; ++u) {
+          llvm::Value *v = inCount(j) ? loadVec(b_.CreateConstGEP1_64(f32_, xRow(xNode, u), j * V), inCount(j))
+                                      : llvm::Constant::getNullValue(vecTy());
+          down[j] = u == 0 ? v : b_.CreateMaxNum(down[j], v);
+        }
+      llvm::Value *all = concat(down), *m = nullptr;
+      for (int64_t s = 0; s < kk; ++s)
+        m = s == 0 ? pickLanes(all, 0, kk) : b_.CreateMaxNum(m, pickLanes(all, s, kk));
+      result(m, b, c, i, q, static_cast<unsigned>(count));
+      return;
+    }
+    llvm::Value *y = loadVec(b_.CreateGEP(f32_, imageRow(yNode, b, c, i), q), static_cast<unsigned>(count));
+    llvm::Value *dy = loadVec(b_.CreateGEP(f32_, imageRow(n.operands[2], b, c, i), q), static_cast<unsigned>(count));
+    std::vector<std::vector<llvm::Value *>> isMax(static_cast<size_t>(kk)); // [u][j]
+    std::vector<llvm::Value *> down(static_cast<size_t>(kk));               // maxima per input column, summed down
+    for (int64_t u = 0; u < kk; ++u)
+      for (int64_t j = 0; j < kk; ++j) {
+        llvm::Value *x = inCount(j) ? loadVec(b_.CreateConstGEP1_64(f32_, xRow(xNode, u), j * V), inCount(j))
+                                    : llvm::Constant::getNullValue(vecTy());
+        llvm::Value *eq = b_.CreateFCmpOEQ(x, repeat(y, j));
+        isMax[u].push_back(eq);
+        llvm::Value *one =
+            b_.CreateSelect(eq, llvm::ConstantFP::get(vecTy(), 1.0), llvm::Constant::getNullValue(vecTy()));
+        down[j] = u == 0 ? one : b_.CreateFAdd(down[j], one);
+      }
+    llvm::Value *all = concat(down), *ties = nullptr;
+    for (int64_t s = 0; s < kk; ++s)
+      ties = s == 0 ? pickLanes(all, 0, kk) : b_.CreateFAdd(ties, pickLanes(all, s, kk));
+    llvm::Value *share = b_.CreateFDiv(dy, ties);
+    for (int64_t u = 0; u < kk; ++u)
+      for (int64_t j = 0; j < kk; ++j)
+        if (inCount(j))
+          result(b_.CreateSelect(isMax[u][j], repeat(share, j), llvm::Constant::getNullValue(vecTy())), b, c,
+                 b_.CreateAdd(b_.CreateMul(i, c64(kk)), c64(u)), b_.CreateAdd(qIn, c64(j * V)), inCount(j));
+  };
+  loop(lo, hi, [&](llvm::Value *b) {
+    loop(
+        c64(0), c64(C),
+        [&](llvm::Value *c) {
+          loop(
+              c64(0), c64(Ho),
+              [&](llvm::Value *i) {
+                if (Wo / V > 0)
+                  loop(
+                      c64(0), c64(Wo / V), [&](llvm::Value *t) { chunk(b, c, i, b_.CreateMul(t, c64(V)), V); }, true);
+                if (Wo % V)
+                  chunk(b, c, i, c64(Wo / V * V), Wo % V);
+              },
+              true);
+        },
+        true);
+  });
+}
+
+} // namespace soma::codegen
