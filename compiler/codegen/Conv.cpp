@@ -10,8 +10,8 @@ using namespace ir;
 
 // The outputs i in [0, outSize) whose input row i*stride + u - padding lies in [0, inSize), for
 // a filter offset u in [0, kernel): loop bounds that make the inner loops free of checks.
-std::pair<llvm::Value *, llvm::Value *> FunctionEmitter::validRange(llvm::Value *u, int64_t inSize, int64_t outSize, int64_t kernel,
-                                                   int64_t stride, int64_t padding) {
+std::pair<llvm::Value *, llvm::Value *> FunctionEmitter::validRange(llvm::Value *u, int64_t inSize, int64_t outSize,
+                                                                    int64_t kernel, int64_t stride, int64_t padding) {
   // floor(a / stride) for a >= -kernel: shift a to be non-negative before the signed division.
   int64_t shift = kernel + 1;
   auto floorDiv = [&](llvm::Value *a) {
@@ -56,27 +56,54 @@ llvm::AllocaInst *FunctionEmitter::filtersLast(int wNode) {
 }
 
 // A convolution with the output channels in the lanes, for images whose rows are narrower than
-// a vector (LeNet's 10 columns would fill 10 of 16 lanes). The weights are packed once per call
-// as [C, Kh, Kw, O], so that the filters' weights for one tap are a vector. A block of output
-// rows (each of Q positions, a vector of channels each) stays in registers; each input value is
-// loaded once per tap row, repeated in every lane, and multiplied by Kw weight vectors.
-// Results go to the channels' planes (a scatter), or through the epilogue.
-void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, llvm::Value *hi) {
+// a vector (LeNet's 10 columns would fill 10 of 16 lanes); `flipped`, the data gradient the same
+// way: a correlation of dy with the flipped filter, "full" padding, the channels of dx in the
+// lanes. For each block of a vector of output channels, the weights are packed as
+// [I, Kh, Kw, lanes] on the stack, so that the block's weights for one tap are a vector; then
+// for each sample, a block of output rows (each of Q positions, a vector of channels each) stays
+// in registers, and each input value is loaded once per tap row, repeated in every lane, and
+// multiplied by Kw weight vectors. Results go to the channels' planes (a scatter), or through the
+// epilogue.
+void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, llvm::Value *hi, bool flipped) {
   const Node &n = f_.nodes[conv];
   int xNode = n.operands[0], wNode = n.operands[1];
   const Shape os = n.shape, xs = f_.nodes[xNode].shape, ws = f_.nodes[wNode].shape;
   int64_t O = os[1], R = os[2], Q = os[3], C = xs[1], H = xs[2], W = xs[3], Kh = ws[2], Kw = ws[3];
-  int64_t p = n.attrs.padding, vl = lanes();
+  int64_t padH = flipped ? Kh - 1 - n.attrs.padding : n.attrs.padding;
+  int64_t padW = flipped ? Kw - 1 - n.attrs.padding : n.attrs.padding, vl = lanes();
   auto c64 = [&](int64_t v) { return b_.getInt64(v); };
-  llvm::AllocaInst *packed = filtersLast(wNode);
+  int64_t taps = C * Kh * Kw;
+  llvm::AllocaInst *packed = entryAlloca(f32_, c64(taps * vl), "packed");
+  packed->setAlignment(llvm::Align(64));
+  // packed[(c, u, v)][l] = the weight of output channel o0 + l for input channel c at tap (u, v).
+  auto pack = [&](llvm::Value *o0) {
+    loop(
+        c64(0), c64(vl),
+        [&](llvm::Value *l) {
+          llvm::Value *o = b_.CreateAdd(o0, l);
+          loop(c64(0), c64(taps), [&](llvm::Value *tap) {
+            llvm::Value *from;
+            if (!flipped) { // w[o, c, u, v]: the taps of o are contiguous
+              from = b_.CreateAdd(b_.CreateMul(o, c64(taps)), tap);
+            } else { // w[c, o, Kh-1-u, Kw-1-v]: tap (c, u, v) of dx's channel o
+              llvm::Value *c = b_.CreateSDiv(tap, c64(Kh * Kw)), *uv = b_.CreateSRem(tap, c64(Kh * Kw));
+              from = b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(c, c64(O)), o), c64(Kh * Kw)),
+                                  b_.CreateSub(c64(Kh * Kw - 1), uv));
+            }
+            b_.CreateStore(b_.CreateLoad(f32_, b_.CreateGEP(f32_, slotPtr(wNode), from)),
+                           b_.CreateGEP(f32_, packed, b_.CreateAdd(b_.CreateMul(tap, c64(vl)), l)));
+          });
+        },
+        true);
+  };
   int64_t rb = plan_->rows;                                                                   // rows in registers
   llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), rb * Q), nullptr, "acc"); // registers
-  bool padded = p > 0 || R + Kh - 1 > H;
+  bool padded = padH > 0 || R + Kh - 1 - padH > H;
   auto block = [&](llvm::Value *b, llvm::Value *o0, llvm::Value *r0, int64_t rows) {
     auto sum = [&](int64_t r, int64_t q) { return b_.CreateConstGEP1_64(vecTy(), acc, r * Q + q); };
     for (int64_t e = 0; e < rows * Q; ++e)
       b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
-    auto [uLo, uHi] = tapRows(r0, rows, p, H, Kh);
+    auto [uLo, uHi] = tapRows(r0, rows, padH, H, Kh);
     loop(
         c64(0), c64(C),
         [&](llvm::Value *c) {
@@ -87,18 +114,16 @@ void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, ll
                 std::vector<llvm::Value *> wv;
                 for (int64_t v = 0; v < Kw; ++v)
                   wv.push_back(b_.CreateAlignedLoad(
-                      vecTy(),
-                      b_.CreateGEP(f32_, packed,
-                                   b_.CreateAdd(b_.CreateMul(b_.CreateAdd(tapRow, c64(v)), c64(O)), o0)),
-                      llvm::Align(4)));
+                      vecTy(), b_.CreateGEP(f32_, packed, b_.CreateMul(b_.CreateAdd(tapRow, c64(v)), c64(vl))),
+                      llvm::Align(64)));
                 for (int64_t r = 0; r < rows; ++r) {
-                  llvm::Value *h = b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(u, c64(r))), c64(p));
-                  llvm::Value *row = padded ? rowOrZeros(xNode, b, c, h, p) : imageRow(xNode, b, c, h);
-                  for (int64_t col = 0; col < Q + Kw - 1; ++col) { // input column col - p
-                    if (col - p < 0 || col - p >= W)
+                  llvm::Value *h = b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(u, c64(r))), c64(padH));
+                  llvm::Value *row = padded ? rowOrZeros(xNode, b, c, h, padW) : imageRow(xNode, b, c, h);
+                  for (int64_t col = 0; col < Q + Kw - 1; ++col) { // input column col - padW
+                    if (col - padW < 0 || col - padW >= W)
                       continue;
                     llvm::Value *x = b_.CreateVectorSplat(
-                        static_cast<unsigned>(vl), b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, col - p)));
+                        static_cast<unsigned>(vl), b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, col - padW)));
                     for (int64_t v = 0; v < Kw; ++v)
                       if (int64_t q = col - v; q >= 0 && q < Q)
                         b_.CreateStore(fma(x, wv[static_cast<size_t>(v)], b_.CreateLoad(vecTy(), sum(r, q))),
@@ -123,7 +148,24 @@ void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, ll
         }
       }
   };
-  convBlocks(lo, hi, O, vl, R, rb, block);
+  // Blocks of channels outermost, so that each block's weights are packed once per call.
+  loop(
+      c64(0), c64(O / vl),
+      [&](llvm::Value *blk) {
+        llvm::Value *o0 = b_.CreateMul(blk, c64(vl));
+        pack(o0);
+        loop(
+            lo, hi,
+            [&](llvm::Value *b) {
+              if (R / rb > 0)
+                loop(
+                    c64(0), c64(R / rb), [&](llvm::Value *t) { block(b, o0, b_.CreateMul(t, c64(rb)), rb); }, true);
+              if (R % rb)
+                block(b, o0, c64(R - R % rb), R % rb);
+            },
+            true);
+      },
+      true);
 }
 
 // The data gradient with the filters in the lanes: dx[b, c, h, x] = sum over f, u, v of
@@ -223,8 +265,9 @@ void FunctionEmitter::transposeImage(int yNode, llvm::Value *b, llvm::Value *to)
 
 // For samples [lo, hi), blocks of ob channels (of O) and of rb rows (of R; the last block may
 // have fewer): block(sample, first channel, first row, rows).
-void FunctionEmitter::convBlocks(llvm::Value *lo, llvm::Value *hi, int64_t O, int64_t ob, int64_t R, int64_t rb,
-                const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *, int64_t)> &block) {
+void FunctionEmitter::convBlocks(
+    llvm::Value *lo, llvm::Value *hi, int64_t O, int64_t ob, int64_t R, int64_t rb,
+    const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *, int64_t)> &block) {
   auto c64 = [&](int64_t v) { return b_.getInt64(v); };
   loop(lo, hi, [&](llvm::Value *b) {
     loop(
@@ -243,7 +286,8 @@ void FunctionEmitter::convBlocks(llvm::Value *lo, llvm::Value *hi, int64_t O, in
 
 // The filter rows [uLo, uHi) for which some output row r0 .. r0 + rows - 1 reads an input row
 // (h = r + u - pad in [0, H)): the others would only multiply rows of zeros.
-std::pair<llvm::Value *, llvm::Value *> FunctionEmitter::tapRows(llvm::Value *r0, int64_t rows, int64_t pad, int64_t H, int64_t Kh) {
+std::pair<llvm::Value *, llvm::Value *> FunctionEmitter::tapRows(llvm::Value *r0, int64_t rows, int64_t pad, int64_t H,
+                                                                 int64_t Kh) {
   return clampRange(b_.CreateSub(b_.getInt64(pad - rows + 1), r0), b_.CreateSub(b_.getInt64(H + pad), r0), Kh);
 }
 
@@ -274,8 +318,8 @@ llvm::Value *FunctionEmitter::zeroRow(int64_t width, int64_t margin) {
 // ob channels, every weight broadcast rb rows. Rows outside the input (padding) load nothing.
 // With an epilogue, each output row runs it on its registers (or, for what cannot run on
 // vectors, from a buffer of one row).
-void FunctionEmitter::rowConv(const Kernel &k, int outNode, int inNode, int wNode, bool flipped, int64_t padH, int64_t padW,
-             llvm::Value *lo, llvm::Value *hi) {
+void FunctionEmitter::rowConv(const Kernel &k, int outNode, int inNode, int wNode, bool flipped, int64_t padH,
+                              int64_t padW, llvm::Value *lo, llvm::Value *hi) {
   const Shape os = f_.nodes[outNode].shape, is = f_.nodes[inNode].shape, ws = f_.nodes[wNode].shape;
   int64_t O = os[1], R = os[2], Q = os[3], I = is[1], Hin = is[2], Win = is[3], Kh = ws[2], Kw = ws[3];
   int64_t vl = lanes(), chunks = (Q + vl - 1) / vl;
@@ -367,8 +411,8 @@ void FunctionEmitter::directConv(const Kernel &k, llvm::Value *lo, llvm::Value *
     return b_.CreateSub(b_.CreateAdd(b_.CreateMul(i, c64(s)), u), c64(p));
   };
   // for u, v in the filter: for i, j in the outputs they touch: body(c?, u, v, i, j, h, w)
-  auto window = [&](const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *, llvm::Value *,
-                                             llvm::Value *, llvm::Value *)> &body) {
+  auto window = [&](const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *, llvm::Value *, llvm::Value *,
+                                             llvm::Value *)> &body) {
     loop(c64(0), c64(Kh), [&](llvm::Value *u) {
       auto [iLo, iHi] = validRange(u, H, Ho, Kh, s, p);
       loop(c64(0), c64(Kw), [&](llvm::Value *v) {

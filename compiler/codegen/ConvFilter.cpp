@@ -38,9 +38,8 @@ void FunctionEmitter::planeBackFilter(const Kernel &k, llvm::Value *lo, llvm::Va
         for (int64_t t = 0; t < vectors; ++t) {
           std::vector<llvm::Value *> yv;
           for (int64_t fo = 0; fo < fb; ++fo)
-            yv.push_back(
-                loadVec(b_.CreateGEP(f32_, imageRow(yNode, b, b_.CreateAdd(f0, c64(fo)), c64(0)), c64(t * vl)),
-                        static_cast<unsigned>(std::min(vl, plane - t * vl))));
+            yv.push_back(loadVec(b_.CreateGEP(f32_, imageRow(yNode, b, b_.CreateAdd(f0, c64(fo)), c64(0)), c64(t * vl)),
+                                 static_cast<unsigned>(std::min(vl, plane - t * vl))));
           for (int64_t uu = 0; uu < ub; ++uu)
             for (int64_t v = 0; v < Kw; ++v) {
               llvm::Value *xv = nullptr;
@@ -76,10 +75,12 @@ void FunctionEmitter::channelBackFilter(const Kernel &k, llvm::Value *lo, llvm::
   auto c64 = [&](int64_t v) { return b_.getInt64(v); };
   llvm::AllocaInst *yt = entryAlloca(f32_, c64(plane * F), "yt");
   yt->setAlignment(llvm::Align(64));
-  llvm::AllocaInst *kept = entryAlloca(vecTy(), c64(F / vl * C * Kh * Kw), "kept");       // per work item
+  int64_t pass = plan_->rows;                                            // work items whose sums are kept at once
+  llvm::AllocaInst *kept = entryAlloca(vecTy(), c64(pass * Kw), "kept"); // per work item
   llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), Kw), nullptr, "acc"); // registers
+  llvm::Value *first = nullptr;                                                           // the pass's first item
   auto keptAt = [&](llvm::Value *item, int64_t v) {
-    return b_.CreateGEP(vecTy(), kept, b_.CreateAdd(b_.CreateMul(item, c64(Kw)), c64(v)));
+    return b_.CreateGEP(vecTy(), kept, b_.CreateAdd(b_.CreateMul(b_.CreateSub(item, first), c64(Kw)), c64(v)));
   };
   // Work item -> (first filter, channel, filter row).
   auto decode = [&](llvm::Value *item) {
@@ -87,64 +88,77 @@ void FunctionEmitter::channelBackFilter(const Kernel &k, llvm::Value *lo, llvm::
                                         b_.CreateSRem(b_.CreateSDiv(item, c64(Kh)), c64(C)),
                                         b_.CreateSRem(item, c64(Kh))};
   };
-  loop(lo, hi, [&](llvm::Value *item) {
-    for (int64_t v = 0; v < Kw; ++v)
-      b_.CreateStore(llvm::Constant::getNullValue(vecTy()), keptAt(item, v));
-  });
+  // Passes of at most `pass` items, each over the whole batch (y is turned again for each).
+  llvm::Value *passes = b_.CreateSDiv(b_.CreateAdd(b_.CreateSub(hi, lo), c64(pass - 1)), c64(pass));
   loop(
-      c64(0), batch_,
-      [&](llvm::Value *b) {
-        transposeImage(yNode, b, yt);
+      c64(0), passes,
+      [&](llvm::Value *t) {
+        first = b_.CreateAdd(lo, b_.CreateMul(t, c64(pass)));
+        llvm::Value *end = b_.CreateAdd(first, c64(pass));
+        llvm::Value *passEnd = b_.CreateSelect(b_.CreateICmpSLT(end, hi), end, hi);
+        loop(first, passEnd, [&](llvm::Value *item) {
+          for (int64_t v = 0; v < Kw; ++v)
+            b_.CreateStore(llvm::Constant::getNullValue(vecTy()), keptAt(item, v));
+        });
         loop(
-            lo, hi,
-            [&](llvm::Value *item) {
-              auto [f0, c, u] = decode(item);
-              for (int64_t v = 0; v < Kw; ++v)
-                b_.CreateStore(b_.CreateLoad(vecTy(), keptAt(item, v)), b_.CreateConstGEP1_64(vecTy(), acc, v));
-              // The output rows i whose x row i + u - p lies in x.
-              auto [iLo, iHi] = clampRange(b_.CreateSub(c64(p), u), b_.CreateSub(c64(H + p), u), Ho);
+            c64(0), batch_,
+            [&](llvm::Value *b) {
+              transposeImage(yNode, b, yt);
               loop(
-                  iLo, iHi,
-                  [&](llvm::Value *i) {
-                    llvm::Value *row = imageRow(xNode, b, c, b_.CreateSub(b_.CreateAdd(i, u), c64(p)));
-                    for (int64_t j0 = 0; j0 < Wo; j0 += nj) {
-                      int64_t count = std::min(nj, Wo - j0);
-                      std::vector<llvm::Value *> yv;
-                      for (int64_t jj = 0; jj < count; ++jj)
-                        yv.push_back(b_.CreateAlignedLoad(
-                            vecTy(),
-                            b_.CreateGEP(
-                                f32_, yt,
-                                b_.CreateAdd(
-                                    b_.CreateMul(b_.CreateAdd(b_.CreateMul(i, c64(Wo)), c64(j0 + jj)), c64(F)), f0)),
-                            llvm::Align(64)));
-                      for (int64_t col = std::max<int64_t>(0, j0 - p); col < std::min(W, j0 + count + Kw - 1 - p);
-                           ++col) {
-                        llvm::Value *xv = b_.CreateVectorSplat(
-                            static_cast<unsigned>(vl), b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, col)));
-                        for (int64_t jj = 0; jj < count; ++jj)
-                          if (int64_t v = col + p - (j0 + jj); v >= 0 && v < Kw) {
-                            llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, v);
-                            b_.CreateStore(fma(yv[static_cast<size_t>(jj)], xv, b_.CreateLoad(vecTy(), slot)), slot);
+                  first, passEnd,
+                  [&](llvm::Value *item) {
+                    auto [f0, c, u] = decode(item);
+                    for (int64_t v = 0; v < Kw; ++v)
+                      b_.CreateStore(b_.CreateLoad(vecTy(), keptAt(item, v)), b_.CreateConstGEP1_64(vecTy(), acc, v));
+                    // The output rows i whose x row i + u - p lies in x.
+                    auto [iLo, iHi] = clampRange(b_.CreateSub(c64(p), u), b_.CreateSub(c64(H + p), u), Ho);
+                    loop(
+                        iLo, iHi,
+                        [&](llvm::Value *i) {
+                          llvm::Value *row = imageRow(xNode, b, c, b_.CreateSub(b_.CreateAdd(i, u), c64(p)));
+                          for (int64_t j0 = 0; j0 < Wo; j0 += nj) {
+                            int64_t count = std::min(nj, Wo - j0);
+                            std::vector<llvm::Value *> yv;
+                            for (int64_t jj = 0; jj < count; ++jj)
+                              yv.push_back(b_.CreateAlignedLoad(
+                                  vecTy(),
+                                  b_.CreateGEP(
+                                      f32_, yt,
+                                      b_.CreateAdd(
+                                          b_.CreateMul(b_.CreateAdd(b_.CreateMul(i, c64(Wo)), c64(j0 + jj)), c64(F)),
+                                          f0)),
+                                  llvm::Align(64)));
+                            for (int64_t col = std::max<int64_t>(0, j0 - p); col < std::min(W, j0 + count + Kw - 1 - p);
+                                 ++col) {
+                              llvm::Value *xv =
+                                  b_.CreateVectorSplat(static_cast<unsigned>(vl),
+                                                       b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, col)));
+                              for (int64_t jj = 0; jj < count; ++jj)
+                                if (int64_t v = col + p - (j0 + jj); v >= 0 && v < Kw) {
+                                  llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, v);
+                                  b_.CreateStore(fma(yv[static_cast<size_t>(jj)], xv, b_.CreateLoad(vecTy(), slot)),
+                                                 slot);
+                                }
+                            }
                           }
-                      }
-                    }
+                        },
+                        true);
+                    for (int64_t v = 0; v < Kw; ++v)
+                      b_.CreateStore(b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, v)), keptAt(item, v));
                   },
                   true);
-              for (int64_t v = 0; v < Kw; ++v)
-                b_.CreateStore(b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, v)), keptAt(item, v));
             },
             true);
+        loop(first, passEnd, [&](llvm::Value *item) { // w[f0 + l, c, u, v] from lane l
+          auto [f0, c, u] = decode(item);
+          for (int64_t v = 0; v < Kw; ++v)
+            b_.CreateMaskedScatter(
+                b_.CreateLoad(vecTy(), keptAt(item, v)),
+                lanePointers(b_.CreateGEP(f32_, slotPtr(k.root), offset(ws, {f0, c, u, c64(v)})), C * Kh * Kw),
+                llvm::Align(4), mask(firstLanes(lanes())));
+        });
       },
       true);
-  loop(lo, hi, [&](llvm::Value *item) { // w[f0 + l, c, u, v] from lane l
-    auto [f0, c, u] = decode(item);
-    for (int64_t v = 0; v < Kw; ++v)
-      b_.CreateMaskedScatter(
-          b_.CreateLoad(vecTy(), keptAt(item, v)),
-          lanePointers(b_.CreateGEP(f32_, slotPtr(k.root), offset(ws, {f0, c, u, c64(v)})), C * Kh * Kw),
-          llvm::Align(4), mask(firstLanes(lanes())));
-  });
 }
 
 // dw[f, c, u, v] = sum over b, i, j of y[b, f, i, j] * x[b, c, i + u - p, j + v - p], blocks of
@@ -204,8 +218,8 @@ void FunctionEmitter::rowBackFilter(const Kernel &k, llvm::Value *lo, llvm::Valu
 // channels, blocks of ub filter rows. Each block's sums (fb * ub * Kw vectors, in registers) are
 // zeroed, `perSample` adds each sample's products to them, and their lanes go into w.
 void FunctionEmitter::filterBlocks(const Kernel &k, llvm::Value *lo, llvm::Value *hi,
-                  const std::function<void(llvm::Value *b, llvm::Value *f0, llvm::Value *c, int64_t u0, int64_t ub,
-                                           const SumAt &sum)> &perSample) {
+                                   const std::function<void(llvm::Value *b, llvm::Value *f0, llvm::Value *c, int64_t u0,
+                                                            int64_t ub, const SumAt &sum)> &perSample) {
   const Node &n = f_.nodes[k.root];
   const Shape &ws = n.shape;
   int64_t C = ws[1], Kh = ws[2], Kw = ws[3];

@@ -24,7 +24,6 @@ using transforms::KernelPlan;
 using transforms::Schedule;
 using transforms::Strategy;
 
-
 void FunctionEmitter::emit() {
   auto *kernelTy = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, i64_, i64_}, false);
   llvm::FunctionCallee parFor = m_.getOrInsertFunction(
@@ -307,7 +306,7 @@ void FunctionEmitter::runLoop(int64_t n, const std::function<void(llvm::Value *)
 }
 
 void FunctionEmitter::loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(llvm::Value *)> &body, bool keep,
-          bool noUnroll) {
+                           bool noUnroll) {
   llvm::Function *fn = b_.GetInsertBlock()->getParent();
   llvm::BasicBlock *pre = b_.GetInsertBlock();
   auto *header = llvm::BasicBlock::Create(c_, "loop", fn);
@@ -337,7 +336,8 @@ void FunctionEmitter::loop(llvm::Value *lo, llvm::Value *hi, const std::function
 }
 
 // Nested loops over `shape` (from axis `from`), outermost first.
-void FunctionEmitter::loopNest(const Shape &shape, size_t from, std::vector<llvm::Value *> &idx, const std::function<void()> &body) {
+void FunctionEmitter::loopNest(const Shape &shape, size_t from, std::vector<llvm::Value *> &idx,
+                               const std::function<void()> &body) {
   if (from == shape.size()) {
     body();
     return;
@@ -409,7 +409,10 @@ void FunctionEmitter::emitKernel(llvm::Function *fn, const Kernel &k) {
     generalMatMul(k, lo, hi);
     break;
   case Strategy::ConvChannelLanes:
-    channelConv(k, product, lo, hi);
+    channelConv(k, product, lo, hi, false);
+    break;
+  case Strategy::ConvDataChannelLanes:
+    channelConv(k, product, lo, hi, true);
     break;
   case Strategy::ConvRows:
     rowConv(k, product, n.operands[0], n.operands[1], false, n.attrs.padding, n.attrs.padding, lo, hi);
@@ -533,8 +536,8 @@ llvm::Value *FunctionEmitter::pickLanes(llvm::Value *v, int64_t start, int64_t s
 
 // The epilogue on `count` lanes from index idx, the lanes along the axis whose index is `lane`
 // (by default the last): `value` holds the product there.
-void FunctionEmitter::productEpilogueVec(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value, unsigned count,
-                        llvm::Value *lane) {
+void FunctionEmitter::productEpilogueVec(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value,
+                                         unsigned count, llvm::Value *lane) {
   lane_ = lane ? lane : idx.back();
   laneCount_ = count;
   productEpilogue(k, idx, value);
@@ -609,8 +612,8 @@ std::vector<llvm::Value *> FunctionEmitter::laneSums(std::vector<llvm::Value *> 
         }
     std::vector<llvm::Value *> next;
     for (size_t p = 0; p + 1 < vs.size(); p += 2)
-      next.push_back(b_.CreateFAdd(b_.CreateShuffleVector(vs[p], vs[p + 1], low),
-                                   b_.CreateShuffleVector(vs[p], vs[p + 1], high)));
+      next.push_back(
+          b_.CreateFAdd(b_.CreateShuffleVector(vs[p], vs[p + 1], low), b_.CreateShuffleVector(vs[p], vs[p + 1], high)));
     vs = next;
   }
   return vs;
@@ -619,7 +622,7 @@ std::vector<llvm::Value *> FunctionEmitter::laneSums(std::vector<llvm::Value *> 
 // The lane sums of the vectors acc[0 .. groups * width), a group at a time: the sums of group
 // g's first `count` vectors (acc[g * width ..]) as one store at at(g).
 void FunctionEmitter::storeLaneSums(llvm::AllocaInst *acc, int64_t groups, int64_t width, int64_t count,
-                   const std::function<llvm::Value *(int64_t)> &at) {
+                                    const std::function<llvm::Value *(int64_t)> &at) {
   int64_t vl = lanes();
   std::vector<llvm::Value *> partial;
   for (int64_t e = 0; e < groups * width; ++e)
@@ -662,7 +665,6 @@ std::pair<llvm::Value *, llvm::Value *> FunctionEmitter::clampRange(llvm::Value 
   return {b_.CreateSelect(b_.CreateICmpSGT(lo, b_.getInt64(0)), lo, b_.getInt64(0)),
           b_.CreateSelect(b_.CreateICmpSLT(hi, b_.getInt64(n)), hi, b_.getInt64(n))};
 }
-
 
 llvm::GlobalVariable *privateConstant(llvm::Module &m, const std::string &name, llvm::Constant *init, unsigned align) {
   auto *g = llvm::cast<llvm::GlobalVariable>(m.getOrInsertGlobal(name, init->getType()));

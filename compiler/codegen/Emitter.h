@@ -119,7 +119,7 @@ private:
                                                      int64_t stride, int64_t padding);
   std::vector<bool> columnLanes(int64_t chunk, int64_t width, int64_t shift, int64_t inWidth);
   llvm::AllocaInst *filtersLast(int wNode);
-  void channelConv(const Kernel &k, int conv, llvm::Value *lo, llvm::Value *hi);
+  void channelConv(const Kernel &k, int conv, llvm::Value *lo, llvm::Value *hi, bool flipped);
   void channelBackData(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
   void transposeImage(int yNode, llvm::Value *b, llvm::Value *to);
   void convBlocks(llvm::Value *lo, llvm::Value *hi, int64_t O, int64_t ob, int64_t R, int64_t rb,

@@ -12,8 +12,9 @@ using namespace ir;
 // groups of `columns` columns; rows(i0, count, c0) runs one. The last block may be short: the
 // tile code repeats its last row (clampRow), computed but not stored, so that one variant
 // serves every block.
-void FunctionEmitter::rowBlocks(llvm::Value *lo, llvm::Value *hi, int64_t block, llvm::Value *m, int64_t groups, int64_t columns,
-               const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *)> &rows) {
+void FunctionEmitter::rowBlocks(llvm::Value *lo, llvm::Value *hi, int64_t block, llvm::Value *m, int64_t groups,
+                                int64_t columns,
+                                const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *)> &rows) {
   loop(
       lo, hi,
       [&](llvm::Value *item) {
@@ -32,8 +33,8 @@ llvm::Value *FunctionEmitter::clampRow(llvm::Value *i0, int64_t r, llvm::Value *
 }
 
 // The epilogue of rows i0.. i0+count, whose products are in `rows` (n floats a row).
-void FunctionEmitter::rowsEpilogue(const Kernel &k, llvm::AllocaInst *rows, llvm::Value *i0, llvm::Value *count, int64_t n,
-                  llvm::Value *c0, int64_t columns) {
+void FunctionEmitter::rowsEpilogue(const Kernel &k, llvm::AllocaInst *rows, llvm::Value *i0, llvm::Value *count,
+                                   int64_t n, llvm::Value *c0, int64_t columns) {
   if (!c0) {
     c0 = b_.getInt64(0);
     columns = n;
@@ -73,8 +74,7 @@ void FunctionEmitter::tiledMatMul(const Kernel &k, llvm::Value *lo, llvm::Value 
   llvm::Value *bBase = slotPtr(bm);
   // One tile: mr rows from i0 (the first `count` of them real) into the buffer's rows from
   // `slot`, columns j0.. j0+cols.
-  auto tile = [&](llvm::Value *i0, llvm::Value *count, llvm::Value *j0, int64_t cols, int64_t mr,
-                  llvm::Value *slot0) {
+  auto tile = [&](llvm::Value *i0, llvm::Value *count, llvm::Value *j0, int64_t cols, int64_t mr, llvm::Value *slot0) {
     int64_t vectors = (cols + vl - 1) / vl;
     auto lanesOf = [&](int64_t q) { return static_cast<unsigned>(std::min(vl, cols - q * vl)); };
     for (int64_t r = 0; r < mr * vectors; ++r)
@@ -102,8 +102,8 @@ void FunctionEmitter::tiledMatMul(const Kernel &k, llvm::Value *lo, llvm::Value 
           }
           for (int64_t r = 0; r < mr; ++r) {
             llvm::Value *i = rowIndex[static_cast<size_t>(r)];
-            llvm::Value *av = b_.CreateVectorSplat(static_cast<unsigned>(vl),
-                                                   load(a, ta ? std::vector{kv, i} : std::vector{i, kv}));
+            llvm::Value *av =
+                b_.CreateVectorSplat(static_cast<unsigned>(vl), load(a, ta ? std::vector{kv, i} : std::vector{i, kv}));
             for (int64_t q = 0; q < vectors; ++q) {
               llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q);
               b_.CreateStore(fma(av, bv[q], b_.CreateLoad(vecTy(), slot)), slot);
@@ -123,8 +123,7 @@ void FunctionEmitter::tiledMatMul(const Kernel &k, llvm::Value *lo, llvm::Value 
         }
         for (int64_t q = 0; q < vectors; ++q)
           productEpilogueVec(k, {rowIndex[static_cast<size_t>(r)], b_.CreateAdd(j0, b_.getInt64(q * vl))},
-                             b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q)),
-                             lanesOf(q));
+                             b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q)), lanesOf(q));
         if (next) {
           b_.CreateBr(next);
           b_.SetInsertPoint(next);

@@ -320,6 +320,12 @@ private:
         p.columns = std::max<int64_t>(1, std::min(W, vl_ / C));
         return;
       }
+      if (k.root == cv && channelLanes(n)) {
+        p.strategy = Strategy::ConvDataChannelLanes;
+        p.rows = std::clamp<int64_t>((registers() - ws[3] - 1) / n.shape[3], 1, n.shape[2]);
+        p.channels = vl_;
+        return;
+      }
       p.strategy = Strategy::ConvDataRows;
       rowBlock(n.shape, p);
       p.vectorEpilogue = k.root != cv && vectorEpilogue(k);
@@ -330,7 +336,8 @@ private:
         int64_t Wo = f_.nodes[n.operands[1]].shape[3];
         p.columns = std::clamp<int64_t>(registers() - ws[3] - 1, 1, Wo);
         p.channels = vl_;
-        p.items = Count{n.shape[0] / vl_ * n.shape[1] * n.shape[2]}; // a vector of filters, a channel, a filter row
+        p.items = Count{n.shape[0] / vl_ * n.shape[1] * n.shape[2]};     // a vector of filters, a channel, a filter row
+        p.rows = std::min(p.items.factor, kStackFloats / (ws[3] * vl_)); // items whose sums stay on the stack at once
         return;
       }
       p.strategy = alongPlanes(n) ? Strategy::ConvFilterPlanes : Strategy::ConvFilterRows;
@@ -359,12 +366,14 @@ private:
       }
   }
 
-  // Output channels in the lanes: when they fill whole vectors and the rows are narrow, with
-  // weights small enough to pack on the stack.
+  // Output channels in the lanes (of y, or of dx for a data gradient): when they fill whole
+  // vectors and the rows are narrow, with a vector of channels' weights small enough to pack on
+  // the stack (the input channels' taps times the lanes).
   bool channelLanes(const Node &n) const {
     const Shape &os = n.shape, &ws = f_.nodes[n.operands[1]].shape;
-    int64_t O = os[1], Q = os[3];
-    return O % vl_ == 0 && narrow(Q) && Q + ws[3] <= kChannelLanesMaxRow && ws[1] * ws[2] * ws[3] * O <= kStackFloats;
+    int64_t O = os[1], Q = os[3], inputs = n.op == Op::Conv2D ? ws[1] : ws[0];
+    return O % vl_ == 0 && narrow(Q) && Q + ws[3] <= kChannelLanesMaxRow &&
+           inputs * ws[2] * ws[3] * vl_ <= kStackFloats;
   }
 
   // A data gradient with the filters in the lanes: they fill whole vectors, the channels fit in
@@ -378,12 +387,11 @@ private:
   }
 
   // A filter gradient with the filters in the lanes: whole vectors of them, and y's rows narrow,
-  // with y and the sums (all of w) small enough for the stack.
+  // with a sample's y small enough for the stack (the sums are kept a pass of items at a time).
   bool filterLanesBack(const Node &n) const {
     const Shape &ys = f_.nodes[n.operands[1]].shape;
     int64_t F = n.shape[0];
-    return F % vl_ == 0 && narrow(ys[3]) && F * ys[2] * ys[3] <= kStackFloats &&
-           numElements(n.shape, 1) <= kStackFloats;
+    return F % vl_ == 0 && narrow(ys[3]) && F * ys[2] * ys[3] <= kStackFloats && n.shape[3] * vl_ <= kStackFloats;
   }
 
   // A filter gradient along y's whole planes: narrow rows, no padding.
@@ -518,6 +526,7 @@ std::string describe(const KernelPlan &p) {
     out += fmt::format(" tile={}x{}", p.rows, p.columns);
     break;
   case Strategy::ConvChannelLanes:
+  case Strategy::ConvDataChannelLanes:
     out += fmt::format(" rows={}", p.rows);
     break;
   case Strategy::ConvRows:
@@ -528,7 +537,7 @@ std::string describe(const KernelPlan &p) {
     out += fmt::format(" positions={}", p.columns);
     break;
   case Strategy::ConvFilterLanes:
-    out += fmt::format(" y-vectors={}", p.columns);
+    out += fmt::format(" y-vectors={} items-per-pass={}", p.columns, p.rows);
     break;
   case Strategy::ConvFilterPlanes:
   case Strategy::ConvFilterRows:

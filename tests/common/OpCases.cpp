@@ -193,6 +193,11 @@ std::vector<OpCase> casesFor(Op op) {
       int x = cb.input("x", {kBatch, 3, 4});
       out.push_back(cb.done(cb.b.reduce(Op::ReduceSum, x, axes)));
     }
+    { // a mean loss: the sum of everything, then scalar math on it (a kernel of one element)
+      CaseBuilder cb("reduce_sum to a scalar, then halved");
+      int sum = cb.b.reduce(Op::ReduceSum, cb.input("x", {kBatch, 3, 4}), 0b111u);
+      out.push_back(cb.done(cb.b.binary(Op::Mul, sum, cb.b.fill(0.5, {}))));
+    }
     // A bias gradient: [B, C, H, W] summed over B, H and W (H * W contiguous).
     CaseBuilder cb("reduce_sum axes 1101");
     out.push_back(cb.done(cb.b.reduce(Op::ReduceSum, cb.input("x", {kBatch, 3, 5, 7}), 0b1101u)));
@@ -323,7 +328,12 @@ std::vector<OpCase> casesFor(Op op) {
       for (auto [xs, ws, padding] : {std::tuple<Shape, Shape, int64_t>{{kBatch, 3, 9, 12}, {16, 3, 3, 3}, 0},
                                      {{kBatch, 2, 9, 12}, {6, 2, 3, 3}, 0},
                                      {{kBatch, 6, 14, 14}, {16, 6, 5, 5}, 0},
-                                     {{kBatch, 5, 8, 9}, {32, 5, 3, 4}, 1}}) {
+                                     {{kBatch, 5, 8, 9}, {32, 5, 3, 4}, 1},
+                                     // dx's channels in whole vectors: they go in the lanes
+                                     {{kBatch, 16, 5, 5}, {8, 16, 2, 2}, 0},
+                                     {{kBatch, 32, 6, 7}, {12, 32, 3, 2}, 1},
+                                     // more filter sums than the stack keeps at once: two passes
+                                     {{kBatch, 160, 5, 5}, {32, 160, 2, 2}, 0}}) {
         Shape ys{kBatch, ws[0], convOutSize(xs[2], ws[2], 1, padding), convOutSize(xs[3], ws[3], 1, padding)};
         CaseBuilder cb(fmt::format("{} {} filters, {}-wide rows, padding {}", opName(op), ws[0], ys[3], padding));
         OpCase c = cb.done(op == Op::Conv2DBackData
@@ -349,6 +359,13 @@ std::vector<OpCase> casesFor(Op op) {
       out.push_back(epilogueCase(opName(op), true, {kBatch, 2, 6, 7}, [](Builder &b, int x, CaseBuilder &cb) {
         return b.conv2d(x, cb.input("w", {16, 2, 5, 3}), 1, 2);
       }));
+      { // more weights than one stack buffer holds: packed a vector of output channels at a time
+        CaseBuilder cb("conv2d 48 filters of 64 channels, 5-wide rows");
+        OpCase c = cb.done(cb.b.conv2d(cb.input("x", {kBatch, 64, 6, 6}), cb.input("w", {48, 64, 2, 2}), 1, 0));
+        c.tolerance = 1e-4; // sums of 256 products
+        c.gradcheck = false;
+        out.push_back(std::move(c));
+      }
     }
     return out;
   }

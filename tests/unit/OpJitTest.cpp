@@ -1,9 +1,12 @@
 // For every op of Ops.def: the JIT-compiled code computes what the reference evaluator does.
 #include "../common/JitHarness.h"
 #include "../common/OpCases.h"
+#include "codegen/Jit.h"
+#include "transforms/Plan.h"
 
 #include <cmath>
 #include <gtest/gtest.h>
+#include <set>
 
 using namespace soma;
 
@@ -45,3 +48,23 @@ INSTANTIATE_TEST_SUITE_P(EveryOp, OpJitTest, ::testing::Range(0, ir::kNumOps),
                            std::string name = ir::opName(static_cast<ir::Op>(info.param));
                            return name;
                          });
+
+// Every strategy of Strategies.def is taken by some case above, on AVX-512's or AVX2's vectors, so
+// that each is checked against the reference evaluator.
+TEST(OpJit, EveryStrategyIsChecked) {
+  std::set<transforms::Strategy> seen;
+  for (int op = 0; op < ir::kNumOps; ++op)
+    for (const test::OpCase &c : test::casesFor(static_cast<ir::Op>(op)))
+      for (const char *target : {"x86-64-v4", "x86-64-v3"}) {
+        transforms::Schedule s = transforms::schedule(c.f);
+        for (const transforms::KernelPlan &p :
+             transforms::planKernels(c.f, s, codegen::machine(*codegen::namedTarget(target))))
+          seen.insert(p.strategy);
+      }
+  std::string missing;
+#define STRATEGY(Id, Name, Kind, Summary)                                                                              \
+  if (!seen.count(transforms::Strategy::Id))                                                                           \
+    missing += std::string(" ") + Name;
+#include "transforms/Strategies.def"
+  EXPECT_EQ(missing, "") << "strategies no case reaches";
+}
