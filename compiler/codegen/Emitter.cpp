@@ -92,7 +92,9 @@ llvm::Value *FunctionEmitter::slotPtr(int node) {
 llvm::Value *FunctionEmitter::offset(const Shape &shape, const std::vector<llvm::Value *> &idx) {
   if (flatOffset_ && !shape.empty()) // flatElementwise: every tensor has the loop's shape
     return flatOffset_;
-  if (trailing_.t && shape == trailing_.shape) { // trailingFlat: the outer axes, then the run
+  if (trailing_.t && shape == trailing_.shape) { // along a run: the outer axes (if any), then the run
+    if (trailing_.from == 0)
+      return trailing_.t;
     llvm::Value *off = idx[0];
     for (size_t i = 1; i < trailing_.from; ++i)
       off = b_.CreateAdd(b_.CreateMul(off, dim(shape[i])), idx[i]);
@@ -134,6 +136,8 @@ void FunctionEmitter::store(int node, const std::vector<llvm::Value *> &idx, llv
 // lane index is the last, the product of the later extents otherwise, 0 when it is not there.
 int64_t FunctionEmitter::laneStride(int node, const std::vector<llvm::Value *> &idx) const {
   const Shape &shape = f_.nodes[node].shape;
+  if (trailing_.t && lane_ == trailing_.t && shape == trailing_.shape) // along the run: contiguous
+    return 1;
   for (size_t a = 0; a < idx.size(); ++a)
     if (idx[a] == lane_) {
       int64_t stride = 1;

@@ -49,57 +49,99 @@ void FunctionEmitter::emitReduce(const Kernel &k, llvm::Value *lo, llvm::Value *
   int x = root.operands[0];
   const Shape &xs = f_.nodes[x].shape;
   bool isMax = root.op == Op::ReduceMax;
-  // reduce.runs: x's last axes, all summed, are one contiguous run per index of the others,
-  // summed by one loop that vectorizes (bias gradients: [B, C, H, W] over B, H, W).
+  // reduce.runs: x's last axes, all reduced, are one contiguous run per index of the others
+  // (bias gradients: [B, C, H, W] over B, H, W; layernorm's statistics: [B, n] over n).
   // reduce.trailing: the same run of an inlined tree that reads its tensors at x's own index or
   // broadcasts them over the run (batchnorm's gradients: sums over B, H, W of dy (x - mean) / std).
-  bool contiguous = plan_->strategy == Strategy::ReduceRuns, flatTree = plan_->strategy == Strategy::ReduceTrailing;
-  size_t run = contiguous || flatTree ? plan_->from : xs.size();
-  int64_t runLength = 1;
+  // Both run on vectors along the run, into kAccumulators vectors of partial sums (independent
+  // chains, to hide the adder's latency), added across at the end.
+  bool alongRun = plan_->strategy == Strategy::ReduceRuns || plan_->strategy == Strategy::ReduceTrailing;
+  size_t run = alongRun ? plan_->from : xs.size();
+  int64_t runLength = 1, vl = lanes();
   for (size_t i = run; i < xs.size(); ++i)
     runLength *= xs[i];
   Shape reduced;
-  for (size_t i = 0; i < (contiguous || flatTree ? run : xs.size()); ++i)
+  for (size_t i = 0; i < run; ++i)
     if (root.attrs.axes >> i & 1)
       reduced.push_back(xs[i]);
+  llvm::Value *identity = isMax ? llvm::ConstantFP::getInfinity(f32_, true) : llvm::ConstantFP::get(f32_, 0.0);
+  auto combine = [&](llvm::Value *a, llvm::Value *v) {
+    return isMax ? b_.CreateSelect(b_.CreateFCmpOGT(v, a), v, a) : b_.CreateFAdd(a, v);
+  };
+  constexpr int64_t kAccumulators = 4;
+  int64_t accs = std::clamp<int64_t>(runLength / vl, 1, kAccumulators);
   llvm::AllocaInst *acc = entryAlloca(f32_, nullptr, "acc");
+  llvm::AllocaInst *vacc = entryAlloca(llvm::ArrayType::get(vecTy(), accs), nullptr, "vacc"); // registers
+  // `count` lanes of x's tree from position t of the run at the outer index idx.
+  auto runVector = [&](const std::vector<llvm::Value *> &idx, llvm::Value *t, unsigned count) {
+    llvm::Value *v;
+    if (plan_->strategy == Strategy::ReduceRuns) {
+      v = loadVec(b_.CreateGEP(f32_, b_.CreateGEP(f32_, slotPtr(x), offset(xs, idx)), t), count);
+    } else {
+      std::vector<llvm::Value *> full = idx;
+      full.resize(run);
+      full.resize(xs.size(), t); // read only through offset(), which uses t
+      trailing_ = {xs, run, runLength, t};
+      lane_ = t;
+      laneCount_ = count;
+      v = expr(x, full);
+      lane_ = nullptr;
+      trailing_ = {};
+    }
+    if (count < lanes()) // the lanes past the run hold the identity
+      v = b_.CreateSelect(
+          mask(firstLanes(count)), v,
+          llvm::ConstantVector::getSplat(vecTy()->getElementCount(), llvm::cast<llvm::Constant>(identity)));
+    return v;
+  };
+  auto add = [&](int64_t a, llvm::Value *v) {
+    llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), vacc, a);
+    b_.CreateStore(combine(b_.CreateLoad(vecTy(), slot), v), slot);
+  };
   std::vector<llvm::Value *> outIdx;
   auto element = [&] {
-    b_.CreateStore(isMax ? llvm::ConstantFP::getInfinity(f32_, true) : zero(), acc);
+    if (alongRun)
+      for (int64_t a = 0; a < accs; ++a)
+        b_.CreateStore(llvm::ConstantVector::getSplat(vecTy()->getElementCount(), llvm::cast<llvm::Constant>(identity)),
+                       b_.CreateConstGEP1_64(vecTy(), vacc, a));
+    else
+      b_.CreateStore(identity, acc);
     std::vector<llvm::Value *> redIdx;
     loopNest(reduced, 0, redIdx, [&] {
       std::vector<llvm::Value *> idx;
       size_t o = 0, r = 0;
       for (size_t i = 0; i < xs.size(); ++i)
-        idx.push_back(i >= run && (contiguous || flatTree) ? b_.getInt64(0)
-                      : root.attrs.axes >> i & 1           ? redIdx[r++]
-                                                           : outIdx[o++]);
-      if (contiguous) {
-        llvm::Value *start = b_.CreateGEP(f32_, slotPtr(x), offset(xs, idx));
-        // A plain sum: LLVM may unroll it whole (a few vector adds per 784 floats, faster than
-        // a rolled loop's one chain of additions).
-        loop(b_.getInt64(0), b_.getInt64(runLength), [&](llvm::Value *t) {
-          llvm::Value *v = b_.CreateLoad(f32_, b_.CreateGEP(f32_, start, t));
-          b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), v), acc);
-        });
+        idx.push_back(i >= run ? b_.getInt64(0) : root.attrs.axes >> i & 1 ? redIdx[r++] : outIdx[o++]);
+      if (!alongRun) {
+        b_.CreateStore(combine(b_.CreateLoad(f32_, acc), expr(x, idx)), acc);
         return;
       }
-      if (flatTree) {
-        idx.resize(run);
-        runLoop(runLength, [&](llvm::Value *t) {
-          std::vector<llvm::Value *> full = idx;
-          full.resize(xs.size(), t); // read only through offset(), which uses t
-          trailing_ = {xs, run, runLength, t};
-          llvm::Value *v = expr(x, full), *a = b_.CreateLoad(f32_, acc);
-          trailing_ = {};
-          b_.CreateStore(isMax ? b_.CreateSelect(b_.CreateFCmpOGT(v, a), v, a) : b_.CreateFAdd(a, v), acc);
-        });
-        return;
-      }
-      llvm::Value *v = expr(x, idx), *a = b_.CreateLoad(f32_, acc);
-      b_.CreateStore(isMax ? b_.CreateSelect(b_.CreateFCmpOGT(v, a), v, a) : b_.CreateFAdd(a, v), acc);
+      int64_t vectors = runLength / vl, groups = vectors / accs;
+      loop(
+          b_.getInt64(0), b_.getInt64(groups),
+          [&](llvm::Value *g) {
+            for (int64_t a = 0; a < accs; ++a)
+              add(a, runVector(idx,
+                               b_.CreateMul(b_.CreateAdd(b_.CreateMul(g, b_.getInt64(accs)), b_.getInt64(a)),
+                                            b_.getInt64(vl)),
+                               static_cast<unsigned>(vl)));
+          },
+          true);
+      for (int64_t q = groups * accs; q < vectors; ++q)
+        add(q % accs, runVector(idx, b_.getInt64(q * vl), static_cast<unsigned>(vl)));
+      if (runLength % vl)
+        add(vectors % accs, runVector(idx, b_.getInt64(vectors * vl), static_cast<unsigned>(runLength % vl)));
     });
-    store(k.root, outIdx, b_.CreateLoad(f32_, acc));
+    llvm::Value *result;
+    if (alongRun) {
+      llvm::Value *v = b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), vacc, 0));
+      for (int64_t a = 1; a < accs; ++a)
+        v = combine(v, b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), vacc, a)));
+      result = isMax ? b_.CreateFPMaxReduce(v) : b_.CreateFAddReduce(llvm::ConstantFP::get(f32_, 0.0), v);
+    } else {
+      result = b_.CreateLoad(f32_, acc);
+    }
+    store(k.root, outIdx, result);
   };
   if (root.shape.empty()) {
     element();

@@ -164,7 +164,6 @@ private:
     int x = root.operands[0];
     const Shape &xs = f_.nodes[x].shape;
     p.work = elements(xs);
-    bool isMax = root.op == Op::ReduceMax;
     // Leading axes reduced, trailing axes kept (a bias gradient of a dense layer: [B, n] over B).
     size_t leading = 0;
     while (leading < xs.size() && (root.attrs.axes >> leading & 1))
@@ -174,7 +173,8 @@ private:
       p.from = leading;
       return;
     }
-    // The last axes, all summed and of static extent: one run per index of the others.
+    // The last axes, all reduced and of static extent: one run per index of the others, long
+    // enough to fill a vector, read on vectors along it.
     size_t run = xs.size();
     while (run > 0 && (root.attrs.axes >> (run - 1) & 1) && xs[run - 1] != kBatch)
       --run;
@@ -182,9 +182,9 @@ private:
     for (size_t i = run; i < xs.size(); ++i)
       runLength *= xs[i];
     p.from = run;
-    if (!isMax && s_.materialized[x] && xs.size() - run >= 2) // a buffer's contiguous runs (bias gradients)
+    if (run < xs.size() && runLength >= vl_ && s_.materialized[x]) // a buffer's contiguous runs (bias gradients)
       p.strategy = Strategy::ReduceRuns;
-    else if (xs.size() - run >= 2 && runLength >= kRunVectors * vl_ && alongTrailing(f_, s_, x, xs, run, true))
+    else if (run < xs.size() && runLength >= vl_ && alongTrailing(f_, s_, x, xs, run, true) && onVectors(x, -1, true))
       p.strategy = Strategy::ReduceTrailing; // batchnorm's gradients: sums over B, H, W of dy (x - mean) / std
     else {
       p.strategy = Strategy::ReduceNest;
@@ -194,27 +194,31 @@ private:
 
   // ---- epilogues ----
 
-  // Whether the epilogue of kernel k can run on vectors: every value above the product is
-  // elementwise math at its own index, a broadcast, a constant or a buffer; no index maps.
-  bool vectorEpilogue(const Kernel &k) const {
-    std::function<bool(int, bool)> ok = [&](int v, bool isRoot) {
-      if (v == k.product || (!isRoot && s_.materialized[v]))
-        return true;
-      const Node &n = f_.nodes[v];
-      switch (opKind(n.op)) {
-      case OpKind::Leaf:
-        return n.op == Op::Fill;
-      case OpKind::Elementwise:
-        if (opIsIndexMap(n.op) && n.op != Op::Broadcast)
-          return false;
-        if (n.op == Op::Random)
-          return false;
-        return std::all_of(n.operands.begin(), n.operands.end(), [&](int o) { return ok(o, false); });
-      default:
+  // Whether the tree of v (down to materialized values and `product`) can be computed on vectors:
+  // elementwise math at its own index, broadcasts, fills and buffers; no other index map, no
+  // random numbers, no constant arrays.
+  bool onVectors(int v, int product, bool isRoot) const {
+    if (v == product || (!isRoot && s_.materialized[v]))
+      return true;
+    const Node &n = f_.nodes[v];
+    switch (opKind(n.op)) {
+    case OpKind::Leaf:
+      return n.op == Op::Fill;
+    case OpKind::Elementwise:
+      if (opIsIndexMap(n.op) && n.op != Op::Broadcast)
         return false;
-      }
-    };
-    return ok(k.root, true) && std::all_of(k.alsoRoots.begin(), k.alsoRoots.end(), [&](int r) { return ok(r, true); });
+      if (n.op == Op::Random)
+        return false;
+      return std::all_of(n.operands.begin(), n.operands.end(), [&](int o) { return onVectors(o, product, false); });
+    default:
+      return false;
+    }
+  }
+
+  // Whether the epilogue of kernel k can run on vectors of its product's results.
+  bool vectorEpilogue(const Kernel &k) const {
+    return onVectors(k.root, k.product, true) &&
+           std::all_of(k.alsoRoots.begin(), k.alsoRoots.end(), [&](int r) { return onVectors(r, k.product, true); });
   }
 
   // The buffers an epilogue reads or writes at the product's own index (the weights and the

@@ -198,6 +198,22 @@ std::vector<OpCase> casesFor(Op op) {
       int sum = cb.b.reduce(Op::ReduceSum, cb.input("x", {kBatch, 3, 4}), 0b111u);
       out.push_back(cb.done(cb.b.binary(Op::Mul, sum, cb.b.fill(0.5, {}))));
     }
+    // Runs along the last axes on vectors: a buffer's rows (layernorm's sums, 100 = 6 vectors
+    // and 4 lanes), an inlined tree's (exp of a row of 50), and all of a static tensor (the sum
+    // of squares that clip_norm takes of a weight: one run from the first axis).
+    {
+      CaseBuilder cb("reduce_sum of rows of 100");
+      out.push_back(cb.done(cb.b.reduce(Op::ReduceSum, cb.input("x", {kBatch, 100}), 0b10u)));
+    }
+    {
+      CaseBuilder cb("reduce_sum of exp over rows of 50");
+      out.push_back(cb.done(cb.b.reduce(Op::ReduceSum, cb.b.unary(Op::Exp, cb.input("x", {kBatch, 3, 50})), 0b100u)));
+    }
+    {
+      CaseBuilder cb("reduce_sum of the squares of a static [7, 37]");
+      int w = cb.input("w", {7, 37});
+      out.push_back(cb.done(cb.b.reduce(Op::ReduceSum, cb.b.binary(Op::Mul, w, w), 0b11u)));
+    }
     // A bias gradient: [B, C, H, W] summed over B, H and W (H * W contiguous).
     CaseBuilder cb("reduce_sum axes 1101");
     out.push_back(cb.done(cb.b.reduce(Op::ReduceSum, cb.input("x", {kBatch, 3, 5, 7}), 0b1101u)));
@@ -217,6 +233,10 @@ std::vector<OpCase> casesFor(Op op) {
       CaseBuilder cb("reduce_max axes " + std::to_string(axes));
       int x = cb.input("x", {kBatch, 5});
       out.push_back(cb.done(cb.b.reduce(Op::ReduceMax, x, axes)));
+    }
+    { // rows of a buffer on vectors, the lanes past the row's end ignored (all values negative)
+      CaseBuilder cb("reduce_max of rows of 70");
+      out.push_back(cb.done(cb.b.reduce(Op::ReduceMax, cb.input("x", {kBatch, 2, 70}, -3, -1), 0b100u)));
     }
     CaseBuilder tree("reduce_max of a per-channel tree");
     Shape s{kBatch, 3, 5, 7};
