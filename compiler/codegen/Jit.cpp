@@ -57,9 +57,16 @@ TargetInfo hostTarget() {
   t.triple = llvm::sys::getProcessTriple();
   t.cpu = llvm::sys::getHostCPUName().str();
   std::string features;
-  for (const auto &f : llvm::sys::getHostCPUFeatures())
+  bool avx512 = false;
+  for (const auto &f : llvm::sys::getHostCPUFeatures()) {
     features += (features.empty() ? "" : ",") + std::string(f.getValue() ? "+" : "-") + f.getKey().str();
+    avx512 |= f.getKey() == "avx512f" && f.getValue();
+  }
   t.features = features;
+  if (!avx512) { // AVX2 or less: 8-lane vectors, 16 registers
+    t.preferVectorWidth = 256;
+    t.vectorRegisters = 16;
+  }
   if (auto tm = targetMachine(t))
     t.dataLayout = tm->createDataLayout().getStringRepresentation();
   return t;
@@ -75,6 +82,7 @@ std::optional<TargetInfo> namedTarget(const std::string &name) {
   t.triple = llvm::sys::getDefaultTargetTriple();
   t.cpu = name; // the levels of the x86-64 psABI; the features follow from the cpu
   t.preferVectorWidth = name == "x86-64-v4" ? 512 : 256;
+  t.vectorRegisters = name == "x86-64-v4" ? 32 : 16;
   if (auto tm = targetMachine(t))
     t.dataLayout = tm->createDataLayout().getStringRepresentation();
   return t;

@@ -174,17 +174,16 @@ void FunctionEmitter::tiledMatMul(const Kernel &k, llvm::Value *lo, llvm::Value 
 }
 
 // C = A B^T with A [M, K] and B [N, K] row-major, K and N static: each element a dot product
-// along contiguous k, in tiles of 4 x 4 elements whose partial sums (a vector each) stay in
-// registers; the lanes are added at the end.
+// along contiguous k, in tiles of the plan's rows x columns (4 x 4 on AVX-512) whose partial sums
+// (a vector each) stay in registers; the lanes are added at the end.
 void FunctionEmitter::dotMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
-  const int64_t kTile = plan_->rows;
+  const int64_t mr = plan_->rows, nc = plan_->columns;
   const Node &mm = f_.nodes[k.product];
   int a = mm.operands[0], bm = mm.operands[1];
   int64_t kk = f_.nodes[a].shape[1], n = mm.shape[1], vl = lanes();
-  llvm::AllocaInst *rows = entryAlloca(f32_, b_.getInt64(kTile * n), "rows");
-  llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), kTile * kTile), nullptr, "acc"); // registers
+  llvm::AllocaInst *rows = entryAlloca(f32_, b_.getInt64(mr * n), "rows");
+  llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), mr * nc), nullptr, "acc"); // registers
   llvm::Value *aBase = slotPtr(a), *bBase = slotPtr(bm);
-  const int64_t mr = kTile;
   auto tile = [&](llvm::Value *i0, llvm::Value *rowCount, llvm::Value *j0, int64_t nr) {
     for (int64_t e = 0; e < mr * nr; ++e)
       b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
@@ -217,13 +216,13 @@ void FunctionEmitter::dotMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *h
     storeLaneSums(acc, mr, nr, nr,
                   [&](int64_t r) { return b_.CreateGEP(f32_, rows, b_.CreateAdd(j0, b_.getInt64(r * n))); });
   };
-  rowBlocks(lo, hi, kTile, dim(mm.shape[0]), 1, n, [&](llvm::Value *i0, llvm::Value *count, llvm::Value *) {
-    if (n / kTile > 0)
+  rowBlocks(lo, hi, mr, dim(mm.shape[0]), 1, n, [&](llvm::Value *i0, llvm::Value *count, llvm::Value *) {
+    if (n / nc > 0)
       loop(
-          b_.getInt64(0), b_.getInt64(n / kTile),
-          [&](llvm::Value *t) { tile(i0, count, b_.CreateMul(t, b_.getInt64(kTile)), kTile); }, true);
-    if (n % kTile)
-      tile(i0, count, b_.getInt64(n - n % kTile), n % kTile);
+          b_.getInt64(0), b_.getInt64(n / nc),
+          [&](llvm::Value *t) { tile(i0, count, b_.CreateMul(t, b_.getInt64(nc)), nc); }, true);
+    if (n % nc)
+      tile(i0, count, b_.getInt64(n - n % nc), n % nc);
     rowsEpilogue(k, rows, i0, count, n);
   });
 }

@@ -18,8 +18,9 @@ namespace {
 // Elementwise rows whose last axis is shorter than this many vectors are run as one flat loop
 // (elementwise.flat, .trailing): the nested loops' innermost trip would not fill vectors.
 constexpr int64_t kShortRowVectors = 4;
-// A flattened run must fill at least this many vectors to be worth its own loop.
-constexpr int64_t kRunVectors = 2;
+// A flattened run must fill at least this many vectors to be worth its own loop (batchnorm over
+// 4x4 images of 16 lanes: one vector a run, against 4-wide rows of scalar code).
+constexpr int64_t kRunVectors = 1;
 // "Narrow rows": a row fills less than three quarters of its vectors, so that putting channels or
 // filters in the lanes (the *-lanes strategies) wastes fewer lanes than vectors along the row.
 constexpr int64_t kFillNum = 3, kFillDen = 4;
@@ -29,8 +30,9 @@ constexpr int64_t kStackFloats = 16384;
 // conv.channel-lanes keeps a row of Q positions plus Kw taps of input in registers.
 constexpr int64_t kChannelLanesMaxRow = 32;
 // matmul.tiled: rows per tile (6 rows x 4 vectors: 24 sums, 10 loads per 24 multiply-adds, the
-// shape of BLIS's AVX-512 micro-kernel); matmul.dot: 4 x 4 dot products.
-constexpr int64_t kTiledRows = 6, kDotTile = 4;
+// shape of BLIS's AVX-512 micro-kernel; with AVX2's 16 registers, 6 x 2); matmul.dot: up to 4 x 4
+// dot products (AVX2: 3 x 3), their sums and a vector of each operand row in registers.
+constexpr int64_t kTiledRows = 6, kMaxTileVectors = 4, kMaxDotTile = 4;
 // matmul.tiled splits its columns in groups of 8 vectors when they divide evenly, so that a batch
 // of one still splits over the threads; a lone row takes tiles of up to 8 vectors, so that 8
 // independent accumulations hide the multiply-add's latency.
@@ -182,9 +184,11 @@ private:
     for (size_t i = run; i < xs.size(); ++i)
       runLength *= xs[i];
     p.from = run;
-    if (run < xs.size() && runLength >= vl_ && s_.materialized[x]) // a buffer's contiguous runs (bias gradients)
+    if (run < xs.size() && runLength >= kRunVectors * vl_ &&
+        s_.materialized[x]) // a buffer's contiguous runs (bias gradients)
       p.strategy = Strategy::ReduceRuns;
-    else if (run < xs.size() && runLength >= vl_ && alongTrailing(f_, s_, x, xs, run, true) && onVectors(x, -1, true))
+    else if (run < xs.size() && runLength >= kRunVectors * vl_ && alongTrailing(f_, s_, x, xs, run, true) &&
+             onVectors(x, -1, true))
       p.strategy = Strategy::ReduceTrailing; // batchnorm's gradients: sums over B, H, W of dy (x - mean) / std
     else {
       p.strategy = Strategy::ReduceNest;
@@ -260,9 +264,15 @@ private:
     if (n != kBatch && !tb) {
       p.strategy = Strategy::MatMulTiled;
       p.rows = kTiledRows;
-      // Four vectors of columns unless an optimizer's update in the epilogue needs the registers
-      // (it would spill), then two.
-      p.columns = n >= 4 * vl_ && k.alsoRoots.empty() ? 4 * vl_ : n > vl_ ? 2 * vl_ : vl_;
+      // The most vectors of columns (up to four) whose sums, a row of B and a broadcast of A fit
+      // in the registers; two when an optimizer's update in the epilogue needs registers too (four
+      // spilled there).
+      int64_t vectors = kMaxTileVectors;
+      while (vectors > 1 && kTiledRows * vectors + vectors + 1 > m_.registers)
+        vectors /= 2;
+      if (!k.alsoRoots.empty())
+        vectors = std::min<int64_t>(vectors, 2);
+      p.columns = n >= vectors * vl_ ? vectors * vl_ : n > vl_ ? std::min<int64_t>(vectors, 2) * vl_ : vl_;
       p.singleRow = std::min(ceilDiv(n, vl_), kSingleRowVectors) * vl_;
       p.groups = n % (kGroupVectors * vl_) == 0 ? n / (kGroupVectors * vl_) : 1;
       p.vectorEpilogue = vectorEpilogue(k);
@@ -276,9 +286,17 @@ private:
       p.items.times = p.groups;
     } else if (n != kBatch && tb && !ta && kk != kBatch) {
       p.strategy = Strategy::MatMulDot;
-      p.rows = p.columns = kDotTile;
+      // The largest tile of r x c sums (r >= c) that fits with a vector of each of its rows of A
+      // and of B.
+      p.rows = p.columns = 1;
+      for (int64_t r = 1; r <= kMaxDotTile; ++r)
+        for (int64_t c = 1; c <= r; ++c)
+          if (r * c + r + c <= registers() && r * c > p.rows * p.columns) {
+            p.rows = r;
+            p.columns = c;
+          }
       p.items = extent(m);
-      p.items.divisor = kDotTile;
+      p.items.divisor = p.rows;
     } else {
       p.strategy = Strategy::MatMulLoops;
       p.items = extent(m);
