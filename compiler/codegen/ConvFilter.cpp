@@ -75,7 +75,7 @@ void FunctionEmitter::channelBackFilter(const Kernel &k, llvm::Value *lo, llvm::
   auto c64 = [&](int64_t v) { return b_.getInt64(v); };
   llvm::AllocaInst *yt = entryAlloca(f32_, c64(plane * F), "yt");
   yt->setAlignment(llvm::Align(64));
-  int64_t pass = plan_->rows;                                            // work items whose sums are kept at once
+  int64_t pass = plan_->pass;                                            // work items whose sums are kept at once
   llvm::AllocaInst *kept = entryAlloca(vecTy(), c64(pass * Kw), "kept"); // per work item
   llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), Kw), nullptr, "acc"); // registers
   llvm::Value *first = nullptr;                                                           // the pass's first item

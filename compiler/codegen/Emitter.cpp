@@ -439,6 +439,15 @@ void FunctionEmitter::emitKernel(llvm::Function *fn, const Kernel &k) {
   case Strategy::ConvFilterRows:
     rowBackFilter(k, lo, hi);
     break;
+  case Strategy::ConvGemm:
+    gemmConv(k, product, lo, hi, false);
+    break;
+  case Strategy::ConvDataGemm:
+    gemmConv(k, product, lo, hi, true);
+    break;
+  case Strategy::ConvFilterGemm:
+    gemmBackFilter(k, lo, hi);
+    break;
   case Strategy::ConvLoops:
     directConv(k, lo, hi);
     break;

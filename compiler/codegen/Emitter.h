@@ -6,6 +6,7 @@
 //   Conv.cpp        convolutions and their data gradients: along rows, with channels or
 //                   filters in the lanes, direct loops
 //   ConvFilter.cpp  filter gradients: along rows, along planes, with the filters in the lanes
+//   ConvGemm.cpp    1x1 convolutions, all three forms, as matrix products per sample
 // Every method emits LLVM IR for the kernel being emitted (plan_) as its plan says; none chooses
 // a strategy or a tile (transforms/Plan.cpp does). Internal to codegen/.
 #pragma once
@@ -130,6 +131,10 @@ private:
   void rowConv(const Kernel &k, int outNode, int inNode, int wNode, bool flipped, int64_t padH, int64_t padW,
                llvm::Value *lo, llvm::Value *hi);
   void directConv(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
+
+  // ---- ConvGemm.cpp
+  void gemmConv(const Kernel &k, int conv, llvm::Value *lo, llvm::Value *hi, bool flipped);
+  void gemmBackFilter(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
 
   // ---- ConvFilter.cpp
   void planeBackFilter(const Kernel &k, llvm::Value *lo, llvm::Value *hi);

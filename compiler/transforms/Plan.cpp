@@ -264,15 +264,7 @@ private:
     if (n != kBatch && !tb) {
       p.strategy = Strategy::MatMulTiled;
       p.rows = kTiledRows;
-      // The most vectors of columns (up to four) whose sums, a row of B and a broadcast of A fit
-      // in the registers; two when an optimizer's update in the epilogue needs registers too (four
-      // spilled there).
-      int64_t vectors = kMaxTileVectors;
-      while (vectors > 1 && kTiledRows * vectors + vectors + 1 > m_.registers)
-        vectors /= 2;
-      if (!k.alsoRoots.empty())
-        vectors = std::min<int64_t>(vectors, 2);
-      p.columns = n >= vectors * vl_ ? vectors * vl_ : n > vl_ ? std::min<int64_t>(vectors, 2) * vl_ : vl_;
+      p.columns = tileColumns(n, !k.alsoRoots.empty());
       p.singleRow = std::min(ceilDiv(n, vl_), kSingleRowVectors) * vl_;
       p.groups = n % (kGroupVectors * vl_) == 0 ? n / (kGroupVectors * vl_) : 1;
       p.vectorEpilogue = vectorEpilogue(k);
@@ -286,15 +278,7 @@ private:
       p.items.times = p.groups;
     } else if (n != kBatch && tb && !ta && kk != kBatch) {
       p.strategy = Strategy::MatMulDot;
-      // The largest tile of r x c sums (r >= c) that fits with a vector of each of its rows of A
-      // and of B.
-      p.rows = p.columns = 1;
-      for (int64_t r = 1; r <= kMaxDotTile; ++r)
-        for (int64_t c = 1; c <= r; ++c)
-          if (r * c + r + c <= registers() && r * c > p.rows * p.columns) {
-            p.rows = r;
-            p.columns = c;
-          }
+      dotTile(p);
       p.items = extent(m);
       p.items.divisor = p.rows;
     } else {
@@ -303,7 +287,53 @@ private:
     }
   }
 
+  // The columns of a register tile of kTiledRows rows: the most vectors of them (up to four)
+  // whose sums, a row of B and a broadcast of A fit in the registers; at most two when an
+  // optimizer's update in the epilogue needs registers too (four spilled there).
+  int64_t tileColumns(int64_t n, bool update) const {
+    int64_t vectors = kMaxTileVectors;
+    while (vectors > 1 && kTiledRows * vectors + vectors + 1 > m_.registers)
+      vectors /= 2;
+    if (update)
+      vectors = std::min<int64_t>(vectors, 2);
+    return n >= vectors * vl_ ? vectors * vl_ : n > vl_ ? std::min<int64_t>(vectors, 2) * vl_ : vl_;
+  }
+
+  // The largest tile of r x c dot products (r >= c) whose sums fit in the registers with a vector
+  // of each of its rows of A and of B.
+  void dotTile(KernelPlan &p) const {
+    p.rows = p.columns = 1;
+    for (int64_t r = 1; r <= kMaxDotTile; ++r)
+      for (int64_t c = 1; c <= r; ++c)
+        if (r * c + r + c <= registers() && r * c > p.rows * p.columns) {
+          p.rows = r;
+          p.columns = c;
+        }
+  }
+
   // ---- convolutions ----
+
+  // A 1x1 convolution (stride 1, no padding) is a matrix product per sample.
+  bool gemm(const Kernel &k, const Node &n, KernelPlan &p) const {
+    int cv = k.product >= 0 ? k.product : k.root;
+    const Shape &ws = n.op == Op::Conv2DBackFilter ? n.shape : f_.nodes[n.operands[1]].shape;
+    if (ws[2] != 1 || ws[3] != 1 || n.attrs.stride != 1 || n.attrs.padding != 0)
+      return false;
+    if (n.op == Op::Conv2DBackFilter) {
+      p.strategy = Strategy::ConvFilterGemm;
+      dotTile(p);
+      p.pass = std::max<int64_t>(1, kStackFloats / (p.rows * p.columns * vl_));
+      p.items = Count{ceilDiv(n.shape[0], p.rows)};
+      return true;
+    }
+    p.strategy = n.op == Op::Conv2D ? Strategy::ConvGemm : Strategy::ConvDataGemm;
+    p.rows = kTiledRows;
+    p.columns = tileColumns(n.shape[2] * n.shape[3], false);
+    p.vectorEpilogue =
+        k.root != cv && alongTrailing(f_, s_, k.root, n.shape, 2, true, cv) && onVectors(k.root, cv, true);
+    p.items = Count{ceilDiv(n.shape[1], kTiledRows), 1}; // (sample, block of rows)
+    return true;
+  }
 
   int64_t rowLanes(int64_t width) const { return ceilDiv(width, vl_) * vl_; }
   bool narrow(int64_t width) const { return kFillDen * width < kFillNum * rowLanes(width); }
@@ -317,6 +347,8 @@ private:
     // every form: one multiply-add per (y element, c, u, v)
     p.work = times(elements(f_.nodes[y].shape), ws[1] * ws[2] * ws[3]);
     p.flopsPerUnit = 2;
+    if (gemm(k, n, p))
+      return;
     if (!convAlongRows(f_, cv)) {
       p.strategy = Strategy::ConvLoops;
       return;
@@ -359,7 +391,7 @@ private:
         p.columns = std::clamp<int64_t>(registers() - ws[3] - 1, 1, Wo);
         p.channels = vl_;
         p.items = Count{n.shape[0] / vl_ * n.shape[1] * n.shape[2]};     // a vector of filters, a channel, a filter row
-        p.rows = std::min(p.items.factor, kStackFloats / (ws[3] * vl_)); // items whose sums stay on the stack at once
+        p.pass = std::min(p.items.factor, kStackFloats / (ws[3] * vl_)); // items whose sums stay on the stack at once
         return;
       }
       p.strategy = alongPlanes(n) ? Strategy::ConvFilterPlanes : Strategy::ConvFilterRows;
@@ -452,8 +484,11 @@ private:
 
 } // namespace
 
-bool alongTrailing(const Function &f, const Schedule &s, int v, const Shape &shape, size_t from, bool isRoot) {
+bool alongTrailing(const Function &f, const Schedule &s, int v, const Shape &shape, size_t from, bool isRoot,
+                   int product) {
   const Node &n = f.nodes[v];
+  if (v == product)
+    return true;
   if (n.shape.empty())
     return true;
   if (n.shape != shape)
@@ -471,7 +506,7 @@ bool alongTrailing(const Function &f, const Schedule &s, int v, const Shape &sha
   if (opIndexing(n.op) != OpIndexing::Pointwise)
     return false;
   return std::all_of(n.operands.begin(), n.operands.end(),
-                     [&](int o) { return alongTrailing(f, s, o, shape, from, false); });
+                     [&](int o) { return alongTrailing(f, s, o, shape, from, false, product); });
 }
 
 const char *strategyName(Strategy s) {
@@ -559,7 +594,14 @@ std::string describe(const KernelPlan &p) {
     out += fmt::format(" positions={}", p.columns);
     break;
   case Strategy::ConvFilterLanes:
-    out += fmt::format(" y-vectors={} items-per-pass={}", p.columns, p.rows);
+    out += fmt::format(" y-vectors={} items-per-pass={}", p.columns, p.pass);
+    break;
+  case Strategy::ConvGemm:
+  case Strategy::ConvDataGemm:
+    out += fmt::format(" tile={}x{}", p.rows, p.columns);
+    break;
+  case Strategy::ConvFilterGemm:
+    out += fmt::format(" tile={}x{} tiles-per-pass={}", p.rows, p.columns, p.pass);
     break;
   case Strategy::ConvFilterPlanes:
   case Strategy::ConvFilterRows:

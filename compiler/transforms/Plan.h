@@ -47,8 +47,13 @@ struct KernelPlan {
   //   conv-data.filter-lanes: columns (positions of a row, every channel)
   //   conv-filter.filter-lanes: columns (y vectors of a row)
   //   conv-filter.rows, conv-filter.planes: channels (filters) x rows (filter rows)
+  //   conv.gemm, conv-data.gemm: rows (output channels) x columns (positions, floats)
+  //   conv-filter.gemm: rows (filters) x columns (channels), dot products
   int64_t rows = 0, columns = 0, channels = 0, singleRow = 0;
   int64_t groups = 1; // matmul.tiled: groups of columns per block of rows (work items)
+  // conv-filter.filter-lanes: work items, conv-filter.gemm: tiles, whose sums stay on the stack at
+  // once (a pass over the batch each)
+  int64_t pass = 0;
   // elementwise.trailing, reduce.trailing, reduce.runs: the first axis of the one run;
   // reduce.leading: the number of leading axes reduced.
   size_t from = 0;
@@ -71,6 +76,8 @@ rt::FunctionLayout layout(const ir::Function &f, const Schedule &s, const std::v
 
 // Whether node v reads tensors of `shape` at the root's index, and the others not along axes from
 // `from` on (a broadcast over all of them); with `from` npos, no broadcast at all.
-bool alongTrailing(const ir::Function &f, const Schedule &s, int v, const ir::Shape &shape, size_t from, bool isRoot);
+// `product`, when set, is read like a buffer (the product whose epilogue v is).
+bool alongTrailing(const ir::Function &f, const Schedule &s, int v, const ir::Shape &shape, size_t from, bool isRoot,
+                   int product = -1);
 
 } // namespace soma::transforms

@@ -331,6 +331,33 @@ std::vector<OpCase> casesFor(Op op) {
         r = cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, stride, padding);
       out.push_back(cb.done(r));
     }
+    // 1x1 filters: matrix products per sample, with partial blocks of rows and tiles of
+    // positions (13 channels, 63 positions), and more channels than a pass of the filter
+    // gradient's tiles keeps (600).
+    for (auto [xs, ws] :
+         {std::pair<Shape, Shape>{{kBatch, 5, 7, 9}, {13, 5, 1, 1}}, {{kBatch, 600, 2, 3}, {8, 600, 1, 1}}}) {
+      CaseBuilder cb(fmt::format("{} 1x1, {} to {} channels", opName(op), xs[1], ws[0]));
+      Shape ys{kBatch, ws[0], xs[2], xs[3]};
+      int r = op == Op::Conv2D           ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), 1, 0)
+              : op == Op::Conv2DBackData ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, 1, 0)
+                                         : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, 1, 0);
+      OpCase c = cb.done(r);
+      c.tolerance = 1e-4; // sums of up to 17 * 63 products
+      c.gradcheck = xs[1] < 100;
+      out.push_back(std::move(c));
+    }
+    if (op == Op::Conv2D) {
+      for (bool onVectors : {true, false})
+        out.push_back(epilogueCase("conv2d 1x1", onVectors, {kBatch, 3, 5, 7}, [](Builder &b, int x, CaseBuilder &cb) {
+          return b.conv2d(x, cb.input("w", {7, 3, 1, 1}), 1, 0);
+        }));
+      // An epilogue that reads a tensor per row (broadcast over columns only): not along the
+      // plane's run, so not on its vectors.
+      CaseBuilder cb("conv2d 1x1 with a per-row epilogue");
+      int r = cb.b.conv2d(cb.input("x", {kBatch, 3, 5, 7}), cb.input("w", {7, 3, 1, 1}), 1, 0);
+      int t = cb.b.broadcast(cb.input("t", {kBatch, 7, 5}), {kBatch, 7, 5, 7}, 0b1000);
+      out.push_back(cb.done(cb.b.binary(Op::Mul, r, t)));
+    }
     { // Rows longer than a vector, four filters a block, padding wider than the filter's centre.
       CaseBuilder cb(fmt::format("{} wide rows", opName(op)));
       Shape xs{kBatch, 3, 9, 21}, ws{4, 3, 3, 5}, ys{kBatch, 4, convOutSize(9, 3, 1, 2), convOutSize(21, 5, 1, 2)};
