@@ -136,6 +136,12 @@ private:
     case Op::Slice: // dy in place, zeros elsewhere
       accumulate(x, b_.pad(dy, n.attrs.axis, n.attrs.offset, f_.nodes[x].shape));
       return;
+    case Op::SpaceToDepth: // each phase's dy back to its place, zeros at the phases not kept
+      accumulate(x, b_.depthToSpace(dy, n.attrs.stride, n.attrs.offset, f_.nodes[x].shape));
+      return;
+    case Op::DepthToSpace: // the kept phases of dy
+      accumulate(x, b_.spaceToDepth(dy, n.attrs.stride, n.attrs.offset));
+      return;
     case Op::Broadcast: // the sum over the copies
       accumulate(x, b_.reduce(Op::ReduceSum, dy, n.attrs.axes));
       return;

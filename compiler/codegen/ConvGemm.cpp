@@ -47,9 +47,9 @@ void FunctionEmitter::gemmConv(const Kernel &k, int conv, llvm::Value *lo, llvm:
         [&](llvm::Value *kk) {
           std::vector<llvm::Value *> bv;
           for (int64_t q = 0; q < vectors; ++q)
-            bv.push_back(loadVec(
-                b_.CreateGEP(f32_, in, b_.CreateAdd(b_.CreateMul(kk, c64(P)), b_.CreateAdd(j0, c64(q * vl)))),
-                lanesOf(q)));
+            bv.push_back(
+                loadVec(b_.CreateGEP(f32_, in, b_.CreateAdd(b_.CreateMul(kk, c64(P)), b_.CreateAdd(j0, c64(q * vl)))),
+                        lanesOf(q)));
           for (int64_t r = 0; r < R; ++r) {
             llvm::Value *av =
                 b_.CreateVectorSplat(static_cast<unsigned>(vl), weight(rowIndex[static_cast<size_t>(r)], kk));
@@ -153,20 +153,20 @@ void FunctionEmitter::gemmBackFilter(const Kernel &k, llvm::Value *lo, llvm::Val
                         b_.CreateGEP(f32_, y, b_.CreateAdd(b_.CreateMul(rowIndex[static_cast<size_t>(r)], c64(P)), p0)),
                         lanesOn));
                   for (int64_t q = 0; q < nc; ++q)
-                    bv.push_back(loadVec(
-                        b_.CreateGEP(f32_, x, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(c0, c64(q)), c64(P)), p0)),
-                        lanesOn));
+                    bv.push_back(
+                        loadVec(b_.CreateGEP(f32_, x, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(c0, c64(q)), c64(P)), p0)),
+                                lanesOn));
                   for (int64_t r = 0; r < R; ++r)
                     for (int64_t q = 0; q < nc; ++q) {
                       llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, r * nc + q);
-                      b_.CreateStore(fma(av[static_cast<size_t>(r)], bv[static_cast<size_t>(q)],
-                                         b_.CreateLoad(vecTy(), slot)),
-                                     slot);
+                      b_.CreateStore(
+                          fma(av[static_cast<size_t>(r)], bv[static_cast<size_t>(q)], b_.CreateLoad(vecTy(), slot)),
+                          slot);
                     }
                 };
                 loop(
-                    c64(0), c64(P / vl), [&](llvm::Value *s) { step(b_.CreateMul(s, c64(vl)), static_cast<unsigned>(vl)); },
-                    true);
+                    c64(0), c64(P / vl),
+                    [&](llvm::Value *s) { step(b_.CreateMul(s, c64(vl)), static_cast<unsigned>(vl)); }, true);
                 if (P % vl)
                   step(c64(P - P % vl), static_cast<unsigned>(P % vl));
                 for (int64_t e = 0; e < R * nc; ++e)

@@ -290,6 +290,26 @@ llvm::Value *FunctionEmitter::expr(int v, const std::vector<llvm::Value *> &idx,
     from[ax] = b_.CreateSelect(inside, j, b_.getInt64(0));
     return b_.CreateSelect(inside, expr(n.operands[0], from), zero());
   }
+  case Op::SpaceToDepth: { // (n, (c*p + a)*p + e, r, q) reads (n, c, r*s + a, q*s + e)
+    int64_t s = n.attrs.stride, p = n.attrs.offset;
+    llvm::Value *ch = idx[1], *pp = b_.getInt64(p);
+    llvm::Value *c = b_.CreateSDiv(ch, b_.getInt64(p * p)), *a = b_.CreateSRem(b_.CreateSDiv(ch, pp), pp),
+                *e = b_.CreateSRem(ch, pp);
+    return expr(n.operands[0], {idx[0], c, b_.CreateAdd(b_.CreateMul(idx[2], b_.getInt64(s)), a),
+                                b_.CreateAdd(b_.CreateMul(idx[3], b_.getInt64(s)), e)});
+  }
+  case Op::DepthToSpace: { // (n, c, h, w) reads phase (h % s, w % s) when it is kept, else 0
+    int64_t s = n.attrs.stride, p = n.attrs.offset;
+    llvm::Value *ss = b_.getInt64(s), *pp = b_.getInt64(p);
+    llvm::Value *a = b_.CreateSRem(idx[2], ss), *e = b_.CreateSRem(idx[3], ss);
+    llvm::Value *inside = b_.CreateAnd(b_.CreateICmpSLT(a, pp), b_.CreateICmpSLT(e, pp));
+    llvm::Value *last = b_.getInt64(p - 1); // a kept phase for the index, read only when inside
+    a = b_.CreateSelect(inside, a, last);
+    e = b_.CreateSelect(inside, e, last);
+    llvm::Value *ch = b_.CreateAdd(b_.CreateMul(b_.CreateAdd(b_.CreateMul(idx[1], pp), a), pp), e);
+    llvm::Value *v = expr(n.operands[0], {idx[0], ch, b_.CreateSDiv(idx[2], ss), b_.CreateSDiv(idx[3], ss)});
+    return b_.CreateSelect(inside, v, zero());
+  }
   case Op::OneHot: {
     std::vector<llvm::Value *> at(idx.begin(), idx.end() - 1); // the class is the last index
     llvm::Value *label = expr(n.operands[0], at);

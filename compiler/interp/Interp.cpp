@@ -101,6 +101,8 @@ double pointwise(Op op, double a, double b) {
   case Op::Transpose:
   case Op::Pad:
   case Op::Slice:
+  case Op::SpaceToDepth:
+  case Op::DepthToSpace:
   case Op::ReduceSum:
   case Op::ReduceMax:
   case Op::SoftmaxXent:
@@ -196,6 +198,25 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
         idx[ax] += n.op == Op::Pad ? -n.attrs.offset : n.attrs.offset;
         bool inside = idx[ax] >= 0 && idx[ax] < x.dims[ax];
         out.data[j] = inside ? x.data[flatten(idx, x.dims)] : 0.0;
+      }
+      break;
+    }
+    case Op::SpaceToDepth:
+    case Op::DepthToSpace: {
+      int64_t s = n.attrs.stride, p = n.attrs.offset;
+      bool toDepth = n.op == Op::SpaceToDepth;
+      const std::vector<int64_t> &deep = toDepth ? out.dims : arg(0).dims, &wide = toDepth ? arg(0).dims : out.dims;
+      for (int64_t j = 0; j < size; ++j) {
+        std::vector<int64_t> idx = unflatten(j, out.dims);
+        if (toDepth) { // (n, (c*p + a)*p + e, r, q) <- (n, c, r*s + a, q*s + e)
+          int64_t c = idx[1] / (p * p), a = idx[1] / p % p, e = idx[1] % p;
+          out.data[j] = arg(0).data[flatten({idx[0], c, idx[2] * s + a, idx[3] * s + e}, wide)];
+        } else {
+          int64_t a = idx[2] % s, e = idx[3] % s;
+          out.data[j] = a < p && e < p
+                            ? arg(0).data[flatten({idx[0], (idx[1] * p + a) * p + e, idx[2] / s, idx[3] / s}, deep)]
+                            : 0.0;
+        }
       }
       break;
     }

@@ -156,6 +156,8 @@ OpIndexing opIndexing(Op op) {
   case Op::Transpose:
   case Op::Pad:
   case Op::Slice:
+  case Op::SpaceToDepth:
+  case Op::DepthToSpace:
     return OpIndexing::IndexMap;
   case Op::Input:
   case Op::Random:
@@ -192,6 +194,19 @@ int Builder::pad(int x, int64_t axis, int64_t offset, Shape shape) {
 }
 int Builder::slice(int x, int64_t axis, int64_t offset, Shape shape) {
   return add(Op::Slice, {x}, windowAttrs(axis, offset, std::move(shape)));
+}
+int Builder::spaceToDepth(int x, int64_t stride, int64_t phases) {
+  Attrs a;
+  a.stride = stride;
+  a.offset = phases;
+  return add(Op::SpaceToDepth, {x}, a);
+}
+int Builder::depthToSpace(int x, int64_t stride, int64_t phases, Shape shape) {
+  Attrs a;
+  a.stride = stride;
+  a.offset = phases;
+  a.shape = std::move(shape);
+  return add(Op::DepthToSpace, {x}, a);
 }
 static Attrs convAttrs(Shape shape, int64_t stride, int64_t padding) {
   Attrs a;
@@ -281,6 +296,10 @@ void print(const Function &f, std::ostream &os) {
     case Op::Pad:
     case Op::Slice:
       attrs.push_back(fmt::format("axis = {}, offset = {}", n.attrs.axis, n.attrs.offset));
+      break;
+    case Op::SpaceToDepth:
+    case Op::DepthToSpace:
+      attrs.push_back(fmt::format("stride = {}, phases = {}", n.attrs.stride, n.attrs.offset));
       break;
     case Op::Conv2D:
     case Op::Conv2DBackData:

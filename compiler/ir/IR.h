@@ -53,7 +53,7 @@ struct Attrs {
   int64_t classes = 0;                 // OneHot
   int64_t stride = 1, padding = 0;     // Conv2D*; MaxPool2D*: stride is the window
   Shape perm;                          // Transpose
-  int64_t axis = 0, offset = 0;        // Pad, Slice
+  int64_t axis = 0, offset = 0;        // Pad, Slice; SpaceToDepth, DepthToSpace: offset = phases
   std::string name;                    // Input
   InputRole role = InputRole::Data;
 };
@@ -105,6 +105,8 @@ public:
   int transpose(int x, Shape perm);
   int pad(int x, int64_t axis, int64_t offset, Shape shape);
   int slice(int x, int64_t axis, int64_t offset, Shape shape);
+  int spaceToDepth(int x, int64_t stride, int64_t phases);
+  int depthToSpace(int x, int64_t stride, int64_t phases, Shape shape);
   int conv2d(int x, int w, int64_t stride, int64_t padding);
   int conv2dBackData(int dy, int w, Shape xShape, int64_t stride, int64_t padding);
   int conv2dBackFilter(int x, int dy, Shape wShape, int64_t stride, int64_t padding);

@@ -82,6 +82,19 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
                               formatShape(in[0]), formatShape(a.shape), a.axis, a.offset));
     return {a.shape, ""};
   }
+  case Op::SpaceToDepth:
+  case Op::DepthToSpace: {
+    // [N, C, R*s, Q*s] <-> [N, C*p*p, R, Q]
+    const Shape &x = in[0];
+    int64_t s = a.stride, p = a.offset;
+    bool ok = x.size() == 4 && s >= 1 && p >= 1 && p <= s && x[2] != kBatch && x[3] != kBatch && x[1] != kBatch;
+    if (ok && op == Op::SpaceToDepth && x[2] % s == 0 && x[3] % s == 0)
+      return {{x[0], x[1] * p * p, x[2] / s, x[3] / s}, ""};
+    if (ok && op == Op::DepthToSpace && x[1] % (p * p) == 0 &&
+        a.shape == Shape{x[0], x[1] / (p * p), x[2] * s, x[3] * s})
+      return {a.shape, ""};
+    return fail(fmt::format("{} of {} with stride {} and {} phases does not fit", opName(op), formatShape(x), s, p));
+  }
   case Op::OneHot:
     if (in[0].empty() || a.classes <= 0)
       return fail("one_hot takes a tensor of class indices");

@@ -47,19 +47,9 @@ int convolution(Builder &b, int x, int w, int64_t stride, int64_t padding) {
     }
     return v;
   };
-  // [.., R*s, Q*s] -> [.., phases^2 (a, b), R, Q] where element (a, b, r, q) is (r*s + a, q*s + b),
-  // the phases a, b < k only (the others meet no tap).
-  auto byPhase = [&](int v, int64_t rows, int64_t cols) {
-    Shape sh = b.shape(v);
-    int64_t lead0 = sh[0], lead1 = sh[1];
-    v = b.reshape(v, {lead0, lead1, rows, s, cols, s});
-    v = b.transpose(v, {0, 1, 3, 5, 2, 4});
-    for (size_t axis : {size_t{2}, size_t{3}})
-      v = fit(v, axis, 0, phases);
-    return b.reshape(v, {lead0, lead1 * phases * phases, rows, cols});
-  };
-  int xq = byPhase(fit(fit(x, 2, padding, (ho + kq - 1) * s), 3, padding, (wo + kq - 1) * s), ho + kq - 1, wo + kq - 1);
-  int wq = byPhase(fit(fit(w, 2, 0, kq * s), 3, 0, kq * s), kq, kq);
+  // [.., R*s, Q*s] -> [.., C * phases^2, R, Q]: the phases a, b < k only (the others meet no tap).
+  int xq = b.spaceToDepth(fit(fit(x, 2, padding, (ho + kq - 1) * s), 3, padding, (wo + kq - 1) * s), s, phases);
+  int wq = b.spaceToDepth(fit(fit(w, 2, 0, kq * s), 3, 0, kq * s), s, phases);
   return b.conv2d(xq, wq, 1, 0);
 }
 

@@ -173,6 +173,24 @@ std::vector<OpCase> casesFor(Op op) {
     int x = cb.input("x", {kBatch, 4, 7});
     return {cb.done(cb.b.slice(x, 2, 3, {kBatch, 4, 3}))};
   }
+  case Op::SpaceToDepth:
+  case Op::DepthToSpace: {
+    // Every phase kept (stride 2) and some not (stride 3, 2 phases: a 2x2 filter's), and a padded
+    // image split in one kernel, as a strided convolution's input is.
+    std::vector<OpCase> out;
+    for (auto [s, p] : {std::pair<int64_t, int64_t>{2, 2}, {3, 2}}) {
+      CaseBuilder cb(fmt::format("{} stride {} phases {}", opName(op), s, p));
+      Shape wide{kBatch, 3, 2 * s, 4 * s}, deep{kBatch, 3 * p * p, 2, 4};
+      out.push_back(cb.done(op == Op::SpaceToDepth ? cb.b.spaceToDepth(cb.input("x", wide), s, p)
+                                                   : cb.b.depthToSpace(cb.input("x", deep), s, p, wide)));
+    }
+    if (op == Op::SpaceToDepth) {
+      CaseBuilder cb("space_to_depth of a padded image");
+      int x = cb.b.pad(cb.input("x", {kBatch, 2, 5, 6}), 2, 1, {kBatch, 2, 6, 6});
+      out.push_back(cb.done(cb.b.spaceToDepth(cb.b.pad(x, 3, 1, {kBatch, 2, 6, 8}), 2, 2)));
+    }
+    return out;
+  }
   case Op::OneHot: {
     CaseBuilder cb("one_hot");
     int l = cb.input("labels", {kBatch}, 0, 1); // a Param, so the gradient check sees its zero gradient
