@@ -64,7 +64,7 @@ TEST(OpJit, EveryStrategyIsChecked) {
   std::string missing;
 #define STRATEGY(Id, Name, Kind, Summary)                                                                              \
   if (!seen.count(transforms::Strategy::Id))                                                                           \
-    missing += std::string(" ") + Name;
+    missing += std::string(" ") + (Name);
 #include "transforms/Strategies.def"
   EXPECT_EQ(missing, "") << "strategies no case reaches";
 }
