@@ -58,38 +58,27 @@ void FunctionEmitter::gemmConv(const Kernel &k, int conv, llvm::Value *lo, llvm:
           }
         },
         true);
-    llvm::Function *fn = b_.GetInsertBlock()->getParent();
-    for (int64_t r = 0; r < R; ++r) { // the rows that are real
-      llvm::BasicBlock *next = nullptr;
-      if (r > 0) {
-        auto *then = llvm::BasicBlock::Create(c_, "row.real", fn);
-        next = llvm::BasicBlock::Create(c_, "row.next", fn);
-        b_.CreateCondBr(b_.CreateICmpSLT(c64(r), count), then, next);
-        b_.SetInsertPoint(then);
-      }
-      llvm::Value *i = rowIndex[static_cast<size_t>(r)];
-      for (int64_t q = 0; q < vectors; ++q) {
-        llvm::Value *j = b_.CreateAdd(j0, c64(q * vl)), *value = b_.CreateLoad(vecTy(), sum(r, q));
-        if (k.root == conv) {
-          storeVec(value, b_.CreateGEP(f32_, imageRow(conv, b, i, c64(0)), j), lanesOf(q));
-        } else if (vecEpilogue) { // along the plane, as one run of positions
-          trailing_ = {os, 2, P, j};
-          productEpilogueVec(k, {b, i, j, j}, value, lanesOf(q), j);
-          trailing_ = {};
-        } else {
-          storeVec(value, row, lanesOf(q));
-          for (unsigned l = 0; l < lanesOf(q); ++l) {
-            llvm::Value *p = b_.CreateAdd(j, c64(l));
-            productEpilogue(k, {b, i, b_.CreateSDiv(p, c64(W)), b_.CreateSRem(p, c64(W))},
-                            b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, l)));
+    for (int64_t r = 0; r < R; ++r) // the rows that are real
+      ifRealRow(r, count, [&] {
+        llvm::Value *i = rowIndex[static_cast<size_t>(r)];
+        for (int64_t q = 0; q < vectors; ++q) {
+          llvm::Value *j = b_.CreateAdd(j0, c64(q * vl)), *value = b_.CreateLoad(vecTy(), sum(r, q));
+          if (k.root == conv) {
+            storeVec(value, b_.CreateGEP(f32_, imageRow(conv, b, i, c64(0)), j), lanesOf(q));
+          } else if (vecEpilogue) { // along the plane, as one run of positions
+            trailing_ = {os, 2, P, j};
+            productEpilogueVec(k, {b, i, j, j}, value, lanesOf(q), j);
+            trailing_ = {};
+          } else {
+            storeVec(value, row, lanesOf(q));
+            for (unsigned l = 0; l < lanesOf(q); ++l) {
+              llvm::Value *p = b_.CreateAdd(j, c64(l));
+              productEpilogue(k, {b, i, b_.CreateSDiv(p, c64(W)), b_.CreateSRem(p, c64(W))},
+                              b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, l)));
+            }
           }
         }
-      }
-      if (next) {
-        b_.CreateBr(next);
-        b_.SetInsertPoint(next);
-      }
-    }
+      });
   };
   loop(
       lo, hi,
@@ -122,7 +111,6 @@ void FunctionEmitter::gemmBackFilter(const Kernel &k, llvm::Value *lo, llvm::Val
   llvm::Value *xBase = slotPtr(xNode), *yBase = slotPtr(yNode), *wBase = slotPtr(k.root);
   llvm::AllocaInst *kept = entryAlloca(vecTy(), c64(pass * R * cols), "kept");
   llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), R * cols), nullptr, "acc"); // registers
-  llvm::Function *fn = b_.GetInsertBlock()->getParent();
   // Tiles [t0, t0 + tiles) of nc columns each (from channel c00), rows f0 .. (the first `count`).
   auto tiles = [&](llvm::Value *f0, llvm::Value *count, int64_t c00, llvm::Value *t0, llvm::Value *tileCount,
                    int64_t nc) {
@@ -183,25 +171,15 @@ void FunctionEmitter::gemmBackFilter(const Kernel &k, llvm::Value *lo, llvm::Val
           for (int64_t e = 0; e < R * nc; ++e)
             partial.push_back(b_.CreateLoad(vecTy(), keptAt(t, e)));
           std::vector<llvm::Value *> sums = laneSums(partial);
-          for (int64_t r = 0; r < R; ++r) {
-            llvm::BasicBlock *next = nullptr;
-            if (r > 0) {
-              auto *then = llvm::BasicBlock::Create(c_, "row.real", fn);
-              next = llvm::BasicBlock::Create(c_, "row.next", fn);
-              b_.CreateCondBr(b_.CreateICmpSLT(c64(r), count), then, next);
-              b_.SetInsertPoint(then);
-            }
-            llvm::Value *at = b_.CreateAdd(b_.CreateMul(rowIndex[static_cast<size_t>(r)], c64(C)), c0);
-            for (int64_t q = 0; q < nc; ++q) {
-              int64_t e = r * nc + q;
-              b_.CreateStore(b_.CreateExtractElement(sums[static_cast<size_t>(e / vl)], e % vl),
-                             b_.CreateGEP(f32_, wBase, b_.CreateAdd(at, c64(q))));
-            }
-            if (next) {
-              b_.CreateBr(next);
-              b_.SetInsertPoint(next);
-            }
-          }
+          for (int64_t r = 0; r < R; ++r)
+            ifRealRow(r, count, [&] {
+              llvm::Value *at = b_.CreateAdd(b_.CreateMul(rowIndex[static_cast<size_t>(r)], c64(C)), c0);
+              for (int64_t q = 0; q < nc; ++q) {
+                int64_t e = r * nc + q;
+                b_.CreateStore(b_.CreateExtractElement(sums[static_cast<size_t>(e / vl)], e % vl),
+                               b_.CreateGEP(f32_, wBase, b_.CreateAdd(at, c64(q))));
+              }
+            });
         },
         true);
   };

@@ -109,6 +109,7 @@ private:
   void rowBlocks(llvm::Value *lo, llvm::Value *hi, int64_t block, llvm::Value *m, int64_t groups, int64_t columns,
                  const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *)> &rows);
   llvm::Value *clampRow(llvm::Value *i0, int64_t r, llvm::Value *count);
+  void ifRealRow(int64_t r, llvm::Value *count, const std::function<void()> &body);
   void rowsEpilogue(const Kernel &k, llvm::AllocaInst *rows, llvm::Value *i0, llvm::Value *count, int64_t n,
                     llvm::Value *c0 = nullptr, int64_t columns = 0);
   void tiledMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi);

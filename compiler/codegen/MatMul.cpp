@@ -26,6 +26,22 @@ void FunctionEmitter::rowBlocks(llvm::Value *lo, llvm::Value *hi, int64_t block,
       true);
 }
 
+// body(), for row r of a tile whose first `count` rows are real (row 0 always is); the others
+// were computed on a repeated row (clampRow) and are not stored.
+void FunctionEmitter::ifRealRow(int64_t r, llvm::Value *count, const std::function<void()> &body) {
+  if (r == 0) {
+    body();
+    return;
+  }
+  llvm::Function *fn = b_.GetInsertBlock()->getParent();
+  auto *then = llvm::BasicBlock::Create(c_, "row.real", fn), *next = llvm::BasicBlock::Create(c_, "row.next", fn);
+  b_.CreateCondBr(b_.CreateICmpSLT(b_.getInt64(r), count), then, next);
+  b_.SetInsertPoint(then);
+  body();
+  b_.CreateBr(next);
+  b_.SetInsertPoint(next);
+}
+
 llvm::Value *FunctionEmitter::clampRow(llvm::Value *i0, int64_t r, llvm::Value *count) {
   llvm::Value *rv = b_.getInt64(r);
   llvm::Value *last = b_.CreateSub(count, b_.getInt64(1));
@@ -112,23 +128,13 @@ void FunctionEmitter::tiledMatMul(const Kernel &k, llvm::Value *lo, llvm::Value 
         },
         true);
     if (vecEpilogue) { // straight from the registers, for the rows that are real
-      llvm::Function *fn = b_.GetInsertBlock()->getParent();
-      for (int64_t r = 0; r < mr; ++r) {
-        llvm::BasicBlock *next = nullptr;
-        if (r > 0) {
-          auto *then = llvm::BasicBlock::Create(c_, "row.real", fn);
-          next = llvm::BasicBlock::Create(c_, "row.next", fn);
-          b_.CreateCondBr(b_.CreateICmpSLT(b_.getInt64(r), count), then, next);
-          b_.SetInsertPoint(then);
-        }
-        for (int64_t q = 0; q < vectors; ++q)
-          productEpilogueVec(k, {rowIndex[static_cast<size_t>(r)], b_.CreateAdd(j0, b_.getInt64(q * vl))},
-                             b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q)), lanesOf(q));
-        if (next) {
-          b_.CreateBr(next);
-          b_.SetInsertPoint(next);
-        }
-      }
+      for (int64_t r = 0; r < mr; ++r)
+        ifRealRow(r, count, [&] {
+          for (int64_t q = 0; q < vectors; ++q)
+            productEpilogueVec(k, {rowIndex[static_cast<size_t>(r)], b_.CreateAdd(j0, b_.getInt64(q * vl))},
+                               b_.CreateLoad(vecTy(), b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q)),
+                               lanesOf(q));
+        });
       return;
     }
     llvm::Value *base = b_.CreateAdd(b_.CreateMul(slot0, b_.getInt64(n)), j0);
