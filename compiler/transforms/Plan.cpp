@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <functional>
 #include <ostream>
@@ -65,6 +66,34 @@ Count times(Count c, const Count &d) {
   c.factor *= d.factor;
   c.batchPower += d.batchPower;
   return c;
+}
+
+// Whether node v reads tensors of `shape` at the root's index, and the others not along axes from
+// `from` on (a broadcast over all of them); with `from` npos, no broadcast at all. `product`, when
+// set, is read like a buffer (the product whose epilogue v is).
+bool alongTrailing(const Function &f, const Schedule &s, int v, const Shape &shape, size_t from, bool isRoot,
+                   int product = -1) {
+  const Node &n = f.nodes[v];
+  if (v == product)
+    return true;
+  if (n.shape.empty())
+    return true;
+  if (n.shape != shape)
+    return false;
+  if (!isRoot && s.materialized[v])
+    return true;
+  if (n.op == Op::Broadcast) {
+    if (from >= shape.size()) // no broadcast allowed
+      return false;
+    for (size_t i = from; i < shape.size(); ++i)
+      if (!(n.attrs.axes >> i & 1))
+        return false;
+    return true;
+  }
+  if (opIndexing(n.op) != OpIndexing::Pointwise)
+    return false;
+  return std::all_of(n.operands.begin(), n.operands.end(),
+                     [&](int o) { return alongTrailing(f, s, o, shape, from, false, product); });
 }
 
 class Planner {
@@ -484,31 +513,6 @@ private:
 
 } // namespace
 
-bool alongTrailing(const Function &f, const Schedule &s, int v, const Shape &shape, size_t from, bool isRoot,
-                   int product) {
-  const Node &n = f.nodes[v];
-  if (v == product)
-    return true;
-  if (n.shape.empty())
-    return true;
-  if (n.shape != shape)
-    return false;
-  if (!isRoot && s.materialized[v])
-    return true;
-  if (n.op == Op::Broadcast) {
-    if (from >= shape.size()) // no broadcast allowed
-      return false;
-    for (size_t i = from; i < shape.size(); ++i)
-      if (!(n.attrs.axes >> i & 1))
-        return false;
-    return true;
-  }
-  if (opIndexing(n.op) != OpIndexing::Pointwise)
-    return false;
-  return std::all_of(n.operands.begin(), n.operands.end(),
-                     [&](int o) { return alongTrailing(f, s, o, shape, from, false, product); });
-}
-
 const char *strategyName(Strategy s) {
   switch (s) {
 #define STRATEGY(Id, Name, Kind, Summary)                                                                              \
@@ -550,8 +554,10 @@ std::string Count::str() const {
 std::vector<KernelPlan> planKernels(const Function &f, const Schedule &s, const Machine &m) {
   Planner planner(f, s, m);
   std::vector<KernelPlan> plans;
-  for (const Kernel &k : s.kernels)
+  for (const Kernel &k : s.kernels) {
     plans.push_back(planner.plan(k));
+    assert(strategyKind(plans.back().strategy) == k.kind && "a strategy runs kernels of its own kind");
+  }
   return plans;
 }
 

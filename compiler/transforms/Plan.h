@@ -74,10 +74,4 @@ void print(const ir::Function &f, const Schedule &s, const std::vector<KernelPla
 // results by name, its kernels' strategies and arithmetic (for --profile).
 rt::FunctionLayout layout(const ir::Function &f, const Schedule &s, const std::vector<KernelPlan> &plans);
 
-// Whether node v reads tensors of `shape` at the root's index, and the others not along axes from
-// `from` on (a broadcast over all of them); with `from` npos, no broadcast at all.
-// `product`, when set, is read like a buffer (the product whose epilogue v is).
-bool alongTrailing(const ir::Function &f, const Schedule &s, int v, const ir::Shape &shape, size_t from, bool isRoot,
-                   int product = -1);
-
 } // namespace soma::transforms
