@@ -426,6 +426,9 @@ void FunctionEmitter::emitKernel(llvm::Function *fn, const Kernel &k) {
   case Strategy::MatMulTiled:
     tiledMatMul(k, lo, hi);
     break;
+  case Strategy::MatMulPacked:
+    packedMatMul(k, lo, hi);
+    break;
   case Strategy::MatMulDot:
     dotMatMul(k, lo, hi);
     break;

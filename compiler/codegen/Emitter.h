@@ -2,7 +2,7 @@
 //   Emitter.cpp     the core: values at an index (expr), loads and stores, loops, vectors,
 //                   epilogues, the dispatch on each kernel's strategy, the module
 //   Pointwise.cpp   elementwise kernels, reductions, softmax rows, max pooling
-//   MatMul.cpp      matrix products: register tiles, dot-product tiles, plain loops
+//   MatMul.cpp      matrix products: register tiles, packed panels, dot-product tiles, loops
 //   Conv.cpp        convolutions and their data gradients: along rows, with channels or
 //                   filters in the lanes, direct loops
 //   ConvFilter.cpp  filter gradients: along rows, along planes, with the filters in the lanes
@@ -113,6 +113,7 @@ private:
   void rowsEpilogue(const Kernel &k, llvm::AllocaInst *rows, llvm::Value *i0, llvm::Value *count, int64_t n,
                     llvm::Value *c0 = nullptr, int64_t columns = 0);
   void tiledMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
+  void packedMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
   void dotMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
   void generalMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
 

@@ -1,4 +1,4 @@
-// Matrix products: register tiles, dot-product tiles, plain loops.
+// Matrix products: register tiles, packed panels, dot-product tiles, plain loops.
 #include "codegen/Emitter.h"
 
 #include <algorithm>
@@ -177,6 +177,241 @@ void FunctionEmitter::tiledMatMul(const Kernel &k, llvm::Value *lo, llvm::Value 
               if (!vecEpilogue)
                 rowsEpilogue(k, rows, i0, count, n, c0, columns);
             });
+}
+
+// op(B) beyond L2: C in panels of the plan's columns, each panel cut into chunks of `pass` tiles
+// of rows, one work item each (panel by panel, so that a thread's next item packs the same
+// columns of B, still in L2). For each block of `depth` k's, the panel's block of op(B) is
+// packed contiguous ([depth][columns], from B or, transposed, from B^T) and every tile of the
+// chunk multiplies it from L1; the sums carry across blocks in a buffer of the chunk's rows, so
+// that each element still sums over k in order, as matmul.tiled does.
+void FunctionEmitter::packedMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+  const int64_t mr = plan_->rows, w = plan_->columns, depth = plan_->depth, chunkRows = plan_->pass * mr;
+  const Node &mm = f_.nodes[k.product];
+  int a = mm.operands[0], bm = mm.operands[1];
+  const Shape &as = f_.nodes[a].shape;
+  bool ta = mm.attrs.transA, tb = mm.attrs.transB;
+  llvm::Value *kDim = dim(ta ? as[0] : as[1]), *m = dim(mm.shape[0]);
+  int64_t n = mm.shape[1], vl = lanes();
+  const uint64_t vecAlign = static_cast<uint64_t>(4 * vl); // rows of the packed block are whole vectors
+  llvm::AllocaInst *packed = entryAlloca(f32_, b_.getInt64(depth * w), "packed");
+  packed->setAlignment(llvm::Align(vecAlign));
+  llvm::AllocaInst *sums = entryAlloca(f32_, b_.getInt64(chunkRows * w), "sums");
+  sums->setAlignment(llvm::Align(vecAlign));
+  llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), mr * w / vl), nullptr, "acc"); // registers
+  llvm::Value *bBase = slotPtr(bm);
+  llvm::Value *chunks = b_.CreateSDiv(b_.CreateAdd(m, b_.getInt64(chunkRows - 1)), b_.getInt64(chunkRows));
+  llvm::Value *blocks = b_.CreateSDiv(b_.CreateAdd(kDim, b_.getInt64(depth - 1)), b_.getInt64(depth));
+  const std::vector<int> &prefetched = plan_->prefetch;
+  llvm::Function *fn = b_.GetInsertBlock()->getParent();
+  // A panel of `cols` columns from j0, rows [r0, r1).
+  auto panel = [&](llvm::Value *j0, int64_t cols, llvm::Value *r0, llvm::Value *r1) {
+    int64_t vectors = (cols + vl - 1) / vl;
+    auto lanesOf = [&](int64_t q) { return static_cast<unsigned>(std::min(vl, cols - q * vl)); };
+    // Rows mr-row tile from i0 (the first `count` real), k's [k0, k0 + kb) from the packed block.
+    auto tile = [&](llvm::Value *i0, llvm::Value *count, int64_t rowsHere, llvm::Value *k0, llvm::Value *kb,
+                    llvm::Value *first, llvm::Value *last) {
+      std::vector<llvm::Value *> rowIndex;
+      for (int64_t r = 0; r < rowsHere; ++r)
+        rowIndex.push_back(clampRow(i0, r, count));
+      // The tile's sums, from row i0 - r0 of the chunk's buffer (a repeated row has a row of its own).
+      llvm::Value *sumsBase = b_.CreateMul(b_.CreateSub(i0, r0), b_.getInt64(w));
+      auto sumAt = [&](int64_t r, int64_t q) {
+        return b_.CreateGEP(f32_, sums, b_.CreateAdd(sumsBase, b_.getInt64(r * w + q * vl)));
+      };
+      auto accAt = [&](int64_t r, int64_t q) { return b_.CreateConstGEP1_64(vecTy(), acc, r * vectors + q); };
+      auto *fresh = llvm::BasicBlock::Create(c_, "sums.fresh", fn),
+           *carried = llvm::BasicBlock::Create(c_, "sums.carried", fn);
+      auto *run = llvm::BasicBlock::Create(c_, "tile.run", fn);
+      b_.CreateCondBr(first, fresh, carried);
+      b_.SetInsertPoint(fresh);
+      for (int64_t r = 0; r < rowsHere; ++r)
+        for (int64_t q = 0; q < vectors; ++q)
+          b_.CreateStore(llvm::Constant::getNullValue(vecTy()), accAt(r, q));
+      b_.CreateBr(run);
+      b_.SetInsertPoint(carried);
+      for (int64_t r = 0; r < rowsHere; ++r)
+        for (int64_t q = 0; q < vectors; ++q)
+          b_.CreateStore(b_.CreateAlignedLoad(vecTy(), sumAt(r, q), llvm::Align(4)), accAt(r, q));
+      b_.CreateBr(run);
+      b_.SetInsertPoint(run);
+      // The epilogue's buffers two tiles down, fetched while this one multiplies.
+      for (int node : prefetched)
+        for (int64_t r = 0; r < rowsHere; ++r) {
+          llvm::Value *row = b_.CreateAdd(i0, b_.getInt64(2 * mr + r));
+          row = b_.CreateSelect(b_.CreateICmpSLT(row, m), row, b_.CreateSub(m, b_.getInt64(1)));
+          for (int64_t q = 0; q < vectors; ++q)
+            b_.CreateIntrinsic(
+                llvm::Intrinsic::prefetch, {ptr_},
+                {b_.CreateGEP(f32_, slotPtr(node),
+                              offset(f_.nodes[node].shape, {row, b_.CreateAdd(j0, b_.getInt64(q * vl))})),
+                 b_.getInt32(1), b_.getInt32(3), b_.getInt32(1)});
+        }
+      loop(
+          b_.getInt64(0), kb,
+          [&](llvm::Value *kk) {
+            std::vector<llvm::Value *> bv;
+            for (int64_t q = 0; q < vectors; ++q)
+              bv.push_back(b_.CreateAlignedLoad(
+                  vecTy(),
+                  b_.CreateGEP(f32_, packed, b_.CreateAdd(b_.CreateMul(kk, b_.getInt64(w)), b_.getInt64(q * vl))),
+                  llvm::Align(vecAlign)));
+            llvm::Value *kv = b_.CreateAdd(k0, kk);
+            for (int64_t r = 0; r < rowsHere; ++r) {
+              llvm::Value *i = rowIndex[static_cast<size_t>(r)];
+              llvm::Value *av = b_.CreateVectorSplat(static_cast<unsigned>(vl),
+                                                     load(a, ta ? std::vector{kv, i} : std::vector{i, kv}));
+              for (int64_t q = 0; q < vectors; ++q)
+                b_.CreateStore(fma(av, bv[q], b_.CreateLoad(vecTy(), accAt(r, q))), accAt(r, q));
+            }
+          },
+          true);
+      auto keep = [&] {
+        for (int64_t r = 0; r < rowsHere; ++r)
+          for (int64_t q = 0; q < vectors; ++q)
+            b_.CreateAlignedStore(b_.CreateLoad(vecTy(), accAt(r, q)), sumAt(r, q), llvm::Align(4));
+      };
+      if (!plan_->vectorEpilogue) {
+        keep(); // the epilogue reads the chunk's buffer at the end
+        return;
+      }
+      auto *done = llvm::BasicBlock::Create(c_, "tile.epilogue", fn),
+           *more = llvm::BasicBlock::Create(c_, "tile.keep", fn);
+      auto *next = llvm::BasicBlock::Create(c_, "tile.next", fn);
+      b_.CreateCondBr(last, done, more);
+      b_.SetInsertPoint(done);
+      for (int64_t r = 0; r < rowsHere; ++r)
+        ifRealRow(r, count, [&] {
+          for (int64_t q = 0; q < vectors; ++q)
+            productEpilogueVec(k, {rowIndex[static_cast<size_t>(r)], b_.CreateAdd(j0, b_.getInt64(q * vl))},
+                               b_.CreateLoad(vecTy(), accAt(r, q)), lanesOf(q));
+        });
+      b_.CreateBr(next);
+      b_.SetInsertPoint(more);
+      keep();
+      b_.CreateBr(next);
+      b_.SetInsertPoint(next);
+    };
+    loop(
+        b_.getInt64(0), blocks,
+        [&](llvm::Value *blk) {
+          llvm::Value *k0 = b_.CreateMul(blk, b_.getInt64(depth));
+          llvm::Value *left = b_.CreateSub(kDim, k0);
+          llvm::Value *kb = b_.CreateSelect(b_.CreateICmpSLT(left, b_.getInt64(depth)), left, b_.getInt64(depth));
+          llvm::Value *first = b_.CreateICmpEQ(blk, b_.getInt64(0));
+          llvm::Value *last = b_.CreateICmpEQ(b_.CreateAdd(blk, b_.getInt64(1)), blocks);
+          // Pack op(B)[k0 .. k0 + kb, j0 .. j0 + cols) as rows of w floats.
+          if (!tb)
+            loop(
+                b_.getInt64(0), kb,
+                [&](llvm::Value *kk) {
+                  llvm::Value *from = b_.CreateAdd(b_.CreateMul(b_.CreateAdd(k0, kk), b_.getInt64(n)), j0);
+                  llvm::Value *to = b_.CreateMul(kk, b_.getInt64(w));
+                  for (int64_t q = 0; q < vectors; ++q)
+                    b_.CreateAlignedStore(
+                        loadVec(b_.CreateGEP(f32_, bBase, b_.CreateAdd(from, b_.getInt64(q * vl))), lanesOf(q)),
+                        b_.CreateGEP(f32_, packed, b_.CreateAdd(to, b_.getInt64(q * vl))), llvm::Align(vecAlign));
+                },
+                true);
+          else { // B is [N, K]: squares of lanes x lanes transposed in registers, the edges an element at a time
+            llvm::Value *whole = b_.CreateMul(b_.CreateSDiv(kb, b_.getInt64(vl)), b_.getInt64(vl));
+            auto element = [&](llvm::Value *c, llvm::Value *kk) {
+              llvm::Value *from = b_.CreateAdd(b_.CreateMul(b_.CreateAdd(j0, c), kDim), b_.CreateAdd(k0, kk));
+              b_.CreateStore(b_.CreateLoad(f32_, b_.CreateGEP(f32_, bBase, from)),
+                             b_.CreateGEP(f32_, packed, b_.CreateAdd(b_.CreateMul(kk, b_.getInt64(w)), c)));
+            };
+            for (int64_t cs = 0; cs < cols / vl; ++cs) {
+              loop(
+                  b_.getInt64(0), b_.CreateSDiv(kb, b_.getInt64(vl)),
+                  [&](llvm::Value *t) {
+                    llvm::Value *kk = b_.CreateMul(t, b_.getInt64(vl));
+                    std::vector<llvm::Value *> square;
+                    for (int64_t r = 0; r < vl; ++r) {
+                      llvm::Value *row = b_.CreateAdd(j0, b_.getInt64(cs * vl + r));
+                      square.push_back(loadVec(
+                          b_.CreateGEP(f32_, bBase, b_.CreateAdd(b_.CreateMul(row, kDim), b_.CreateAdd(k0, kk))),
+                          static_cast<unsigned>(vl)));
+                    }
+                    transposeSquare(square);
+                    for (int64_t r = 0; r < vl; ++r)
+                      b_.CreateAlignedStore(
+                          square[static_cast<size_t>(r)],
+                          b_.CreateGEP(f32_, packed,
+                                       b_.CreateAdd(b_.CreateMul(b_.CreateAdd(kk, b_.getInt64(r)), b_.getInt64(w)),
+                                                    b_.getInt64(cs * vl))),
+                          llvm::Align(vecAlign));
+                  },
+                  true);
+              loop(b_.getInt64(cs * vl), b_.getInt64((cs + 1) * vl),
+                   [&](llvm::Value *c) { loop(whole, kb, [&](llvm::Value *kk) { element(c, kk); }); });
+            }
+            if (cols % vl)
+              loop(b_.getInt64(cols - cols % vl), b_.getInt64(cols),
+                   [&](llvm::Value *c) { loop(b_.getInt64(0), kb, [&](llvm::Value *kk) { element(c, kk); }); });
+          }
+          // Every tile of the chunk; a last tile of fewer than half its rows goes a row at a time.
+          llvm::Value *tiles = b_.CreateSDiv(b_.CreateAdd(b_.CreateSub(r1, r0), b_.getInt64(mr - 1)), b_.getInt64(mr));
+          loop(
+              b_.getInt64(0), tiles,
+              [&](llvm::Value *t) {
+                llvm::Value *i0 = b_.CreateAdd(r0, b_.CreateMul(t, b_.getInt64(mr)));
+                llvm::Value *left = b_.CreateSub(r1, i0);
+                llvm::Value *count = b_.CreateSelect(b_.CreateICmpSLT(left, b_.getInt64(mr)), left, b_.getInt64(mr));
+                auto *whole = llvm::BasicBlock::Create(c_, "rows.block", fn),
+                     *single = llvm::BasicBlock::Create(c_, "rows.one", fn);
+                auto *done = llvm::BasicBlock::Create(c_, "rows.done", fn);
+                b_.CreateCondBr(b_.CreateICmpSGE(count, b_.getInt64(mr / 2)), whole, single);
+                b_.SetInsertPoint(whole);
+                tile(i0, count, mr, k0, kb, first, last);
+                b_.CreateBr(done);
+                b_.SetInsertPoint(single);
+                loop(
+                    b_.getInt64(0), count,
+                    [&](llvm::Value *r) { tile(b_.CreateAdd(i0, r), b_.getInt64(1), 1, k0, kb, first, last); }, true);
+                b_.CreateBr(done);
+                b_.SetInsertPoint(done);
+              },
+              true);
+        },
+        true);
+    if (!plan_->vectorEpilogue) // from the chunk's buffer, an element at a time
+      loop(
+          r0, r1,
+          [&](llvm::Value *i) {
+            llvm::Value *base = b_.CreateMul(b_.CreateSub(i, r0), b_.getInt64(w));
+            loop(b_.getInt64(0), b_.getInt64(cols), [&](llvm::Value *c) {
+              productEpilogue(k, {i, b_.CreateAdd(j0, c)},
+                              b_.CreateLoad(f32_, b_.CreateGEP(f32_, sums, b_.CreateAdd(base, c))));
+            });
+          },
+          true);
+  };
+  int64_t full = n / w, rest = n % w;
+  loop(
+      lo, hi,
+      [&](llvm::Value *item) {
+        llvm::Value *p = b_.CreateSDiv(item, chunks);
+        llvm::Value *r0 = b_.CreateMul(b_.CreateSRem(item, chunks), b_.getInt64(chunkRows));
+        llvm::Value *r1 = b_.CreateAdd(r0, b_.getInt64(chunkRows));
+        r1 = b_.CreateSelect(b_.CreateICmpSLT(r1, m), r1, m);
+        llvm::Value *j0 = b_.CreateMul(p, b_.getInt64(w));
+        if (!rest) {
+          panel(j0, w, r0, r1);
+          return;
+        }
+        auto *whole = llvm::BasicBlock::Create(c_, "panel.whole", fn),
+             *part = llvm::BasicBlock::Create(c_, "panel.rest", fn);
+        auto *done = llvm::BasicBlock::Create(c_, "panel.done", fn);
+        b_.CreateCondBr(b_.CreateICmpSLT(p, b_.getInt64(full)), whole, part);
+        b_.SetInsertPoint(whole);
+        panel(j0, w, r0, r1);
+        b_.CreateBr(done);
+        b_.SetInsertPoint(part);
+        panel(j0, rest, r0, r1);
+        b_.CreateBr(done);
+        b_.SetInsertPoint(done);
+      },
+      true);
 }
 
 // C = A B^T with A [M, K] and B [N, K] row-major, K and N static: each element a dot product

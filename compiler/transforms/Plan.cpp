@@ -41,6 +41,19 @@ constexpr int64_t kGroupVectors = 8, kSingleRowVectors = 8;
 // Epilogue buffers larger than this together do not stay in L2 (about 1 MB a core) from one step
 // to the next (an optimizer's state): matmul.tiled prefetches them.
 constexpr int64_t kPrefetchBytes = int64_t{1} << 20;
+// matmul.packed: a product whose op(B) is larger than this (half of a core's 1 MB L2, which B
+// shares with A's rows and C's stream) would be read again from L3 or memory by every tile of
+// rows; it is packed instead, a panel of columns at a time, and reused by every row.
+constexpr int64_t kPackBytes = int64_t{512} << 10;
+// The batch a plan assumes where a choice depends on B's size and B is the batch (a weight
+// gradient's op(B) is dy, [B, N]).
+constexpr int64_t kPlanBatch = 64;
+// matmul.packed: each packed block of B holds this many bytes (KC x columns floats), so that it
+// stays in L1 (32 KB or more) while every tile of the chunk multiplies it...
+constexpr int64_t kPackedBlockBytes = int64_t{32} << 10;
+// ...and a work item is a chunk of this many tiles of rows: B is packed once per chunk, the
+// chunk's sums (kept across blocks of k) fill a stack buffer of chunk rows x columns.
+constexpr int64_t kChunkTiles = 8;
 // conv.rows and conv-data.rows: blocks of at most this many output channels.
 constexpr int64_t kMaxChannelBlock = 8;
 
@@ -290,7 +303,23 @@ private:
     int64_t m = mm.shape[0], n = mm.shape[1], kk = ta ? as[0] : as[1];
     p.work = times(times(extent(m), extent(n)), extent(kk));
     p.flopsPerUnit = 2;
-    if (n != kBatch && !tb) {
+    bool tiled = n != kBatch && !tb, dot = n != kBatch && tb && !ta && kk != kBatch;
+    if ((tiled || dot) && n >= vl_ && (kk == kBatch ? kPlanBatch : kk) * n * 4 >= kPackBytes) {
+      p.strategy = Strategy::MatMulPacked;
+      p.rows = kTiledRows;
+      p.columns = tileColumns(n, !k.alsoRoots.empty());
+      p.depth = std::max<int64_t>(1, kPackedBlockBytes / (4 * p.columns));
+      p.pass = kChunkTiles;
+      p.vectorEpilogue = vectorEpilogue(k);
+      if (p.vectorEpilogue) {
+        p.prefetch = epilogueBuffers(k);
+        if (static_cast<int64_t>(p.prefetch.size()) * (m == kBatch ? kPlanBatch : m) * n * 4 < kPrefetchBytes)
+          p.prefetch.clear();
+      }
+      p.items = extent(m);
+      p.items.divisor = kTiledRows * kChunkTiles;
+      p.items.times = ceilDiv(n, p.columns);
+    } else if (tiled) {
       p.strategy = Strategy::MatMulTiled;
       p.rows = kTiledRows;
       p.columns = tileColumns(n, !k.alsoRoots.empty());
@@ -584,6 +613,9 @@ std::string describe(const KernelPlan &p) {
     break;
   case Strategy::MatMulTiled:
     out += fmt::format(" tile={}x{} single-row={} groups={}", p.rows, p.columns, p.singleRow, p.groups);
+    break;
+  case Strategy::MatMulPacked:
+    out += fmt::format(" tile={}x{} depth={} tiles-per-item={}", p.rows, p.columns, p.depth, p.pass);
     break;
   case Strategy::MatMulDot:
     out += fmt::format(" tile={}x{}", p.rows, p.columns);

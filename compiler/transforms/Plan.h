@@ -41,6 +41,7 @@ struct KernelPlan {
   int64_t lanes = 0; // floats per vector
   // The register tile, as the strategy reads it (0: none):
   //   matmul.tiled: rows of C x columns (floats); singleRow: the columns of a lone row's tile
+  //   matmul.packed: as matmul.tiled; depth: k's per packed block of B, pass: tiles per item
   //   matmul.dot: rows x columns of C, one vector of partial sums each
   //   conv.rows, conv-data.rows: channels (output channels) x rows (output rows)
   //   conv.channel-lanes: rows (output rows, each a row of vectors of channels)
@@ -49,17 +50,17 @@ struct KernelPlan {
   //   conv-filter.rows, conv-filter.planes: channels (filters) x rows (filter rows)
   //   conv.gemm, conv-data.gemm: rows (output channels) x columns (positions, floats)
   //   conv-filter.gemm: rows (filters) x columns (channels), dot products
-  int64_t rows = 0, columns = 0, channels = 0, singleRow = 0;
+  int64_t rows = 0, columns = 0, channels = 0, singleRow = 0, depth = 0;
   int64_t groups = 1; // matmul.tiled: groups of columns per block of rows (work items)
   // conv-filter.filter-lanes: work items, conv-filter.gemm: tiles, whose sums stay on the stack at
-  // once (a pass over the batch each)
+  // once (a pass over the batch each); matmul.packed: tiles of rows per work item
   int64_t pass = 0;
   // elementwise.trailing, reduce.trailing, reduce.runs: the first axis of the one run;
   // reduce.leading: the number of leading axes reduced.
   size_t from = 0;
   bool epilogue = false;       // an elementwise tree above the product runs in the kernel
   bool vectorEpilogue = false; // on the tile's vectors (else an element at a time)
-  std::vector<int> prefetch;   // matmul.tiled: epilogue buffers fetched two tiles ahead
+  std::vector<int> prefetch;   // matmul.tiled, .packed: epilogue buffers fetched two tiles ahead
   Count items;                 // work items the threads share (the kernel's rows [lo, hi))
   Count work;                  // units in all: a multiply-add of a product, an element otherwise
   double flopsPerUnit = 1;     // --profile: 2 for a multiply-add

@@ -63,11 +63,37 @@ OpCase binaryCase(Op op, bool scalarB, double lo = -2, double hi = 2, const Shap
 
 // op(a) is [m, k], op(b) is [k, n], m the batch unless given.
 OpCase matmulCase(bool ta, bool tb, int64_t k, int64_t n, int64_t m = kBatch) {
-  CaseBuilder cb(fmt::format("matmul{}{} {}x{}x{}", ta ? " transpose_a" : "", tb ? " transpose_b" : "",
-                             m == kBatch ? std::string("B") : std::to_string(m), k, n));
+  auto size = [](int64_t d) { return d == kBatch ? std::string("B") : std::to_string(d); };
+  CaseBuilder cb(
+      fmt::format("matmul{}{} {}x{}x{}", ta ? " transpose_a" : "", tb ? " transpose_b" : "", size(m), size(k), n));
   int a = cb.input("a", ta ? Shape{k, m} : Shape{m, k});
   int b = cb.input("b", tb ? Shape{n, k} : Shape{k, n});
   return cb.done(cb.b.matmul(a, b, ta, tb));
+}
+
+// Products whose op(B) is packed (matmul.packed: K x N floats of 512 KB or more), at a batch of
+// `batch` (and the test's 1 and 17): chunks of rows whole and partial, a last tile of a few rows
+// and of one, a last panel of columns ending inside a vector, blocks of k whole and partial on
+// both vector widths, B^T's squares and edges; then on vectors, a bias and sigmoid, or from a
+// buffer, a product with a transposed tensor.
+enum class Epilogue { None, OnVectors, FromBuffer };
+OpCase packedCase(bool ta, bool tb, int64_t k, int64_t n, int64_t m, int64_t batch, Epilogue e = Epilogue::None) {
+  OpCase c = matmulCase(ta, tb, k, n, m);
+  CaseBuilder cb(c.label + (e == Epilogue::OnVectors    ? " with an epilogue on vectors"
+                            : e == Epilogue::FromBuffer ? " with an epilogue from a buffer"
+                                                        : ""));
+  cb.c.batch = batch;
+  cb.c.tolerance = 1e-4;  // sums of hundreds of products
+  cb.c.gradcheck = false; // the small products' gradients are checked
+  int a = cb.input("a", ta ? Shape{k, m} : Shape{m, k}, -1, 1);
+  int b = cb.input("b", tb ? Shape{n, k} : Shape{k, n}, -1, 1);
+  int r = cb.b.matmul(a, b, ta, tb);
+  Shape rs = cb.b.shape(r);
+  if (e == Epilogue::OnVectors)
+    r = cb.b.unary(Op::Sigmoid, cb.b.binary(Op::Add, r, cb.b.broadcast(cb.input("bias", {n}), rs, 0b01)));
+  else if (e == Epilogue::FromBuffer)
+    r = cb.b.binary(Op::Mul, r, cb.b.transpose(cb.input("t", {rs[1], rs[0]}), {1, 0}));
+  return cb.done(r);
 }
 
 // An op of x (`make`) with an elementwise consumer its kernel runs as an epilogue: bias and
@@ -326,11 +352,23 @@ std::vector<OpCase> casesFor(Op op) {
   case Op::MatMul:
     // Odd sizes for the vector remainders; larger ones for the register tiles: whole and partial
     // blocks of rows, whole and partial tiles of columns, k with and without a vector remainder.
-    return {
-        matmulCase(false, false, 7, 5),      matmulCase(true, false, 7, 5),     matmulCase(false, true, 7, 5),
-        matmulCase(true, true, 7, 5),        matmulCase(false, false, 37, 41),  matmulCase(true, false, 37, 41),
-        matmulCase(false, true, 37, 41),     matmulCase(false, true, 32, 8),    matmulCase(true, false, 13, 70, 23),
-        matmulCase(false, false, 9, 16, 13), matmulCase(false, false, 19, 256), matmulCase(true, false, 11, 128, 23)};
+    return {matmulCase(false, false, 7, 5),
+            matmulCase(true, false, 7, 5),
+            matmulCase(false, true, 7, 5),
+            matmulCase(true, true, 7, 5),
+            matmulCase(false, false, 37, 41),
+            matmulCase(true, false, 37, 41),
+            matmulCase(false, true, 37, 41),
+            matmulCase(false, true, 32, 8),
+            matmulCase(true, false, 13, 70, 23),
+            matmulCase(false, false, 9, 16, 13),
+            matmulCase(false, false, 19, 256),
+            matmulCase(true, false, 11, 128, 23),
+            packedCase(false, false, 600, 450, kBatch, 101),
+            packedCase(false, true, 333, 401, kBatch, 61),
+            packedCase(true, false, kBatch, 2100, 70, 150),
+            packedCase(false, false, 300, 450, kBatch, 20, Epilogue::OnVectors),
+            packedCase(false, false, 300, 450, kBatch, 20, Epilogue::FromBuffer)};
   case Op::Conv2D:
   case Op::Conv2DBackData:
   case Op::Conv2DBackFilter: {
