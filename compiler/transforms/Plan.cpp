@@ -51,9 +51,12 @@ constexpr int64_t kPlanBatch = 64;
 // matmul.packed: each packed block of B holds this many bytes (KC x columns floats), so that it
 // stays in L1 (32 KB or more) while every tile of the chunk multiplies it...
 constexpr int64_t kPackedBlockBytes = int64_t{32} << 10;
-// ...and a work item is a chunk of this many tiles of rows: B is packed once per chunk, the
-// chunk's sums (kept across blocks of k) fill a stack buffer of chunk rows x columns.
-constexpr int64_t kChunkTiles = 8;
+// ...and a work item is a chunk of up to this many tiles of rows: B is packed once per chunk, the
+// chunk's sums (kept across blocks of k) fill a stack buffer of chunk rows x columns. Chunks are
+// smaller when there would be fewer than kMinItems work items at the plan's batch (the threads
+// need some to share); a chunk of one tile would read its block of B once to pack it, no better
+// than matmul.tiled reading it in place, so such products stay tiled.
+constexpr int64_t kChunkTiles = 8, kMinItems = 16;
 // conv.rows and conv-data.rows: blocks of at most this many output channels.
 constexpr int64_t kMaxChannelBlock = 8;
 
@@ -304,12 +307,15 @@ private:
     p.work = times(times(extent(m), extent(n)), extent(kk));
     p.flopsPerUnit = 2;
     bool tiled = n != kBatch && !tb, dot = n != kBatch && tb && !ta && kk != kBatch;
-    if ((tiled || dot) && n >= vl_ && (kk == kBatch ? kPlanBatch : kk) * n * 4 >= kPackBytes) {
+    int64_t columns = tileColumns(n, !k.alsoRoots.empty());
+    int64_t chunk =
+        std::min(kChunkTiles, ceilDiv(n, columns) * ceilDiv(m == kBatch ? kPlanBatch : m, kTiledRows) / kMinItems);
+    if ((tiled || dot) && n >= vl_ && (kk == kBatch ? kPlanBatch : kk) * n * 4 >= kPackBytes && chunk >= 2) {
       p.strategy = Strategy::MatMulPacked;
       p.rows = kTiledRows;
-      p.columns = tileColumns(n, !k.alsoRoots.empty());
+      p.columns = columns;
       p.depth = std::max<int64_t>(1, kPackedBlockBytes / (4 * p.columns));
-      p.pass = kChunkTiles;
+      p.pass = chunk;
       p.vectorEpilogue = vectorEpilogue(k);
       if (p.vectorEpilogue) {
         p.prefetch = epilogueBuffers(k);
@@ -317,7 +323,7 @@ private:
           p.prefetch.clear();
       }
       p.items = extent(m);
-      p.items.divisor = kTiledRows * kChunkTiles;
+      p.items.divisor = kTiledRows * chunk;
       p.items.times = ceilDiv(n, p.columns);
     } else if (tiled) {
       p.strategy = Strategy::MatMulTiled;
