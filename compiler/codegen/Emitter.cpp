@@ -712,7 +712,7 @@ llvm::GlobalVariable *privateConstant(llvm::Module &m, const std::string &name, 
 }
 
 transforms::Machine machine(const TargetInfo &target) {
-  return {std::max(4, target.preferVectorWidth / 32), target.vectorRegisters};
+  return {std::max(4, target.preferVectorWidth / 32), target.vectorRegisters, target.l2Bytes};
 }
 
 std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &ctx, const std::vector<FunctionToEmit> &fns,

@@ -20,6 +20,7 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 #include <llvm/TargetParser/Host.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <map>
@@ -63,6 +64,8 @@ TargetInfo hostTarget() {
     avx512 |= f.getKey() == "avx512f" && f.getValue();
   }
   t.features = features;
+  if (long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE); l2 > 0) // 0 where the system does not say
+    t.l2Bytes = l2;
   if (!avx512) { // AVX2 or less: 8-lane vectors, 16 registers
     t.preferVectorWidth = 256;
     t.vectorRegisters = 16;
@@ -83,6 +86,7 @@ std::optional<TargetInfo> namedTarget(const std::string &name) {
   t.cpu = name; // the levels of the x86-64 psABI; the features follow from the cpu
   t.preferVectorWidth = name == "x86-64-v4" ? 512 : 256;
   t.vectorRegisters = name == "x86-64-v4" ? 32 : 16;
+  t.l2Bytes = name == "x86-64-v4" ? int64_t{1} << 20 : int64_t{512} << 10;
   if (auto tm = targetMachine(t))
     t.dataLayout = tm->createDataLayout().getStringRepresentation();
   return t;

@@ -28,9 +28,11 @@ struct TargetInfo {
   std::string triple, cpu, features, dataLayout;
   int preferVectorWidth = 512;
   int vectorRegisters = 32; // AVX-512 has 32, AVX2 16
+  // A core's L2 cache: this machine's; for x86-64-v4 1 MB (AVX-512 parts), for x86-64-v3 512 KB.
+  int64_t l2Bytes = int64_t{1} << 20;
 };
 
-// What the planner may assume of a target: its vector lanes (at least 4) and registers.
+// What the planner may assume of a target: its vector lanes (at least 4), registers and L2.
 transforms::Machine machine(const TargetInfo &target);
 
 std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &ctx, const std::vector<FunctionToEmit> &fns,

@@ -257,6 +257,15 @@ void FunctionEmitter::packedMatMul(const Kernel &k, llvm::Value *lo, llvm::Value
                   b_.CreateGEP(f32_, packed, b_.CreateAdd(b_.CreateMul(kk, b_.getInt64(w)), b_.getInt64(q * vl))),
                   llvm::Align(vecAlign)));
             llvm::Value *kv = b_.CreateAdd(k0, kk);
+            // The next tile's rows of A, at the same k: fetched a tile ahead of their use.
+            for (int64_t r = 0; r < (ta ? 1 : rowsHere); ++r) {
+              llvm::Value *row = b_.CreateAdd(i0, b_.getInt64(rowsHere + r));
+              row = b_.CreateSelect(b_.CreateICmpSLT(row, m), row, b_.CreateSub(m, b_.getInt64(1)));
+              b_.CreateIntrinsic(
+                  llvm::Intrinsic::prefetch, {ptr_},
+                  {b_.CreateGEP(f32_, slotPtr(a), offset(as, ta ? std::vector{kv, row} : std::vector{row, kv})),
+                   b_.getInt32(0), b_.getInt32(3), b_.getInt32(1)});
+            }
             for (int64_t r = 0; r < rowsHere; ++r) {
               llvm::Value *i = rowIndex[static_cast<size_t>(r)];
               llvm::Value *av = b_.CreateVectorSplat(static_cast<unsigned>(vl),

@@ -148,10 +148,11 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
   // strategy, tile and work split.
   codegen::TargetInfo target = opts.target ? *opts.target : codegen::hostTarget();
   cm->forwardSchedule = transforms::schedule(cm->lowered.forward);
-  cm->forwardPlans = transforms::planKernels(cm->lowered.forward, cm->forwardSchedule, codegen::machine(target));
+  int64_t batch = cm->program.train ? cm->program.train->batch : transforms::kDefaultPlanBatch;
+  cm->forwardPlans = transforms::planKernels(cm->lowered.forward, cm->forwardSchedule, codegen::machine(target), batch);
   if (training) {
     cm->trainSchedule = transforms::schedule(cm->lowered.train);
-    cm->trainPlans = transforms::planKernels(cm->lowered.train, cm->trainSchedule, codegen::machine(target));
+    cm->trainPlans = transforms::planKernels(cm->lowered.train, cm->trainSchedule, codegen::machine(target), batch);
   }
   cm->info = describeModel(*cm);
   mark("fusion and kernel plans");

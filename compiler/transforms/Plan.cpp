@@ -41,13 +41,6 @@ constexpr int64_t kGroupVectors = 8, kSingleRowVectors = 8;
 // Epilogue buffers larger than this together do not stay in L2 (about 1 MB a core) from one step
 // to the next (an optimizer's state): matmul.tiled prefetches them.
 constexpr int64_t kPrefetchBytes = int64_t{1} << 20;
-// matmul.packed: a product whose op(B) is larger than this (half of a core's 1 MB L2, which B
-// shares with A's rows and C's stream) would be read again from L3 or memory by every tile of
-// rows; it is packed instead, a panel of columns at a time, and reused by every row.
-constexpr int64_t kPackBytes = int64_t{512} << 10;
-// The batch a plan assumes where a choice depends on B's size and B is the batch (a weight
-// gradient's op(B) is dy, [B, N]).
-constexpr int64_t kPlanBatch = 64;
 // matmul.packed: each packed block of B holds this many bytes (KC x columns floats), so that it
 // stays in L1 (32 KB or more) while every tile of the chunk multiplies it...
 constexpr int64_t kPackedBlockBytes = int64_t{32} << 10;
@@ -114,7 +107,8 @@ bool alongTrailing(const Function &f, const Schedule &s, int v, const Shape &sha
 
 class Planner {
 public:
-  Planner(const Function &f, const Schedule &s, const Machine &m) : f_(f), s_(s), m_(m), vl_(m.lanes) {}
+  Planner(const Function &f, const Schedule &s, const Machine &m, int64_t batch)
+      : f_(f), s_(s), m_(m), vl_(m.lanes), batch_(batch) {}
 
   KernelPlan plan(const Kernel &k) {
     KernelPlan p;
@@ -309,17 +303,20 @@ private:
     bool tiled = n != kBatch && !tb, dot = n != kBatch && tb && !ta && kk != kBatch;
     int64_t columns = tileColumns(n, !k.alsoRoots.empty());
     int64_t chunk =
-        std::min(kChunkTiles, ceilDiv(n, columns) * ceilDiv(m == kBatch ? kPlanBatch : m, kTiledRows) / kMinItems);
-    if ((tiled || dot) && n >= vl_ && (kk == kBatch ? kPlanBatch : kk) * n * 4 >= kPackBytes && chunk >= 2) {
+        std::min(kChunkTiles, ceilDiv(n, columns) * ceilDiv(m == kBatch ? batch_ : m, kTiledRows) / kMinItems);
+    // An op(B) larger than L2 would be read again from L3 or memory by every tile of rows (one that
+    // fits is read in place faster: measured with B 784 x 256, 800 KB, and a 1 MB L2); it is packed
+    // instead, a panel of columns at a time, and reused by every row of a chunk.
+    if ((tiled || dot) && n >= vl_ && (kk == kBatch ? batch_ : kk) * n * 4 > m_.l2Bytes && chunk >= 2) {
       p.strategy = Strategy::MatMulPacked;
       p.rows = kTiledRows;
       p.columns = columns;
       p.depth = std::max<int64_t>(1, kPackedBlockBytes / (4 * p.columns));
       p.pass = chunk;
       p.vectorEpilogue = vectorEpilogue(k);
-      if (p.vectorEpilogue) {
+      if (p.vectorEpilogue && m != kBatch) {
         p.prefetch = epilogueBuffers(k);
-        if (static_cast<int64_t>(p.prefetch.size()) * (m == kBatch ? kPlanBatch : m) * n * 4 < kPrefetchBytes)
+        if (static_cast<int64_t>(p.prefetch.size()) * m * n * 4 < kPrefetchBytes)
           p.prefetch.clear();
       }
       p.items = extent(m);
@@ -544,6 +541,7 @@ private:
   const Schedule &s_;
   const Machine &m_;
   int64_t vl_;
+  int64_t batch_; // where a choice depends on the batch size B: the batch it assumes
 };
 
 } // namespace
@@ -586,8 +584,8 @@ std::string Count::str() const {
   return s;
 }
 
-std::vector<KernelPlan> planKernels(const Function &f, const Schedule &s, const Machine &m) {
-  Planner planner(f, s, m);
+std::vector<KernelPlan> planKernels(const Function &f, const Schedule &s, const Machine &m, int64_t batch) {
+  Planner planner(f, s, m, batch);
   std::vector<KernelPlan> plans;
   for (const Kernel &k : s.kernels) {
     plans.push_back(planner.plan(k));

@@ -22,8 +22,9 @@ Kernel::Kind strategyKind(Strategy s);
 
 // What plans may assume of the target.
 struct Machine {
-  int lanes = 16;     // floats per vector register
-  int registers = 32; // vector registers (AVX-512: 32; AVX2: 16)
+  int lanes = 16;                     // floats per vector register
+  int registers = 32;                 // vector registers (AVX-512: 32; AVX2: 16)
+  int64_t l2Bytes = int64_t{1} << 20; // a core's L2 cache
 };
 
 // A count that may grow with the batch size B: ceil(factor * B^batchPower / divisor) * times.
@@ -66,7 +67,12 @@ struct KernelPlan {
   double flopsPerUnit = 1;     // --profile: 2 for a multiply-add
 };
 
-std::vector<KernelPlan> planKernels(const ir::Function &f, const Schedule &s, const Machine &m);
+// Where a choice depends on the batch size B (whether a weight gradient's dy, [B, N], is worth
+// packing; how many rows a work item takes), plans assume `batch`: the train block's, as the
+// model trains at it. Any batch runs correctly; others may run a little slower.
+constexpr int64_t kDefaultPlanBatch = 64;
+std::vector<KernelPlan> planKernels(const ir::Function &f, const Schedule &s, const Machine &m,
+                                    int64_t batch = kDefaultPlanBatch);
 // One line: "conv.rows lanes=16 tile=4x2 epilogue=vector items=B work=B*75264".
 std::string describe(const KernelPlan &p);
 // The schedule with each kernel's plan under it.

@@ -71,7 +71,7 @@ OpCase matmulCase(bool ta, bool tb, int64_t k, int64_t n, int64_t m = kBatch) {
   return cb.done(cb.b.matmul(a, b, ta, tb));
 }
 
-// Products whose op(B) is packed (matmul.packed: K x N floats of 512 KB or more), at a batch of
+// Products whose op(B) is packed (matmul.packed: K x N floats beyond an L2 of 1 MB), at a batch of
 // `batch` (and the test's 1 and 17): chunks of rows whole and partial, a last tile of a few rows
 // and of one, a last panel of columns ending inside a vector, blocks of k whole and partial on
 // both vector widths, B^T's squares and edges; then on vectors, a bias and sigmoid, or from a
@@ -365,10 +365,10 @@ std::vector<OpCase> casesFor(Op op) {
             matmulCase(false, false, 19, 256),
             matmulCase(true, false, 11, 128, 23),
             packedCase(false, false, 600, 450, kBatch, 101),
-            packedCase(false, true, 333, 401, kBatch, 61),
-            packedCase(true, false, kBatch, 2100, 70, 150),
-            packedCase(false, false, 300, 450, kBatch, 20, Epilogue::OnVectors),
-            packedCase(false, false, 300, 450, kBatch, 20, Epilogue::FromBuffer)};
+            packedCase(false, true, 700, 401, kBatch, 61),
+            packedCase(true, false, kBatch, 4200, 70, 150),
+            packedCase(false, false, 600, 450, kBatch, 20, Epilogue::OnVectors),
+            packedCase(false, false, 600, 450, kBatch, 20, Epilogue::FromBuffer)};
   case Op::Conv2D:
   case Op::Conv2DBackData:
   case Op::Conv2DBackFilter: {
