@@ -329,56 +329,50 @@ void FunctionEmitter::packedMatMul(const Kernel &k, llvm::Value *lo, llvm::Value
               b_.CreateStore(b_.CreateLoad(f32_, b_.CreateGEP(f32_, bBase, from)),
                              b_.CreateGEP(f32_, packed, b_.CreateAdd(b_.CreateMul(kk, b_.getInt64(w)), c)));
             };
-            for (int64_t cs = 0; cs < cols / vl; ++cs) {
-              loop(
-                  b_.getInt64(0), b_.CreateSDiv(kb, b_.getInt64(vl)),
-                  [&](llvm::Value *t) {
-                    llvm::Value *kk = b_.CreateMul(t, b_.getInt64(vl));
-                    std::vector<llvm::Value *> square;
-                    for (int64_t r = 0; r < vl; ++r) {
-                      llvm::Value *row = b_.CreateAdd(j0, b_.getInt64(cs * vl + r));
-                      square.push_back(loadVec(
-                          b_.CreateGEP(f32_, bBase, b_.CreateAdd(b_.CreateMul(row, kDim), b_.CreateAdd(k0, kk))),
-                          static_cast<unsigned>(vl)));
-                    }
-                    transposeSquare(square);
-                    for (int64_t r = 0; r < vl; ++r)
-                      b_.CreateAlignedStore(
-                          square[static_cast<size_t>(r)],
-                          b_.CreateGEP(f32_, packed,
-                                       b_.CreateAdd(b_.CreateMul(b_.CreateAdd(kk, b_.getInt64(r)), b_.getInt64(w)),
-                                                    b_.getInt64(cs * vl))),
-                          llvm::Align(vecAlign));
-                  },
-                  true);
-              loop(b_.getInt64(cs * vl), b_.getInt64((cs + 1) * vl),
-                   [&](llvm::Value *c) { loop(whole, kb, [&](llvm::Value *kk) { element(c, kk); }); });
-            }
+            // One square's code, looped over the panel's whole vectors of columns.
+            loop(
+                b_.getInt64(0), b_.getInt64(cols / vl),
+                [&](llvm::Value *cs) {
+                  llvm::Value *c0 = b_.CreateMul(cs, b_.getInt64(vl));
+                  loop(
+                      b_.getInt64(0), b_.CreateSDiv(kb, b_.getInt64(vl)),
+                      [&](llvm::Value *t) {
+                        llvm::Value *kk = b_.CreateMul(t, b_.getInt64(vl));
+                        std::vector<llvm::Value *> square;
+                        for (int64_t r = 0; r < vl; ++r) {
+                          llvm::Value *row = b_.CreateAdd(b_.CreateAdd(j0, c0), b_.getInt64(r));
+                          square.push_back(loadVec(
+                              b_.CreateGEP(f32_, bBase, b_.CreateAdd(b_.CreateMul(row, kDim), b_.CreateAdd(k0, kk))),
+                              static_cast<unsigned>(vl)));
+                        }
+                        transposeSquare(square);
+                        for (int64_t r = 0; r < vl; ++r)
+                          b_.CreateAlignedStore(
+                              square[static_cast<size_t>(r)],
+                              b_.CreateGEP(
+                                  f32_, packed,
+                                  b_.CreateAdd(b_.CreateMul(b_.CreateAdd(kk, b_.getInt64(r)), b_.getInt64(w)), c0)),
+                              llvm::Align(vecAlign));
+                      },
+                      true);
+                  loop(c0, b_.CreateAdd(c0, b_.getInt64(vl)),
+                       [&](llvm::Value *c) { loop(whole, kb, [&](llvm::Value *kk) { element(c, kk); }); });
+                },
+                true);
             if (cols % vl)
               loop(b_.getInt64(cols - cols % vl), b_.getInt64(cols),
                    [&](llvm::Value *c) { loop(b_.getInt64(0), kb, [&](llvm::Value *kk) { element(c, kk); }); });
           }
-          // Every tile of the chunk; a last tile of fewer than half its rows goes a row at a time.
+          // Every tile of the chunk. A last tile of fewer rows repeats its last one: at a batch of
+          // one or two that wastes multiply-adds, but there packing B from memory takes longer.
           llvm::Value *tiles = b_.CreateSDiv(b_.CreateAdd(b_.CreateSub(r1, r0), b_.getInt64(mr - 1)), b_.getInt64(mr));
           loop(
               b_.getInt64(0), tiles,
               [&](llvm::Value *t) {
                 llvm::Value *i0 = b_.CreateAdd(r0, b_.CreateMul(t, b_.getInt64(mr)));
                 llvm::Value *left = b_.CreateSub(r1, i0);
-                llvm::Value *count = b_.CreateSelect(b_.CreateICmpSLT(left, b_.getInt64(mr)), left, b_.getInt64(mr));
-                auto *whole = llvm::BasicBlock::Create(c_, "rows.block", fn),
-                     *single = llvm::BasicBlock::Create(c_, "rows.one", fn);
-                auto *done = llvm::BasicBlock::Create(c_, "rows.done", fn);
-                b_.CreateCondBr(b_.CreateICmpSGE(count, b_.getInt64(mr / 2)), whole, single);
-                b_.SetInsertPoint(whole);
-                tile(i0, count, mr, k0, kb, first, last);
-                b_.CreateBr(done);
-                b_.SetInsertPoint(single);
-                loop(
-                    b_.getInt64(0), count,
-                    [&](llvm::Value *r) { tile(b_.CreateAdd(i0, r), b_.getInt64(1), 1, k0, kb, first, last); }, true);
-                b_.CreateBr(done);
-                b_.SetInsertPoint(done);
+                tile(i0, b_.CreateSelect(b_.CreateICmpSLT(left, b_.getInt64(mr)), left, b_.getInt64(mr)), mr, k0, kb,
+                     first, last);
               },
               true);
         },
