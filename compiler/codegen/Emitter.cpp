@@ -92,6 +92,8 @@ llvm::Value *FunctionEmitter::slotPtr(int node) {
 llvm::Value *FunctionEmitter::offset(const Shape &shape, const std::vector<llvm::Value *> &idx) {
   if (flatOffset_ && !shape.empty()) // flatElementwise: every tensor has the loop's shape
     return flatOffset_;
+  if (gather_.offset && shape == gather_.shape && idx == gather_.idx) // gatherElementwise, at the root's index
+    return gather_.offset;
   if (trailing_.t && shape == trailing_.shape) { // along a run: the outer axes (if any), then the run
     if (trailing_.from == 0)
       return trailing_.t;
@@ -399,6 +401,9 @@ void FunctionEmitter::emitKernel(llvm::Function *fn, const Kernel &k) {
     break;
   case Strategy::Flat:
     flatElementwise(k, lo, hi);
+    break;
+  case Strategy::Gather:
+    gatherElementwise(k, lo, hi);
     break;
   case Strategy::Trailing:
     trailingFlat(k, lo, hi, plan_->from);

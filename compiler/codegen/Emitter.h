@@ -100,6 +100,7 @@ private:
   // ---- Pointwise.cpp
   void trailingFlat(const Kernel &k, llvm::Value *lo, llvm::Value *hi, size_t from);
   void flatElementwise(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
+  void gatherElementwise(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
   void emitReduce(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
   void leadingReduce(const Kernel &k, llvm::Value *lo, llvm::Value *hi, size_t leading);
   void emitRow(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
@@ -163,6 +164,11 @@ private:
   int fusedProduct_ = -1;
   llvm::Value *productValue_ = nullptr;
   llvm::Value *flatOffset_ = nullptr; // flatElementwise: the element's offset in every tensor
+  struct Gather {
+    Shape shape;                    // the root's
+    std::vector<llvm::Value *> idx; // its index, taken apart from the offset
+    llvm::Value *offset = nullptr;  // the offset of a tensor of the root's shape read at idx
+  } gather_;                        // gatherElementwise
   struct Trailing {
     Shape shape;                          // the root's
     size_t from = 0;                      // its axes from here on are one run

@@ -41,6 +41,30 @@ void FunctionEmitter::flatElementwise(const Kernel &k, llvm::Value *lo, llvm::Va
   });
 }
 
+// As flatElementwise, but some tensor is read through an index map: the row's index is taken
+// apart from its offset (divisions by constants), the tensors at the root's own index are read at
+// the offset (contiguous), the others at their index (gathered when the loop is vectorized).
+void FunctionEmitter::gatherElementwise(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+  const Shape &shape = f_.nodes[k.root].shape;
+  int64_t row = numElements(shape, 1) / (shape[0] == kBatch ? 1 : shape[0]);
+  loop(lo, hi, [&](llvm::Value *i) {
+    loop(b_.getInt64(0), b_.getInt64(row), [&](llvm::Value *t) {
+      std::vector<llvm::Value *> idx(shape.size());
+      idx[0] = i;
+      llvm::Value *rest = t;
+      for (size_t a = shape.size() - 1; a >= 1; --a) {
+        llvm::Value *d = b_.getInt64(shape[a]);
+        idx[a] = a == 1 ? rest : b_.CreateURem(rest, d);
+        if (a > 1)
+          rest = b_.CreateUDiv(rest, d);
+      }
+      gather_ = {shape, idx, b_.CreateAdd(b_.CreateMul(i, b_.getInt64(row)), t)};
+      storeRoots(k, idx);
+      gather_ = {};
+    });
+  });
+}
+
 // out[o] = sum (or max) over the reduced axes of x[o + r], x's tree inlined.
 // Output rows [lo, hi) (the whole output when it is a scalar); each output element is summed in
 // the same order whichever thread computes it.

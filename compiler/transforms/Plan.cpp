@@ -159,19 +159,46 @@ private:
     else if (size_t from = trailingFrom(k)) {
       p.strategy = Strategy::Trailing;
       p.from = from;
-    } else
+    } else if (shortRows(shape) && vectorMath(k))
+      p.strategy = Strategy::Gather;
+    else
       p.strategy = Strategy::Nest;
   }
 
   bool sameIndex(int v, const Shape &shape) const { return alongTrailing(f_, s_, v, shape, std::string::npos, true); }
 
-  // An elementwise kernel whose rows are images or pooling windows ([B, 6, 28, 28],
-  // [B, 6, 14, 2, 14, 2]) and that reads every tensor at its own index.
+  // Rows of images or pooling windows ([B, 6, 28, 28], [B, 6, 14, 2, 14, 2]), or of filters
+  // ([128, 64, 3, 3]): too short for vectors along the last axis alone, every axis but the first
+  // of a fixed size.
+  bool shortRows(const Shape &shape) const {
+    return shape.size() >= 3 && shape.back() < kShortRowVectors * vl_ &&
+           std::none_of(shape.begin() + 1, shape.end(), [](int64_t d) { return d == kBatch; });
+  }
+
+  // Whether the kernel computes a division, a square root or a transcendental function: costly
+  // enough that running it on vectors pays for gathering the tensors read through index maps (an
+  // optimizer's update of a 3 x 3 filter whose gradient comes from a strided convolution's phases:
+  // 3x faster). Moves alone (phases, padding, a step) are no faster gathered: they stay nested.
+  bool vectorMath(const Kernel &k) const {
+    std::vector<bool> seen(f_.nodes.size());
+    std::function<bool(int)> costly = [&](int v) {
+      if (seen[static_cast<size_t>(v)])
+        return false;
+      seen[static_cast<size_t>(v)] = true;
+      const Node &n = f_.nodes[v];
+      if (n.op == Op::Div || n.op == Op::Sqrt || n.op == Op::Exp || n.op == Op::Expm1 || n.op == Op::Log ||
+          n.op == Op::Log1p || n.op == Op::Erf || n.op == Op::Erfc || n.op == Op::Sigmoid || n.op == Op::Tanh)
+        return true;
+      return std::any_of(n.operands.begin(), n.operands.end(),
+                         [&](int o) { return !s_.materialized[static_cast<size_t>(o)] && costly(o); });
+    };
+    return costly(k.root) || std::any_of(k.alsoRoots.begin(), k.alsoRoots.end(), costly);
+  }
+
+  // An elementwise kernel of short rows that reads every tensor at its own index.
   bool flattens(const Kernel &k) const {
     const Shape &shape = f_.nodes[k.root].shape;
-    if (shape.size() < 3 || shape.back() >= kShortRowVectors * vl_)
-      return false;
-    if (std::any_of(shape.begin() + 1, shape.end(), [](int64_t d) { return d == kBatch; }))
+    if (!shortRows(shape))
       return false;
     return sameIndex(k.root, shape) &&
            std::all_of(k.alsoRoots.begin(), k.alsoRoots.end(), [&](int r) { return sameIndex(r, shape); });
@@ -600,6 +627,7 @@ std::string describe(const KernelPlan &p) {
   case Strategy::Scalar:
   case Strategy::Nest:
   case Strategy::Flat:
+  case Strategy::Gather:
   case Strategy::ReduceNest:
   case Strategy::SoftmaxRows:
   case Strategy::MatMulLoops:

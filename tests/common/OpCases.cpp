@@ -214,6 +214,15 @@ std::vector<OpCase> casesFor(Op op) {
       CaseBuilder cb("space_to_depth of a padded image");
       int x = cb.b.pad(cb.input("x", {kBatch, 2, 5, 6}), 2, 1, {kBatch, 2, 6, 6});
       out.push_back(cb.done(cb.b.spaceToDepth(cb.b.pad(x, 3, 1, {kBatch, 2, 6, 8}), 2, 2)));
+    } else {
+      // Phases gathered back into 3 x 3 filters (a strided convolution's filter gradient) under a
+      // division and a square root (an optimizer's update): elementwise.gather.
+      CaseBuilder cb("depth_to_space sliced to 3 x 3 filters, under a division and a square root");
+      int g = cb.b.depthToSpace(cb.input("g", {5, 12, 2, 2}), 2, 2, {5, 3, 4, 4});
+      g = cb.b.slice(cb.b.slice(g, 3, 0, {5, 3, 4, 3}), 2, 0, {5, 3, 3, 3});
+      int v = cb.input("v", {5, 3, 3, 3}, 0.5, 2);
+      out.push_back(
+          cb.done(cb.b.binary(Op::Div, g, cb.b.unary(Op::Sqrt, cb.b.binary(Op::Add, v, cb.b.binary(Op::Mul, g, g))))));
     }
     return out;
   }
