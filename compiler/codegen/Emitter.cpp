@@ -3,6 +3,9 @@
 // switch in `expr` has no default: each op in Ops.def states how it is emitted.
 #include "codegen/Emitter.h"
 
+#include <llvm/Passes/PassBuilder.h>
+#include <llvm/Transforms/IPO/MergeFunctions.h>
+
 #include <llvm/Analysis/ValueTracking.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/InstIterator.h>
@@ -28,14 +31,19 @@ void FunctionEmitter::emit() {
   auto *kernelTy = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, i64_, i64_}, false);
   llvm::FunctionCallee parFor = m_.getOrInsertFunction(
       "soma_rt_parallel_for", llvm::FunctionType::get(b_.getVoidTy(), {ptr_, ptr_, i64_, i64_}, false));
-  std::vector<std::pair<llvm::Function *, const KernelPlan *>> kernels;
+  struct Emitted {
+    llvm::Function *fn;
+    const KernelPlan *plan;
+    std::vector<int> slots; // the kernel's context: the batch, then these slots' pointers
+  };
+  std::vector<Emitted> kernels;
   for (size_t k = 0; k < s_.kernels.size(); ++k) {
     auto *fn =
         llvm::Function::Create(kernelTy, llvm::Function::InternalLinkage, f_.name + ".k" + std::to_string(k), m_);
     setAttrs(fn);
     plan_ = &plans_[k];
     emitKernel(fn, s_.kernels[k]);
-    kernels.push_back({fn, plan_});
+    kernels.push_back({fn, plan_, kernelSlots_});
   }
   auto *stepTy = llvm::FunctionType::get(b_.getVoidTy(), {ptr_}, false);
   auto *step = llvm::Function::Create(stepTy, llvm::Function::ExternalLinkage, f_.name, m_);
@@ -43,9 +51,17 @@ void FunctionEmitter::emit() {
   b_.SetInsertPoint(llvm::BasicBlock::Create(c_, "entry", step));
   ctx_ = step->getArg(0);
   batch_ = b_.CreateLoad(i64_, ctx_, "batch");
-  for (auto [fn, p] : kernels) {
-    auto [rows, costPerRow] = extent(*p);
-    b_.CreateCall(parFor, {fn, ctx_, rows, costPerRow});
+  // Each kernel reads its buffers from a context of its own, numbered in the order it uses them,
+  // so that the same computation on other buffers (a forward kernel of both the forward pass and
+  // the training step) is the same function, compiled once (mergeKernels).
+  for (const Emitted &e : kernels) {
+    llvm::AllocaInst *local = b_.CreateAlloca(i64_, b_.getInt64(static_cast<int64_t>(1 + e.slots.size())), "ctx");
+    b_.CreateStore(batch_, local);
+    for (size_t j = 0; j < e.slots.size(); ++j)
+      b_.CreateStore(b_.CreateLoad(ptr_, b_.CreateConstGEP1_64(i64_, ctx_, 1 + e.slots[j])),
+                     b_.CreateConstGEP1_64(i64_, local, static_cast<int64_t>(1 + j)));
+    auto [rows, costPerRow] = extent(*e.plan);
+    b_.CreateCall(parFor, {e.fn, local, rows, costPerRow});
   }
   b_.CreateRetVoid();
 }
@@ -83,8 +99,10 @@ llvm::Value *FunctionEmitter::slotPtr(int node) {
   if (it != slotPtrs_.end())
     return it->second;
   llvm::IRBuilderBase::InsertPointGuard guard(b_);
-  b_.SetInsertPoint(entry_->getTerminator()); // hoisted: loaded once per call
-  llvm::Value *p = b_.CreateLoad(ptr_, b_.CreateConstGEP1_64(i64_, ctx_, 1 + slot), "slot" + std::to_string(slot));
+  b_.SetInsertPoint(entry_->getTerminator());             // hoisted: loaded once per call
+  auto local = static_cast<int64_t>(kernelSlots_.size()); // the kernel's own numbering (emit)
+  kernelSlots_.push_back(slot);
+  llvm::Value *p = b_.CreateLoad(ptr_, b_.CreateConstGEP1_64(i64_, ctx_, 1 + local), "buffer" + std::to_string(local));
   slotPtrs_[slot] = p;
   return p;
 }
@@ -383,6 +401,7 @@ llvm::AllocaInst *FunctionEmitter::entryAlloca(llvm::Type *ty, llvm::Value *coun
 
 void FunctionEmitter::emitKernel(llvm::Function *fn, const Kernel &k) {
   slotPtrs_.clear();
+  kernelSlots_.clear();
   fusedProduct_ = -1;
   entry_ = llvm::BasicBlock::Create(c_, "entry", fn);
   auto *start = llvm::BasicBlock::Create(c_, "start", fn);
@@ -716,6 +735,27 @@ llvm::GlobalVariable *privateConstant(llvm::Module &m, const std::string &name, 
   return g;
 }
 
+// Kernels that are the same function (the forward pass's and the training step's convolution of
+// a layer, reading their buffers from contexts of their own) become one, before the optimizer:
+// each is compiled once.
+namespace {
+void mergeKernels(llvm::Module &m) {
+  llvm::LoopAnalysisManager lam;
+  llvm::FunctionAnalysisManager fam;
+  llvm::CGSCCAnalysisManager cgam;
+  llvm::ModuleAnalysisManager mam;
+  llvm::PassBuilder pb;
+  pb.registerModuleAnalyses(mam);
+  pb.registerCGSCCAnalyses(cgam);
+  pb.registerFunctionAnalyses(fam);
+  pb.registerLoopAnalyses(lam);
+  pb.crossRegisterProxies(lam, fam, cgam, mam);
+  llvm::ModulePassManager mpm;
+  mpm.addPass(llvm::MergeFunctionsPass());
+  mpm.run(m, mam);
+}
+} // namespace
+
 transforms::Machine machine(const TargetInfo &target) {
   return {std::max(4, target.preferVectorWidth / 32), target.vectorRegisters, target.l2Bytes};
 }
@@ -729,6 +769,7 @@ std::unique_ptr<llvm::Module> emitModule(llvm::LLVMContext &ctx, const std::vect
     m->setDataLayout(target.dataLayout);
   for (const FunctionToEmit &f : fns)
     FunctionEmitter(*m, *f.function, *f.schedule, *f.plans, target).emit();
+  mergeKernels(*m);
   return m;
 }
 

@@ -159,6 +159,7 @@ private:
   llvm::BasicBlock *entry_ = nullptr;
   llvm::Value *ctx_ = nullptr, *batch_ = nullptr;
   std::map<int, llvm::Value *> slotPtrs_;
+  std::vector<int> kernelSlots_;                       // the kernel's buffers, in its context's order: slots
   std::map<int, llvm::GlobalVariable *> constants_;    // Constant nodes' arrays
   std::map<int64_t, llvm::GlobalVariable *> zeroRows_; // zeroRow's arrays, by size
   int fusedProduct_ = -1;
