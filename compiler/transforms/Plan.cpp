@@ -340,27 +340,17 @@ private:
       p.columns = columns;
       p.depth = std::max<int64_t>(1, kPackedBlockBytes / (4 * p.columns));
       p.pass = chunk;
-      p.vectorEpilogue = vectorEpilogue(k);
-      if (p.vectorEpilogue && m != kBatch) {
-        p.prefetch = epilogueBuffers(k);
-        if (static_cast<int64_t>(p.prefetch.size()) * m * n * 4 < kPrefetchBytes)
-          p.prefetch.clear();
-      }
+      tileEpilogue(k, p, m, n);
       p.items = extent(m);
       p.items.divisor = kTiledRows * chunk;
       p.items.times = ceilDiv(n, p.columns);
     } else if (tiled) {
       p.strategy = Strategy::MatMulTiled;
       p.rows = kTiledRows;
-      p.columns = tileColumns(n, !k.alsoRoots.empty());
+      p.columns = columns;
       p.singleRow = std::min(ceilDiv(n, vl_), kSingleRowVectors) * vl_;
       p.groups = n % (kGroupVectors * vl_) == 0 ? n / (kGroupVectors * vl_) : 1;
-      p.vectorEpilogue = vectorEpilogue(k);
-      if (p.vectorEpilogue && m != kBatch) {
-        p.prefetch = epilogueBuffers(k);
-        if (static_cast<int64_t>(p.prefetch.size()) * m * n * 4 < kPrefetchBytes)
-          p.prefetch.clear();
-      }
+      tileEpilogue(k, p, m, n);
       p.items = extent(m);
       p.items.divisor = kTiledRows;
       p.items.times = p.groups;
@@ -372,6 +362,17 @@ private:
     } else {
       p.strategy = Strategy::MatMulLoops;
       p.items = extent(m);
+    }
+  }
+
+  // A register tile's epilogue (matmul.tiled, .packed): on the tile's vectors when it can be, and
+  // then an optimizer's state beyond L2 (a static number of rows m) fetched ahead.
+  void tileEpilogue(const Kernel &k, KernelPlan &p, int64_t m, int64_t n) const {
+    p.vectorEpilogue = vectorEpilogue(k);
+    if (p.vectorEpilogue && m != kBatch) {
+      p.prefetch = epilogueBuffers(k);
+      if (static_cast<int64_t>(p.prefetch.size()) * m * n * 4 < kPrefetchBytes)
+        p.prefetch.clear();
     }
   }
 
