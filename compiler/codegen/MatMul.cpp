@@ -208,11 +208,11 @@ void FunctionEmitter::packedMatMul(const Kernel &k, llvm::Value *lo, llvm::Value
   auto panel = [&](llvm::Value *j0, int64_t cols, llvm::Value *r0, llvm::Value *r1) {
     int64_t vectors = (cols + vl - 1) / vl;
     auto lanesOf = [&](int64_t q) { return static_cast<unsigned>(std::min(vl, cols - q * vl)); };
-    // Rows mr-row tile from i0 (the first `count` real), k's [k0, k0 + kb) from the packed block.
-    auto tile = [&](llvm::Value *i0, llvm::Value *count, int64_t rowsHere, llvm::Value *k0, llvm::Value *kb,
-                    llvm::Value *first, llvm::Value *last) {
+    // A tile of mr rows from i0 (the first `count` real), k's [k0, k0 + kb) from the packed block.
+    auto tile = [&](llvm::Value *i0, llvm::Value *count, llvm::Value *k0, llvm::Value *kb, llvm::Value *first,
+                    llvm::Value *last) {
       std::vector<llvm::Value *> rowIndex;
-      for (int64_t r = 0; r < rowsHere; ++r)
+      for (int64_t r = 0; r < mr; ++r)
         rowIndex.push_back(clampRow(i0, r, count));
       // The tile's sums, from row i0 - r0 of the chunk's buffer (a repeated row has a row of its own).
       llvm::Value *sumsBase = b_.CreateMul(b_.CreateSub(i0, r0), b_.getInt64(w));
@@ -225,19 +225,19 @@ void FunctionEmitter::packedMatMul(const Kernel &k, llvm::Value *lo, llvm::Value
       auto *run = llvm::BasicBlock::Create(c_, "tile.run", fn);
       b_.CreateCondBr(first, fresh, carried);
       b_.SetInsertPoint(fresh);
-      for (int64_t r = 0; r < rowsHere; ++r)
+      for (int64_t r = 0; r < mr; ++r)
         for (int64_t q = 0; q < vectors; ++q)
           b_.CreateStore(llvm::Constant::getNullValue(vecTy()), accAt(r, q));
       b_.CreateBr(run);
       b_.SetInsertPoint(carried);
-      for (int64_t r = 0; r < rowsHere; ++r)
+      for (int64_t r = 0; r < mr; ++r)
         for (int64_t q = 0; q < vectors; ++q)
           b_.CreateStore(b_.CreateAlignedLoad(vecTy(), sumAt(r, q), llvm::Align(4)), accAt(r, q));
       b_.CreateBr(run);
       b_.SetInsertPoint(run);
       // The epilogue's buffers two tiles down, fetched while this one multiplies.
       for (int node : prefetched)
-        for (int64_t r = 0; r < rowsHere; ++r) {
+        for (int64_t r = 0; r < mr; ++r) {
           llvm::Value *row = b_.CreateAdd(i0, b_.getInt64(2 * mr + r));
           row = b_.CreateSelect(b_.CreateICmpSLT(row, m), row, b_.CreateSub(m, b_.getInt64(1)));
           for (int64_t q = 0; q < vectors; ++q)
@@ -258,15 +258,15 @@ void FunctionEmitter::packedMatMul(const Kernel &k, llvm::Value *lo, llvm::Value
                   llvm::Align(vecAlign)));
             llvm::Value *kv = b_.CreateAdd(k0, kk);
             // The next tile's rows of A, at the same k: fetched a tile ahead of their use.
-            for (int64_t r = 0; r < (ta ? 1 : rowsHere); ++r) {
-              llvm::Value *row = b_.CreateAdd(i0, b_.getInt64(rowsHere + r));
+            for (int64_t r = 0; r < (ta ? 1 : mr); ++r) {
+              llvm::Value *row = b_.CreateAdd(i0, b_.getInt64(mr + r));
               row = b_.CreateSelect(b_.CreateICmpSLT(row, m), row, b_.CreateSub(m, b_.getInt64(1)));
               b_.CreateIntrinsic(
                   llvm::Intrinsic::prefetch, {ptr_},
                   {b_.CreateGEP(f32_, slotPtr(a), offset(as, ta ? std::vector{kv, row} : std::vector{row, kv})),
                    b_.getInt32(0), b_.getInt32(3), b_.getInt32(1)});
             }
-            for (int64_t r = 0; r < rowsHere; ++r) {
+            for (int64_t r = 0; r < mr; ++r) {
               llvm::Value *i = rowIndex[static_cast<size_t>(r)];
               llvm::Value *av = b_.CreateVectorSplat(static_cast<unsigned>(vl),
                                                      load(a, ta ? std::vector{kv, i} : std::vector{i, kv}));
@@ -276,7 +276,7 @@ void FunctionEmitter::packedMatMul(const Kernel &k, llvm::Value *lo, llvm::Value
           },
           true);
       auto keep = [&] {
-        for (int64_t r = 0; r < rowsHere; ++r)
+        for (int64_t r = 0; r < mr; ++r)
           for (int64_t q = 0; q < vectors; ++q)
             b_.CreateAlignedStore(b_.CreateLoad(vecTy(), accAt(r, q)), sumAt(r, q), llvm::Align(4));
       };
@@ -289,7 +289,7 @@ void FunctionEmitter::packedMatMul(const Kernel &k, llvm::Value *lo, llvm::Value
       auto *next = llvm::BasicBlock::Create(c_, "tile.next", fn);
       b_.CreateCondBr(last, done, more);
       b_.SetInsertPoint(done);
-      for (int64_t r = 0; r < rowsHere; ++r)
+      for (int64_t r = 0; r < mr; ++r)
         ifRealRow(r, count, [&] {
           for (int64_t q = 0; q < vectors; ++q)
             productEpilogueVec(k, {rowIndex[static_cast<size_t>(r)], b_.CreateAdd(j0, b_.getInt64(q * vl))},
@@ -371,8 +371,8 @@ void FunctionEmitter::packedMatMul(const Kernel &k, llvm::Value *lo, llvm::Value
               [&](llvm::Value *t) {
                 llvm::Value *i0 = b_.CreateAdd(r0, b_.CreateMul(t, b_.getInt64(mr)));
                 llvm::Value *left = b_.CreateSub(r1, i0);
-                tile(i0, b_.CreateSelect(b_.CreateICmpSLT(left, b_.getInt64(mr)), left, b_.getInt64(mr)), mr, k0, kb,
-                     first, last);
+                tile(i0, b_.CreateSelect(b_.CreateICmpSLT(left, b_.getInt64(mr)), left, b_.getInt64(mr)), k0, kb, first,
+                     last);
               },
               true);
         },

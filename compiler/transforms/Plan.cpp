@@ -354,7 +354,7 @@ private:
       p.items = extent(m);
       p.items.divisor = kTiledRows;
       p.items.times = p.groups;
-    } else if (n != kBatch && tb && !ta && kk != kBatch) {
+    } else if (dot) {
       p.strategy = Strategy::MatMulDot;
       dotTile(p);
       p.items = extent(m);
