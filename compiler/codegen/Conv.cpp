@@ -64,6 +64,10 @@ llvm::AllocaInst *FunctionEmitter::filtersLast(int wNode) {
 // in registers, and each input value is loaded once per tap row, repeated in every lane, and
 // multiplied by Kw weight vectors. Results go to the channels' planes (a scatter), or through the
 // epilogue.
+// At a stride s, output row r's tap row u reads input row r * s + u - padH, and its columns the
+// same way; a data gradient reads dy dilated by s (dy's row i at row i * s of the dilated rows,
+// zeros between), so only the tap rows that meet one of dy's rows are multiplied (a branch per
+// row and tap row), and only the columns of dy (known when emitting).
 void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, llvm::Value *hi, bool flipped) {
   const Node &n = f_.nodes[conv];
   int xNode = n.operands[0], wNode = n.operands[1];
@@ -71,6 +75,11 @@ void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, ll
   int64_t O = os[1], R = os[2], Q = os[3], C = xs[1], H = xs[2], W = xs[3], Kh = ws[2], Kw = ws[3];
   int64_t padH = flipped ? Kh - 1 - n.attrs.padding : n.attrs.padding;
   int64_t padW = flipped ? Kw - 1 - n.attrs.padding : n.attrs.padding, vl = lanes();
+  int64_t s = n.attrs.stride;
+  int64_t step = flipped ? 1 : s;    // input rows (columns) from one output row to the next
+  int64_t dilated = flipped ? s : 1; // the input's rows (columns) are this far apart
+  int64_t Hd = (H - 1) * dilated + 1, Wd = (W - 1) * dilated + 1; // the input's extent as the taps see it
+  llvm::Function *fn = b_.GetInsertBlock()->getParent();
   auto c64 = [&](int64_t v) { return b_.getInt64(v); };
   int64_t taps = C * Kh * Kw;
   llvm::AllocaInst *packed = entryAlloca(f32_, c64(taps * vl), "packed");
@@ -98,12 +107,27 @@ void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, ll
   };
   int64_t rb = plan_->rows;                                                                   // rows in registers
   llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), rb * Q), nullptr, "acc"); // registers
-  bool padded = padH > 0 || R + Kh - 1 - padH > H;
+  bool padded = padH > 0 || (R - 1) * step + Kh - padH > Hd;
   auto block = [&](llvm::Value *b, llvm::Value *o0, llvm::Value *r0, int64_t rows) {
     auto sum = [&](int64_t r, int64_t q) { return b_.CreateConstGEP1_64(vecTy(), acc, r * Q + q); };
     for (int64_t e = 0; e < rows * Q; ++e)
       b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
-    auto [uLo, uHi] = tapRows(r0, rows, padH, H, Kh);
+    auto [uLo, uHi] = tapRows(r0, rows, padH, Hd, Kh, step);
+    // The row's products: each input column col - padW (of the dilated columns) meets the outputs
+    // q with col = q * step + v for a tap v.
+    auto rowProducts = [&](llvm::Value *row, int64_t r, const std::vector<llvm::Value *> &wv) {
+      for (int64_t col = 0; col < (Q - 1) * step + Kw; ++col) {
+        int64_t at = col - padW;
+        if (at < 0 || at >= Wd || at % dilated)
+          continue;
+        llvm::Value *x = b_.CreateVectorSplat(static_cast<unsigned>(vl),
+                                              b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, at / dilated)));
+        for (int64_t v = 0; v < Kw; ++v)
+          if (int64_t d = col - v; d >= 0 && d % step == 0 && d / step < Q)
+            b_.CreateStore(fma(x, wv[static_cast<size_t>(v)], b_.CreateLoad(vecTy(), sum(r, d / step))),
+                           sum(r, d / step));
+      }
+    };
     loop(
         c64(0), c64(C),
         [&](llvm::Value *c) {
@@ -117,18 +141,23 @@ void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, ll
                       vecTy(), b_.CreateGEP(f32_, packed, b_.CreateMul(b_.CreateAdd(tapRow, c64(v)), c64(vl))),
                       llvm::Align(64)));
                 for (int64_t r = 0; r < rows; ++r) {
-                  llvm::Value *h = b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(u, c64(r))), c64(padH));
-                  llvm::Value *row = padded ? rowOrZeros(xNode, b, c, h, padW) : imageRow(xNode, b, c, h);
-                  for (int64_t col = 0; col < Q + Kw - 1; ++col) { // input column col - padW
-                    if (col - padW < 0 || col - padW >= W)
-                      continue;
-                    llvm::Value *x = b_.CreateVectorSplat(
-                        static_cast<unsigned>(vl), b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, col - padW)));
-                    for (int64_t v = 0; v < Kw; ++v)
-                      if (int64_t q = col - v; q >= 0 && q < Q)
-                        b_.CreateStore(fma(x, wv[static_cast<size_t>(v)], b_.CreateLoad(vecTy(), sum(r, q))),
-                                       sum(r, q));
+                  llvm::Value *h =
+                      b_.CreateSub(b_.CreateAdd(b_.CreateMul(b_.CreateAdd(r0, c64(r)), c64(step)), u), c64(padH));
+                  if (dilated == 1) {
+                    rowProducts(padded ? rowOrZeros(xNode, b, c, h, padW) : imageRow(xNode, b, c, h), r, wv);
+                    continue;
                   }
+                  // The dilated row h is dy's row h / s when s divides it and it lies in dy.
+                  llvm::Value *meets =
+                      b_.CreateAnd(b_.CreateAnd(b_.CreateICmpSGE(h, c64(0)), b_.CreateICmpSLT(h, c64(Hd))),
+                                   b_.CreateICmpEQ(b_.CreateSRem(h, c64(s)), c64(0)));
+                  auto *then = llvm::BasicBlock::Create(c_, "tap", fn),
+                       *next = llvm::BasicBlock::Create(c_, "tap.next", fn);
+                  b_.CreateCondBr(meets, then, next);
+                  b_.SetInsertPoint(then);
+                  rowProducts(imageRow(xNode, b, c, b_.CreateSDiv(h, c64(s))), r, wv);
+                  b_.CreateBr(next);
+                  b_.SetInsertPoint(next);
                 }
               },
               true);
@@ -285,10 +314,12 @@ void FunctionEmitter::convBlocks(
 }
 
 // The filter rows [uLo, uHi) for which some output row r0 .. r0 + rows - 1 reads an input row
-// (h = r + u - pad in [0, H)): the others would only multiply rows of zeros.
+// (h = r * stride + u - pad in [0, H)): the others would only multiply rows of zeros.
 std::pair<llvm::Value *, llvm::Value *> FunctionEmitter::tapRows(llvm::Value *r0, int64_t rows, int64_t pad, int64_t H,
-                                                                 int64_t Kh) {
-  return clampRange(b_.CreateSub(b_.getInt64(pad - rows + 1), r0), b_.CreateSub(b_.getInt64(H + pad), r0), Kh);
+                                                                 int64_t Kh, int64_t stride) {
+  llvm::Value *first = b_.CreateMul(r0, b_.getInt64(stride));
+  return clampRange(b_.CreateSub(b_.getInt64(pad - (rows - 1) * stride), first),
+                    b_.CreateSub(b_.getInt64(H + pad), first), Kh);
 }
 
 // Row h of image (b, c) of `node`, or when h lies in the padding a row of zeros (with `pad`

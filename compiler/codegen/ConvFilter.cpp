@@ -60,7 +60,7 @@ void FunctionEmitter::planeBackFilter(const Kernel &k, llvm::Value *lo, llvm::Va
       });
 }
 
-// dw[f, c, u, v] = sum over b, i, j of y[b, f, i, j] * x[b, c, i + u - p, j + v - p] with the
+// dw[f, c, u, v] = sum over b, i, j of y[b, f, i, j] * x[b, c, i*s + u - p, j*s + v - p] with the
 // filters in the lanes: each sample's y is turned to [Ho, Wo, F] on the stack (transposeImage)
 // and each x value, repeated in every lane, meets the y vectors of the positions of the row it
 // serves (the pattern of channelConv). Each work item (filter row) keeps Kw vectors of sums, in
@@ -70,7 +70,7 @@ void FunctionEmitter::channelBackFilter(const Kernel &k, llvm::Value *lo, llvm::
   int xNode = n.operands[0], yNode = n.operands[1];
   const Shape xs = f_.nodes[xNode].shape, ys = f_.nodes[yNode].shape, ws = n.shape;
   int64_t C = xs[1], H = xs[2], W = xs[3], F = ws[0], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
-  int64_t p = n.attrs.padding, vl = lanes(), plane = Ho * Wo;
+  int64_t p = n.attrs.padding, s = n.attrs.stride, vl = lanes(), plane = Ho * Wo;
   int64_t nj = plan_->columns; // y vectors of a row in registers
   auto c64 = [&](int64_t v) { return b_.getInt64(v); };
   llvm::AllocaInst *yt = entryAlloca(f32_, c64(plane * F), "yt");
@@ -110,12 +110,14 @@ void FunctionEmitter::channelBackFilter(const Kernel &k, llvm::Value *lo, llvm::
                     auto [f0, c, u] = decode(item);
                     for (int64_t v = 0; v < Kw; ++v)
                       b_.CreateStore(b_.CreateLoad(vecTy(), keptAt(item, v)), b_.CreateConstGEP1_64(vecTy(), acc, v));
-                    // The output rows i whose x row i + u - p lies in x.
-                    auto [iLo, iHi] = clampRange(b_.CreateSub(c64(p), u), b_.CreateSub(c64(H + p), u), Ho);
+                    // The output rows i whose x row i * s + u - p lies in x.
+                    auto [iLo, iHi] = s == 1 ? clampRange(b_.CreateSub(c64(p), u), b_.CreateSub(c64(H + p), u), Ho)
+                                             : validRange(u, H, Ho, Kh, s, p);
                     loop(
                         iLo, iHi,
                         [&](llvm::Value *i) {
-                          llvm::Value *row = imageRow(xNode, b, c, b_.CreateSub(b_.CreateAdd(i, u), c64(p)));
+                          llvm::Value *row =
+                              imageRow(xNode, b, c, b_.CreateSub(b_.CreateAdd(b_.CreateMul(i, c64(s)), u), c64(p)));
                           for (int64_t j0 = 0; j0 < Wo; j0 += nj) {
                             int64_t count = std::min(nj, Wo - j0);
                             std::vector<llvm::Value *> yv;
@@ -128,13 +130,13 @@ void FunctionEmitter::channelBackFilter(const Kernel &k, llvm::Value *lo, llvm::
                                           b_.CreateMul(b_.CreateAdd(b_.CreateMul(i, c64(Wo)), c64(j0 + jj)), c64(F)),
                                           f0)),
                                   llvm::Align(64)));
-                            for (int64_t col = std::max<int64_t>(0, j0 - p); col < std::min(W, j0 + count + Kw - 1 - p);
-                                 ++col) {
+                            for (int64_t col = std::max<int64_t>(0, j0 * s - p);
+                                 col < std::min(W, (j0 + count - 1) * s + Kw - p); ++col) {
                               llvm::Value *xv =
                                   b_.CreateVectorSplat(static_cast<unsigned>(vl),
                                                        b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, col)));
                               for (int64_t jj = 0; jj < count; ++jj)
-                                if (int64_t v = col + p - (j0 + jj); v >= 0 && v < Kw) {
+                                if (int64_t v = col + p - (j0 + jj) * s; v >= 0 && v < Kw) {
                                   llvm::Value *slot = b_.CreateConstGEP1_64(vecTy(), acc, v);
                                   b_.CreateStore(fma(yv[static_cast<size_t>(jj)], xv, b_.CreateLoad(vecTy(), slot)),
                                                  slot);

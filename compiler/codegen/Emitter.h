@@ -128,7 +128,8 @@ private:
   void transposeImage(int yNode, llvm::Value *b, llvm::Value *to);
   void convBlocks(llvm::Value *lo, llvm::Value *hi, int64_t O, int64_t ob, int64_t R, int64_t rb,
                   const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *, int64_t)> &block);
-  std::pair<llvm::Value *, llvm::Value *> tapRows(llvm::Value *r0, int64_t rows, int64_t pad, int64_t H, int64_t Kh);
+  std::pair<llvm::Value *, llvm::Value *> tapRows(llvm::Value *r0, int64_t rows, int64_t pad, int64_t H, int64_t Kh,
+                                                  int64_t stride = 1);
   llvm::Value *rowOrZeros(int node, llvm::Value *b, llvm::Value *c, llvm::Value *h, int64_t pad);
   llvm::Value *zeroRow(int64_t width, int64_t margin);
   void rowConv(const Kernel &k, int outNode, int inNode, int wNode, bool flipped, int64_t padH, int64_t padW,

@@ -5,6 +5,7 @@
 #include "driver/Cache.h"
 #include "frontend/Parser.h"
 #include "transforms/CSE.h"
+#include "transforms/Phases.h"
 
 #include <cctype>
 #include <chrono>
@@ -127,7 +128,12 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
     return cm;
   }
 
-  // 5. Simplification: shared subexpressions computed once, unused nodes dropped.
+  // 5. Simplification: strided convolutions without a kernel of their own on the target run over
+  // phases; shared subexpressions computed once, unused nodes dropped.
+  codegen::TargetInfo target = opts.target ? *opts.target : codegen::hostTarget();
+  cm->lowered.forward = transforms::splitStrides(cm->lowered.forward, codegen::machine(target));
+  if (training)
+    cm->lowered.train = transforms::splitStrides(cm->lowered.train, codegen::machine(target));
   cm->lowered.forward = transforms::eliminateCommonSubexpressions(cm->lowered.forward);
   assert(verify(cm->lowered.forward).empty());
   if (training) {
@@ -146,7 +152,6 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
 
   // 6. Fusion into kernels and buffer slots, then each kernel's plan for the target: its
   // strategy, tile and work split.
-  codegen::TargetInfo target = opts.target ? *opts.target : codegen::hostTarget();
   cm->forwardSchedule = transforms::schedule(cm->lowered.forward);
   int64_t batch = cm->program.train ? cm->program.train->batch : transforms::kDefaultPlanBatch;
   cm->forwardPlans = transforms::planKernels(cm->lowered.forward, cm->forwardSchedule, codegen::machine(target), batch);

@@ -1,8 +1,8 @@
 // Each layer becomes a few primitive ops:
 //   dense(n):  x @ w + broadcast(b)        (w is [in, n], b is [n])
 //   flatten:   reshape to [B, prod(dims)]
-//   conv2d:    conv2d(x, w) + broadcast(b)      (w is [filters, channels, k, k], b is [filters]);
-//              with stride s > 1, a stride-1 convolution over the s x s phases of x (see convolution)
+//   conv2d:    conv2d(x, w) + broadcast(b)      (w is [filters, channels, k, k], b is [filters]), at
+//              any stride (transforms/Phases.h runs those the target has no kernel for over phases)
 //   maxpool2d(k): max_pool2d (one op, its own vector kernels forward and backward)
 //   avgpool2d(k): reshape [B, C, H, W] to [B, C, H/k, k, W/k, k], sum over the two k axes, times 1/k^2
 //   global_avgpool: sum over H, W times 1/(HW)
@@ -26,32 +26,6 @@
 namespace soma {
 
 using namespace ir;
-
-int convolution(Builder &b, int x, int w, int64_t stride, int64_t padding) {
-  if (stride == 1)
-    return b.conv2d(x, w, 1, padding);
-  Shape xs = b.shape(x), ws = b.shape(w); // [B, C, H, W], [F, C, K, K]
-  int64_t s = stride, k = ws[2], kq = (k + s - 1) / s, phases = std::min(s, k);
-  int64_t ho = convOutSize(xs[2], k, s, padding), wo = convOutSize(xs[3], k, s, padding);
-  // Along `axis`, `before` zeros, then the operand, then zeros or a cut to `size` in all.
-  auto fit = [&](int v, size_t axis, int64_t before, int64_t size) {
-    Shape sh = b.shape(v);
-    int64_t total = std::max(size, sh[axis] + before);
-    if (total != sh[axis]) {
-      sh[axis] = total;
-      v = b.pad(v, static_cast<int64_t>(axis), before, sh);
-    }
-    if (total != size) {
-      sh[axis] = size;
-      v = b.slice(v, static_cast<int64_t>(axis), 0, sh);
-    }
-    return v;
-  };
-  // [.., R*s, Q*s] -> [.., C * phases^2, R, Q]: the phases a, b < k only (the others meet no tap).
-  int xq = b.spaceToDepth(fit(fit(x, 2, padding, (ho + kq - 1) * s), 3, padding, (wo + kq - 1) * s), s, phases);
-  int wq = b.spaceToDepth(fit(fit(w, 2, 0, kq * s), 3, 0, kq * s), s, phases);
-  return b.conv2d(xq, wq, 1, 0);
-}
 
 namespace {
 
@@ -146,7 +120,7 @@ struct Lowerer {
     case LayerKind::Flatten:
       return b.reshape(cur, batched(l.out));
     case LayerKind::Conv2D: {
-      int y = convolution(b, cur, params[static_cast<size_t>(l.weight)], l.stride, l.padding);
+      int y = b.conv2d(cur, params[static_cast<size_t>(l.weight)], l.stride, l.padding);
       return b.binary(Op::Add, y, b.broadcast(params[static_cast<size_t>(l.bias)], b.shape(y), 0b1101));
     }
     case LayerKind::MaxPool2D:

@@ -40,13 +40,6 @@ struct LoweredModel {
   int64_t outputs = 0;  // per-sample output size
 };
 
-// conv2d(x, w) of any stride, as IR ops whose convolution has stride 1 (the fast kernels' form):
-// for stride s, the padded input's s x s phases (rows r*s + a, columns q*s + b) become channels,
-// and the filter's taps likewise, so that y = conv2d(x', w') with ceil(k / s)^2 taps per phase.
-// Phases a, b >= k are dropped (a 1x1 stride-2 convolution reads one phase); filters with k not a
-// multiple of s get zero taps (3x3 stride 2: 16 products per 9 taps).
-int convolution(ir::Builder &b, int x, int w, int64_t stride, int64_t padding);
-
 // Lowers the forward pass and loss; `train` is filled by lowerTraining.
 LoweredModel lowerModel(const Program &program);
 // The forward pass and loss as training runs it: dropout active, batchnorm on the batch's

@@ -30,6 +30,9 @@ constexpr int64_t kFillNum = 3, kFillDen = 4;
 constexpr int64_t kStackFloats = 16384;
 // conv.channel-lanes keeps a row of Q positions plus Kw taps of input in registers.
 constexpr int64_t kChannelLanesMaxRow = 32;
+// A strided convolution's channels go in the lanes at wide rows only when each output sums at
+// least this many products (its input channels times taps), for the scatter of its vector of sums.
+constexpr int64_t kMinLaneProducts = 64;
 // matmul.tiled: rows per tile (6 rows x 4 vectors: 24 sums, 10 loads per 24 multiply-adds, the
 // shape of BLIS's AVX-512 micro-kernel; with AVX2's 16 registers, 6 x 2); matmul.dot: up to 4 x 4
 // dot products (AVX2: 3 x 3), their sums and a vector of each operand row in registers.
@@ -104,6 +107,58 @@ bool alongTrailing(const Function &f, const Schedule &s, int v, const Shape &sha
   return std::all_of(n.operands.begin(), n.operands.end(),
                      [&](int o) { return alongTrailing(f, s, o, shape, from, false, product); });
 }
+
+int64_t rowLanes(int64_t width, int64_t vl) { return ceilDiv(width, vl) * vl; }
+bool narrow(int64_t width, int64_t vl) { return kFillDen * width < kFillNum * rowLanes(width, vl); }
+
+// Output channels in the lanes (of y, or of dx for a data gradient): when they fill whole vectors
+// and the rows are narrow, with a vector of channels' weights small enough to pack on the stack
+// (the input channels' taps times the lanes), and the input columns a row of outputs spans (at the
+// stride; a data gradient's dy dilated by it) few enough to unroll. A strided one takes it with
+// up to twice the packed weights: its only other way, over phases, multiplies 16 taps for 9 at
+// stride 2 (128 KB of weights stay far inside a thread's stack of 2 MB or more). It takes it at
+// wide rows too, when a row of sums fits in the registers with a row of weights (one to spare)
+// and each vector of sums holds kMinLaneProducts multiply-adds per lane it scatters (a 3-channel
+// image's 27 products per output do not pay for the scatter: its first layer, 3 x 3 at stride
+// 2 on 32 x 32 images, ran at 61 GFLOP/s in the lanes against 190 over phases).
+bool convChannelLanes(const Function &f, const Node &n, const Machine &m) {
+  const Shape &os = n.shape, &ws = f.nodes[n.operands[1]].shape;
+  int64_t O = os[1], Q = os[3], inputs = n.op == Op::Conv2D ? ws[1] : ws[0], vl = m.lanes;
+  if (O % vl != 0)
+    return false;
+  if (n.attrs.stride != 1)
+    return (narrow(Q, vl) || (Q + ws[3] + 2 <= m.registers && inputs * ws[2] * ws[3] >= kMinLaneProducts)) &&
+           inputs * ws[2] * ws[3] * vl <= 2 * kStackFloats;
+  return narrow(Q, vl) && Q + ws[3] <= kChannelLanesMaxRow && inputs * ws[2] * ws[3] * vl <= kStackFloats;
+}
+
+// A filter gradient with the filters in the lanes: whole vectors of them, and y's rows narrow,
+// with a sample's y small enough for the stack (the sums are kept a pass of items at a time).
+bool convFilterLanesBack(const Function &f, const Node &n, int64_t vl) {
+  const Shape &ys = f.nodes[n.operands[1]].shape;
+  int64_t F = n.shape[0];
+  return F % vl == 0 && narrow(ys[3], vl) && F * ys[2] * ys[3] <= kStackFloats && n.shape[3] * vl <= kStackFloats;
+}
+
+} // namespace
+
+bool stridedKernel(const Function &f, int conv, const Machine &m) {
+  const Node &n = f.nodes[conv];
+  const Shape &ws = n.op == Op::Conv2DBackFilter ? n.shape : f.nodes[n.operands[1]].shape;
+  if (ws[2] * ws[3] > kMaxRowTaps)
+    return false;
+  switch (n.op) {
+  case Op::Conv2D:
+  case Op::Conv2DBackData:
+    return convChannelLanes(f, n, m);
+  case Op::Conv2DBackFilter:
+    return convFilterLanesBack(f, n, m.lanes);
+  default:
+    return false;
+  }
+}
+
+namespace {
 
 class Planner {
 public:
@@ -424,8 +479,8 @@ private:
     return true;
   }
 
-  int64_t rowLanes(int64_t width) const { return ceilDiv(width, vl_) * vl_; }
-  bool narrow(int64_t width) const { return kFillDen * width < kFillNum * rowLanes(width); }
+  int64_t rowLanes(int64_t width) const { return transforms::rowLanes(width, vl_); }
+  bool narrow(int64_t width) const { return transforms::narrow(width, vl_); }
   int64_t registers() const { return m_.registers - 1; } // one to spare
 
   void conv(const Kernel &k, KernelPlan &p) const {
@@ -438,7 +493,10 @@ private:
     p.flopsPerUnit = 2;
     if (gemm(k, n, p))
       return;
-    if (!convAlongRows(f_, cv)) {
+    // A strided one has kernels of its own in three strategies (stridedKernel; Phases.h turns the
+    // others into stride-1 ones over phases before fusion, so none of them has an epilogue).
+    bool strided = n.attrs.stride != 1;
+    if (strided ? !stridedKernel(f_, cv, m_) || k.root != cv : !convAlongRows(f_, cv)) {
       p.strategy = Strategy::ConvLoops;
       return;
     }
@@ -457,7 +515,7 @@ private:
       p.vectorEpilogue = k.root != cv && vectorEpilogue(k);
       return;
     case Op::Conv2DBackData:
-      if (k.root == cv && filterLanes(n)) {
+      if (k.root == cv && !strided && filterLanes(n)) {
         p.strategy = Strategy::ConvDataFilterLanes;
         int64_t C = n.shape[1], W = n.shape[3];
         p.columns = std::max<int64_t>(1, std::min(W, vl_ / C));
@@ -509,15 +567,7 @@ private:
       }
   }
 
-  // Output channels in the lanes (of y, or of dx for a data gradient): when they fill whole
-  // vectors and the rows are narrow, with a vector of channels' weights small enough to pack on
-  // the stack (the input channels' taps times the lanes).
-  bool channelLanes(const Node &n) const {
-    const Shape &os = n.shape, &ws = f_.nodes[n.operands[1]].shape;
-    int64_t O = os[1], Q = os[3], inputs = n.op == Op::Conv2D ? ws[1] : ws[0];
-    return O % vl_ == 0 && narrow(Q) && Q + ws[3] <= kChannelLanesMaxRow &&
-           inputs * ws[2] * ws[3] * vl_ <= kStackFloats;
-  }
+  bool channelLanes(const Node &n) const { return convChannelLanes(f_, n, m_); }
 
   // A data gradient with the filters in the lanes: they fill whole vectors, the channels fit in
   // one, and conv-data.rows' full correlation would multiply padding in more than a quarter of its
@@ -529,13 +579,7 @@ private:
            F * ys[2] * ys[3] <= kStackFloats && F * C * ws[2] * ws[3] <= kStackFloats;
   }
 
-  // A filter gradient with the filters in the lanes: whole vectors of them, and y's rows narrow,
-  // with a sample's y small enough for the stack (the sums are kept a pass of items at a time).
-  bool filterLanesBack(const Node &n) const {
-    const Shape &ys = f_.nodes[n.operands[1]].shape;
-    int64_t F = n.shape[0];
-    return F % vl_ == 0 && narrow(ys[3]) && F * ys[2] * ys[3] <= kStackFloats && n.shape[3] * vl_ <= kStackFloats;
-  }
+  bool filterLanesBack(const Node &n) const { return convFilterLanesBack(f_, n, vl_); }
 
   // A filter gradient along y's whole planes: narrow rows, no padding.
   bool alongPlanes(const Node &n) const { return n.attrs.padding == 0 && narrow(f_.nodes[n.operands[1]].shape[3]); }

@@ -73,6 +73,10 @@ struct KernelPlan {
 constexpr int64_t kDefaultPlanBatch = 64;
 std::vector<KernelPlan> planKernels(const ir::Function &f, const Schedule &s, const Machine &m,
                                     int64_t batch = kDefaultPlanBatch);
+// Whether convolution node `conv` with a stride above 1 has a kernel of its own on machine `m`:
+// conv.channel-lanes, conv-data.channel-lanes and conv-filter.filter-lanes read their input at any
+// stride. The planner takes them for such a node; the others run over phases (Phases.h).
+bool stridedKernel(const ir::Function &f, int conv, const Machine &m);
 // One line: "conv.rows lanes=16 tile=4x2 epilogue=vector items=B work=B*75264".
 std::string describe(const KernelPlan &p);
 // The schedule with each kernel's plan under it.

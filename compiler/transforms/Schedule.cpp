@@ -327,7 +327,7 @@ Schedule schedule(const Function &f) {
 bool convAlongRows(const Function &f, int conv) {
   const Node &n = f.nodes[conv];
   const Shape &w = n.op == Op::Conv2DBackFilter ? n.shape : f.nodes[n.operands[1]].shape;
-  return n.attrs.stride == 1 && w[2] * w[3] <= 25;
+  return n.attrs.stride == 1 && w[2] * w[3] <= kMaxRowTaps;
 }
 
 const char *kernelKindName(Kernel::Kind kind) {

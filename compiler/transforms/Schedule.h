@@ -32,8 +32,11 @@ struct Schedule {
 };
 
 Schedule schedule(const ir::Function &f);
+// Filters of at most this many taps run along image rows (the kernels unroll a filter row and keep
+// blocks of filter rows or output rows in registers); larger ones take the direct loops.
+constexpr int64_t kMaxRowTaps = 25;
 // Whether convolution node `conv` runs along image rows, output rows in registers (stride 1,
-// filters of at most 25 taps): then a conv2d can run an elementwise epilogue.
+// filters of at most kMaxRowTaps taps): then a conv2d can run an elementwise epilogue.
 bool convAlongRows(const ir::Function &f, int conv);
 const char *kernelKindName(Kernel::Kind kind);
 // One kernel's line of `soma emit kernels`: its kind, root, epilogue and reads.

@@ -1,9 +1,13 @@
-// Strided convolutions are lowered to stride-1 ones over the input's phases (lowering's
-// `convolution`): in the reference evaluator they compute exactly what the strided conv2d op
-// does, for kernels smaller than, equal to and larger than the stride, with and without padding
-// and at image sizes the stride does not divide; and the JIT-compiled code agrees, both ways.
+// Strided convolutions the target has no kernel for run as stride-1 ones over the input's phases
+// (transforms/Phases.h): in the reference evaluator all three forms (the convolution, its data
+// and its filter gradient) compute exactly what the strided ops do, for kernels smaller than,
+// equal to and larger than the stride, with and without padding and at image sizes the stride
+// does not divide; and the JIT-compiled code agrees, both ways.
 #include "../common/JitHarness.h"
-#include "lowering/Lower.h"
+#include "codegen/Jit.h"
+#include "transforms/Phases.h"
+
+#include <set>
 
 #include <cmath>
 #include <gtest/gtest.h>
@@ -26,9 +30,30 @@ std::vector<double> values(size_t n, double salt) {
 } // namespace
 
 TEST(ConvLowering, PhasesComputeTheStridedConvolution) {
-  const ConvShape shapes[] = {{3, 32, 32, 8, 3, 2, 1}, {2, 9, 7, 3, 3, 2, 0},   {4, 8, 8, 5, 1, 2, 0},
-                              {3, 11, 11, 4, 7, 2, 3}, {2, 10, 13, 3, 2, 2, 1}, {3, 12, 12, 2, 3, 3, 1},
-                              {2, 15, 15, 3, 5, 4, 2}, {1, 5, 5, 2, 5, 3, 0},   {2, 6, 6, 3, 2, 3, 2}};
+  const ConvShape shapes[] = {{3, 32, 32, 8, 3, 2, 1},
+                              {2, 9, 7, 3, 3, 2, 0},
+                              {4, 8, 8, 5, 1, 2, 0},
+                              {3, 11, 11, 4, 7, 2, 3},
+                              {2, 10, 13, 3, 2, 2, 1},
+                              {3, 12, 12, 2, 3, 3, 1},
+                              {2, 15, 15, 3, 5, 4, 2},
+                              {1, 5, 5, 2, 5, 3, 0},
+                              {2, 6, 6, 3, 2, 3, 2},
+                              // Whole vectors of filters (or of channels, for the data gradient),
+                              // narrow rows: the strided kernels' own shapes.
+                              {3, 9, 9, 16, 3, 2, 1},
+                              {5, 11, 10, 16, 3, 2, 0},
+                              {4, 13, 13, 32, 5, 3, 2},
+                              {16, 8, 8, 16, 1, 2, 0},
+                              {8, 7, 7, 16, 2, 2, 1},
+                              {2, 12, 12, 16, 3, 3, 1},
+                              {16, 9, 9, 16, 3, 2, 1},
+                              {16, 10, 7, 32, 4, 2, 1},
+                              {16, 15, 15, 16, 5, 3, 2},
+                              {32, 8, 8, 16, 3, 2, 1},
+                              {16, 6, 6, 16, 3, 2, 0},
+                              {16, 16, 16, 8, 3, 2, 1}};
+  std::map<std::string, std::set<transforms::Strategy>> strided; // the strided ops' plans, by target
   for (const ConvShape &s : shapes) {
     SCOPED_TRACE(::testing::Message() << "C " << s.c << " " << s.h << "x" << s.w << " F " << s.f << " k " << s.k
                                       << " stride " << s.stride << " padding " << s.padding);
@@ -38,24 +63,63 @@ TEST(ConvLowering, PhasesComputeTheStridedConvolution) {
     int x = b.input("x", ir::InputRole::Data, {ir::kBatch, s.c, s.h, s.w});
     int w = b.input("w", ir::InputRole::Param, {s.f, s.c, s.k, s.k});
     int direct = b.conv2d(x, w, s.stride, s.padding);
-    int phased = convolution(b, x, w, s.stride, s.padding);
+    int phased = transforms::phasedConv(b, x, w, s.stride, s.padding);
     ASSERT_EQ(b.shape(direct), b.shape(phased));
-    f.results = {{"direct", direct}, {"out", phased}};
+    int dy = b.input("dy", ir::InputRole::Data, b.shape(direct));
+    int dataDirect = b.conv2dBackData(dy, w, b.shape(x), s.stride, s.padding);
+    int dataPhased = transforms::phasedConvBackData(b, dy, w, b.shape(x), s.stride, s.padding);
+    int filterDirect = b.conv2dBackFilter(x, dy, b.shape(w), s.stride, s.padding);
+    int filterPhased = transforms::phasedConvBackFilter(b, x, dy, b.shape(w), s.stride, s.padding);
+    f.results = {{"direct", direct},
+                 {"out", phased},
+                 {"data.direct", dataDirect},
+                 {"data.phased", dataPhased},
+                 {"filter.direct", filterDirect},
+                 {"filter.phased", filterPhased}};
     ASSERT_EQ(ir::verify(f), "");
     int64_t batch = 2;
     std::map<std::string, interp::Tensor> in;
     in["x"].data = values(static_cast<size_t>(batch * s.c * s.h * s.w), 0.1);
     in["w"].data = values(static_cast<size_t>(s.f * s.c * s.k * s.k), 2.3);
+    in["dy"].data = values(static_cast<size_t>(ir::numElements(b.shape(direct), batch)), 1.7);
     auto ref = interp::run(f, in, batch);
-    const std::vector<double> &want = ref.at("direct").data, &got = ref.at("out").data;
-    ASSERT_EQ(want.size(), got.size());
-    for (size_t i = 0; i < want.size(); ++i)
-      ASSERT_NEAR(got[i], want[i], 1e-12) << "element " << i;
     for (const char *target : {"native", "x86-64-v3"}) {
-      std::vector<float> jit = test::JitFunction(f, target).run(in, batch).at("out");
-      ASSERT_EQ(jit.size(), want.size());
-      for (size_t i = 0; i < want.size(); ++i)
-        ASSERT_NEAR(jit[i], want[i], 1e-4 * (1 + std::fabs(want[i]))) << "element " << i << " on " << target;
+      transforms::Machine m = codegen::machine(*codegen::namedTarget(target));
+      transforms::Schedule schedule = transforms::schedule(f);
+      std::vector<transforms::KernelPlan> plans = transforms::planKernels(f, schedule, m);
+      for (size_t k = 0; k < plans.size(); ++k) {
+        int root = schedule.kernels[k].root;
+        if (s.stride != 1 && (root == direct || root == dataDirect || root == filterDirect)) {
+          bool own = transforms::stridedKernel(f, root, m);
+          EXPECT_EQ(plans[k].strategy == transforms::Strategy::ConvLoops, !own) << transforms::describe(plans[k]);
+          if (own)
+            strided[target].insert(plans[k].strategy);
+        }
+      }
+      std::map<std::string, std::vector<float>> jit = test::JitFunction(f, target).run(in, batch);
+      for (auto [directName, phasedName] :
+           {std::pair{"direct", "out"}, {"data.direct", "data.phased"}, {"filter.direct", "filter.phased"}}) {
+        SCOPED_TRACE(phasedName);
+        const std::vector<double> &want = ref.at(directName).data, &got = ref.at(phasedName).data;
+        ASSERT_EQ(want.size(), got.size());
+        for (size_t i = 0; i < want.size(); ++i)
+          ASSERT_NEAR(got[i], want[i], 1e-12) << "element " << i;
+        // The JIT runs both: the strided ops by their own kernels (or the direct loops), the phases
+        // by the stride-1 ones.
+        for (const char *name : {directName, phasedName}) {
+          const std::vector<float> &out = jit.at(name);
+          ASSERT_EQ(out.size(), want.size());
+          for (size_t i = 0; i < want.size(); ++i)
+            ASSERT_NEAR(out[i], want[i], 1e-4 * (1 + std::fabs(want[i])))
+                << name << " element " << i << " on " << target;
+        }
+      }
     }
   }
+  // Each strided kernel ran on both widths.
+  for (const char *target : {"native", "x86-64-v3"})
+    EXPECT_EQ(strided[target], (std::set<transforms::Strategy>{transforms::Strategy::ConvChannelLanes,
+                                                               transforms::Strategy::ConvDataChannelLanes,
+                                                               transforms::Strategy::ConvFilterLanes}))
+        << target;
 }

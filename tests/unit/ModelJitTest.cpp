@@ -3,10 +3,12 @@
 #include "../common/JitHarness.h"
 #include "../common/Programs.h"
 #include "ast/Sema.h"
+#include "codegen/Jit.h"
 #include "frontend/Parser.h"
 #include "lowering/Lower.h"
 #include "soma/Data.h"
 #include "soma/Session.h"
+#include "transforms/Phases.h"
 
 #include <cmath>
 #include <gtest/gtest.h>
@@ -17,6 +19,10 @@ using namespace soma;
 
 namespace {
 Program check(const std::string &text) { return test::checkProgram(text); }
+
+void expectSameStep(const LoweredModel &m, const ir::Function &step,
+                    const std::map<std::string, interp::Tensor> &inputs,
+                    std::map<std::string, interp::Tensor> &expected, int64_t batch);
 
 void expectStepMatches(const std::string &text, int64_t batch) {
   Program p = check(text);
@@ -52,7 +58,20 @@ void expectStepMatches(const std::string &text, int64_t batch) {
     for (double &v : t.data)
       v = static_cast<float>(v);
   auto expected = interp::run(m.train, inputs, batch);
-  test::JitFunction jit(m.train);
+  // The step as built, and, where strided convolutions run over phases on this machine, as the
+  // pipeline runs it (transforms/Phases.h).
+  std::vector<ir::Function> steps{m.train};
+  ir::Function split = transforms::splitStrides(m.train, codegen::machine(codegen::hostTarget()));
+  if (split.nodes.size() != m.train.nodes.size())
+    steps.push_back(std::move(split));
+  for (const ir::Function &step : steps)
+    expectSameStep(m, step, inputs, expected, batch);
+}
+
+void expectSameStep(const LoweredModel &m, const ir::Function &step,
+                    const std::map<std::string, interp::Tensor> &inputs,
+                    std::map<std::string, interp::Tensor> &expected, int64_t batch) {
+  test::JitFunction jit(step);
   auto actual = jit.run(inputs, batch);
   EXPECT_NEAR(actual["loss"][0], expected["loss"].data[0], 1e-5 * std::fabs(expected["loss"].data[0]) + 1e-6);
   // Updated parameters are written in place: read them from the bound inputs' results.
@@ -115,6 +134,13 @@ TEST(ModelJit, ConvolutionalStepMatchesReference) {
                                   dense(3) }
                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 0.1, momentum: 0.5) })",
                     5);
+  // Strided convolutions in kernels of their own (whole vectors of filters or channels: the second
+  // and third ones, but the second's data gradient) and over phases (the first, of 12 filters).
+  expectStepMatches(R"(model M { input x: f32[3, 11, 9] conv2d(12, 3, stride: 2, padding: 1) -> relu
+                                  conv2d(16, 3, stride: 2, padding: 1) batchnorm relu conv2d(32, 2, stride: 2)
+                                  global_avgpool dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
+                    4);
   expectStepMatches(R"(model M { input x: f32[1, 8, 8] conv2d(2, 3) -> relu avgpool2d(2) flatten dense(3) -> softmax }
                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
                     3);
