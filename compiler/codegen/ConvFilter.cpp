@@ -218,39 +218,62 @@ void FunctionEmitter::rowBackFilter(const Kernel &k, llvm::Value *lo, llvm::Valu
 
 // The loop nest of both filter gradients: blocks of fb filters (work items [lo, hi)), input
 // channels, blocks of ub filter rows. Each block's sums (fb * ub * Kw vectors, in registers) are
-// zeroed, `perSample` adds each sample's products to them, and their lanes go into w.
+// zeroed, `perSample` adds each sample's products to them, and their lanes go into w. With
+// samples per pass (the plan's pass), the whole nest runs once per pass of samples, whose y and x
+// stay in L2 while every channel and block of filter rows reads them, each pass's sums added to w.
 void FunctionEmitter::filterBlocks(const Kernel &k, llvm::Value *lo, llvm::Value *hi,
                                    const std::function<void(llvm::Value *b, llvm::Value *f0, llvm::Value *c, int64_t u0,
                                                             int64_t ub, const SumAt &sum)> &perSample) {
   const Node &n = f_.nodes[k.root];
   const Shape &ws = n.shape;
   int64_t C = ws[1], Kh = ws[2], Kw = ws[3];
-  int64_t fb = plan_->channels, rowBlock = plan_->rows;
+  int64_t fb = plan_->channels, rowBlock = plan_->rows, perPass = plan_->pass;
   llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), fb * rowBlock * Kw), nullptr, "acc"); // registers
   auto c64 = [&](int64_t v) { return b_.getInt64(v); };
-  loop(lo, hi, [&](llvm::Value *blk) {
-    llvm::Value *f0 = b_.CreateMul(blk, c64(fb));
-    loop(
-        c64(0), c64(C),
-        [&](llvm::Value *c) {
-          for (int64_t u0 = 0; u0 < Kh; u0 += rowBlock) {
-            int64_t ub = std::min(rowBlock, Kh - u0);
-            SumAt sum = [&, ub](int64_t fo, int64_t uu, int64_t v) {
-              return b_.CreateConstGEP1_64(vecTy(), acc, (fo * ub + uu) * Kw + v);
-            };
-            for (int64_t e = 0; e < fb * ub * Kw; ++e)
-              b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
-            loop(
-                c64(0), batch_, [&](llvm::Value *b) { perSample(b, f0, c, u0, ub, sum); }, true);
-            for (int64_t fo = 0; fo < fb; ++fo)
-              for (int64_t uu = 0; uu < ub; ++uu)
-                for (int64_t v = 0; v < Kw; ++v)
-                  store(k.root, {b_.CreateAdd(f0, c64(fo)), c, c64(u0 + uu), c64(v)},
-                        b_.CreateFAddReduce(zero(), b_.CreateLoad(vecTy(), sum(fo, uu, v))));
-          }
-        },
-        true);
-  });
+  // The nest over samples [bLo, bHi); `add`: w += the sums, else w = the sums.
+  auto nest = [&](llvm::Value *bLo, llvm::Value *bHi, bool add) {
+    loop(lo, hi, [&](llvm::Value *blk) {
+      llvm::Value *f0 = b_.CreateMul(blk, c64(fb));
+      loop(
+          c64(0), c64(C),
+          [&](llvm::Value *c) {
+            for (int64_t u0 = 0; u0 < Kh; u0 += rowBlock) {
+              int64_t ub = std::min(rowBlock, Kh - u0);
+              SumAt sum = [&, ub](int64_t fo, int64_t uu, int64_t v) {
+                return b_.CreateConstGEP1_64(vecTy(), acc, (fo * ub + uu) * Kw + v);
+              };
+              for (int64_t e = 0; e < fb * ub * Kw; ++e)
+                b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
+              loop(
+                  bLo, bHi, [&](llvm::Value *b) { perSample(b, f0, c, u0, ub, sum); }, true);
+              for (int64_t fo = 0; fo < fb; ++fo)
+                for (int64_t uu = 0; uu < ub; ++uu)
+                  for (int64_t v = 0; v < Kw; ++v) {
+                    std::vector<llvm::Value *> idx{b_.CreateAdd(f0, c64(fo)), c, c64(u0 + uu), c64(v)};
+                    llvm::Value *total = b_.CreateFAddReduce(zero(), b_.CreateLoad(vecTy(), sum(fo, uu, v)));
+                    store(k.root, idx, add ? b_.CreateFAdd(load(k.root, idx), total) : total);
+                  }
+            }
+          },
+          true);
+    });
+  };
+  if (perPass == 0) {
+    nest(c64(0), batch_, false);
+    return;
+  }
+  // The first pass sets w, each later one adds to it (a batch of any size: the last pass may be
+  // short, or the only one).
+  llvm::Value *first = b_.CreateSelect(b_.CreateICmpSLT(batch_, c64(perPass)), batch_, c64(perPass));
+  nest(c64(0), first, false);
+  llvm::Value *passes = b_.CreateSDiv(b_.CreateAdd(batch_, c64(perPass - 1)), c64(perPass));
+  loop(
+      c64(1), passes,
+      [&](llvm::Value *t) {
+        llvm::Value *bLo = b_.CreateMul(t, c64(perPass)), *end = b_.CreateAdd(bLo, c64(perPass));
+        nest(bLo, b_.CreateSelect(b_.CreateICmpSLT(end, batch_), end, batch_), true);
+      },
+      true);
 }
 
 } // namespace soma::codegen

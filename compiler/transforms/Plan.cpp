@@ -543,6 +543,7 @@ private:
       }
       p.strategy = alongPlanes(n) ? Strategy::ConvFilterPlanes : Strategy::ConvFilterRows;
       filterBlock(n, p);
+      p.pass = samplesPerPass(n, p);
       p.items = Count{n.shape[0] / p.channels}; // the threads get whole blocks of filters
       return;
     default:
@@ -607,6 +608,19 @@ private:
           p.rows = ub;
         }
       }
+  }
+
+  // conv-filter.rows and .planes: each block of filters reads its samples' y once per input
+  // channel and block of filter rows. When the batch's y of a block and x of a channel do not stay
+  // in half of L2, the batch is taken in passes of as many samples as do (S10's 32 x 32 images:
+  // y read 64 times from memory otherwise); 0: the whole batch in one pass, as when y is read once.
+  int64_t samplesPerPass(const Node &n, const KernelPlan &p) const {
+    const Shape &ws = n.shape, &xs = f_.nodes[n.operands[0]].shape, &ys = f_.nodes[n.operands[1]].shape;
+    int64_t rereads = ws[1] * ceilDiv(ws[2], p.rows);
+    int64_t bytes = (p.channels * ys[2] * ys[3] + xs[2] * xs[3]) * 4; // a sample's share
+    if (rereads <= 1 || batch_ * bytes <= m_.l2Bytes / 2)
+      return 0;
+    return std::max<int64_t>(1, m_.l2Bytes / 2 / bytes);
   }
 
   const Function &f_;
@@ -721,6 +735,8 @@ std::string describe(const KernelPlan &p) {
   case Strategy::ConvFilterPlanes:
   case Strategy::ConvFilterRows:
     out += fmt::format(" filters={} filter-rows={}", p.channels, p.rows);
+    if (p.pass)
+      out += fmt::format(" samples-per-pass={}", p.pass);
     break;
   }
   if (p.epilogue)

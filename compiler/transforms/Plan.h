@@ -54,7 +54,8 @@ struct KernelPlan {
   int64_t rows = 0, columns = 0, channels = 0, singleRow = 0, depth = 0;
   int64_t groups = 1; // matmul.tiled: groups of columns per block of rows (work items)
   // conv-filter.filter-lanes: work items, conv-filter.gemm: tiles, whose sums stay on the stack at
-  // once (a pass over the batch each); matmul.packed: tiles of rows per work item
+  // once (a pass over the batch each); matmul.packed: tiles of rows per work item;
+  // conv-filter.rows, .planes: samples per pass over the batch (0: the whole batch in one)
   int64_t pass = 0;
   // elementwise.trailing, reduce.trailing, reduce.runs: the first axis of the one run;
   // reduce.leading: the number of leading axes reduced.

@@ -433,6 +433,21 @@ std::vector<OpCase> casesFor(Op op) {
       c.tolerance = 1e-4; // the filter's gradient sums up to 17 * 11 * 21 = 3,927 products
       out.push_back(std::move(c));
     }
+    if (op == Op::Conv2DBackFilter) {
+      // A batch whose y and x do not stay in half of L2: conv-filter.rows (padding 1) and .planes
+      // (padding 0, narrow rows) take the samples in passes, a short last one, and at batches 1
+      // and 17 a single short one.
+      for (auto [xs, ws, padding] : {std::tuple<Shape, Shape, int64_t>{{kBatch, 2, 32, 32}, {8, 2, 3, 3}, 1},
+                                     {{kBatch, 2, 100, 12}, {6, 2, 3, 3}, 0}}) {
+        Shape ys{kBatch, ws[0], convOutSize(xs[2], ws[2], 1, padding), convOutSize(xs[3], ws[3], 1, padding)};
+        CaseBuilder cb(fmt::format("{} {}x{} images in passes of samples", opName(op), xs[2], xs[3]));
+        OpCase c = cb.done(cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, 1, padding));
+        c.batch = 60;
+        c.tolerance = 1e-3; // sums of up to 60 * 1,024 products, in another order
+        c.gradcheck = false;
+        out.push_back(std::move(c));
+      }
+    }
     if (op != Op::Conv2D) { // narrow rows: 16 or 32 filters go in the lanes (6: y's planes in whole
       // vectors, or rows), with and without padding, at LeNet's second layer's shapes too. Only
       // the first is also checked by finite differences (the others take minutes to).
