@@ -30,8 +30,9 @@ constexpr int64_t kFillNum = 3, kFillDen = 4;
 constexpr int64_t kStackFloats = 16384;
 // conv.channel-lanes keeps a row of Q positions plus Kw taps of input in registers.
 constexpr int64_t kChannelLanesMaxRow = 32;
-// A strided convolution's channels go in the lanes at wide rows only when each output sums at
-// least this many products (its input channels times taps), for the scatter of its vector of sums.
+// A strided convolution's channels (or filters) go in the lanes at wide rows only when each
+// output (each filter's position) sums at least this many products, its input channels times
+// taps: for the scatter of its vector of sums (for the filter gradient, the turn of y).
 constexpr int64_t kMinLaneProducts = 64;
 // matmul.tiled: rows per tile (6 rows x 4 vectors: 24 sums, 10 loads per 24 multiply-adds, the
 // shape of BLIS's AVX-512 micro-kernel; with AVX2's 16 registers, 6 x 2); matmul.dot: up to 4 x 4
@@ -134,10 +135,15 @@ bool convChannelLanes(const Function &f, const Node &n, const Machine &m) {
 
 // A filter gradient with the filters in the lanes: whole vectors of them, and y's rows narrow,
 // with a sample's y small enough for the stack (the sums are kept a pass of items at a time).
+// A strided one takes it at wide rows too, when each filter sums kMinLaneProducts products per
+// position (its channels times taps), for the turn of each sample's y (a 3-channel stem's 27 do
+// not: 73 GFLOP/s in the lanes against 95 over phases on S1's first layer).
 bool convFilterLanesBack(const Function &f, const Node &n, int64_t vl) {
   const Shape &ys = f.nodes[n.operands[1]].shape;
   int64_t F = n.shape[0];
-  return F % vl == 0 && narrow(ys[3], vl) && F * ys[2] * ys[3] <= kStackFloats && n.shape[3] * vl <= kStackFloats;
+  bool wide = n.attrs.stride != 1 && n.shape[1] * n.shape[2] * n.shape[3] >= kMinLaneProducts;
+  return F % vl == 0 && (narrow(ys[3], vl) || wide) && F * ys[2] * ys[3] <= kStackFloats &&
+         n.shape[3] * vl <= kStackFloats;
 }
 
 } // namespace

@@ -52,7 +52,9 @@ TEST(ConvLowering, PhasesComputeTheStridedConvolution) {
                               {16, 15, 15, 16, 5, 3, 2},
                               {32, 8, 8, 16, 3, 2, 1},
                               {16, 6, 6, 16, 3, 2, 0},
-                              {16, 16, 16, 8, 3, 2, 1}};
+                              {16, 16, 16, 8, 3, 2, 1},
+                              // wide rows: 15 outputs of a vector's 16 (AVX2: 2 vectors)
+                              {8, 32, 30, 16, 3, 2, 1}};
   std::map<std::string, std::set<transforms::Strategy>> strided; // the strided ops' plans, by target
   for (const ConvShape &s : shapes) {
     SCOPED_TRACE(::testing::Message() << "C " << s.c << " " << s.h << "x" << s.w << " F " << s.f << " k " << s.k
