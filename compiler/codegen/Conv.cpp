@@ -272,19 +272,26 @@ void FunctionEmitter::transposeImage(int yNode, llvm::Value *b, llvm::Value *to)
   int64_t F = ys[1], plane = ys[2] * ys[3], vl = lanes();
   auto c64 = [&](int64_t v) { return b_.getInt64(v); };
   llvm::Value *yb = imageRow(yNode, b, c64(0), c64(0));
+  // A loop over the vectors of filters, not unrolled: each square is 3 * lanes instructions or
+  // more already, and unrolled over 128 filters they made the largest blocks the code generator
+  // saw (a fifth of S1's compile time went to one filter gradient).
   auto square = [&](llvm::Value *pos0, int64_t count) {
-    for (int64_t f0 = 0; f0 < F; f0 += vl) {
-      std::vector<llvm::Value *> rows;
-      for (int64_t f = f0; f < f0 + vl; ++f)
-        rows.push_back(
-            loadVec(b_.CreateGEP(f32_, yb, b_.CreateAdd(pos0, c64(f * plane))), static_cast<unsigned>(count)));
-      transposeSquare(rows);
-      for (int64_t i = 0; i < count; ++i)
-        b_.CreateAlignedStore(
-            rows[static_cast<size_t>(i)],
-            b_.CreateGEP(f32_, to, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(pos0, c64(i)), c64(F)), c64(f0))),
-            llvm::Align(64));
-    }
+    loop(
+        c64(0), c64(F / vl),
+        [&](llvm::Value *blk) {
+          llvm::Value *f0 = b_.CreateMul(blk, c64(vl));
+          llvm::Value *from = b_.CreateGEP(f32_, yb, b_.CreateAdd(pos0, b_.CreateMul(f0, c64(plane))));
+          std::vector<llvm::Value *> rows;
+          for (int64_t f = 0; f < vl; ++f)
+            rows.push_back(loadVec(b_.CreateConstGEP1_64(f32_, from, f * plane), static_cast<unsigned>(count)));
+          transposeSquare(rows);
+          for (int64_t i = 0; i < count; ++i)
+            b_.CreateAlignedStore(
+                rows[static_cast<size_t>(i)],
+                b_.CreateGEP(f32_, to, b_.CreateAdd(b_.CreateMul(b_.CreateAdd(pos0, c64(i)), c64(F)), f0)),
+                llvm::Align(64));
+        },
+        true);
   };
   loop(
       c64(0), c64(plane / vl), [&](llvm::Value *t) { square(b_.CreateMul(t, c64(vl)), vl); }, true);
