@@ -105,25 +105,27 @@ void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, ll
         },
         true);
   };
-  int64_t rb = plan_->rows;                                                                   // rows in registers
-  llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), rb * Q), nullptr, "acc"); // registers
+  int64_t rb = plan_->rows;                         // rows in registers
+  int64_t qb = plan_->columns ? plan_->columns : Q; // columns of a row in registers
+  llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), rb * qb), nullptr, "acc"); // registers
   bool padded = padH > 0 || (R - 1) * step + Kh - padH > Hd;
-  auto block = [&](llvm::Value *b, llvm::Value *o0, llvm::Value *r0, int64_t rows) {
-    auto sum = [&](int64_t r, int64_t q) { return b_.CreateConstGEP1_64(vecTy(), acc, r * Q + q); };
-    for (int64_t e = 0; e < rows * Q; ++e)
+  // Output rows r0 .. r0 + rows - 1, columns q0 .. q0 + qn - 1.
+  auto block = [&](llvm::Value *b, llvm::Value *o0, llvm::Value *r0, int64_t rows, int64_t q0, int64_t qn) {
+    auto sum = [&](int64_t r, int64_t q) { return b_.CreateConstGEP1_64(vecTy(), acc, r * qb + q - q0); };
+    for (int64_t e = 0; e < rows * qb; ++e)
       b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
     auto [uLo, uHi] = tapRows(r0, rows, padH, Hd, Kh, step);
     // The row's products: each input column col - padW (of the dilated columns) meets the outputs
     // q with col = q * step + v for a tap v.
     auto rowProducts = [&](llvm::Value *row, int64_t r, const std::vector<llvm::Value *> &wv) {
-      for (int64_t col = 0; col < (Q - 1) * step + Kw; ++col) {
+      for (int64_t col = q0 * step; col < (q0 + qn - 1) * step + Kw; ++col) {
         int64_t at = col - padW;
         if (at < 0 || at >= Wd || at % dilated)
           continue;
         llvm::Value *x = b_.CreateVectorSplat(static_cast<unsigned>(vl),
                                               b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, at / dilated)));
         for (int64_t v = 0; v < Kw; ++v)
-          if (int64_t d = col - v; d >= 0 && d % step == 0 && d / step < Q)
+          if (int64_t d = col - v; d >= q0 * step && d % step == 0 && d / step < q0 + qn)
             b_.CreateStore(fma(x, wv[static_cast<size_t>(v)], b_.CreateLoad(vecTy(), sum(r, d / step))),
                            sum(r, d / step));
       }
@@ -164,7 +166,7 @@ void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, ll
         },
         true);
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t q = 0; q < Q; ++q) {
+      for (int64_t q = q0; q < q0 + qn; ++q) {
         std::vector<llvm::Value *> idx{b, o0, b_.CreateAdd(r0, c64(r)), c64(q)};
         llvm::Value *value = b_.CreateLoad(vecTy(), sum(r, q));
         if (k.root != conv) {
@@ -186,11 +188,15 @@ void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, ll
         loop(
             lo, hi,
             [&](llvm::Value *b) {
+              auto columns = [&](llvm::Value *r0, int64_t rows) {
+                for (int64_t q0 = 0; q0 < Q; q0 += qb)
+                  block(b, o0, r0, rows, q0, std::min(qb, Q - q0));
+              };
               if (R / rb > 0)
                 loop(
-                    c64(0), c64(R / rb), [&](llvm::Value *t) { block(b, o0, b_.CreateMul(t, c64(rb)), rb); }, true);
+                    c64(0), c64(R / rb), [&](llvm::Value *t) { columns(b_.CreateMul(t, c64(rb)), rb); }, true);
               if (R % rb)
-                block(b, o0, c64(R - R % rb), R % rb);
+                columns(c64(R - R % rb), R % rb);
             },
             true);
       },

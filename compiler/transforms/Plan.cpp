@@ -118,8 +118,8 @@ bool narrow(int64_t width, int64_t vl) { return kFillDen * width < kFillNum * ro
 // stride; a data gradient's dy dilated by it) few enough to unroll. A strided one takes it with
 // up to twice the packed weights: its only other way, over phases, multiplies 16 taps for 9 at
 // stride 2 (128 KB of weights stay far inside a thread's stack of 2 MB or more). It takes it at
-// wide rows too, when a row of sums fits in the registers with a row of weights (one to spare)
-// and each vector of sums holds kMinLaneProducts multiply-adds per lane it scatters (a 3-channel
+// wide rows too (in blocks of columns whose sums fit in the registers with a row of weights),
+// when each vector of sums holds kMinLaneProducts multiply-adds per lane it scatters (a 3-channel
 // image's 27 products per output do not pay for the scatter: its first layer, 3 x 3 at stride
 // 2 on 32 x 32 images, ran at 61 GFLOP/s in the lanes against 190 over phases).
 bool convChannelLanes(const Function &f, const Node &n, const Machine &m) {
@@ -128,7 +128,7 @@ bool convChannelLanes(const Function &f, const Node &n, const Machine &m) {
   if (O % vl != 0)
     return false;
   if (n.attrs.stride != 1)
-    return (narrow(Q, vl) || (Q + ws[3] + 2 <= m.registers && inputs * ws[2] * ws[3] >= kMinLaneProducts)) &&
+    return (narrow(Q, vl) || inputs * ws[2] * ws[3] >= kMinLaneProducts) &&
            inputs * ws[2] * ws[3] * vl <= 2 * kStackFloats;
   return narrow(Q, vl) && Q + ws[3] <= kChannelLanesMaxRow && inputs * ws[2] * ws[3] * vl <= kStackFloats;
 }
@@ -510,8 +510,7 @@ private:
     case Op::Conv2D:
       if (channelLanes(n) && (k.root == cv || vectorEpilogue(k))) {
         p.strategy = Strategy::ConvChannelLanes;
-        int64_t Q = n.shape[3], R = n.shape[2], Kw = ws[3];
-        p.rows = std::clamp<int64_t>((registers() - Kw - 1) / Q, 1, R);
+        laneBlock(n, ws[3], p);
         p.channels = vl_;
         p.vectorEpilogue = k.root != cv;
         return;
@@ -529,7 +528,7 @@ private:
       }
       if (k.root == cv && channelLanes(n)) {
         p.strategy = Strategy::ConvDataChannelLanes;
-        p.rows = std::clamp<int64_t>((registers() - ws[3] - 1) / n.shape[3], 1, n.shape[2]);
+        laneBlock(n, ws[3], p);
         p.channels = vl_;
         return;
       }
@@ -555,6 +554,14 @@ private:
     default:
       return;
     }
+  }
+
+  // conv.channel-lanes, conv-data.channel-lanes: as many output rows as fit in the registers with
+  // a row of Kw weights; a row wider than that (a strided one's) in equal blocks of columns.
+  void laneBlock(const Node &n, int64_t Kw, KernelPlan &p) const {
+    int64_t Q = n.shape[3], R = n.shape[2], fit = std::max<int64_t>(1, registers() - Kw - 1);
+    p.columns = Q > fit ? ceilDiv(Q, ceilDiv(Q, fit)) : 0;
+    p.rows = std::clamp<int64_t>(fit / (p.columns ? p.columns : Q), 1, R);
   }
 
   // conv.rows: the block of output channels x rows with the fewest loads per multiply-add whose
@@ -720,6 +727,8 @@ std::string describe(const KernelPlan &p) {
   case Strategy::ConvChannelLanes:
   case Strategy::ConvDataChannelLanes:
     out += fmt::format(" rows={}", p.rows);
+    if (p.columns)
+      out += fmt::format(" columns={}", p.columns);
     break;
   case Strategy::ConvRows:
   case Strategy::ConvDataRows:
