@@ -116,8 +116,9 @@ bool narrow(int64_t width, int64_t vl) { return kFillDen * width < kFillNum * ro
 // and the rows are narrow, with a vector of channels' weights small enough to pack on the stack
 // (the input channels' taps times the lanes), and the input columns a row of outputs spans (at the
 // stride; a data gradient's dy dilated by it) few enough to unroll. A strided one takes it with
-// up to twice the packed weights: its only other way, over phases, multiplies 16 taps for 9 at
-// stride 2 (128 KB of weights stay far inside a thread's stack of 2 MB or more). It takes it at
+// up to four times the packed weights: its only other way, over phases, multiplies 16 taps for 9
+// at stride 2 (256 KB of weights stay far inside a thread's stack of 2 MB or more; the data
+// gradient of 256 filters, 3 x 3: 2.9 ms over phases, 1.2 in the lanes). It takes it at
 // wide rows too (in blocks of columns whose sums fit in the registers with a row of weights),
 // when each vector of sums holds kMinLaneProducts multiply-adds per lane it scatters (a 3-channel
 // image's 27 products per output do not pay for the scatter: its first layer, 3 x 3 at stride
@@ -129,7 +130,7 @@ bool convChannelLanes(const Function &f, const Node &n, const Machine &m) {
     return false;
   if (n.attrs.stride != 1)
     return (narrow(Q, vl) || inputs * ws[2] * ws[3] >= kMinLaneProducts) &&
-           inputs * ws[2] * ws[3] * vl <= 2 * kStackFloats;
+           inputs * ws[2] * ws[3] * vl <= 4 * kStackFloats;
   return narrow(Q, vl) && Q + ws[3] <= kChannelLanesMaxRow && inputs * ws[2] * ws[3] * vl <= kStackFloats;
 }
 

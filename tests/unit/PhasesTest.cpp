@@ -55,7 +55,9 @@ const ConvShape kShapes[] = {{3, 32, 32, 8, 3, 2, 1},
                              // wide rows: 15 outputs of a vector's 16 (AVX2: 2 vectors, in blocks
                              // of columns), and rows of 30 and 60 in blocks of columns
                              {8, 32, 30, 16, 3, 2, 1},
-                             {16, 64, 60, 16, 3, 2, 1}};
+                             {16, 64, 60, 16, 3, 2, 1},
+                             // the data gradient of 256 filters: 144 KB of packed weights
+                             {16, 9, 9, 256, 3, 2, 1}};
 
 // The three forms of one strided convolution, each directly and over phases.
 struct Forms {
