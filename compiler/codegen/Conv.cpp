@@ -120,14 +120,21 @@ void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, ll
     auto rowProducts = [&](llvm::Value *row, int64_t r, const std::vector<llvm::Value *> &wv) {
       for (int64_t col = q0 * step; col < (q0 + qn - 1) * step + Kw; ++col) {
         int64_t at = col - padW;
-        if (at < 0 || at >= Wd || at % dilated)
+        auto meets = [&](int64_t v) { // output col - v, if it is one of the block's
+          int64_t d = col - v;
+          return d >= q0 * step && d % step == 0 && d / step < q0 + qn;
+        };
+        bool used = false; // a stride above the filter's width skips some columns
+        for (int64_t v = 0; v < Kw; ++v)
+          used = used || meets(v);
+        if (at < 0 || at >= Wd || at % dilated || !used)
           continue;
         llvm::Value *x = b_.CreateVectorSplat(static_cast<unsigned>(vl),
                                               b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, row, at / dilated)));
         for (int64_t v = 0; v < Kw; ++v)
-          if (int64_t d = col - v; d >= q0 * step && d % step == 0 && d / step < q0 + qn)
-            b_.CreateStore(fma(x, wv[static_cast<size_t>(v)], b_.CreateLoad(vecTy(), sum(r, d / step))),
-                           sum(r, d / step));
+          if (meets(v))
+            b_.CreateStore(fma(x, wv[static_cast<size_t>(v)], b_.CreateLoad(vecTy(), sum(r, (col - v) / step))),
+                           sum(r, (col - v) / step));
       }
     };
     loop(
