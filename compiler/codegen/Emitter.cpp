@@ -604,6 +604,20 @@ void FunctionEmitter::productEpilogueVec(const Kernel &k, const std::vector<llvm
   lane_ = nullptr;
 }
 
+// The value of the kernel's one root (its elementwise tree above the product) at idx, on a
+// vector of `count` lanes from `lane` along an axis, where the product is `value`; not stored.
+llvm::Value *FunctionEmitter::epilogueValue(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value,
+                                            unsigned count, llvm::Value *lane) {
+  lane_ = lane;
+  laneCount_ = count;
+  fusedProduct_ = k.product;
+  productValue_ = value;
+  llvm::Value *out = expr(k.root, idx, k.root != k.product);
+  fusedProduct_ = -1;
+  lane_ = nullptr;
+  return out;
+}
+
 // The kernel's elementwise tree above its product (k.product) at idx, where the product is
 // `value`. With other roots (a one-pass optimizer update), those are computed and stored too.
 void FunctionEmitter::productEpilogue(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value) {

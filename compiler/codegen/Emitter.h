@@ -82,6 +82,8 @@ private:
   void storeRoots(const Kernel &k, const std::vector<llvm::Value *> &idx);
   llvm::Value *concat(std::vector<llvm::Value *> parts);
   llvm::Value *pickLanes(llvm::Value *v, int64_t start, int64_t step);
+  llvm::Value *epilogueValue(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value, unsigned count,
+                             llvm::Value *lane);
   void productEpilogueVec(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value, unsigned count,
                           llvm::Value *lane = nullptr);
   void productEpilogue(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value);
