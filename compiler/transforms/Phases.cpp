@@ -11,11 +11,14 @@ using namespace ir;
 
 namespace {
 
-// The moves of one strided convolution: its stride, the filter's taps per phase along an axis
-// (kq) and the phases kept (those below k: the others meet no tap).
+// The moves of one strided convolution: its stride, the filter's taps per phase along its rows
+// and its columns (kh, kw in all), and the phases kept along each axis (those below the filter's
+// larger extent: the others meet no tap; space_to_depth keeps as many along both).
 struct Geometry {
-  int64_t s, kq, phases;
-  Geometry(int64_t stride, int64_t k) : s(stride), kq((k + stride - 1) / stride), phases(std::min(stride, k)) {}
+  int64_t s, kqh, kqw, phases;
+  Geometry(int64_t stride, const Shape &w)
+      : s(stride), kqh((w[2] + stride - 1) / stride), kqw((w[3] + stride - 1) / stride),
+        phases(std::min(stride, std::max(w[2], w[3]))) {}
 };
 
 // Along `axis`, `before` zeros, then the operand, then zeros or a cut to `size` in all.
@@ -51,12 +54,12 @@ int unfit(Builder &b, int v, size_t axis, int64_t before, int64_t extent) {
 
 // x [B, C, H, W] padded to the rows and columns the phases of `outputs` need, split into phases.
 int phasedInput(Builder &b, int x, const Geometry &g, int64_t padding, int64_t ho, int64_t wo) {
-  return b.spaceToDepth(fit(b, fit(b, x, 2, padding, (ho + g.kq - 1) * g.s), 3, padding, (wo + g.kq - 1) * g.s), g.s,
+  return b.spaceToDepth(fit(b, fit(b, x, 2, padding, (ho + g.kqh - 1) * g.s), 3, padding, (wo + g.kqw - 1) * g.s), g.s,
                         g.phases);
 }
 
 int phasedFilter(Builder &b, int w, const Geometry &g) {
-  return b.spaceToDepth(fit(b, fit(b, w, 2, 0, g.kq * g.s), 3, 0, g.kq * g.s), g.s, g.phases);
+  return b.spaceToDepth(fit(b, fit(b, w, 2, 0, g.kqh * g.s), 3, 0, g.kqw * g.s), g.s, g.phases);
 }
 
 // The shape of x (or w) once fitted: [.., rows, columns] before its split into phases.
@@ -78,7 +81,7 @@ Shape phased(Shape s, const Geometry &g) {
 
 int phasedConv(Builder &b, int x, int w, int64_t stride, int64_t padding) {
   Shape xs = b.shape(x), ws = b.shape(w); // [B, C, H, W], [F, C, K, K]
-  Geometry g(stride, ws[2]);
+  Geometry g(stride, ws);
   int64_t ho = convOutSize(xs[2], ws[2], stride, padding), wo = convOutSize(xs[3], ws[3], stride, padding);
   int xq = phasedInput(b, x, g, padding, ho, wo); // the input's nodes first, then the filter's
   int wq = phasedFilter(b, w, g);
@@ -87,8 +90,8 @@ int phasedConv(Builder &b, int x, int w, int64_t stride, int64_t padding) {
 
 int phasedConvBackData(Builder &b, int dy, int w, const Shape &xShape, int64_t stride, int64_t padding) {
   Shape ys = b.shape(dy), ws = b.shape(w);
-  Geometry g(stride, ws[2]);
-  Shape xf = fitted(xShape, (ys[2] + g.kq - 1) * g.s, (ys[3] + g.kq - 1) * g.s);
+  Geometry g(stride, ws);
+  Shape xf = fitted(xShape, (ys[2] + g.kqh - 1) * g.s, (ys[3] + g.kqw - 1) * g.s);
   int wq = phasedFilter(b, w, g);
   int dx = b.conv2dBackData(dy, wq, phased(xf, g), 1, 0);
   dx = b.depthToSpace(dx, g.s, g.phases, xf);
@@ -97,8 +100,8 @@ int phasedConvBackData(Builder &b, int dy, int w, const Shape &xShape, int64_t s
 
 int phasedConvBackFilter(Builder &b, int x, int dy, const Shape &wShape, int64_t stride, int64_t padding) {
   Shape ys = b.shape(dy);
-  Geometry g(stride, wShape[2]);
-  Shape wf = fitted(wShape, g.kq * g.s, g.kq * g.s);
+  Geometry g(stride, wShape);
+  Shape wf = fitted(wShape, g.kqh * g.s, g.kqw * g.s);
   int xq = phasedInput(b, x, g, padding, ys[2], ys[3]);
   int dw = b.conv2dBackFilter(xq, dy, phased(wf, g), 1, 0);
   dw = b.depthToSpace(dw, g.s, g.phases, wf);

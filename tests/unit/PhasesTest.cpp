@@ -19,7 +19,7 @@ using namespace soma;
 namespace {
 
 struct ConvShape {
-  int64_t c, h, w, f, k, stride, padding;
+  int64_t c, h, w, f, k, stride, padding, kw = 0; // kw: the filter's width when not k
 };
 
 std::vector<double> values(size_t n, double salt) {
@@ -57,7 +57,11 @@ const ConvShape kShapes[] = {{3, 32, 32, 8, 3, 2, 1},
                              {8, 32, 30, 16, 3, 2, 1},
                              {16, 64, 60, 16, 3, 2, 1},
                              // the data gradient of 256 filters: 144 KB of packed weights
-                             {16, 9, 9, 256, 3, 2, 1}};
+                             {16, 9, 9, 256, 3, 2, 1},
+                             // rectangular filters: 1x3, 3x2 and 5x1
+                             {3, 9, 11, 4, 1, 2, 0, 3},
+                             {2, 10, 9, 16, 3, 2, 1, 2},
+                             {16, 9, 12, 16, 5, 3, 2, 1}};
 
 // The three forms of one strided convolution, each directly and over phases.
 struct Forms {
@@ -71,7 +75,7 @@ Forms build(const ConvShape &s) {
   f.name = "conv";
   ir::Builder b(f);
   int x = b.input("x", ir::InputRole::Data, {ir::kBatch, s.c, s.h, s.w});
-  int w = b.input("w", ir::InputRole::Param, {s.f, s.c, s.k, s.k});
+  int w = b.input("w", ir::InputRole::Param, {s.f, s.c, s.k, s.kw ? s.kw : s.k});
   out.direct = b.conv2d(x, w, s.stride, s.padding);
   int phased = transforms::phasedConv(b, x, w, s.stride, s.padding);
   EXPECT_EQ(b.shape(out.direct), b.shape(phased));
@@ -120,7 +124,7 @@ TEST_P(ConvPhases, ComputeTheStridedConvolution) {
   int64_t batch = 2;
   std::map<std::string, interp::Tensor> in;
   in["x"].data = values(static_cast<size_t>(batch * s.c * s.h * s.w), 0.1);
-  in["w"].data = values(static_cast<size_t>(s.f * s.c * s.k * s.k), 2.3);
+  in["w"].data = values(static_cast<size_t>(s.f * s.c * s.k * (s.kw ? s.kw : s.k)), 2.3);
   in["dy"].data = values(static_cast<size_t>(ir::numElements(f.nodes[forms.direct].shape, batch)), 1.7);
   auto ref = interp::run(f, in, batch);
   for (const char *target : {"native", "x86-64-v3"}) {
@@ -148,8 +152,8 @@ TEST_P(ConvPhases, ComputeTheStridedConvolution) {
 INSTANTIATE_TEST_SUITE_P(Shapes, ConvPhases, ::testing::Range(size_t{0}, std::size(kShapes)),
                          [](const ::testing::TestParamInfo<size_t> &info) {
                            const ConvShape &s = kShapes[info.param];
-                           return fmt::format("c{}_{}x{}_f{}_k{}_s{}_p{}", s.c, s.h, s.w, s.f, s.k, s.stride,
-                                              s.padding);
+                           return fmt::format("c{}_{}x{}_f{}_k{}x{}_s{}_p{}", s.c, s.h, s.w, s.f, s.k,
+                                              s.kw ? s.kw : s.k, s.stride, s.padding);
                          });
 
 // Each strided kernel runs in some case above, on both widths.
