@@ -62,8 +62,8 @@ llvm::AllocaInst *FunctionEmitter::filtersLast(int wNode) {
 // [I, Kh, Kw, lanes] on the stack, so that the block's weights for one tap are a vector; then
 // for each sample, a block of output rows (each of Q positions, a vector of channels each) stays
 // in registers, and each input value is loaded once per tap row, repeated in every lane, and
-// multiplied by Kw weight vectors. Results go to the channels' planes (a scatter), or through the
-// epilogue.
+// multiplied by Kw weight vectors. Results (through the epilogue, if any) go to the channels'
+// planes by squares of lanes x positions turned in registers.
 // At a stride s, output row r's tap row u reads input row r * s + u - padH, and its columns the
 // same way; a data gradient reads dy dilated by s (dy's row i at row i * s of the dilated rows,
 // zeros between), so only the tap rows that meet one of dy's rows are multiplied (a branch per
@@ -199,19 +199,10 @@ void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, ll
         }
       return;
     }
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t q = q0; q < q0 + qn; ++q) {
-        std::vector<llvm::Value *> idx{b, o0, b_.CreateAdd(r0, c64(r)), c64(q)};
-        llvm::Value *value = b_.CreateLoad(vecTy(), sum(r, q));
-        if (k.root != conv) {
-          productEpilogueVec(k, idx, value, static_cast<unsigned>(vl), o0);
-        } else {
-          lane_ = o0;
-          laneCount_ = static_cast<unsigned>(vl);
-          store(conv, idx, value);
-          lane_ = nullptr;
-        }
-      }
+    for (int64_t r = 0; r < rows; ++r) // an epilogue that writes several tensors: vector by vector
+      for (int64_t q = q0; q < q0 + qn; ++q)
+        productEpilogueVec(k, {b, o0, b_.CreateAdd(r0, c64(r)), c64(q)}, b_.CreateLoad(vecTy(), sum(r, q)),
+                           static_cast<unsigned>(vl), o0);
   };
   // Blocks of channels outermost, so that each block's weights are packed once per call.
   loop(
