@@ -32,7 +32,7 @@ constexpr int64_t kStackFloats = 16384;
 constexpr int64_t kChannelLanesMaxRow = 32;
 // A strided convolution's channels (or filters) go in the lanes at wide rows only when each
 // output (each filter's position) sums at least this many products, its input channels times
-// taps: for the scatter of its vector of sums (for the filter gradient, the turn of y).
+// taps: for the stores of its vectors of sums (for the filter gradient, the turn of y).
 constexpr int64_t kMinLaneProducts = 64;
 // matmul.tiled: rows per tile (6 rows x 4 vectors: 24 sums, 10 loads per 24 multiply-adds, the
 // shape of BLIS's AVX-512 micro-kernel; with AVX2's 16 registers, 6 x 2); matmul.dot: up to 4 x 4
@@ -120,9 +120,10 @@ bool narrow(int64_t width, int64_t vl) { return kFillDen * width < kFillNum * ro
 // at stride 2 (256 KB of weights stay far inside a thread's stack of 2 MB or more; the data
 // gradient of 256 filters, 3 x 3: 2.9 ms over phases, 1.2 in the lanes). It takes it at
 // wide rows too (in blocks of columns whose sums fit in the registers with a row of weights),
-// when each vector of sums holds kMinLaneProducts multiply-adds per lane it scatters (a 3-channel
-// image's 27 products per output do not pay for the scatter: its first layer, 3 x 3 at stride
-// 2 on 32 x 32 images, ran at 61 GFLOP/s in the lanes against 190 over phases).
+// when each vector of sums holds kMinLaneProducts multiply-adds per lane it stores (a 3-channel
+// image's 27 products per output did not pay for a scatter of each vector: its first layer, 3 x 3
+// at stride 2 on 32 x 32 images, ran at 61 GFLOP/s in the lanes against 190 over phases, measured
+// before the results were stored by squares).
 bool convChannelLanes(const Function &f, const Node &n, const Machine &m) {
   const Shape &os = n.shape, &ws = f.nodes[n.operands[1]].shape;
   int64_t O = os[1], Q = os[3], inputs = n.op == Op::Conv2D ? ws[1] : ws[0], vl = m.lanes;
