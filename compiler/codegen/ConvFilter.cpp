@@ -262,13 +262,15 @@ void FunctionEmitter::filterBlocks(const Kernel &k, llvm::Value *lo, llvm::Value
     nest(c64(0), batch_, false);
     return;
   }
-  // The first pass sets w, each later one adds to it (a batch of any size: the last pass may be
-  // short, or the only one).
-  llvm::Value *first = b_.CreateSelect(b_.CreateICmpSLT(batch_, c64(perPass)), batch_, c64(perPass));
-  nest(c64(0), first, false);
+  // The items' filters zeroed, then every pass adds to them (a batch of any size: the last pass
+  // may be short, or the only one); the nest is emitted once.
+  int64_t filterFloats = fb * C * Kh * Kw;
+  llvm::Value *w0 = b_.CreateGEP(f32_, slotPtr(k.root), b_.CreateMul(lo, c64(filterFloats)));
+  loop(c64(0), b_.CreateMul(b_.CreateSub(hi, lo), c64(filterFloats)),
+       [&](llvm::Value *e) { b_.CreateStore(zero(), b_.CreateGEP(f32_, w0, e)); });
   llvm::Value *passes = b_.CreateSDiv(b_.CreateAdd(batch_, c64(perPass - 1)), c64(perPass));
   loop(
-      c64(1), passes,
+      c64(0), passes,
       [&](llvm::Value *t) {
         llvm::Value *bLo = b_.CreateMul(t, c64(perPass)), *end = b_.CreateAdd(bLo, c64(perPass));
         nest(bLo, b_.CreateSelect(b_.CreateICmpSLT(end, batch_), end, batch_), true);
