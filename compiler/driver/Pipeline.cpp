@@ -131,9 +131,10 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
   // 5. Simplification: strided convolutions without a kernel of their own on the target run over
   // phases; shared subexpressions computed once, unused nodes dropped.
   codegen::TargetInfo target = opts.target ? *opts.target : codegen::hostTarget();
-  cm->lowered.forward = transforms::splitStrides(cm->lowered.forward, codegen::machine(target));
+  transforms::Machine machine = codegen::machine(target);
+  cm->lowered.forward = transforms::splitStrides(cm->lowered.forward, machine);
   if (training)
-    cm->lowered.train = transforms::splitStrides(cm->lowered.train, codegen::machine(target));
+    cm->lowered.train = transforms::splitStrides(cm->lowered.train, machine);
   cm->lowered.forward = transforms::eliminateCommonSubexpressions(cm->lowered.forward);
   assert(verify(cm->lowered.forward).empty());
   if (training) {
@@ -154,10 +155,10 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
   // strategy, tile and work split.
   cm->forwardSchedule = transforms::schedule(cm->lowered.forward);
   int64_t batch = cm->program.train ? cm->program.train->batch : transforms::kDefaultPlanBatch;
-  cm->forwardPlans = transforms::planKernels(cm->lowered.forward, cm->forwardSchedule, codegen::machine(target), batch);
+  cm->forwardPlans = transforms::planKernels(cm->lowered.forward, cm->forwardSchedule, machine, batch);
   if (training) {
     cm->trainSchedule = transforms::schedule(cm->lowered.train);
-    cm->trainPlans = transforms::planKernels(cm->lowered.train, cm->trainSchedule, codegen::machine(target), batch);
+    cm->trainPlans = transforms::planKernels(cm->lowered.train, cm->trainSchedule, machine, batch);
   }
   cm->info = describeModel(*cm);
   mark("fusion and kernel plans");
