@@ -72,4 +72,14 @@ WORKLOADS = [
      "torch": lambda nn: nn.Sequential(
          nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
          nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))},
+    {"name": "S11", "recipe": "ResNet stem as torchvision's: conv 7x7 stride 2 (3-32) + batchnorm, max pool 3x3 stride 2 padding 1, conv 3x3 (32-32) x2, [3, 64, 64], SGD momentum, batch 32",
+     "input": [3, 64, 64], "classes": 10, "samples": 1024, "batch": 32, "epochs": 3,
+     "optimizer": "sgd(lr: 0.01, momentum: 0.9)",
+     "soma": ["conv2d(32, 7, stride: 2, padding: 3)", "batchnorm", "relu", "maxpool2d(3, stride: 2, padding: 1)",
+              "conv2d(32, 3, padding: 1)", "batchnorm", "relu", "conv2d(32, 3, padding: 1)", "batchnorm", "relu",
+              "global_avgpool", "dense(10) -> softmax"],
+     "torch": lambda nn: nn.Sequential(
+         nn.Conv2d(3, 32, 7, 2, 3), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(3, 2, 1),
+         nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1),
+         nn.BatchNorm2d(32), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))},
 ]

@@ -14,6 +14,10 @@ const char *typeName(ArgType t) {
     return "a positive integer";
   case ArgType::NonNegativeInt:
     return "an integer >= 0";
+  case ArgType::PositiveIntPair:
+    return "a positive integer or a pair of them, such as [1, 7]";
+  case ArgType::NonNegativeIntPair:
+    return "an integer >= 0 or a pair of them, such as [0, 3]";
   case ArgType::Int:
     return "an integer";
   case ArgType::Number:
@@ -68,6 +72,12 @@ bool typeMatches(ArgType t, const ast::Expr &e) {
     return e.kind == K::Number && e.isInteger && e.number > 0;
   case ArgType::NonNegativeInt:
     return e.kind == K::Number && e.isInteger && e.number >= 0;
+  case ArgType::PositiveIntPair:
+  case ArgType::NonNegativeIntPair: {
+    ArgType one = t == ArgType::PositiveIntPair ? ArgType::PositiveInt : ArgType::NonNegativeInt;
+    return typeMatches(one, e) ||
+           (e.kind == K::List && e.items.size() == 2 && typeMatches(one, e.items[0]) && typeMatches(one, e.items[1]));
+  }
   case ArgType::Int:
     return e.kind == K::Number && e.isInteger;
   case ArgType::Number:
@@ -88,6 +98,14 @@ bool typeMatches(ArgType t, const ast::Expr &e) {
     return true;
   }
   return false;
+}
+
+std::array<int64_t, 2> intPair(const ast::Expr *e, int64_t none) {
+  if (!e)
+    return {none, none};
+  if (e->kind == ast::Expr::Kind::List)
+    return {static_cast<int64_t>(e->items[0].number), static_cast<int64_t>(e->items[1].number)};
+  return {static_cast<int64_t>(e->number), static_cast<int64_t>(e->number)};
 }
 
 bool floatRepresentable(ArgType t, const ast::Expr &e, DiagnosticEngine &diags) {

@@ -5,6 +5,8 @@
 #include "ast/AST.h"
 #include "support/Diagnostics.h"
 
+#include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +17,8 @@ enum class ArgType {
   NumberList,
   PositiveInt,
   NonNegativeInt,
+  PositiveIntPair,    // n, or [h, w]: one per image axis
+  NonNegativeIntPair, // the same, >= 0
   Int,
   Number,
   PositiveNumber,
@@ -39,6 +43,8 @@ const char *typeName(ArgType t);            // "a positive integer"
 std::string kindOf(const ast::Expr &e);     // "the number 1.5"
 std::string calleeText(const ast::Expr &e); // the name of a call, or the rendering of anything else
 bool typeMatches(ArgType t, const ast::Expr &e);
+// An argument of a *Pair type as its two values (a number stands for both); `none` when absent.
+std::array<int64_t, 2> intPair(const ast::Expr *e, int64_t none);
 // Numbers become 32-bit floats in the generated code: one that would round to 0 or to infinity
 // there is reported (NumberRange) and false returned.
 bool floatRepresentable(ArgType t, const ast::Expr &e, DiagnosticEngine &diags);

@@ -16,6 +16,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fmt/format.h>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -669,6 +671,48 @@ private:
     return tensor(std::move(n));
   }
 
+  // A pooling layer's windows per axis (PyTorch's rules and defaults: stride = kernel, floor
+  // unless ceil_mode) and output shape; false after reporting the rule that fails.
+  bool pooling(Layer &l, LayerKind kind, SourceRange range, const std::function<const ast::Expr *(const char *)> &arg) {
+    const char *spelling = layerSpelling(kind);
+    const char *axisName[2] = {"rows", "columns"};
+    l.out = {l.in[0], 0, 0};
+    if (kind == LayerKind::AdaptiveAvgPool2D) { // PyTorch's windows: [floor(i n / o), ceil((i + 1) n / o))
+      std::array<int64_t, 2> size = intPair(arg("size"), 1);
+      for (size_t a = 0; a < 2; ++a) {
+        if (size[a] > l.in[a + 1]) {
+          diags_.report(DiagKind::WindowTooLarge, range, spelling, formatDims(l.in),
+                        fmt::format("{} {} of output, more than the input's {}", size[a], axisName[a], l.in[a + 1]));
+          return false;
+        }
+        l.out[a + 1] = size[a];
+      }
+      return true;
+    }
+    l.window = intPair(arg("kernel"), 1);
+    l.windowStride = intPair(arg("stride"), 0);
+    if (!arg("stride"))
+      l.windowStride = l.window;
+    l.windowPadding = intPair(arg("padding"), 0);
+    bool ceil = arg("ceil_mode") && arg("ceil_mode")->text == "true";
+    l.countIncludePad = !arg("count_include_pad") || arg("count_include_pad")->text == "true";
+    for (size_t a = 0; a < 2; ++a) {
+      int64_t k = l.window[a], p = l.windowPadding[a], n = l.in[a + 1];
+      if (2 * p > k) {
+        diags_.report(DiagKind::PaddingTooLarge, range, spelling, p, k, axisName[a]);
+        return false;
+      }
+      if (k > n + 2 * p) {
+        diags_.report(DiagKind::WindowTooLarge, range, spelling, formatDims(l.in),
+                      fmt::format("kernel {} spans {} {}, more than the padded input's {} ({} + 2 x padding {})", k, k,
+                                  axisName[a], n + 2 * p, n, p));
+        return false;
+      }
+      l.out[a + 1] = ir::poolOutSize(n, k, l.windowStride[a], p, ceil);
+    }
+    return true;
+  }
+
   // A built-in layer's arguments (besides its input) and output shape.
   std::optional<Layer> layer(LayerKind kind, SourceRange range, const std::vector<ast::Arg> &args, const Dims &in,
                              Scope &scope) {
@@ -692,7 +736,14 @@ private:
                     init,
                     biasInit};
     if (kind == LayerKind::MaxPool2D || kind == LayerKind::AvgPool2D)
-      sig.params = {{"size", ArgType::PositiveInt, true}};
+      sig.params = {{"kernel", ArgType::PositiveIntPair, true},
+                    {"stride", ArgType::PositiveIntPair, false},
+                    {"padding", ArgType::NonNegativeIntPair, false},
+                    {"ceil_mode", ArgType::Bool, false}};
+    if (kind == LayerKind::AvgPool2D)
+      sig.params.push_back({"count_include_pad", ArgType::Bool, false});
+    if (kind == LayerKind::AdaptiveAvgPool2D)
+      sig.params = {{"size", ArgType::PositiveIntPair, true}};
     if (kind == LayerKind::Dropout)
       sig.params = {{"p", ArgType::UnitInterval, true}};
     if (kind == LayerKind::BatchNorm)
@@ -733,6 +784,7 @@ private:
     case LayerKind::Conv2D:
     case LayerKind::MaxPool2D:
     case LayerKind::AvgPool2D:
+    case LayerKind::AdaptiveAvgPool2D:
     case LayerKind::GlobalAvgPool: {
       if (in.size() != 3) {
         diags_.report(DiagKind::ShapeMismatch, range, spelling,
@@ -745,25 +797,24 @@ private:
         l.out = {in[0]};
         break;
       }
-      bool conv = kind == LayerKind::Conv2D;
-      l.kernel = static_cast<int64_t>((conv ? arg("kernel") : arg("size"))->number);
-      l.stride = conv ? (arg("stride") ? static_cast<int64_t>(arg("stride")->number) : 1) : l.kernel;
-      l.padding = conv && arg("padding") ? static_cast<int64_t>(arg("padding")->number) : 0;
-      if (l.kernel > in[1] + 2 * l.padding || l.kernel > in[2] + 2 * l.padding) {
-        diags_.report(DiagKind::WindowTooLarge, range, spelling, l.kernel, l.kernel, formatDims(in),
-                      l.padding ? " padded by " + std::to_string(l.padding) : "");
-        return std::nullopt;
+      if (kind != LayerKind::Conv2D) {
+        if (!pooling(l, kind, range, arg))
+          return std::nullopt;
+        break;
       }
-      if (!conv)
-        for (int axis : {1, 2})
-          if (in[axis] % l.kernel != 0) {
-            diags_.report(DiagKind::WindowDoesNotDivide, range, spelling, l.kernel, l.kernel, formatDims(in), in[axis],
-                          l.kernel);
-            return std::nullopt;
-          }
-      if (conv)
-        l.units = static_cast<int64_t>(arg("filters")->number);
-      l.out = {conv ? l.units : in[0], ir::convOutSize(in[1], l.kernel, l.stride, l.padding),
+      l.kernel = static_cast<int64_t>(arg("kernel")->number);
+      l.stride = arg("stride") ? static_cast<int64_t>(arg("stride")->number) : 1;
+      l.padding = arg("padding") ? static_cast<int64_t>(arg("padding")->number) : 0;
+      for (int axis : {1, 2})
+        if (l.kernel > in[axis] + 2 * l.padding) {
+          diags_.report(DiagKind::WindowTooLarge, range, spelling, formatDims(in),
+                        fmt::format("kernel {} spans {} {}, more than the padded input's {} ({} + 2 x padding {})",
+                                    l.kernel, l.kernel, axis == 1 ? "rows" : "columns", in[axis] + 2 * l.padding,
+                                    in[axis], l.padding));
+          return std::nullopt;
+        }
+      l.units = static_cast<int64_t>(arg("filters")->number);
+      l.out = {l.units, ir::convOutSize(in[1], l.kernel, l.stride, l.padding),
                ir::convOutSize(in[2], l.kernel, l.stride, l.padding)};
       break;
     }

@@ -5,6 +5,7 @@
 #include "soma/Model.h"
 #include "support/Diagnostics.h"
 
+#include <array>
 #include <map>
 #include <optional>
 #include <string>
@@ -37,9 +38,12 @@ struct Layer {
   LayerKind kind;
   std::string name;                            // unique: dense_1, sigmoid_2, highway_1.dense_1, ...
   int64_t units = 0;                           // dense: outputs; conv2d: filters
-  int64_t kernel = 0, stride = 1, padding = 0; // conv2d; pooling: kernel = stride = the window
-  double alpha = 0;                            // leaky_relu: the slope below 0; elu: the limit below 0; dropout: p
-  double momentum = 0.1, eps = 1e-5;           // batchnorm, layernorm
+  int64_t kernel = 0, stride = 1, padding = 0; // conv2d
+  // maxpool2d, avgpool2d (adaptive_avgpool2d: the windows of its output size): per axis (h, w)
+  std::array<int64_t, 2> window{1, 1}, windowStride{1, 1}, windowPadding{0, 0};
+  bool countIncludePad = true;
+  double alpha = 0;                      // leaky_relu: the slope below 0; elu: the limit below 0; dropout: p
+  double momentum = 0.1, eps = 1e-5;     // batchnorm, layernorm
   int weight = -1, bias = -1;            // dense, conv2d, batchnorm and layernorm (scale, shift): ModelSpec::params
   int runningMean = -1, runningVar = -1; // batchnorm: ModelSpec::buffers
   uint32_t salt = 0;                     // dropout: which random stream

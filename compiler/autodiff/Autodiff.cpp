@@ -221,23 +221,24 @@ private:
       return;
     }
     case Op::MaxPool2D: // the window's maxima share dy
-      accumulate(x, b_.maxPool2dBack(x, y, dy, n.attrs.stride));
+      accumulate(x, b_.maxPool2dBack(x, y, dy, n.attrs.pool));
       return;
-    case Op::MaxPool2DBack: { // dx = mask dy / ties, the mask piecewise constant in x and y:
-      // only dy gets a gradient, each window's sum of mask ddx / ties (x as [B, C, H/k, k, W/k, k])
+    // Back and share are linear in their last operand and each other's adjoint there; the mask
+    // is piecewise constant in x and y, which get no gradient.
+    case Op::MaxPool2DBack:
+    case Op::MaxPool2DShare: {
       int g = n.operands[2];
-      if (!needed_[g])
-        return;
-      Shape xs = f_.nodes[x].shape, ys = f_.nodes[g].shape;
-      int64_t k = n.attrs.stride;
-      Shape tiles{xs[0], xs[1], ys[2], k, ys[3], k};
-      uint32_t window = 0b101000;
-      int mask = b_.binary(Op::Equal, b_.reshape(x, tiles), b_.broadcast(b, tiles, window));
-      int ties = b_.reduce(Op::ReduceSum, mask, window);
-      int masked = b_.reduce(Op::ReduceSum, b_.binary(Op::Mul, b_.reshape(dy, tiles), mask), window);
-      accumulate(g, b_.binary(Op::Div, masked, ties));
+      if (needed_[g])
+        accumulate(g, n.op == Op::MaxPool2DBack ? b_.maxPool2dShare(x, b, dy, n.attrs.pool)
+                                                : b_.maxPool2dBack(x, b, dy, n.attrs.pool));
       return;
     }
+    case Op::AvgPool2D:
+      accumulate(x, b_.avgPool2dBack(dy, n.attrs.pool, f_.nodes[x].shape));
+      return;
+    case Op::AvgPool2DBack:
+      accumulate(x, b_.avgPool2d(dy, n.attrs.pool));
+      return;
     case Op::Reshape: // same elements, the operand's shape
       accumulate(x, b_.reshape(dy, f_.nodes[x].shape));
       return;

@@ -215,6 +215,9 @@ llvm::Value *FunctionEmitter::expr(int v, const std::vector<llvm::Value *> &idx,
   case Op::SoftmaxXentGrad:
   case Op::MaxPool2D:
   case Op::MaxPool2DBack:
+  case Op::MaxPool2DShare:
+  case Op::AvgPool2D:
+  case Op::AvgPool2DBack:
     assert(false && "materialized ops are loaded, never inlined");
     return nullptr;
   case Op::Fill:
@@ -446,6 +449,12 @@ void FunctionEmitter::emitKernel(llvm::Function *fn, const Kernel &k) {
     break;
   case Strategy::PoolLanes:
     emitWindow(k, lo, hi);
+    break;
+  case Strategy::PoolRows:
+    poolRows(k, lo, hi);
+    break;
+  case Strategy::PoolBackRows:
+    poolBackRows(k, lo, hi);
     break;
   case Strategy::MatMulTiled:
     tiledMatMul(k, lo, hi);

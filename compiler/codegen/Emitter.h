@@ -106,7 +106,23 @@ private:
   void emitReduce(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
   void leadingReduce(const Kernel &k, llvm::Value *lo, llvm::Value *hi, size_t leading);
   void emitRow(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
+
+  // ---- Pool.cpp
+  using WindowChunk =
+      std::function<void(llvm::Value *b, llvm::Value *c, llvm::Value *i, llvm::Value *q, int64_t count)>;
+  struct WindowRow {
+    std::vector<llvm::Value *> parts, masks;
+    llvm::Value *at; // the row's first column of the windows
+  };
   void emitWindow(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
+  void poolRows(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
+  void poolBackRows(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
+  void poolResult(const Kernel &k, llvm::Value *v, const std::vector<llvm::Value *> &at, unsigned count);
+  void windowLoops(llvm::Value *lo, llvm::Value *hi, int64_t C, int64_t Ho, int64_t Wo, const WindowChunk &chunk,
+                   const std::function<void(llvm::Value *, llvm::Value *)> &plane = nullptr);
+  WindowRow windowRow(int node, const ir::Pool2D &p, llvm::Value *b, llvm::Value *c, llvm::Value *i, int64_t u,
+                      llvm::Value *q, unsigned count, double fill);
+  llvm::Value *poolDivisors(int node, const Shape &xs, llvm::Value *i, llvm::Value *q);
 
   // ---- MatMul.cpp
   void rowBlocks(llvm::Value *lo, llvm::Value *hi, int64_t block, llvm::Value *m, int64_t groups, int64_t columns,
@@ -162,9 +178,10 @@ private:
   llvm::BasicBlock *entry_ = nullptr;
   llvm::Value *ctx_ = nullptr, *batch_ = nullptr;
   std::map<int, llvm::Value *> slotPtrs_;
-  std::vector<int> kernelSlots_;                       // the kernel's buffers, in its context's order: slots
-  std::map<int, llvm::GlobalVariable *> constants_;    // Constant nodes' arrays
-  std::map<int64_t, llvm::GlobalVariable *> zeroRows_; // zeroRow's arrays, by size
+  std::vector<int> kernelSlots_;                    // the kernel's buffers, in its context's order: slots
+  std::map<int, llvm::GlobalVariable *> constants_; // Constant nodes' arrays
+  std::map<std::pair<int, int>, llvm::GlobalVariable *> poolDivisors_; // avg pooling's divisors per (node, axis)
+  std::map<int64_t, llvm::GlobalVariable *> zeroRows_;                 // zeroRow's arrays, by size
   int fusedProduct_ = -1;
   llvm::Value *productValue_ = nullptr;
   llvm::Value *flatOffset_ = nullptr; // flatElementwise: the element's offset in every tensor

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 
@@ -113,6 +114,9 @@ double pointwise(Op op, double a, double b) {
   case Op::Conv2DBackFilter:
   case Op::MaxPool2D:
   case Op::MaxPool2DBack:
+  case Op::MaxPool2DShare:
+  case Op::AvgPool2D:
+  case Op::AvgPool2DBack:
   case Op::Reshape:
     break;
   }
@@ -307,29 +311,54 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
       break;
     }
     case Op::MaxPool2D:
-    case Op::MaxPool2DBack: { // per window: its maximum, then (backward) the maxima's share of dy
-      const Tensor &x = arg(0);
-      int64_t k = n.attrs.stride, H = x.dims[2], W = x.dims[3], Ho = H / k, Wo = W / k;
-      for (int64_t plane = 0; plane < x.dims[0] * x.dims[1]; ++plane)
+    case Op::MaxPool2DBack:
+    case Op::MaxPool2DShare:
+    case Op::AvgPool2D:
+    case Op::AvgPool2DBack: { // window by window (Ops.def), the gradients summed into zeros
+      const Pool2D &p = n.attrs.pool;
+      const Shape &xs = n.op == Op::AvgPool2DBack ? n.shape : f.nodes[n.operands[0]].shape;
+      int64_t H = xs[2], W = xs[3], Ho = p.out[0], Wo = p.out[1], planes = (xs[0] == kBatch ? batch : xs[0]) * xs[1];
+      std::fill(out.data.begin(), out.data.end(), 0.0);
+      for (int64_t plane = 0; plane < planes; ++plane)
         for (int64_t i = 0; i < Ho; ++i)
           for (int64_t j = 0; j < Wo; ++j) {
-            auto at = [&](int64_t u, int64_t v) { return (plane * H + i * k + u) * W + j * k + v; };
+            PoolSpan rows = poolSpan(p, 0, i, H), cols = poolSpan(p, 1, j, W);
             size_t o = static_cast<size_t>((plane * Ho + i) * Wo + j);
-            if (n.op == Op::MaxPool2D) {
+            auto each = [&](const std::function<void(size_t)> &body) {
+              for (int64_t h = rows.begin; h < rows.end; ++h)
+                for (int64_t w = cols.begin; w < cols.end; ++w)
+                  body(static_cast<size_t>((plane * H + h) * W + w));
+            };
+            double divisor = static_cast<double>(rows.divisor * cols.divisor);
+            switch (n.op) {
+            case Op::MaxPool2D: {
               double m = -std::numeric_limits<double>::infinity();
-              for (int64_t u = 0; u < k; ++u)
-                for (int64_t v = 0; v < k; ++v)
-                  m = std::max(m, x.data[at(u, v)]);
+              each([&](size_t e) { m = std::max(m, arg(0).data[e]); });
               out.data[o] = m;
-              continue;
+              break;
             }
-            double ties = 0, y = arg(1).data[o];
-            for (int64_t u = 0; u < k; ++u)
-              for (int64_t v = 0; v < k; ++v)
-                ties += x.data[at(u, v)] == y ? 1 : 0;
-            for (int64_t u = 0; u < k; ++u)
-              for (int64_t v = 0; v < k; ++v)
-                out.data[at(u, v)] = x.data[at(u, v)] == y ? arg(2).data[o] / ties : 0.0;
+            case Op::AvgPool2D: {
+              double sum = 0;
+              each([&](size_t e) { sum += arg(0).data[e]; });
+              out.data[o] = sum / divisor;
+              break;
+            }
+            case Op::AvgPool2DBack:
+              each([&](size_t e) { out.data[e] += arg(0).data[o] / divisor; });
+              break;
+            default: { // the maxima's share
+              const Tensor &x = arg(0);
+              double y = arg(1).data[o], ties = 0, sum = 0;
+              each([&](size_t e) { ties += x.data[e] == y ? 1 : 0; });
+              if (n.op == Op::MaxPool2DBack)
+                each([&](size_t e) { out.data[e] += x.data[e] == y ? arg(2).data[o] / ties : 0.0; });
+              else {
+                each([&](size_t e) { sum += x.data[e] == y ? arg(2).data[e] : 0.0; });
+                out.data[o] = sum / ties;
+              }
+              break;
+            }
+            }
           }
       break;
     }

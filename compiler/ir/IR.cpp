@@ -171,6 +171,9 @@ OpIndexing opIndexing(Op op) {
   case Op::Conv2DBackFilter:
   case Op::MaxPool2D:
   case Op::MaxPool2DBack:
+  case Op::MaxPool2DShare:
+  case Op::AvgPool2D:
+  case Op::AvgPool2DBack:
   case Op::Reshape:
     return OpIndexing::Other;
   }
@@ -215,9 +218,22 @@ static Attrs convAttrs(Shape shape, int64_t stride, int64_t padding) {
   a.padding = padding;
   return a;
 }
-int Builder::maxPool2d(int x, int64_t window) { return add(Op::MaxPool2D, {x}, convAttrs({}, window, 0)); }
-int Builder::maxPool2dBack(int x, int y, int dy, int64_t window) {
-  return add(Op::MaxPool2DBack, {x, y, dy}, convAttrs({}, window, 0));
+static Attrs poolAttrs(const Pool2D &p, Shape shape = {}) {
+  Attrs a;
+  a.pool = p;
+  a.shape = std::move(shape);
+  return a;
+}
+int Builder::maxPool2d(int x, const Pool2D &p) { return add(Op::MaxPool2D, {x}, poolAttrs(p)); }
+int Builder::maxPool2dBack(int x, int y, int dy, const Pool2D &p) {
+  return add(Op::MaxPool2DBack, {x, y, dy}, poolAttrs(p));
+}
+int Builder::maxPool2dShare(int x, int y, int d, const Pool2D &p) {
+  return add(Op::MaxPool2DShare, {x, y, d}, poolAttrs(p));
+}
+int Builder::avgPool2d(int x, const Pool2D &p) { return add(Op::AvgPool2D, {x}, poolAttrs(p)); }
+int Builder::avgPool2dBack(int g, const Pool2D &p, Shape xShape) {
+  return add(Op::AvgPool2DBack, {g}, poolAttrs(p, std::move(xShape)));
 }
 int Builder::conv2d(int x, int w, int64_t stride, int64_t padding) {
   return add(Op::Conv2D, {x, w}, convAttrs({}, stride, padding));
@@ -308,8 +324,23 @@ void print(const Function &f, std::ostream &os) {
       break;
     case Op::MaxPool2D:
     case Op::MaxPool2DBack:
-      attrs.push_back(fmt::format("window = {}", n.attrs.stride));
+    case Op::MaxPool2DShare:
+    case Op::AvgPool2D:
+    case Op::AvgPool2DBack: { // per axis, one number when both axes agree: window = 3, stride = 2
+      const Pool2D &p = n.attrs.pool;
+      auto pair = [](const std::array<int64_t, 2> &v) {
+        return v[0] == v[1] ? std::to_string(v[0]) : fmt::format("{}x{}", v[0], v[1]);
+      };
+      attrs.push_back("window = " + pair(p.kernel));
+      if (p.stride != p.kernel)
+        attrs.push_back("stride = " + pair(p.stride));
+      if (p.padding != std::array<int64_t, 2>{0, 0})
+        attrs.push_back("padding = " + pair(p.padding));
+      attrs.push_back("out = " + fmt::format("{}x{}", p.out[0], p.out[1]));
+      if ((n.op == Op::AvgPool2D || n.op == Op::AvgPool2DBack) && !p.includePad)
+        attrs.push_back("exclude_pad");
       break;
+    }
     case Op::MatMul:
       if (n.attrs.transA)
         attrs.push_back("transpose_a");

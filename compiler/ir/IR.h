@@ -4,6 +4,8 @@
 #pragma once
 #include "soma/Random.h"
 
+#include <algorithm>
+#include <array>
 #include <cstdint>
 #include <iosfwd>
 #include <optional>
@@ -44,6 +46,35 @@ int64_t numElements(const Shape &s, int64_t batch); // with B = batch
 // State: optimizer buffers (momentum, Adam's moments), updated in place like parameters.
 enum class InputRole { Data, Label, Param, State, Scalar };
 
+// A pooling op's windows along H and W (axis 0 is H), PyTorch's rule: window i of an axis covers
+// positions i*stride - padding + [0, kernel), clipped to the input; `out` is the pooled extent
+// (floor, or ceil_mode's one more window that starts inside the input or its left padding).
+struct Pool2D {
+  std::array<int64_t, 2> kernel{1, 1}, stride{1, 1}, padding{0, 0}, out{1, 1};
+  bool includePad = true; // avg_pool2d: the divisor counts padding within the padded input
+  bool operator==(const Pool2D &) const = default;
+};
+
+// Window i of one axis of `p` over an input extent `in`: [begin, end) inside the input, and
+// the divisor avg_pool2d uses for it (with includePad, the window clipped to the padded input).
+struct PoolSpan {
+  int64_t begin, end, divisor;
+};
+inline PoolSpan poolSpan(const Pool2D &p, int axis, int64_t i, int64_t in) {
+  auto a = static_cast<size_t>(axis);
+  int64_t start = i * p.stride[a] - p.padding[a];
+  int64_t paddedEnd = std::min(start + p.kernel[a], in + p.padding[a]);
+  int64_t begin = std::max<int64_t>(start, 0), end = std::min(start + p.kernel[a], in);
+  return {begin, end, p.includePad ? paddedEnd - start : end - begin};
+}
+
+// Windows that tile the input exactly (kernel = stride, no padding, the extent a multiple):
+// each input element is in one window, so a gradient writes each element once.
+inline bool poolTiles(const Pool2D &p, int64_t h, int64_t w) {
+  return p.padding == std::array<int64_t, 2>{0, 0} && p.kernel == p.stride && p.out[0] * p.kernel[0] == h &&
+         p.out[1] * p.kernel[1] == w;
+}
+
 struct Attrs {
   double value = 0;                    // Fill
   std::vector<double> values;          // Constant
@@ -51,7 +82,8 @@ struct Attrs {
   uint32_t axes = 0;                   // Broadcast: new axes of the result; Reduce: axes of the operand summed out
   bool transA = false, transB = false; // MatMul
   int64_t classes = 0;                 // OneHot
-  int64_t stride = 1, padding = 0;     // Conv2D*; MaxPool2D*: stride is the window
+  int64_t stride = 1, padding = 0;     // Conv2D*
+  Pool2D pool;                         // MaxPool2D*, AvgPool2D*
   Shape perm;                          // Transpose
   int64_t axis = 0, offset = 0;        // Pad, Slice; SpaceToDepth, DepthToSpace: offset = phases
   std::string name;                    // Input
@@ -110,8 +142,11 @@ public:
   int conv2d(int x, int w, int64_t stride, int64_t padding);
   int conv2dBackData(int dy, int w, Shape xShape, int64_t stride, int64_t padding);
   int conv2dBackFilter(int x, int dy, Shape wShape, int64_t stride, int64_t padding);
-  int maxPool2d(int x, int64_t window);
-  int maxPool2dBack(int x, int y, int dy, int64_t window);
+  int maxPool2d(int x, const Pool2D &p);
+  int maxPool2dBack(int x, int y, int dy, const Pool2D &p);
+  int maxPool2dShare(int x, int y, int d, const Pool2D &p);
+  int avgPool2d(int x, const Pool2D &p);
+  int avgPool2dBack(int g, const Pool2D &p, Shape xShape);
   int add(Op op, std::vector<int> operands, Attrs attrs);
   // By value: appending nodes may move the vector a reference would point into.
   Shape shape(int v) const { return f_.nodes[v].shape; }
@@ -132,6 +167,17 @@ std::string verify(const Function &f);
 // The output extent of a convolution or pooling window along one axis (floor, as PyTorch).
 inline int64_t convOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t padding) {
   return (in + 2 * padding - kernel) / stride + 1;
+}
+// A pooling window's output extent (PyTorch's): floor, or with ceilMode one more window when it
+// would start inside the input or its left padding. 0 or less: no window fits.
+inline int64_t poolOutSize(int64_t in, int64_t kernel, int64_t stride, int64_t padding, bool ceilMode) {
+  int64_t span = in + 2 * padding - kernel;
+  if (span < 0)
+    return 0;
+  int64_t out = (ceilMode ? (span + stride - 1) / stride : span / stride) + 1;
+  if (ceilMode && (out - 1) * stride >= in + padding)
+    --out;
+  return out;
 }
 
 } // namespace soma::ir

@@ -155,19 +155,37 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
     return {op == Op::Conv2D ? y : op == Op::Conv2DBackData ? x : w, ""};
   }
   case Op::MaxPool2D:
-  case Op::MaxPool2DBack: {
-    const Shape &x = in[0];
-    int64_t k = a.stride;
-    if (x.size() != 4 || k < 1 || x[2] == kBatch || x[3] == kBatch || x[2] % k || x[3] % k)
-      return fail(fmt::format("{} takes [B, C, H, W] with H and W multiples of the window {}, not {}", opName(op), k,
-                              formatShape(x)));
-    Shape y{x[0], x[1], x[2] / k, x[3] / k};
-    if (op == Op::MaxPool2D)
+  case Op::MaxPool2DBack:
+  case Op::MaxPool2DShare:
+  case Op::AvgPool2D:
+  case Op::AvgPool2DBack: {
+    const Pool2D &p = a.pool;
+    const Shape &x = op == Op::AvgPool2DBack ? a.shape : in[0];
+    if (x.size() != 4 || x[2] == kBatch || x[3] == kBatch)
+      return fail(fmt::format("{} takes [B, C, H, W], not {}", opName(op), formatShape(x)));
+    // Each window starts inside the input or its padding, and holds at least one element.
+    for (size_t axis = 0; axis < 2; ++axis) {
+      int64_t k = p.kernel[axis], s = p.stride[axis], pad = p.padding[axis], n = x[axis + 2];
+      int64_t floorOut = poolOutSize(n, k, s, pad, false), ceilOut = poolOutSize(n, k, s, pad, true);
+      if (k < 1 || s < 1 || pad < 0 || 2 * pad > k || floorOut < 1 || p.out[axis] < floorOut || p.out[axis] > ceilOut)
+        return fail(fmt::format("{} of {}: window {}, stride {}, padding {} cannot give {} outputs along axis {}",
+                                opName(op), formatShape(x), k, s, pad, p.out[axis], axis + 2));
+    }
+    Shape y{x[0], x[1], p.out[0], p.out[1]};
+    switch (op) {
+    case Op::MaxPool2D:
+    case Op::AvgPool2D:
       return {y, ""};
-    if (in[1] != y || in[2] != y)
-      return fail(fmt::format("max_pool2d_back: pooled {} and gradient {} must be {}", formatShape(in[1]),
-                              formatShape(in[2]), formatShape(y)));
-    return {x, ""};
+    case Op::AvgPool2DBack:
+      if (in[0] != y)
+        return fail(fmt::format("avg_pool2d_back: gradient {} must be {}", formatShape(in[0]), formatShape(y)));
+      return {x, ""};
+    default: // max_pool2d_back(x, y, dy) and max_pool2d_share(x, y, d)
+      if (in[1] != y || in[2] != (op == Op::MaxPool2DBack ? y : x))
+        return fail(fmt::format("{}: pooled {} and gradient {} do not match {}", opName(op), formatShape(in[1]),
+                                formatShape(in[2]), formatShape(x)));
+      return {op == Op::MaxPool2DBack ? x : y, ""};
+    }
   }
   case Op::Reshape: {
     // Only the batch dimension may be dynamic, and it must stay the leading axis.

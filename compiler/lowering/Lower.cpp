@@ -111,6 +111,61 @@ struct Lowerer {
     return newAxes ? b.broadcast(v, irShape(to), newAxes) : v;
   }
 
+  static ir::Pool2D pool(const Layer &l) {
+    ir::Pool2D p;
+    p.kernel = l.window;
+    p.stride = l.windowStride;
+    p.padding = l.windowPadding;
+    p.out = {l.out[1], l.out[2]};
+    p.includePad = l.countIncludePad;
+    return p;
+  }
+
+  // PyTorch's adaptive windows, [floor(i n / o), ceil((i + 1) n / o)) along each axis. Where
+  // they are one window at one stride (o divides n, or n = 7, o = 3) an avg pooling; along an
+  // axis where they are not, each output row is the mean of its slice, the rows then stacked.
+  int adaptiveAvgPool(const Layer &l, int cur) {
+    ir::Pool2D p;
+    std::array<bool, 2> uniform{};
+    for (size_t a = 0; a < 2; ++a) {
+      int64_t n = l.in[a + 1], o = l.out[a + 1], k = (n + o - 1) / o, s = o > 1 ? (n - k) / (o - 1) : 1;
+      uniform[a] = true;
+      for (int64_t i = 0; i < o; ++i)
+        uniform[a] = uniform[a] && i * n / o == i * s && ((i + 1) * n + o - 1) / o == i * s + k;
+      p.kernel[a] = uniform[a] ? k : 1;
+      p.stride[a] = uniform[a] ? std::max<int64_t>(s, 1) : 1;
+      p.out[a] = uniform[a] ? o : n;
+    }
+    if (uniform[0] && uniform[1])
+      return b.avgPool2d(cur, p);
+    Shape shape = b.shape(cur);
+    for (int axis = 2; axis < 4; ++axis) {
+      auto a = static_cast<size_t>(axis - 2);
+      if (uniform[a])
+        continue;
+      int64_t n = shape[static_cast<size_t>(axis)], o = l.out[a + 1];
+      Shape out = shape, part = shape;
+      out[static_cast<size_t>(axis)] = o;
+      int sum = -1;
+      for (int64_t i = 0; i < o; ++i) {
+        int64_t begin = i * n / o, end = ((i + 1) * n + o - 1) / o;
+        part[static_cast<size_t>(axis)] = end - begin;
+        int mean = b.binary(Op::Mul, b.reduce(Op::ReduceSum, b.slice(cur, axis, begin, part), 1u << axis),
+                            b.fill(1.0 / static_cast<double>(end - begin), {}));
+        Shape one = out;
+        one[static_cast<size_t>(axis)] = 1;
+        int row = b.pad(b.reshape(mean, one), axis, i, out);
+        sum = sum < 0 ? row : b.binary(Op::Add, sum, row);
+      }
+      cur = sum;
+      shape = out;
+    }
+    if (!uniform[0] && !uniform[1])
+      return cur;
+    p.out = {l.out[1], l.out[2]}; // the uniform axis pooled, the other (already o) by windows of 1
+    return b.avgPool2d(cur, p);
+  }
+
   int layer(const Layer &l, int cur) {
     switch (l.kind) {
     case LayerKind::Dense: {
@@ -124,13 +179,17 @@ struct Lowerer {
       return b.binary(Op::Add, y, b.broadcast(params[static_cast<size_t>(l.bias)], b.shape(y), 0b1101));
     }
     case LayerKind::MaxPool2D:
-      return b.maxPool2d(cur, l.kernel);
+      return b.maxPool2d(cur, pool(l));
     case LayerKind::AvgPool2D: {
-      int64_t k = l.kernel;
-      int tiles = b.reshape(cur, {kBatch, l.in[0], l.out[1], k, l.out[2], k});
+      ir::Pool2D p = pool(l);
+      if (p.kernel != p.stride || p.padding != std::array<int64_t, 2>{0, 0} || !ir::poolTiles(p, l.in[1], l.in[2]))
+        return b.avgPool2d(cur, p);
+      int tiles = b.reshape(cur, {kBatch, l.in[0], l.out[1], p.kernel[0], l.out[2], p.kernel[1]});
       int pooled = b.reduce(Op::ReduceSum, tiles, 0b101000);
-      return b.binary(Op::Mul, pooled, b.fill(1.0 / static_cast<double>(k * k), {}));
+      return b.binary(Op::Mul, pooled, b.fill(1.0 / static_cast<double>(p.kernel[0] * p.kernel[1]), {}));
     }
+    case LayerKind::AdaptiveAvgPool2D:
+      return adaptiveAvgPool(l, cur);
     case LayerKind::GlobalAvgPool:
       return b.binary(Op::Mul, b.reduce(Op::ReduceSum, cur, 0b1100),
                       b.fill(1.0 / static_cast<double>(l.in[1] * l.in[2]), {}));

@@ -192,12 +192,15 @@ public:
       p.work = times(elements(f_.nodes[f_.nodes[k.root].operands[0]].shape), 4);
       break;
     }
-    case Kernel::Kind::Window: { // a comparison per element of x (backward: mask, count, share: 3)
-      p.strategy = Strategy::PoolLanes;
+    case Kernel::Kind::Window: { // work: a comparison or sum per tap of each window (max gradient: mask, count, share)
       int pool = k.product >= 0 ? k.product : k.root;
       const Node &n = f_.nodes[pool];
+      const Pool2D &w = n.attrs.pool;
+      bool back = n.op == Op::MaxPool2DBack || n.op == Op::AvgPool2DBack;
+      p.strategy = poolOnLanes(f_, pool) ? Strategy::PoolLanes : back ? Strategy::PoolBackRows : Strategy::PoolRows;
       p.vectorEpilogue = k.root != pool && vectorEpilogue(k);
-      p.work = times(elements(f_.nodes[n.operands[0]].shape), n.op == Op::MaxPool2D ? 1 : 3);
+      Count windows = elements(back ? f_.nodes[n.operands.back()].shape : n.shape);
+      p.work = times(windows, w.kernel[0] * w.kernel[1] * (n.op == Op::MaxPool2D || n.op == Op::AvgPool2D ? 1 : 3));
       break;
     }
     case Kernel::Kind::MatMul:
@@ -716,6 +719,8 @@ std::string describe(const KernelPlan &p) {
     out += fmt::format(" leading-axes={}", p.from);
     break;
   case Strategy::PoolLanes:
+  case Strategy::PoolRows:
+  case Strategy::PoolBackRows:
     break;
   case Strategy::MatMulTiled:
     out += fmt::format(" tile={}x{} single-row={} groups={}", p.rows, p.columns, p.singleRow, p.groups);

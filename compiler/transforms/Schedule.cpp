@@ -148,7 +148,7 @@ Schedule schedule(const Function &f) {
   for (size_t i = 0; i < n; ++i) {
     const Node &mm = f.nodes[i];
     bool product = mm.op == Op::MatMul || (mm.op == Op::Conv2D && convAlongRows(f, static_cast<int>(i))) ||
-                   opKind(mm.op) == OpKind::Window;
+                   (opKind(mm.op) == OpKind::Window && poolTakesEpilogue(f, static_cast<int>(i)));
     if (!s.live[i] || !product || isResult[i] || uses[i] != 1)
       continue;
     int u = user[i];
@@ -322,6 +322,27 @@ Schedule schedule(const Function &f) {
     }
   }
   return s;
+}
+
+bool poolOnLanes(const Function &f, int pool) {
+  const Node &n = f.nodes[pool];
+  const Pool2D &p = n.attrs.pool;
+  const Shape &x = f.nodes[n.operands[0]].shape;
+  bool square = p.kernel[0] == p.kernel[1] && p.kernel == p.stride && p.padding == std::array<int64_t, 2>{0, 0} &&
+                x.size() == 4 && p.out[0] * p.kernel[0] <= x[2] && p.out[1] * p.kernel[1] <= x[3];
+  switch (n.op) {
+  case Op::MaxPool2D:
+    return square;
+  case Op::MaxPool2DBack:
+    return square && poolTiles(p, x[2], x[3]);
+  default:
+    return false;
+  }
+}
+
+bool poolTakesEpilogue(const Function &f, int pool) {
+  Op op = f.nodes[pool].op;
+  return (op != Op::MaxPool2DBack && op != Op::AvgPool2DBack) || poolOnLanes(f, pool);
 }
 
 bool convAlongRows(const Function &f, int conv) {

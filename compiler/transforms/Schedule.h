@@ -38,6 +38,11 @@ constexpr int64_t kMaxRowTaps = 25;
 // Whether convolution node `conv` runs along image rows, output rows in registers (stride 1,
 // filters of at most kMaxRowTaps taps): then a conv2d can run an elementwise epilogue.
 bool convAlongRows(const ir::Function &f, int conv);
+// Whether pooling node `pool` runs as window.lanes: max pooling over square windows at their own
+// stride without padding (its gradient: when they also tile the input, each element in one
+// window). Other pooling gradients add overlapping windows into memory, so take no epilogue.
+bool poolOnLanes(const ir::Function &f, int pool);
+bool poolTakesEpilogue(const ir::Function &f, int pool);
 const char *kernelKindName(Kernel::Kind kind);
 // One kernel's line of `soma emit kernels`: its kind, root, epilogue and reads.
 void printKernel(const ir::Function &f, const Kernel &k, int index, std::ostream &os);

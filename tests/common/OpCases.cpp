@@ -4,6 +4,7 @@
 
 #include "soma/Data.h"
 
+#include <array>
 #include <cmath>
 #include <fmt/format.h>
 #include <tuple>
@@ -328,34 +329,89 @@ std::vector<OpCase> casesFor(Op op) {
             rowCase("one-hot", {kBatch, 10}, true)};
   }
   case Op::MaxPool2D:
-  case Op::MaxPool2DBack: {
-    // Windows of 2 and 3; rows of more than one vector of outputs (a loop of whole chunks and a
-    // remainder); and windows with tied maxima (inputs of a few values), for the JIT only.
+  case Op::MaxPool2DBack:
+  case Op::MaxPool2DShare:
+  case Op::AvgPool2D:
+  case Op::AvgPool2DBack: {
+    // Square windows at their own stride (window.lanes for max pooling): windows of 2 and 3, rows
+    // of more than one vector of outputs (a loop of whole chunks and a remainder). Then every
+    // other parameter (window.rows, window.back-rows): overlapping windows with padding (ResNet's
+    // stem), ceil_mode's partial windows, rectangular windows and strides, strides beyond the
+    // window (gaps), floor's dropped edges, stride 1 over wide rows (windows spanning two
+    // chunks), and padding left out of the divisor. Windows with tied maxima (inputs of a few
+    // values) for the JIT only.
+    struct PoolShape {
+      Shape x;
+      std::array<int64_t, 2> kernel, stride, padding;
+      bool ceil = false, includePad = true, ties = false;
+    };
+    std::vector<PoolShape> shapes{
+        {{kBatch, 3, 4, 6}, {2, 2}, {2, 2}, {0, 0}},
+        {{kBatch, 2, 6, 9}, {3, 3}, {3, 3}, {0, 0}},
+        {{kBatch, 2, 4, 70}, {2, 2}, {2, 2}, {0, 0}},
+        {{kBatch, 2, 4, 38}, {2, 2}, {2, 2}, {0, 0}, false, true, true},
+        {{kBatch, 2, 7, 9}, {3, 3}, {2, 2}, {1, 1}},
+        {{kBatch, 2, 8, 10}, {3, 3}, {2, 2}, {1, 1}, true},
+        {{kBatch, 2, 8, 10}, {3, 3}, {2, 2}, {1, 1}, true, false},
+        {{kBatch, 2, 5, 7}, {2, 3}, {1, 2}, {1, 0}},
+        {{kBatch, 2, 7, 8}, {2, 2}, {3, 3}, {0, 0}},
+        {{kBatch, 2, 5, 7}, {2, 2}, {2, 2}, {0, 0}},
+        {{kBatch, 2, 5, 7}, {2, 2}, {2, 2}, {0, 0}, true, false},
+        {{kBatch, 1, 5, 37}, {3, 3}, {1, 1}, {1, 1}, false, false},
+        {{kBatch, 1, 5, 41}, {3, 3}, {2, 2}, {1, 1}},
+        {{kBatch, 2, 6, 20}, {3, 3}, {2, 2}, {1, 1}, false, true, true},
+    };
     std::vector<OpCase> out;
-    for (auto [shape, window, ties] : {std::tuple<Shape, int64_t, bool>{{kBatch, 3, 4, 6}, 2, false},
-                                       {{kBatch, 2, 6, 9}, 3, false},
-                                       {{kBatch, 2, 4, 70}, 2, false},
-                                       {{kBatch, 2, 4, 38}, 2, true}}) {
-      CaseBuilder cb(fmt::format("{} {} window {}{}", opName(op), formatShape(shape), window, ties ? " ties" : ""));
-      int x = cb.input("x", shape);
-      if (ties) {
+    auto build = [op](Builder &b, CaseBuilder &cb, int x, const Pool2D &p) {
+      Shape xs = b.shape(x);
+      switch (op) {
+      case Op::MaxPool2D:
+        return b.maxPool2d(x, p);
+      case Op::MaxPool2DBack: {
+        int y = b.maxPool2d(x, p);
+        return b.maxPool2dBack(x, y, cb.input("dy", b.shape(y)), p);
+      }
+      case Op::MaxPool2DShare:
+        return b.maxPool2dShare(x, b.maxPool2d(x, p), cb.input("d", xs), p);
+      case Op::AvgPool2D:
+        return b.avgPool2d(x, p);
+      default:
+        return b.avgPool2dBack(cb.input("g", {xs[0], xs[1], p.out[0], p.out[1]}), p, xs);
+      }
+    };
+    for (const PoolShape &ps : shapes) {
+      Pool2D p;
+      p.kernel = ps.kernel;
+      p.stride = ps.stride;
+      p.padding = ps.padding;
+      p.includePad = ps.includePad;
+      for (size_t a = 0; a < 2; ++a)
+        p.out[a] = poolOutSize(ps.x[a + 2], p.kernel[a], p.stride[a], p.padding[a], ps.ceil);
+      CaseBuilder cb(fmt::format("{} {} window {}x{} stride {}x{} padding {}x{}{}{}{}", opName(op), formatShape(ps.x),
+                                 p.kernel[0], p.kernel[1], p.stride[0], p.stride[1], p.padding[0], p.padding[1],
+                                 ps.ceil ? " ceil" : "", ps.includePad ? "" : " exclude-pad", ps.ties ? " ties" : ""));
+      int x = cb.input("x", ps.x);
+      if (ps.ties) {
         for (double &v : cb.c.inputs["x"].data)
           v = std::round(v);
         cb.c.gradcheck = false;
       }
-      int y = cb.b.maxPool2d(x, window);
-      if (op == Op::MaxPool2D) {
-        out.push_back(cb.done(y));
-        continue;
-      }
-      int dy = cb.input("dy", cb.b.shape(y));
-      out.push_back(cb.done(cb.b.maxPool2dBack(x, y, dy, window)));
+      out.push_back(cb.done(build(cb.b, cb, x, p)));
     }
-    for (bool onVectors : {true, false}) // an epilogue, on the result's vectors or from a buffer
-      out.push_back(epilogueCase(opName(op), onVectors, {kBatch, 2, 4, 38}, [op](Builder &b, int x, CaseBuilder &cb) {
-        int y = b.maxPool2d(x, 2);
-        return op == Op::MaxPool2D ? y : b.maxPool2dBack(x, y, cb.input("dy", b.shape(y)), 2);
-      }));
+    // An epilogue, on the result's vectors or from a buffer: window.lanes, and window.rows
+    // (a gradient in window.back-rows takes none).
+    for (bool lanes : {true, false}) {
+      Pool2D p;
+      p.kernel = p.stride = lanes ? std::array<int64_t, 2>{2, 2} : std::array<int64_t, 2>{3, 3};
+      if (!lanes)
+        p.stride = {2, 2}, p.padding = {1, 1};
+      p.out = {poolOutSize(4, p.kernel[0], p.stride[0], p.padding[0], false),
+               poolOutSize(38, p.kernel[1], p.stride[1], p.padding[1], false)};
+      std::string label = fmt::format("{} {}", opName(op), lanes ? "2x2" : "3x3 stride 2 padding 1");
+      for (bool onVectors : {true, false})
+        out.push_back(epilogueCase(label.c_str(), onVectors, {kBatch, 2, 4, 38},
+                                   [&](Builder &b, int x, CaseBuilder &cb) { return build(b, cb, x, p); }));
+    }
     return out;
   }
   case Op::MatMul:

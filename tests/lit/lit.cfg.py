@@ -31,3 +31,15 @@ try:
         config.available_features.add("avx512")
 except OSError:
     pass
+# Oracle tests against PyTorch run where python3-torch is installed (bench/run --torch installs it).
+import subprocess
+
+# Debian's package is for the system's python3, which need not be the one first on PATH.
+for python in [config.python, "/usr/bin/python3"]:
+    try:
+        if subprocess.run([python, "-c", "import torch"], capture_output=True).returncode == 0:
+            config.available_features.add("torch")
+            config.substitutions.append(("%torch_python", python))
+            break
+    except OSError:
+        pass

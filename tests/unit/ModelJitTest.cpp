@@ -146,6 +146,26 @@ TEST(ModelJit, ConvolutionalStepMatchesReference) {
                     3);
 }
 
+// Pooling with PyTorch's parameters: ResNet's stem (3x3, stride 2, padding 1), ceil_mode's
+// partial windows, padding left out of the divisor, rectangular windows and strides, a floor
+// that drops an edge, and adaptive windows both uniform (7 to 3) and not (5 to 3, 9 to 4).
+TEST(ModelJit, PoolingStepMatchesReference) {
+  expectStepMatches(R"(model M { input x: f32[2, 11, 13] conv2d(4, 3, padding: 1) -> relu
+                                  maxpool2d(3, stride: 2, padding: 1) conv2d(6, 1)
+                                  avgpool2d(3, stride: 2, padding: 1, ceil_mode: true, count_include_pad: false)
+                                  maxpool2d([2, 1], stride: [1, 2], ceil_mode: true) flatten dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 0.1) })",
+                    5);
+  expectStepMatches(R"(model M { input x: f32[3, 7, 9] conv2d(4, 3, padding: 1) -> tanh avgpool2d(2)
+                                  adaptive_avgpool2d([3, 3]) flatten dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
+                    4);
+  expectStepMatches(R"(model M { input x: f32[2, 5, 9] conv2d(3, 1) -> relu adaptive_avgpool2d([3, 4]) flatten
+                                  dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 0.1) })",
+                    3);
+}
+
 TEST(ModelJit, EveryLossStepMatchesReference) {
   for (const char *loss : {"mae(one_hot(label, 3))", "huber(one_hot(label, 3), delta: 0.2)",
                            "cross_entropy(label, weight: [1, 0.5, 2])", "binary_cross_entropy(one_hot(label, 3))"}) {

@@ -1,0 +1,55 @@
+# Builds in PyTorch a CNN with every pooling parameter Soma takes (ResNet's 3x3 stride-2 padded
+# max pooling, adaptive windows that are not one stride, ceil_mode's partial windows, padding
+# left out of the divisor, rectangular windows and strides), writes its random weights as
+# safetensors under Soma's names, a batch of inputs as .npy and PyTorch's outputs for them.
+#   torch_pooling.py DIR   writes DIR/m.soma, DIR/w.safetensors, DIR/x.npy, DIR/expected.npy
+import json
+import os
+import struct
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+
+out = sys.argv[1]
+torch.manual_seed(0)
+model = nn.Sequential(
+    nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Conv2d(4, 6, 1),
+    nn.AdaptiveAvgPool2d((4, 5)), nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+    nn.MaxPool2d((2, 1), (1, 2), ceil_mode=True), nn.AvgPool2d(2, 1, 1, ceil_mode=True), nn.Flatten(),
+    nn.Linear(6 * 3 * 3, 3))
+soma = """model M {
+  input x: f32[2, 11, 13]
+  conv2d(4, 3, padding: 1) -> relu
+  maxpool2d(3, stride: 2, padding: 1)
+  conv2d(6, 1)
+  adaptive_avgpool2d([4, 5])
+  avgpool2d(3, stride: 2, padding: 1, ceil_mode: true, count_include_pad: false)
+  maxpool2d([2, 1], stride: [1, 2], ceil_mode: true)
+  avgpool2d(2, stride: 1, padding: 1, ceil_mode: true)
+  flatten
+  dense(3)
+}
+train M { data train = npy("x.npy", "y.npy") loss = cross_entropy(label) optimizer = sgd(lr: 0.1) }
+"""
+open(os.path.join(out, "m.soma"), "w").write(soma)
+
+tensors = {"conv2d_1.w": model[0].weight, "conv2d_1.b": model[0].bias, "conv2d_2.w": model[3].weight,
+           "conv2d_2.b": model[3].bias, "dense_1.w": model[9].weight.t(), "dense_1.b": model[9].bias}
+header, blobs, offset = {}, [], 0
+for name, t in tensors.items():
+    data = t.detach().contiguous().numpy().astype("<f4").tobytes()
+    header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+    blobs.append(data)
+    offset += len(data)
+text = json.dumps(header).encode()
+text += b" " * (-len(text) % 8)
+with open(os.path.join(out, "w.safetensors"), "wb") as f:
+    f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+x = torch.randn(5, 2, 11, 13)
+np.save(os.path.join(out, "x.npy"), x.numpy().astype("<f4"))
+np.save(os.path.join(out, "y.npy"), np.arange(5).astype("<i8") % 3)
+with torch.no_grad():
+    np.save(os.path.join(out, "expected.npy"), model(x).numpy().astype("<f4"))
