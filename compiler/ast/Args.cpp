@@ -18,6 +18,8 @@ const char *typeName(ArgType t) {
     return "a positive integer or a pair of them, such as [1, 7]";
   case ArgType::NonNegativeIntPair:
     return "an integer >= 0 or a pair of them, such as [0, 3]";
+  case ArgType::Padding:
+    return "an integer >= 0, a pair of them such as [0, 3], \"same\" or \"valid\"";
   case ArgType::Int:
     return "an integer";
   case ArgType::Number:
@@ -72,6 +74,9 @@ bool typeMatches(ArgType t, const ast::Expr &e) {
     return e.kind == K::Number && e.isInteger && e.number > 0;
   case ArgType::NonNegativeInt:
     return e.kind == K::Number && e.isInteger && e.number >= 0;
+  case ArgType::Padding:
+    return typeMatches(ArgType::NonNegativeIntPair, e) ||
+           (e.kind == K::String && (e.text == "same" || e.text == "valid"));
   case ArgType::PositiveIntPair:
   case ArgType::NonNegativeIntPair: {
     ArgType one = t == ArgType::PositiveIntPair ? ArgType::PositiveInt : ArgType::NonNegativeInt;

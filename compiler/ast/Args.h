@@ -19,6 +19,7 @@ enum class ArgType {
   NonNegativeInt,
   PositiveIntPair,    // n, or [h, w]: one per image axis
   NonNegativeIntPair, // the same, >= 0
+  Padding,            // a NonNegativeIntPair, or "same" or "valid"
   Int,
   Number,
   PositiveNumber,

@@ -623,7 +623,8 @@ private:
     GraphNode n = derived(GraphNode::Kind::Layer, {*x}, l->out, true, range);
     n.label = l->name;
     if (kind == LayerKind::Dense || kind == LayerKind::Conv2D) {
-      Dims w = kind == LayerKind::Dense ? Dims{l->in[0], l->units} : Dims{l->units, l->in[0], l->kernel, l->kernel};
+      Dims w =
+          kind == LayerKind::Dense ? Dims{l->in[0], l->units} : Dims{l->units, l->in[0], l->window[0], l->window[1]};
       if (!withinLimit("the weight tensor of '" + callee + "'", w, range))
         return std::nullopt;
       ParamSpec weight{l->name + ".w", w, weightInit_, 1, 1, lrMult_};
@@ -671,6 +672,52 @@ private:
     return tensor(std::move(n));
   }
 
+  // conv2d's kernel and padding per axis (PyTorch's "same": (kernel - 1) / 2 before, the rest
+  // after) and output shape; false after reporting the rule that fails.
+  bool convolution(Layer &l, SourceRange range, const std::function<const ast::Expr *(const char *)> &arg) {
+    const char *axisName[2] = {"rows", "columns"};
+    l.window = intPair(arg("kernel"), 1);
+    std::array<int64_t, 2> stride = intPair(arg("stride"), 1);
+    if (stride[0] != stride[1]) {
+      diags_.report(DiagKind::UnsupportedParameters, range, "conv2d",
+                    fmt::format("stride [{}, {}]", stride[0], stride[1]),
+                    "a convolution's stride is one number for both axes");
+      return false;
+    }
+    l.stride = stride[0];
+    const ast::Expr *padding = arg("padding");
+    bool same = padding && padding->kind == ast::Expr::Kind::String && padding->text == "same";
+    if (same && l.stride != 1) {
+      diags_.report(DiagKind::UnsupportedParameters, range, "conv2d",
+                    fmt::format("padding \"same\" with stride {}", l.stride),
+                    "\"same\" keeps the input's size, which only stride 1 does (as in PyTorch)");
+      return false;
+    }
+    bool named = padding && padding->kind == ast::Expr::Kind::String;
+    l.windowPadding = l.windowPadEnd = named ? std::array<int64_t, 2>{0, 0} : intPair(padding, 0);
+    for (size_t a = 0; a < 2; ++a) {
+      if (same) {
+        l.windowPadding[a] = (l.window[a] - 1) / 2;
+        l.windowPadEnd[a] = l.window[a] - 1 - l.windowPadding[a];
+      }
+      int64_t n = l.in[a + 1], padded = n + l.windowPadding[a] + l.windowPadEnd[a];
+      if (l.window[a] > padded) {
+        diags_.report(DiagKind::WindowTooLarge, range, "conv2d", formatDims(l.in),
+                      fmt::format("kernel {} spans {} {}, more than the padded input's {} ({} + {})", l.window[a],
+                                  l.window[a], axisName[a], padded, n,
+                                  l.windowPadding[a] == l.windowPadEnd[a]
+                                      ? fmt::format("2 x padding {}", l.windowPadding[a])
+                                      : fmt::format("padding {} + {}", l.windowPadding[a], l.windowPadEnd[a])));
+        return false;
+      }
+    }
+    l.units = static_cast<int64_t>(arg("filters")->number);
+    l.out = {l.units, 0, 0};
+    for (size_t a = 0; a < 2; ++a)
+      l.out[a + 1] = (l.in[a + 1] + l.windowPadding[a] + l.windowPadEnd[a] - l.window[a]) / l.stride + 1;
+    return true;
+  }
+
   // A pooling layer's windows per axis (PyTorch's rules and defaults: stride = kernel, floor
   // unless ceil_mode) and output shape; false after reporting the rule that fails.
   bool pooling(Layer &l, LayerKind kind, SourceRange range, const std::function<const ast::Expr *(const char *)> &arg) {
@@ -693,7 +740,7 @@ private:
     l.windowStride = intPair(arg("stride"), 0);
     if (!arg("stride"))
       l.windowStride = l.window;
-    l.windowPadding = intPair(arg("padding"), 0);
+    l.windowPadding = l.windowPadEnd = intPair(arg("padding"), 0);
     bool ceil = arg("ceil_mode") && arg("ceil_mode")->text == "true";
     l.countIncludePad = !arg("count_include_pad") || arg("count_include_pad")->text == "true";
     for (size_t a = 0; a < 2; ++a) {
@@ -729,9 +776,9 @@ private:
       sig.params = {{"alpha", ArgType::NonNegativeNumber, false}};
     if (kind == LayerKind::Conv2D)
       sig.params = {{"filters", ArgType::PositiveInt, true},
-                    {"kernel", ArgType::PositiveInt, true},
-                    {"stride", ArgType::PositiveInt, false},
-                    {"padding", ArgType::NonNegativeInt, false},
+                    {"kernel", ArgType::PositiveIntPair, true},
+                    {"stride", ArgType::PositiveIntPair, false},
+                    {"padding", ArgType::Padding, false},
                     lrMult,
                     init,
                     biasInit};
@@ -802,20 +849,8 @@ private:
           return std::nullopt;
         break;
       }
-      l.kernel = static_cast<int64_t>(arg("kernel")->number);
-      l.stride = arg("stride") ? static_cast<int64_t>(arg("stride")->number) : 1;
-      l.padding = arg("padding") ? static_cast<int64_t>(arg("padding")->number) : 0;
-      for (int axis : {1, 2})
-        if (l.kernel > in[axis] + 2 * l.padding) {
-          diags_.report(DiagKind::WindowTooLarge, range, spelling, formatDims(in),
-                        fmt::format("kernel {} spans {} {}, more than the padded input's {} ({} + 2 x padding {})",
-                                    l.kernel, l.kernel, axis == 1 ? "rows" : "columns", in[axis] + 2 * l.padding,
-                                    in[axis], l.padding));
-          return std::nullopt;
-        }
-      l.units = static_cast<int64_t>(arg("filters")->number);
-      l.out = {l.units, ir::convOutSize(in[1], l.kernel, l.stride, l.padding),
-               ir::convOutSize(in[2], l.kernel, l.stride, l.padding)};
+      if (!convolution(l, range, arg))
+        return std::nullopt;
       break;
     }
     case LayerKind::Flatten: {

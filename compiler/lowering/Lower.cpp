@@ -175,7 +175,16 @@ struct Lowerer {
     case LayerKind::Flatten:
       return b.reshape(cur, batched(l.out));
     case LayerKind::Conv2D: {
-      int y = b.conv2d(cur, params[static_cast<size_t>(l.weight)], l.stride, l.padding);
+      // Padding that differs between the axes or sides: the conv's own padding is the least of
+      // them, the rest explicit zeros around x.
+      int64_t p = std::min({l.windowPadding[0], l.windowPadding[1], l.windowPadEnd[0], l.windowPadEnd[1]});
+      for (size_t a = 0; a < 2; ++a)
+        if (l.windowPadding[a] > p || l.windowPadEnd[a] > p) {
+          Shape padded = b.shape(cur);
+          padded[a + 2] += l.windowPadding[a] + l.windowPadEnd[a] - 2 * p;
+          cur = b.pad(cur, static_cast<int64_t>(a) + 2, l.windowPadding[a] - p, padded);
+        }
+      int y = b.conv2d(cur, params[static_cast<size_t>(l.weight)], l.stride, p);
       return b.binary(Op::Add, y, b.broadcast(params[static_cast<size_t>(l.bias)], b.shape(y), 0b1101));
     }
     case LayerKind::MaxPool2D:

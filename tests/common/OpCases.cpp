@@ -452,6 +452,26 @@ std::vector<OpCase> casesFor(Op op) {
         r = cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, stride, padding);
       out.push_back(cb.done(r));
     }
+    // Factorized (1xk, kx1) filters over whole vectors of channels and filters, narrow and wide
+    // rows, as conv2d(kernel: [1, 7], padding: [0, 3]) lowers (its padding explicit): the lane
+    // and row strategies with rectangular taps.
+    for (auto [xs, ws, stride, padding] :
+         {std::tuple<Shape, Shape, int64_t, int64_t>{{kBatch, 16, 5, 7}, {16, 16, 1, 5}, 1, 0},
+          {{kBatch, 32, 7, 4}, {16, 32, 5, 1}, 1, 1},
+          {{kBatch, 16, 3, 40}, {16, 16, 1, 7}, 1, 0},
+          {{kBatch, 16, 9, 8}, {32, 16, 3, 1}, 2, 1}}) {
+      CaseBuilder cb(fmt::format("{} {}x{} filters, {} to {} channels, {} wide, stride {}", opName(op), ws[2], ws[3],
+                                 xs[1], ws[0], xs[3], stride));
+      Shape ys{kBatch, ws[0], convOutSize(xs[2], ws[2], stride, padding), convOutSize(xs[3], ws[3], stride, padding)};
+      int r = op == Op::Conv2D ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), stride, padding)
+              : op == Op::Conv2DBackData
+                  ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, stride, padding)
+                  : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, stride, padding);
+      OpCase c = cb.done(r);
+      c.tolerance = 1e-4;  // sums of up to 32 * 5 products (the filter gradient: 3 * 40 * 16)
+      c.gradcheck = false; // the small cases above check the derivatives
+      out.push_back(std::move(c));
+    }
     // 1x1 filters: matrix products per sample, with partial blocks of rows and tiles of
     // positions (13 channels, 63 positions), and more channels than a pass of the filter
     // gradient's tiles keeps (600).

@@ -166,6 +166,17 @@ TEST(ModelJit, PoolingStepMatchesReference) {
                     3);
 }
 
+// Convolutions with a kernel and padding per axis: factorized 1x7 and 7x1 filters (the padding
+// that differs between the axes explicit), "same" over an even kernel (one more after), a
+// rectangular strided filter.
+TEST(ModelJit, RectangularConvolutionStepMatchesReference) {
+  expectStepMatches(R"(model M { input x: f32[3, 9, 11] conv2d(4, [1, 7], padding: [0, 3]) -> relu
+                                  conv2d(4, [7, 1], padding: [3, 0]) -> relu conv2d(5, 4, padding: "same") -> tanh
+                                  conv2d(3, [2, 3], stride: 2, padding: "valid") flatten dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
+                    4);
+}
+
 TEST(ModelJit, EveryLossStepMatchesReference) {
   for (const char *loss : {"mae(one_hot(label, 3))", "huber(one_hot(label, 3), delta: 0.2)",
                            "cross_entropy(label, weight: [1, 0.5, 2])", "binary_cross_entropy(one_hot(label, 3))"}) {

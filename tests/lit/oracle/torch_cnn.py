@@ -1,8 +1,9 @@
-# Builds in PyTorch a CNN with every pooling parameter Soma takes (ResNet's 3x3 stride-2 padded
-# max pooling, adaptive windows that are not one stride, ceil_mode's partial windows, padding
-# left out of the divisor, rectangular windows and strides), writes its random weights as
-# safetensors under Soma's names, a batch of inputs as .npy and PyTorch's outputs for them.
-#   torch_pooling.py DIR   writes DIR/m.soma, DIR/w.safetensors, DIR/x.npy, DIR/expected.npy
+# Builds in PyTorch a CNN with the convolution and pooling parameters Soma takes (factorized 1x3
+# filters, "same" padding of an even kernel, ResNet's 3x3 stride-2 padded max pooling, adaptive
+# windows that are not one stride, ceil_mode's partial windows, padding left out of the
+# divisor, rectangular windows and strides), writes its random weights as safetensors under
+# Soma's names, a batch of inputs as .npy and PyTorch's outputs for them.
+#   torch_cnn.py DIR   writes DIR/m.soma, DIR/w.safetensors, DIR/x.npy, DIR/expected.npy
 import json
 import os
 import struct
@@ -16,7 +17,7 @@ out = sys.argv[1]
 torch.manual_seed(0)
 model = nn.Sequential(
     nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Conv2d(4, 6, 1),
-    nn.AdaptiveAvgPool2d((4, 5)), nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+    nn.Conv2d(6, 6, (1, 3), padding=(0, 1)), nn.Tanh(), nn.Conv2d(6, 6, 4, padding="same"), nn.AdaptiveAvgPool2d((4, 5)), nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
     nn.MaxPool2d((2, 1), (1, 2), ceil_mode=True), nn.AvgPool2d(2, 1, 1, ceil_mode=True), nn.Flatten(),
     nn.Linear(6 * 3 * 3, 3))
 soma = """model M {
@@ -24,6 +25,8 @@ soma = """model M {
   conv2d(4, 3, padding: 1) -> relu
   maxpool2d(3, stride: 2, padding: 1)
   conv2d(6, 1)
+  conv2d(6, [1, 3], padding: [0, 1]) -> tanh
+  conv2d(6, 4, padding: "same")
   adaptive_avgpool2d([4, 5])
   avgpool2d(3, stride: 2, padding: 1, ceil_mode: true, count_include_pad: false)
   maxpool2d([2, 1], stride: [1, 2], ceil_mode: true)
@@ -35,8 +38,11 @@ train M { data train = npy("x.npy", "y.npy") loss = cross_entropy(label) optimiz
 """
 open(os.path.join(out, "m.soma"), "w").write(soma)
 
-tensors = {"conv2d_1.w": model[0].weight, "conv2d_1.b": model[0].bias, "conv2d_2.w": model[3].weight,
-           "conv2d_2.b": model[3].bias, "dense_1.w": model[9].weight.t(), "dense_1.b": model[9].bias}
+convs = [m for m in model if isinstance(m, nn.Conv2d)]
+tensors = {}
+for i, conv in enumerate(convs):
+    tensors[f"conv2d_{i + 1}.w"], tensors[f"conv2d_{i + 1}.b"] = conv.weight, conv.bias
+tensors["dense_1.w"], tensors["dense_1.b"] = model[-1].weight.t(), model[-1].bias
 header, blobs, offset = {}, [], 0
 for name, t in tensors.items():
     data = t.detach().contiguous().numpy().astype("<f4").tobytes()
