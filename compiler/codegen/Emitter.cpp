@@ -406,6 +406,7 @@ void FunctionEmitter::emitKernel(llvm::Function *fn, const Kernel &k) {
   slotPtrs_.clear();
   kernelSlots_.clear();
   fusedProduct_ = -1;
+  laneBuffer_ = nullptr;
   entry_ = llvm::BasicBlock::Create(c_, "entry", fn);
   auto *start = llvm::BasicBlock::Create(c_, "start", fn);
   b_.SetInsertPoint(entry_);

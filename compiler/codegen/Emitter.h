@@ -180,6 +180,7 @@ private:
   std::map<int, llvm::Value *> slotPtrs_;
   std::vector<int> kernelSlots_;                    // the kernel's buffers, in its context's order: slots
   std::map<int, llvm::GlobalVariable *> constants_; // Constant nodes' arrays
+  llvm::AllocaInst *laneBuffer_ = nullptr;          // a kernel's one vector of results taken lane by lane (pooling)
   std::map<std::pair<int, int>, llvm::GlobalVariable *> poolDivisors_; // avg pooling's divisors per (node, axis)
   std::map<int64_t, llvm::GlobalVariable *> zeroRows_;                 // zeroRow's arrays, by size
   int fusedProduct_ = -1;

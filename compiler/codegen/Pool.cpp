@@ -19,11 +19,12 @@ void FunctionEmitter::poolResult(const Kernel &k, llvm::Value *v, const std::vec
   } else if (plan_->vectorEpilogue) {
     productEpilogueVec(k, at, v, count);
   } else {
-    llvm::AllocaInst *buffer = entryAlloca(f32_, b_.getInt64(lanes()), "lanes");
-    storeVec(v, buffer, count);
+    if (!laneBuffer_)
+      laneBuffer_ = entryAlloca(f32_, b_.getInt64(lanes()), "lanes");
+    storeVec(v, laneBuffer_, count);
     for (unsigned l = 0; l < count; ++l)
       productEpilogue(k, {at[0], at[1], at[2], b_.CreateAdd(at[3], b_.getInt64(l))},
-                      b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, buffer, l)));
+                      b_.CreateLoad(f32_, b_.CreateConstGEP1_64(f32_, laneBuffer_, l)));
   }
 }
 
@@ -147,10 +148,10 @@ void FunctionEmitter::poolRows(const Kernel &k, llvm::Value *lo, llvm::Value *hi
         break;
       }
       default: { // max_pool2d_share(x, y, d)
-        llvm::Value *xs_ = concat(windowRow(xNode, p, b, c, i, u, q, count, nan).parts);
+        llvm::Value *xRow = concat(windowRow(xNode, p, b, c, i, u, q, count, nan).parts);
         llvm::Value *ds = concat(windowRow(n.operands[2], p, b, c, i, u, q, count, 0).parts);
         for (int64_t v = 0; v < p.kernel[1]; ++v) {
-          llvm::Value *eq = b_.CreateFCmpOEQ(pickLanes(xs_, v, p.stride[1]), y);
+          llvm::Value *eq = b_.CreateFCmpOEQ(pickLanes(xRow, v, p.stride[1]), y);
           llvm::Value *one =
               b_.CreateSelect(eq, llvm::ConstantFP::get(vecTy(), 1.0), llvm::Constant::getNullValue(vecTy()));
           llvm::Value *d = b_.CreateSelect(eq, pickLanes(ds, v, p.stride[1]), llvm::Constant::getNullValue(vecTy()));

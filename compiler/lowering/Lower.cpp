@@ -191,7 +191,7 @@ struct Lowerer {
       return b.maxPool2d(cur, pool(l));
     case LayerKind::AvgPool2D: {
       ir::Pool2D p = pool(l);
-      if (p.kernel != p.stride || p.padding != std::array<int64_t, 2>{0, 0} || !ir::poolTiles(p, l.in[1], l.in[2]))
+      if (!ir::poolTiles(p, l.in[1], l.in[2])) // else each window a tile: a reshape and a sum
         return b.avgPool2d(cur, p);
       int tiles = b.reshape(cur, {kBatch, l.in[0], l.out[1], p.kernel[0], l.out[2], p.kernel[1]});
       int pooled = b.reduce(Op::ReduceSum, tiles, 0b101000);
