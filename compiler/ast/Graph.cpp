@@ -623,8 +623,8 @@ private:
     GraphNode n = derived(GraphNode::Kind::Layer, {*x}, l->out, true, range);
     n.label = l->name;
     if (kind == LayerKind::Dense || kind == LayerKind::Conv2D) {
-      Dims w =
-          kind == LayerKind::Dense ? Dims{l->in[0], l->units} : Dims{l->units, l->in[0], l->window[0], l->window[1]};
+      Dims w = kind == LayerKind::Dense ? Dims{l->in[0], l->units}
+                                        : Dims{l->units, l->in[0] / l->groups, l->window[0], l->window[1]};
       if (!withinLimit("the weight tensor of '" + callee + "'", w, range))
         return std::nullopt;
       ParamSpec weight{l->name + ".w", w, weightInit_, 1, 1, lrMult_};
@@ -712,6 +712,15 @@ private:
       }
     }
     l.units = static_cast<int64_t>(arg("filters")->number);
+    if (const ast::Expr *groups = arg("groups"))
+      l.groups = static_cast<int64_t>(groups->number);
+    for (auto [count, what] : {std::pair{l.in[0], "channels"}, std::pair{l.units, "filters"}})
+      if (count % l.groups) {
+        diags_.report(
+            DiagKind::GroupsDoNotDivide, range, "conv2d", formatDims(l.in),
+            fmt::format("{} groups do not divide its {} {} (each group takes as many of both)", l.groups, count, what));
+        return false;
+      }
     l.out = {l.units, 0, 0};
     for (size_t a = 0; a < 2; ++a)
       l.out[a + 1] = (l.in[a + 1] + l.windowPadding[a] + l.windowPadEnd[a] - l.window[a]) / l.stride + 1;
@@ -779,6 +788,7 @@ private:
                     {"kernel", ArgType::PositiveIntPair, true},
                     {"stride", ArgType::PositiveIntPair, false},
                     {"padding", ArgType::Padding, false},
+                    {"groups", ArgType::PositiveInt, false},
                     lrMult,
                     init,
                     biasInit};

@@ -473,9 +473,11 @@ void FunctionEmitter::directConv(const Kernel &k, llvm::Value *lo, llvm::Value *
   int wNode = n.op == Op::Conv2DBackFilter ? k.root : n.operands[1];
   int yNode = n.op == Op::Conv2D ? k.root : n.op == Op::Conv2DBackData ? n.operands[0] : n.operands[1];
   const Shape xs = f_.nodes[xNode].shape, ws = f_.nodes[wNode].shape, ys = f_.nodes[yNode].shape;
-  int64_t C = xs[1], H = xs[2], W = xs[3], F = ws[0], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
-  int64_t s = n.attrs.stride, p = n.attrs.padding;
+  int64_t H = xs[2], W = xs[3], F = ws[0], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
+  int64_t s = n.attrs.stride, p = n.attrs.padding, Cg = ws[1], Fg = F / n.attrs.groups;
   auto c64 = [&](int64_t v) { return b_.getInt64(v); };
+  // Filter f's group reads the channels from f / Fg * Cg on, Cg of them (all, in one group).
+  auto groupBase = [&](llvm::Value *f) { return b_.CreateMul(b_.CreateUDiv(f, c64(Fg)), c64(Cg)); };
   auto inputAt = [&](llvm::Value *i, llvm::Value *u) { // i * s + u - p
     return b_.CreateSub(b_.CreateAdd(b_.CreateMul(i, c64(s)), u), c64(p));
   };
@@ -502,10 +504,11 @@ void FunctionEmitter::directConv(const Kernel &k, llvm::Value *lo, llvm::Value *
       loop(c64(0), c64(F), [&](llvm::Value *f) {
         std::vector<llvm::Value *> idx{b, f};
         loopNest(ys, 2, idx, [&] { store(yNode, idx, zero()); });
-        loop(c64(0), c64(C), [&](llvm::Value *c) {
+        loop(c64(0), c64(Cg), [&](llvm::Value *c) {
+          llvm::Value *xc = b_.CreateAdd(groupBase(f), c);
           window([&](llvm::Value *u, llvm::Value *v, llvm::Value *i, llvm::Value *j, llvm::Value *h, llvm::Value *w) {
             llvm::Value *wv = load(wNode, {f, c, u, v});
-            accumulate(yNode, {b, f, i, j}, b_.CreateFMul(wv, load(xNode, {b, c, h, w})));
+            accumulate(yNode, {b, f, i, j}, b_.CreateFMul(wv, load(xNode, {b, xc, h, w})));
           });
         });
       });
@@ -516,10 +519,11 @@ void FunctionEmitter::directConv(const Kernel &k, llvm::Value *lo, llvm::Value *
       std::vector<llvm::Value *> idx{b};
       loopNest(xs, 1, idx, [&] { store(xNode, idx, zero()); });
       loop(c64(0), c64(F), [&](llvm::Value *f) {
-        loop(c64(0), c64(C), [&](llvm::Value *c) {
+        loop(c64(0), c64(Cg), [&](llvm::Value *c) {
+          llvm::Value *xc = b_.CreateAdd(groupBase(f), c);
           window([&](llvm::Value *u, llvm::Value *v, llvm::Value *i, llvm::Value *j, llvm::Value *h, llvm::Value *w) {
             llvm::Value *wv = load(wNode, {f, c, u, v});
-            accumulate(xNode, {b, c, h, w}, b_.CreateFMul(wv, load(yNode, {b, f, i, j})));
+            accumulate(xNode, {b, xc, h, w}, b_.CreateFMul(wv, load(yNode, {b, f, i, j})));
           });
         });
       });
@@ -528,7 +532,8 @@ void FunctionEmitter::directConv(const Kernel &k, llvm::Value *lo, llvm::Value *
   case Op::Conv2DBackFilter: { // rows are filters: w[f] sums over the batch
     llvm::AllocaInst *acc = entryAlloca(f32_, nullptr, "acc");
     loop(lo, hi, [&](llvm::Value *f) {
-      loop(c64(0), c64(C), [&](llvm::Value *c) {
+      loop(c64(0), c64(Cg), [&](llvm::Value *c) {
+        llvm::Value *xc = b_.CreateAdd(groupBase(f), c);
         loop(c64(0), c64(Kh), [&](llvm::Value *u) {
           auto [iLo, iHi] = validRange(u, H, Ho, Kh, s, p);
           loop(c64(0), c64(Kw), [&](llvm::Value *v) {
@@ -538,7 +543,7 @@ void FunctionEmitter::directConv(const Kernel &k, llvm::Value *lo, llvm::Value *
               loop(iLo, iHi, [&](llvm::Value *i) {
                 llvm::Value *h = inputAt(i, u);
                 loop(jLo, jHi, [&](llvm::Value *j) {
-                  llvm::Value *prod = b_.CreateFMul(load(yNode, {b, f, i, j}), load(xNode, {b, c, h, inputAt(j, v)}));
+                  llvm::Value *prod = b_.CreateFMul(load(yNode, {b, f, i, j}), load(xNode, {b, xc, h, inputAt(j, v)}));
                   b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), prod), acc);
                 });
               });

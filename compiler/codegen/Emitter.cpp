@@ -505,6 +505,15 @@ void FunctionEmitter::emitKernel(llvm::Function *fn, const Kernel &k) {
   case Strategy::ConvFilterGemm:
     gemmBackFilter(k, lo, hi);
     break;
+  case Strategy::ConvDepthwise:
+    depthwiseConv(k, lo, hi);
+    break;
+  case Strategy::ConvDataDepthwise:
+    depthwiseBackData(k, lo, hi);
+    break;
+  case Strategy::ConvFilterDepthwise:
+    depthwiseBackFilter(k, lo, hi);
+    break;
   case Strategy::ConvLoops:
     directConv(k, lo, hi);
     break;

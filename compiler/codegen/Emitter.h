@@ -123,6 +123,14 @@ private:
   WindowRow windowRow(int node, const ir::Pool2D &p, llvm::Value *b, llvm::Value *c, llvm::Value *i, int64_t u,
                       llvm::Value *q, unsigned count, double fill);
   llvm::Value *poolDivisors(int node, const Shape &xs, llvm::Value *i, llvm::Value *q);
+  void addShares(WindowRow &row, llvm::Value *shares, int64_t v, int64_t stride);
+  void storeWindowRow(const WindowRow &row);
+
+  // ---- Depthwise.cpp
+  void depthwiseConv(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
+  void depthwiseBackData(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
+  void depthwiseBackFilter(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
+  std::vector<llvm::Value *> filterTaps(int wNode, llvm::Value *f);
 
   // ---- MatMul.cpp
   void rowBlocks(llvm::Value *lo, llvm::Value *hi, int64_t block, llvm::Value *m, int64_t groups, int64_t columns,

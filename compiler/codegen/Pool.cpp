@@ -183,7 +183,7 @@ void FunctionEmitter::poolBackRows(const Kernel &k, llvm::Value *lo, llvm::Value
   bool avg = n.op == Op::AvgPool2DBack;
   int gNode = avg ? n.operands[0] : n.operands[2];
   const Shape xs = n.shape;
-  int64_t V = lanes(), s = p.stride[1];
+  int64_t s = p.stride[1];
   double nan = std::numeric_limits<double>::quiet_NaN();
   llvm::Constant *zeros = llvm::Constant::getNullValue(vecTy());
   auto plane = [&](llvm::Value *b, llvm::Value *c) {
@@ -217,26 +217,39 @@ void FunctionEmitter::poolBackRows(const Kernel &k, llvm::Value *lo, llvm::Value
         llvm::Value *add =
             avg ? share
                 : b_.CreateSelect(b_.CreateFCmpOEQ(pickLanes(xRows[static_cast<size_t>(u)], v, s), y), share, zeros);
-        for (size_t t = 0; t < dx.parts.size(); ++t) { // lane m of part t: window (t V + m - v) / s
-          std::vector<int> from(lanes());
-          bool any = false;
-          for (int64_t m = 0; m < V; ++m) {
-            int64_t pos = static_cast<int64_t>(t) * V + m - v;
-            bool hit = dx.masks[t] && pos >= 0 && pos % s == 0 && pos / s < V;
-            from[static_cast<size_t>(m)] = static_cast<int>(hit ? pos / s : V);
-            any |= hit;
-          }
-          if (any)
-            dx.parts[t] = b_.CreateFAdd(dx.parts[t], b_.CreateShuffleVector(add, zeros, from));
-        }
+        addShares(dx, add, v, s);
       }
-      for (size_t t = 0; t < dx.parts.size(); ++t)
-        if (dx.masks[t])
-          b_.CreateMaskedStore(dx.parts[t], b_.CreateConstGEP1_64(f32_, dx.at, static_cast<int64_t>(t) * V),
-                               llvm::Align(4), dx.masks[t]);
+      storeWindowRow(dx);
     }
   };
   windowLoops(lo, hi, xs[1], p.out[0], p.out[1], chunk, plane);
+}
+
+// Adds tap v's shares of V windows at stride s into a window row: lane m of part t gets window
+// (t V + m - v) / s's share, where that is a window.
+void FunctionEmitter::addShares(WindowRow &row, llvm::Value *shares, int64_t v, int64_t stride) {
+  int64_t V = lanes();
+  llvm::Constant *zeros = llvm::Constant::getNullValue(vecTy());
+  for (size_t t = 0; t < row.parts.size(); ++t) {
+    std::vector<int> from(lanes());
+    bool any = false;
+    for (int64_t m = 0; m < V; ++m) {
+      int64_t pos = static_cast<int64_t>(t) * V + m - v;
+      bool hit = row.masks[t] && pos >= 0 && pos % stride == 0 && pos / stride < V;
+      from[static_cast<size_t>(m)] = static_cast<int>(hit ? pos / stride : V);
+      any |= hit;
+    }
+    if (any)
+      row.parts[t] = b_.CreateFAdd(row.parts[t], b_.CreateShuffleVector(shares, zeros, from));
+  }
+}
+
+// A window row's parts back where windowRow loaded them, the lanes it loaded only.
+void FunctionEmitter::storeWindowRow(const WindowRow &row) {
+  for (size_t t = 0; t < row.parts.size(); ++t)
+    if (row.masks[t])
+      b_.CreateMaskedStore(row.parts[t], b_.CreateConstGEP1_64(f32_, row.at, static_cast<int64_t>(t) * lanes()),
+                           llvm::Align(4), row.masks[t]);
 }
 
 // Max pooling, k x k windows with stride k, rows [lo, hi) of the batch. A chunk of V output

@@ -287,10 +287,10 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
       const Tensor *y = n.op == Op::Conv2D ? &out : n.op == Op::Conv2DBackData ? &arg(0) : &arg(1);
       int64_t B = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
       int64_t F = w->dims[0], Kh = w->dims[2], Kw = w->dims[3], Ho = y->dims[2], Wo = y->dims[3];
-      int64_t s = n.attrs.stride, p = n.attrs.padding;
+      int64_t s = n.attrs.stride, p = n.attrs.padding, Cg = w->dims[1], Fg = F / n.attrs.groups;
       for (int64_t b = 0; b < B; ++b)
         for (int64_t f = 0; f < F; ++f)
-          for (int64_t c = 0; c < C; ++c)
+          for (int64_t c = f / Fg * Cg; c < (f / Fg + 1) * Cg; ++c) // the channels of f's group
             for (int64_t i = 0; i < Ho; ++i)
               for (int64_t j = 0; j < Wo; ++j)
                 for (int64_t u = 0; u < Kh; ++u)
@@ -299,7 +299,7 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
                     if (h < 0 || h >= H || ww < 0 || ww >= W)
                       continue;
                     size_t xi = static_cast<size_t>(((b * C + c) * H + h) * W + ww);
-                    size_t wi = static_cast<size_t>(((f * C + c) * Kh + u) * Kw + v);
+                    size_t wi = static_cast<size_t>(((f * Cg + c % Cg) * Kh + u) * Kw + v);
                     size_t yi = static_cast<size_t>(((b * F + f) * Ho + i) * Wo + j);
                     if (n.op == Op::Conv2D)
                       out.data[yi] += x->data[xi] * w->data[wi];

@@ -83,6 +83,7 @@ struct Attrs {
   bool transA = false, transB = false; // MatMul
   int64_t classes = 0;                 // OneHot
   int64_t stride = 1, padding = 0;     // Conv2D*
+  int64_t groups = 1;                  // Conv2D*: channels and filters split into this many groups
   Pool2D pool;                         // MaxPool2D*, AvgPool2D*
   Shape perm;                          // Transpose
   int64_t axis = 0, offset = 0;        // Pad, Slice; SpaceToDepth, DepthToSpace: offset = phases
@@ -139,9 +140,9 @@ public:
   int slice(int x, int64_t axis, int64_t offset, Shape shape);
   int spaceToDepth(int x, int64_t stride, int64_t phases);
   int depthToSpace(int x, int64_t stride, int64_t phases, Shape shape);
-  int conv2d(int x, int w, int64_t stride, int64_t padding);
-  int conv2dBackData(int dy, int w, Shape xShape, int64_t stride, int64_t padding);
-  int conv2dBackFilter(int x, int dy, Shape wShape, int64_t stride, int64_t padding);
+  int conv2d(int x, int w, int64_t stride, int64_t padding, int64_t groups);
+  int conv2dBackData(int dy, int w, Shape xShape, int64_t stride, int64_t padding, int64_t groups);
+  int conv2dBackFilter(int x, int dy, Shape wShape, int64_t stride, int64_t padding, int64_t groups);
   int maxPool2d(int x, const Pool2D &p);
   int maxPool2dBack(int x, int y, int dy, const Pool2D &p);
   int maxPool2dShare(int x, int y, int d, const Pool2D &p);

@@ -141,10 +141,14 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
     // Recover x, w and y's shapes, then check they agree.
     Shape x = op == Op::Conv2DBackData ? a.shape : in[0];
     Shape w = op == Op::Conv2DBackFilter ? a.shape : in[1];
-    if (x.size() != 4 || w.size() != 4 || a.stride < 1 || a.padding < 0)
-      return fail("conv2d takes [B, C, H, W] data and [F, C, Kh, Kw] filters, stride >= 1, padding >= 0");
+    if (x.size() != 4 || w.size() != 4 || a.stride < 1 || a.padding < 0 || a.groups < 1)
+      return fail("conv2d takes [B, C, H, W] data and [F, C / groups, Kh, Kw] filters, stride >= 1, padding >= 0");
     int64_t ho = convOutSize(x[2], w[2], a.stride, a.padding), wo = convOutSize(x[3], w[3], a.stride, a.padding);
-    if (x[1] != w[1] || ho < 1 || wo < 1 || w[2] > x[2] + 2 * a.padding || w[3] > x[3] + 2 * a.padding)
+    if (x[1] != w[1] * a.groups || w[0] % a.groups)
+      return fail(
+          fmt::format("conv2d of {} with filters {} in {} groups: the groups must split the channels and the filters",
+                      formatShape(x), formatShape(w), a.groups));
+    if (ho < 1 || wo < 1 || w[2] > x[2] + 2 * a.padding || w[3] > x[3] + 2 * a.padding)
       return fail(fmt::format("conv2d of {} with filters {} (stride {}, padding {}) has no output", formatShape(x),
                               formatShape(w), a.stride, a.padding));
     Shape y{x[0], w[0], ho, wo};

@@ -153,7 +153,9 @@ bool convFilterLanesBack(const Function &f, const Node &n, int64_t vl) {
 bool stridedKernel(const Function &f, int conv, const Machine &m) {
   const Node &n = f.nodes[conv];
   const Shape &ws = n.op == Op::Conv2DBackFilter ? n.shape : f.nodes[n.operands[1]].shape;
-  if (ws[2] * ws[3] > kMaxRowTaps)
+  if (depthwiseConv(f, conv))
+    return true;
+  if (ws[2] * ws[3] > kMaxRowTaps || n.attrs.groups != 1)
     return false;
   switch (n.op) {
   case Op::Conv2D:
@@ -502,6 +504,17 @@ private:
     // every form: one multiply-add per (y element, c, u, v)
     p.work = times(elements(f_.nodes[y].shape), ws[1] * ws[2] * ws[3]);
     p.flopsPerUnit = 2;
+    if (depthwiseConv(f_, cv)) { // forward and data gradient: a sample an item; filter gradient: a filter
+      p.strategy = n.op == Op::Conv2D           ? Strategy::ConvDepthwise
+                   : n.op == Op::Conv2DBackData ? Strategy::ConvDataDepthwise
+                                                : Strategy::ConvFilterDepthwise;
+      p.vectorEpilogue = k.root != cv && vectorEpilogue(k);
+      return;
+    }
+    if (n.attrs.groups != 1) { // groups of several channels: the direct loops, group by group
+      p.strategy = Strategy::ConvLoops;
+      return;
+    }
     if (gemm(k, n, p))
       return;
     // A strided one has kernels of its own in three strategies (stridedKernel; Phases.h turns the
@@ -721,6 +734,9 @@ std::string describe(const KernelPlan &p) {
   case Strategy::PoolLanes:
   case Strategy::PoolRows:
   case Strategy::PoolBackRows:
+  case Strategy::ConvDepthwise:
+  case Strategy::ConvDataDepthwise:
+  case Strategy::ConvFilterDepthwise:
     break;
   case Strategy::MatMulTiled:
     out += fmt::format(" tile={}x{} single-row={} groups={}", p.rows, p.columns, p.singleRow, p.groups);

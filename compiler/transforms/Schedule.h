@@ -35,9 +35,14 @@ Schedule schedule(const ir::Function &f);
 // Filters of at most this many taps run along image rows (the kernels unroll a filter row and keep
 // blocks of filter rows or output rows in registers); larger ones take the direct loops.
 constexpr int64_t kMaxRowTaps = 25;
-// Whether convolution node `conv` runs along image rows, output rows in registers (stride 1,
-// filters of at most kMaxRowTaps taps): then a conv2d can run an elementwise epilogue.
+// Whether convolution node `conv` runs along image rows, output rows in registers (one group,
+// stride 1, filters of at most kMaxRowTaps taps, or depthwise at any stride and size): then a
+// conv2d can run an elementwise epilogue.
 bool convAlongRows(const ir::Function &f, int conv);
+// Whether convolution node `conv` is depthwise: groups (more than one) of one input channel
+// each, output channel f reading input channel f / (F / groups). The *.depthwise kernels run it
+// at any stride, padding and filter size, on the pooling kernels' window rows.
+bool depthwiseConv(const ir::Function &f, int conv);
 // Whether pooling node `pool` runs as window.lanes: max pooling over square windows at their own
 // stride without padding (its gradient: when they also tile the input, each element in one
 // window). Other pooling gradients add overlapping windows into memory, so take no epilogue.

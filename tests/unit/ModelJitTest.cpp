@@ -177,6 +177,17 @@ TEST(ModelJit, RectangularConvolutionStepMatchesReference) {
                     4);
 }
 
+// Grouped convolutions: depthwise with two filters a channel, a strided depthwise one (its own
+// kernels at stride 2), a pointwise 1x1 after it, and groups of two channels over a rectangular
+// filter with padding per axis.
+TEST(ModelJit, GroupedConvolutionStepMatchesReference) {
+  expectStepMatches(R"(model M { input x: f32[4, 15, 14] conv2d(8, 3, padding: 1, groups: 4) -> batchnorm -> relu
+                                  conv2d(8, 3, stride: 2, padding: 1, groups: 8) -> relu conv2d(16, 1) -> relu
+                                  conv2d(16, [3, 5], padding: [1, 2], groups: 8) global_avgpool dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
+                    3);
+}
+
 TEST(ModelJit, EveryLossStepMatchesReference) {
   for (const char *loss : {"mae(one_hot(label, 3))", "huber(one_hot(label, 3), delta: 0.2)",
                            "cross_entropy(label, weight: [1, 0.5, 2])", "binary_cross_entropy(one_hot(label, 3))"}) {

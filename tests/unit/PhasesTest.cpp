@@ -19,7 +19,7 @@ using namespace soma;
 namespace {
 
 struct ConvShape {
-  int64_t c, h, w, f, k, stride, padding, kw = 0; // kw: the filter's width when not k
+  int64_t c, h, w, f, k, stride, padding, kw = 0, groups = 1; // kw: the filter's width when not k
 };
 
 std::vector<double> values(size_t n, double salt) {
@@ -61,7 +61,14 @@ const ConvShape kShapes[] = {{3, 32, 32, 8, 3, 2, 1},
                              // rectangular filters: 1x3, 3x2 and 5x1
                              {3, 9, 11, 4, 1, 2, 0, 3},
                              {2, 10, 9, 16, 3, 2, 1, 2},
-                             {16, 9, 12, 16, 5, 3, 2, 1}};
+                             {16, 9, 12, 16, 5, 3, 2, 1},
+                             // groups: of several channels (over phases, which keep each group's
+                             // channels together), and depthwise (its own kernels, at any stride)
+                             {4, 9, 9, 6, 3, 2, 1, 0, 2},
+                             {6, 11, 10, 9, 3, 3, 1, 2, 3},
+                             {4, 9, 9, 8, 3, 2, 1, 0, 4},
+                             {5, 12, 37, 5, 5, 2, 2, 3, 5},
+                             {3, 10, 11, 6, 2, 3, 0, 0, 3}};
 
 // The three forms of one strided convolution, each directly and over phases.
 struct Forms {
@@ -75,15 +82,15 @@ Forms build(const ConvShape &s) {
   f.name = "conv";
   ir::Builder b(f);
   int x = b.input("x", ir::InputRole::Data, {ir::kBatch, s.c, s.h, s.w});
-  int w = b.input("w", ir::InputRole::Param, {s.f, s.c, s.k, s.kw ? s.kw : s.k});
-  out.direct = b.conv2d(x, w, s.stride, s.padding);
-  int phased = transforms::phasedConv(b, x, w, s.stride, s.padding);
+  int w = b.input("w", ir::InputRole::Param, {s.f, s.c / s.groups, s.k, s.kw ? s.kw : s.k});
+  out.direct = b.conv2d(x, w, s.stride, s.padding, s.groups);
+  int phased = transforms::phasedConv(b, x, w, s.stride, s.padding, s.groups);
   EXPECT_EQ(b.shape(out.direct), b.shape(phased));
   int dy = b.input("dy", ir::InputRole::Data, b.shape(out.direct));
-  out.dataDirect = b.conv2dBackData(dy, w, b.shape(x), s.stride, s.padding);
-  int dataPhased = transforms::phasedConvBackData(b, dy, w, b.shape(x), s.stride, s.padding);
-  out.filterDirect = b.conv2dBackFilter(x, dy, b.shape(w), s.stride, s.padding);
-  int filterPhased = transforms::phasedConvBackFilter(b, x, dy, b.shape(w), s.stride, s.padding);
+  out.dataDirect = b.conv2dBackData(dy, w, b.shape(x), s.stride, s.padding, s.groups);
+  int dataPhased = transforms::phasedConvBackData(b, dy, w, b.shape(x), s.stride, s.padding, s.groups);
+  out.filterDirect = b.conv2dBackFilter(x, dy, b.shape(w), s.stride, s.padding, s.groups);
+  int filterPhased = transforms::phasedConvBackFilter(b, x, dy, b.shape(w), s.stride, s.padding, s.groups);
   f.results = {{"direct", out.direct},
                {"out", phased},
                {"data.direct", out.dataDirect},
@@ -124,7 +131,7 @@ TEST_P(ConvPhases, ComputeTheStridedConvolution) {
   int64_t batch = 2;
   std::map<std::string, interp::Tensor> in;
   in["x"].data = values(static_cast<size_t>(batch * s.c * s.h * s.w), 0.1);
-  in["w"].data = values(static_cast<size_t>(s.f * s.c * s.k * (s.kw ? s.kw : s.k)), 2.3);
+  in["w"].data = values(static_cast<size_t>(s.f * s.c / s.groups * s.k * (s.kw ? s.kw : s.k)), 2.3);
   in["dy"].data = values(static_cast<size_t>(ir::numElements(f.nodes[forms.direct].shape, batch)), 1.7);
   auto ref = interp::run(f, in, batch);
   for (const char *target : {"native", "x86-64-v3"}) {
@@ -152,8 +159,8 @@ TEST_P(ConvPhases, ComputeTheStridedConvolution) {
 INSTANTIATE_TEST_SUITE_P(Shapes, ConvPhases, ::testing::Range(size_t{0}, std::size(kShapes)),
                          [](const ::testing::TestParamInfo<size_t> &info) {
                            const ConvShape &s = kShapes[info.param];
-                           return fmt::format("c{}_{}x{}_f{}_k{}x{}_s{}_p{}", s.c, s.h, s.w, s.f, s.k,
-                                              s.kw ? s.kw : s.k, s.stride, s.padding);
+                           return fmt::format("c{}_{}x{}_f{}_k{}x{}_s{}_p{}_g{}", s.c, s.h, s.w, s.f, s.k,
+                                              s.kw ? s.kw : s.k, s.stride, s.padding, s.groups);
                          });
 
 // Each strided kernel runs in some case above, on both widths.
@@ -164,9 +171,10 @@ TEST(ConvPhases, EveryStridedKernelIsReached) {
       std::set<transforms::Strategy> own = stridedPlans(build(s), s, target);
       reached.insert(own.begin(), own.end());
     }
-    EXPECT_EQ(reached, (std::set<transforms::Strategy>{transforms::Strategy::ConvChannelLanes,
-                                                       transforms::Strategy::ConvDataChannelLanes,
-                                                       transforms::Strategy::ConvFilterLanes}))
+    EXPECT_EQ(reached, (std::set<transforms::Strategy>{
+                           transforms::Strategy::ConvChannelLanes, transforms::Strategy::ConvDataChannelLanes,
+                           transforms::Strategy::ConvFilterLanes, transforms::Strategy::ConvDepthwise,
+                           transforms::Strategy::ConvDataDepthwise, transforms::Strategy::ConvFilterDepthwise}))
         << target;
   }
 }
