@@ -672,19 +672,22 @@ private:
     return tensor(std::move(n));
   }
 
-  // conv2d's kernel and padding per axis (PyTorch's "same": (kernel - 1) / 2 before, the rest
-  // after) and output shape; false after reporting the rule that fails.
+  // conv2d's kernel and padding per axis (PyTorch's "same": (span - 1) / 2 before, the rest after,
+  // the span of a kernel k at dilation d being (k - 1) d + 1), and output shape; false after
+  // reporting the rule that fails.
   bool convolution(Layer &l, SourceRange range, const std::function<const ast::Expr *(const char *)> &arg) {
     const char *axisName[2] = {"rows", "columns"};
     l.window = intPair(arg("kernel"), 1);
-    std::array<int64_t, 2> stride = intPair(arg("stride"), 1);
-    if (stride[0] != stride[1]) {
-      diags_.report(DiagKind::UnsupportedParameters, range, "conv2d",
-                    fmt::format("stride [{}, {}]", stride[0], stride[1]),
-                    "a convolution's stride is one number for both axes");
-      return false;
+    for (auto [name, value] : {std::pair{"stride", &l.stride}, std::pair{"dilation", &l.dilation}}) {
+      std::array<int64_t, 2> pair = intPair(arg(name), 1);
+      if (pair[0] != pair[1]) {
+        diags_.report(DiagKind::UnsupportedParameters, range, "conv2d",
+                      fmt::format("{} [{}, {}]", name, pair[0], pair[1]),
+                      fmt::format("a convolution's {} is one number for both axes", name));
+        return false;
+      }
+      *value = pair[0];
     }
-    l.stride = stride[0];
     const ast::Expr *padding = arg("padding");
     bool same = padding && padding->kind == ast::Expr::Kind::String && padding->text == "same";
     if (same && l.stride != 1) {
@@ -696,15 +699,17 @@ private:
     bool named = padding && padding->kind == ast::Expr::Kind::String;
     l.windowPadding = l.windowPadEnd = named ? std::array<int64_t, 2>{0, 0} : intPair(padding, 0);
     for (size_t a = 0; a < 2; ++a) {
+      int64_t span = ir::convSpan(l.window[a], l.dilation);
       if (same) {
-        l.windowPadding[a] = (l.window[a] - 1) / 2;
-        l.windowPadEnd[a] = l.window[a] - 1 - l.windowPadding[a];
+        l.windowPadding[a] = (span - 1) / 2;
+        l.windowPadEnd[a] = span - 1 - l.windowPadding[a];
       }
       int64_t n = l.in[a + 1], padded = n + l.windowPadding[a] + l.windowPadEnd[a];
-      if (l.window[a] > padded) {
+      if (span > padded) {
         diags_.report(DiagKind::WindowTooLarge, range, "conv2d", formatDims(l.in),
-                      fmt::format("kernel {} spans {} {}, more than the padded input's {} ({} + {})", l.window[a],
-                                  l.window[a], axisName[a], padded, n,
+                      fmt::format("kernel {}{} spans {} {}, more than the padded input's {} ({} + {})", l.window[a],
+                                  l.dilation == 1 ? "" : fmt::format(" with dilation {}", l.dilation), span,
+                                  axisName[a], padded, n,
                                   l.windowPadding[a] == l.windowPadEnd[a]
                                       ? fmt::format("2 x padding {}", l.windowPadding[a])
                                       : fmt::format("padding {} + {}", l.windowPadding[a], l.windowPadEnd[a])));
@@ -723,7 +728,8 @@ private:
       }
     l.out = {l.units, 0, 0};
     for (size_t a = 0; a < 2; ++a)
-      l.out[a + 1] = (l.in[a + 1] + l.windowPadding[a] + l.windowPadEnd[a] - l.window[a]) / l.stride + 1;
+      l.out[a + 1] =
+          (l.in[a + 1] + l.windowPadding[a] + l.windowPadEnd[a] - ir::convSpan(l.window[a], l.dilation)) / l.stride + 1;
     return true;
   }
 
@@ -788,6 +794,7 @@ private:
                     {"kernel", ArgType::PositiveIntPair, true},
                     {"stride", ArgType::PositiveIntPair, false},
                     {"padding", ArgType::Padding, false},
+                    {"dilation", ArgType::PositiveIntPair, false},
                     {"groups", ArgType::PositiveInt, false},
                     lrMult,
                     init,

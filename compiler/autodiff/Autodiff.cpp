@@ -197,27 +197,27 @@ private:
     // The three convolution ops are gradients of one trilinear form T(x, w, y) (see Ops.def),
     // so each one's derivative is another of them.
     case Op::Conv2D: { // y = dT/dy(x, w)
-      int64_t s = n.attrs.stride, p = n.attrs.padding, g = n.attrs.groups;
+      const ConvParams &c = n.attrs.conv;
       if (needed_[a])
-        accumulate(a, b_.conv2dBackData(dy, b, f_.nodes[a].shape, s, p, g));
+        accumulate(a, b_.conv2dBackData(dy, b, f_.nodes[a].shape, c));
       if (needed_[b])
-        accumulate(b, b_.conv2dBackFilter(a, dy, f_.nodes[b].shape, s, p, g));
+        accumulate(b, b_.conv2dBackFilter(a, dy, f_.nodes[b].shape, c));
       return;
     }
     case Op::Conv2DBackData: { // x = dT/dx(y = a, w = b)
-      int64_t s = n.attrs.stride, p = n.attrs.padding, g = n.attrs.groups;
+      const ConvParams &c = n.attrs.conv;
       if (needed_[a])
-        accumulate(a, b_.conv2d(dy, b, s, p, g));
+        accumulate(a, b_.conv2d(dy, b, c));
       if (needed_[b])
-        accumulate(b, b_.conv2dBackFilter(dy, a, f_.nodes[b].shape, s, p, g));
+        accumulate(b, b_.conv2dBackFilter(dy, a, f_.nodes[b].shape, c));
       return;
     }
     case Op::Conv2DBackFilter: { // w = dT/dw(x = a, y = b)
-      int64_t s = n.attrs.stride, p = n.attrs.padding, g = n.attrs.groups;
+      const ConvParams &c = n.attrs.conv;
       if (needed_[a])
-        accumulate(a, b_.conv2dBackData(b, dy, f_.nodes[a].shape, s, p, g));
+        accumulate(a, b_.conv2dBackData(b, dy, f_.nodes[a].shape, c));
       if (needed_[b])
-        accumulate(b, b_.conv2d(a, dy, s, p, g));
+        accumulate(b, b_.conv2d(a, dy, c));
       return;
     }
     case Op::MaxPool2D: // the window's maxima share dy

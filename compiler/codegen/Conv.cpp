@@ -73,9 +73,9 @@ void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, ll
   int xNode = n.operands[0], wNode = n.operands[1];
   const Shape os = n.shape, xs = f_.nodes[xNode].shape, ws = f_.nodes[wNode].shape;
   int64_t O = os[1], R = os[2], Q = os[3], C = xs[1], H = xs[2], W = xs[3], Kh = ws[2], Kw = ws[3];
-  int64_t padH = flipped ? Kh - 1 - n.attrs.padding : n.attrs.padding;
-  int64_t padW = flipped ? Kw - 1 - n.attrs.padding : n.attrs.padding, vl = lanes();
-  int64_t s = n.attrs.stride;
+  int64_t padH = flipped ? Kh - 1 - n.attrs.conv.padding : n.attrs.conv.padding;
+  int64_t padW = flipped ? Kw - 1 - n.attrs.conv.padding : n.attrs.conv.padding, vl = lanes();
+  int64_t s = n.attrs.conv.stride;
   int64_t step = flipped ? 1 : s;    // input rows (columns) from one output row to the next
   int64_t dilated = flipped ? s : 1; // the input's rows (columns) are this far apart
   int64_t Hd = (H - 1) * dilated + 1, Wd = (W - 1) * dilated + 1; // the input's extent as the taps see it
@@ -189,7 +189,7 @@ void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, ll
             llvm::Value *value = b_.CreateLoad(vecTy(), sum(r, q + i));
             square.push_back(k.root == conv
                                  ? value
-                                 : epilogueValue(k, {b, o0, row, c64(q + i)}, value, static_cast<unsigned>(vl), o0));
+                                 : epilogueValue(k, {b, o0, row, c64(q + i)}, value, static_cast<unsigned>(vl), 1));
           }
           transposeSquare(square); // square[l]: channel o0 + l at positions q ..
           for (int64_t l = 0; l < vl; ++l)
@@ -202,7 +202,7 @@ void FunctionEmitter::channelConv(const Kernel &k, int conv, llvm::Value *lo, ll
     for (int64_t r = 0; r < rows; ++r) // an epilogue that writes several tensors: vector by vector
       for (int64_t q = q0; q < q0 + qn; ++q)
         productEpilogueVec(k, {b, o0, b_.CreateAdd(r0, c64(r)), c64(q)}, b_.CreateLoad(vecTy(), sum(r, q)),
-                           static_cast<unsigned>(vl), o0);
+                           static_cast<unsigned>(vl), 1);
   };
   // Blocks of channels outermost, so that each block's weights are packed once per call.
   loop(
@@ -239,7 +239,7 @@ void FunctionEmitter::channelBackData(const Kernel &k, llvm::Value *lo, llvm::Va
   int yNode = n.operands[0], wNode = n.operands[1];
   const Shape xs = n.shape, ys = f_.nodes[yNode].shape, ws = f_.nodes[wNode].shape;
   int64_t C = xs[1], H = xs[2], W = xs[3], F = ws[0], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
-  int64_t p = n.attrs.padding, vl = lanes(), plane = Ho * Wo;
+  int64_t p = n.attrs.conv.padding, vl = lanes(), plane = Ho * Wo;
   int64_t nx = plan_->columns; // positions a block
   auto c64 = [&](int64_t v) { return b_.getInt64(v); };
   llvm::AllocaInst *packed = filtersLast(wNode);
@@ -391,7 +391,7 @@ void FunctionEmitter::rowConv(const Kernel &k, int outNode, int inNode, int wNod
                               int64_t padW, llvm::Value *lo, llvm::Value *hi) {
   const Shape os = f_.nodes[outNode].shape, is = f_.nodes[inNode].shape, ws = f_.nodes[wNode].shape;
   int64_t O = os[1], R = os[2], Q = os[3], I = is[1], Hin = is[2], Win = is[3], Kh = ws[2], Kw = ws[3];
-  int64_t vl = lanes(), chunks = (Q + vl - 1) / vl;
+  int64_t vl = lanes(), chunks = (Q + vl - 1) / vl, d = f_.nodes[outNode].attrs.conv.dilation;
   int64_t ob = plan_->channels, rb = plan_->rows; // the block in registers
   llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), ob * rb * chunks), nullptr, "acc"); // registers
   bool vecEpilogue = plan_->vectorEpilogue;
@@ -402,7 +402,7 @@ void FunctionEmitter::rowConv(const Kernel &k, int outNode, int inNode, int wNod
       return load(wNode, {o, i, u, c64(v)});
     return load(wNode, {i, o, b_.CreateSub(c64(Kh - 1), u), c64(Kw - 1 - v)});
   };
-  bool padded = padH > 0 || R + Kh - 1 > Hin;
+  bool padded = padH > 0 || R + convSpan(Kh, d) - 1 > Hin;
   // Output rows r0 .. r0 + rows - 1 of channels o0 .. o0 + ob - 1.
   auto block = [&](llvm::Value *b, llvm::Value *o0, llvm::Value *r0, int64_t rows) {
     auto sum = [&](int64_t o, int64_t r, int64_t ch) {
@@ -410,7 +410,8 @@ void FunctionEmitter::rowConv(const Kernel &k, int outNode, int inNode, int wNod
     };
     for (int64_t e = 0; e < ob * rows * chunks; ++e)
       b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
-    auto [uLo, uHi] = tapRows(r0, rows, padH, Hin, Kh);
+    // Dilated: every tap row (rows outside the input read zeros).
+    auto [uLo, uHi] = d == 1 ? tapRows(r0, rows, padH, Hin, Kh) : std::pair{c64(0), c64(Kh)};
     loop(
         c64(0), c64(I),
         [&](llvm::Value *i) {
@@ -419,7 +420,8 @@ void FunctionEmitter::rowConv(const Kernel &k, int outNode, int inNode, int wNod
               [&](llvm::Value *u) {
                 std::vector<llvm::Value *> rowPtr;
                 for (int64_t r = 0; r < rows; ++r) {
-                  llvm::Value *h = b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(u, c64(r))), c64(padH));
+                  llvm::Value *h =
+                      b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(b_.CreateMul(u, c64(d)), c64(r))), c64(padH));
                   rowPtr.push_back(padded ? rowOrZeros(inNode, b, i, h, padW) : imageRow(inNode, b, i, h));
                 }
                 for (int64_t v = 0; v < Kw; ++v) {
@@ -428,11 +430,11 @@ void FunctionEmitter::rowConv(const Kernel &k, int outNode, int inNode, int wNod
                     wv.push_back(
                         b_.CreateVectorSplat(static_cast<unsigned>(vl), weight(b_.CreateAdd(o0, c64(o)), i, u, v)));
                   for (int64_t ch = 0; ch < chunks; ++ch) {
-                    std::vector<bool> on = columnLanes(ch, Q, v - padW, Win);
+                    std::vector<bool> on = columnLanes(ch, Q, v * d - padW, Win);
                     if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
                       continue;
                     for (int64_t r = 0; r < rows; ++r) {
-                      llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, rowPtr[r], c64(ch * vl + v - padW)), on);
+                      llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, rowPtr[r], c64(ch * vl + v * d - padW)), on);
                       for (int64_t o = 0; o < ob; ++o)
                         b_.CreateStore(fma(wv[static_cast<size_t>(o)], xv, b_.CreateLoad(vecTy(), sum(o, r, ch))),
                                        sum(o, r, ch));
@@ -474,20 +476,24 @@ void FunctionEmitter::directConv(const Kernel &k, llvm::Value *lo, llvm::Value *
   int yNode = n.op == Op::Conv2D ? k.root : n.op == Op::Conv2DBackData ? n.operands[0] : n.operands[1];
   const Shape xs = f_.nodes[xNode].shape, ws = f_.nodes[wNode].shape, ys = f_.nodes[yNode].shape;
   int64_t H = xs[2], W = xs[3], F = ws[0], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
-  int64_t s = n.attrs.stride, p = n.attrs.padding, Cg = ws[1], Fg = F / n.attrs.groups;
+  int64_t s = n.attrs.conv.stride, p = n.attrs.conv.padding, d = n.attrs.conv.dilation, Cg = ws[1];
+  int64_t Fg = F / n.attrs.conv.groups, spanH = convSpan(Kh, d), spanW = convSpan(Kw, d);
   auto c64 = [&](int64_t v) { return b_.getInt64(v); };
   // Filter f's group reads the channels from f / Fg * Cg on, Cg of them (all, in one group).
   auto groupBase = [&](llvm::Value *f) { return b_.CreateMul(b_.CreateUDiv(f, c64(Fg)), c64(Cg)); };
-  auto inputAt = [&](llvm::Value *i, llvm::Value *u) { // i * s + u - p
-    return b_.CreateSub(b_.CreateAdd(b_.CreateMul(i, c64(s)), u), c64(p));
+  auto inputAt = [&](llvm::Value *i, llvm::Value *u) { // i * s + u * d - p
+    return b_.CreateSub(b_.CreateAdd(b_.CreateMul(i, c64(s)), b_.CreateMul(u, c64(d))), c64(p));
+  };
+  auto outputs = [&](llvm::Value *u, int64_t in, int64_t out, int64_t span) { // those tap u reaches
+    return validRange(b_.CreateMul(u, c64(d)), in, out, span, s, p);
   };
   // for u, v in the filter: for i, j in the outputs they touch: body(c?, u, v, i, j, h, w)
   auto window = [&](const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *, llvm::Value *, llvm::Value *,
                                              llvm::Value *)> &body) {
     loop(c64(0), c64(Kh), [&](llvm::Value *u) {
-      auto [iLo, iHi] = validRange(u, H, Ho, Kh, s, p);
+      auto [iLo, iHi] = outputs(u, H, Ho, spanH);
       loop(c64(0), c64(Kw), [&](llvm::Value *v) {
-        auto [jLo, jHi] = validRange(v, W, Wo, Kw, s, p);
+        auto [jLo, jHi] = outputs(v, W, Wo, spanW);
         loop(iLo, iHi, [&](llvm::Value *i) {
           llvm::Value *h = inputAt(i, u);
           loop(jLo, jHi, [&](llvm::Value *j) { body(u, v, i, j, h, inputAt(j, v)); });
@@ -535,9 +541,9 @@ void FunctionEmitter::directConv(const Kernel &k, llvm::Value *lo, llvm::Value *
       loop(c64(0), c64(Cg), [&](llvm::Value *c) {
         llvm::Value *xc = b_.CreateAdd(groupBase(f), c);
         loop(c64(0), c64(Kh), [&](llvm::Value *u) {
-          auto [iLo, iHi] = validRange(u, H, Ho, Kh, s, p);
+          auto [iLo, iHi] = outputs(u, H, Ho, spanH);
           loop(c64(0), c64(Kw), [&](llvm::Value *v) {
-            auto [jLo, jHi] = validRange(v, W, Wo, Kw, s, p);
+            auto [jLo, jHi] = outputs(v, W, Wo, spanW);
             b_.CreateStore(zero(), acc);
             loop(c64(0), batch_, [&](llvm::Value *b) {
               loop(iLo, iHi, [&](llvm::Value *i) {

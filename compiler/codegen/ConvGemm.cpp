@@ -67,7 +67,7 @@ void FunctionEmitter::gemmConv(const Kernel &k, int conv, llvm::Value *lo, llvm:
             storeVec(value, b_.CreateGEP(f32_, imageRow(conv, b, i, c64(0)), j), lanesOf(q));
           } else if (vecEpilogue) { // along the plane, as one run of positions
             trailing_ = {os, 2, P, j};
-            productEpilogueVec(k, {b, i, j, j}, value, lanesOf(q), j);
+            productEpilogueVec(k, {b, i, j, j}, value, lanesOf(q), 3);
             trailing_ = {};
           } else {
             storeVec(value, row, lanesOf(q));

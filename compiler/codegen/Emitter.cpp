@@ -476,15 +476,16 @@ void FunctionEmitter::emitKernel(llvm::Function *fn, const Kernel &k) {
     channelConv(k, product, lo, hi, true);
     break;
   case Strategy::ConvRows:
-    rowConv(k, product, n.operands[0], n.operands[1], false, n.attrs.padding, n.attrs.padding, lo, hi);
+    rowConv(k, product, n.operands[0], n.operands[1], false, n.attrs.conv.padding, n.attrs.conv.padding, lo, hi);
     break;
   case Strategy::ConvDataFilterLanes:
     channelBackData(k, lo, hi);
     break;
   case Strategy::ConvDataRows: { // a correlation with the flipped filter and "full" padding
     const Shape &ws = f_.nodes[n.operands[1]].shape;
-    rowConv(k, product, n.operands[0], n.operands[1], true, ws[2] - 1 - n.attrs.padding, ws[3] - 1 - n.attrs.padding,
-            lo, hi);
+    const ConvParams &c = n.attrs.conv;
+    rowConv(k, product, n.operands[0], n.operands[1], true, (ws[2] - 1) * c.dilation - c.padding,
+            (ws[3] - 1) * c.dilation - c.padding, lo, hi);
     break;
   }
   case Strategy::ConvFilterLanes:
@@ -613,21 +614,41 @@ llvm::Value *FunctionEmitter::pickLanes(llvm::Value *v, int64_t start, int64_t s
 // matmul.dot when B is transposed) into a buffer of rows, which the epilogue then reads; other
 // shapes take the plain loop nest (matmul.loops).
 
-// The epilogue on `count` lanes from index idx, the lanes along the axis whose index is `lane`
-// (by default the last): `value` holds the product there.
-void FunctionEmitter::productEpilogueVec(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value,
-                                         unsigned count, llvm::Value *lane) {
-  lane_ = lane ? lane : idx.back();
+// The lanes of a vector epilogue run along idx[axis]: the epilogue finds that axis in the
+// indices of every tensor it reads by its Value. Where another axis holds the same Value (output
+// row 8 and the vector of columns from 8 are one constant), the lane's gets a copy of its own
+// (a freeze, which folds away later). A run along the plane (trailing_) is found by its own.
+llvm::Value *FunctionEmitter::laneIndex(std::vector<llvm::Value *> &idx, size_t axis) {
+  if (trailing_.t)
+    return idx[axis];
+  for (size_t a = 0; a < idx.size(); ++a)
+    if (a != axis && idx[a] == idx[axis]) {
+      idx[axis] = b_.CreateFreeze(idx[axis]);
+      break;
+    }
+  return idx[axis];
+}
+
+// The epilogue on `count` lanes from index idx, the lanes along axis `laneAxis` (by default the
+// last): `value` holds the product there.
+void FunctionEmitter::productEpilogueVec(const Kernel &k, std::vector<llvm::Value *> idx, llvm::Value *value,
+                                         unsigned count) {
+  size_t last = idx.size() - 1;
+  productEpilogueVec(k, std::move(idx), value, count, last);
+}
+void FunctionEmitter::productEpilogueVec(const Kernel &k, std::vector<llvm::Value *> idx, llvm::Value *value,
+                                         unsigned count, size_t laneAxis) {
+  lane_ = laneIndex(idx, laneAxis);
   laneCount_ = count;
   productEpilogue(k, idx, value);
   lane_ = nullptr;
 }
 
 // The value of the kernel's one root (its elementwise tree above the product) at idx, on a
-// vector of `count` lanes from `lane` along an axis, where the product is `value`; not stored.
-llvm::Value *FunctionEmitter::epilogueValue(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value,
-                                            unsigned count, llvm::Value *lane) {
-  lane_ = lane;
+// vector of `count` lanes along axis `laneAxis`, where the product is `value`; not stored.
+llvm::Value *FunctionEmitter::epilogueValue(const Kernel &k, std::vector<llvm::Value *> idx, llvm::Value *value,
+                                            unsigned count, size_t laneAxis) {
+  lane_ = laneIndex(idx, laneAxis);
   laneCount_ = count;
   fusedProduct_ = k.product;
   productValue_ = value;

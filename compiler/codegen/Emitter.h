@@ -82,10 +82,12 @@ private:
   void storeRoots(const Kernel &k, const std::vector<llvm::Value *> &idx);
   llvm::Value *concat(std::vector<llvm::Value *> parts);
   llvm::Value *pickLanes(llvm::Value *v, int64_t start, int64_t step);
-  llvm::Value *epilogueValue(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value, unsigned count,
-                             llvm::Value *lane);
-  void productEpilogueVec(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value, unsigned count,
-                          llvm::Value *lane = nullptr);
+  llvm::Value *epilogueValue(const Kernel &k, std::vector<llvm::Value *> idx, llvm::Value *value, unsigned count,
+                             size_t laneAxis);
+  void productEpilogueVec(const Kernel &k, std::vector<llvm::Value *> idx, llvm::Value *value, unsigned count);
+  void productEpilogueVec(const Kernel &k, std::vector<llvm::Value *> idx, llvm::Value *value, unsigned count,
+                          size_t laneAxis);
+  llvm::Value *laneIndex(std::vector<llvm::Value *> &idx, size_t axis);
   void productEpilogue(const Kernel &k, const std::vector<llvm::Value *> &idx, llvm::Value *value);
   std::vector<bool> firstLanes(unsigned count);
   llvm::Constant *mask(const std::vector<bool> &on);

@@ -211,12 +211,10 @@ int Builder::depthToSpace(int x, int64_t stride, int64_t phases, Shape shape) {
   a.shape = std::move(shape);
   return add(Op::DepthToSpace, {x}, a);
 }
-static Attrs convAttrs(Shape shape, int64_t stride, int64_t padding, int64_t groups) {
+static Attrs convAttrs(Shape shape, const ConvParams &c) {
   Attrs a;
   a.shape = std::move(shape);
-  a.stride = stride;
-  a.padding = padding;
-  a.groups = groups;
+  a.conv = c;
   return a;
 }
 static Attrs poolAttrs(const Pool2D &p, Shape shape = {}) {
@@ -236,14 +234,12 @@ int Builder::avgPool2d(int x, const Pool2D &p) { return add(Op::AvgPool2D, {x}, 
 int Builder::avgPool2dBack(int g, const Pool2D &p, Shape xShape) {
   return add(Op::AvgPool2DBack, {g}, poolAttrs(p, std::move(xShape)));
 }
-int Builder::conv2d(int x, int w, int64_t stride, int64_t padding, int64_t groups) {
-  return add(Op::Conv2D, {x, w}, convAttrs({}, stride, padding, groups));
+int Builder::conv2d(int x, int w, const ConvParams &c) { return add(Op::Conv2D, {x, w}, convAttrs({}, c)); }
+int Builder::conv2dBackData(int dy, int w, Shape xShape, const ConvParams &c) {
+  return add(Op::Conv2DBackData, {dy, w}, convAttrs(std::move(xShape), c));
 }
-int Builder::conv2dBackData(int dy, int w, Shape xShape, int64_t stride, int64_t padding, int64_t groups) {
-  return add(Op::Conv2DBackData, {dy, w}, convAttrs(std::move(xShape), stride, padding, groups));
-}
-int Builder::conv2dBackFilter(int x, int dy, Shape wShape, int64_t stride, int64_t padding, int64_t groups) {
-  return add(Op::Conv2DBackFilter, {x, dy}, convAttrs(std::move(wShape), stride, padding, groups));
+int Builder::conv2dBackFilter(int x, int dy, Shape wShape, const ConvParams &c) {
+  return add(Op::Conv2DBackFilter, {x, dy}, convAttrs(std::move(wShape), c));
 }
 
 static std::string axesText(uint32_t axes) {
@@ -321,9 +317,11 @@ void print(const Function &f, std::ostream &os) {
     case Op::Conv2D:
     case Op::Conv2DBackData:
     case Op::Conv2DBackFilter:
-      attrs.push_back(fmt::format("stride = {}, padding = {}", n.attrs.stride, n.attrs.padding));
-      if (n.attrs.groups != 1)
-        attrs.push_back(fmt::format("groups = {}", n.attrs.groups));
+      attrs.push_back(fmt::format("stride = {}, padding = {}", n.attrs.conv.stride, n.attrs.conv.padding));
+      if (n.attrs.conv.dilation != 1)
+        attrs.push_back(fmt::format("dilation = {}", n.attrs.conv.dilation));
+      if (n.attrs.conv.groups != 1)
+        attrs.push_back(fmt::format("groups = {}", n.attrs.conv.groups));
       break;
     case Op::MaxPool2D:
     case Op::MaxPool2DBack:

@@ -75,6 +75,16 @@ inline bool poolTiles(const Pool2D &p, int64_t h, int64_t w) {
          p.out[1] * p.kernel[1] == w;
 }
 
+// A convolution's window (Conv2D*): tap (u, v) of output (i, j) reads input row i * stride +
+// u * dilation - padding, and its column the same way; the channels and filters are split into
+// `groups`, each filter seeing its group's C / groups channels.
+struct ConvParams {
+  int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
+  bool operator==(const ConvParams &) const = default;
+};
+// The rows (or columns) a filter of `kernel` taps spans at `dilation`.
+inline int64_t convSpan(int64_t kernel, int64_t dilation) { return (kernel - 1) * dilation + 1; }
+
 struct Attrs {
   double value = 0;                    // Fill
   std::vector<double> values;          // Constant
@@ -82,8 +92,8 @@ struct Attrs {
   uint32_t axes = 0;                   // Broadcast: new axes of the result; Reduce: axes of the operand summed out
   bool transA = false, transB = false; // MatMul
   int64_t classes = 0;                 // OneHot
-  int64_t stride = 1, padding = 0;     // Conv2D*
-  int64_t groups = 1;                  // Conv2D*: channels and filters split into this many groups
+  ConvParams conv;                     // Conv2D*
+  int64_t stride = 1;                  // SpaceToDepth, DepthToSpace
   Pool2D pool;                         // MaxPool2D*, AvgPool2D*
   Shape perm;                          // Transpose
   int64_t axis = 0, offset = 0;        // Pad, Slice; SpaceToDepth, DepthToSpace: offset = phases
@@ -140,9 +150,9 @@ public:
   int slice(int x, int64_t axis, int64_t offset, Shape shape);
   int spaceToDepth(int x, int64_t stride, int64_t phases);
   int depthToSpace(int x, int64_t stride, int64_t phases, Shape shape);
-  int conv2d(int x, int w, int64_t stride, int64_t padding, int64_t groups);
-  int conv2dBackData(int dy, int w, Shape xShape, int64_t stride, int64_t padding, int64_t groups);
-  int conv2dBackFilter(int x, int dy, Shape wShape, int64_t stride, int64_t padding, int64_t groups);
+  int conv2d(int x, int w, const ConvParams &c);
+  int conv2dBackData(int dy, int w, Shape xShape, const ConvParams &c);
+  int conv2dBackFilter(int x, int dy, Shape wShape, const ConvParams &c);
   int maxPool2d(int x, const Pool2D &p);
   int maxPool2dBack(int x, int y, int dy, const Pool2D &p);
   int maxPool2dShare(int x, int y, int d, const Pool2D &p);

@@ -184,7 +184,7 @@ struct Lowerer {
           padded[a + 2] += l.windowPadding[a] + l.windowPadEnd[a] - 2 * p;
           cur = b.pad(cur, static_cast<int64_t>(a) + 2, l.windowPadding[a] - p, padded);
         }
-      int y = b.conv2d(cur, params[static_cast<size_t>(l.weight)], l.stride, p, l.groups);
+      int y = b.conv2d(cur, params[static_cast<size_t>(l.weight)], {l.stride, p, l.dilation, l.groups});
       return b.binary(Op::Add, y, b.broadcast(params[static_cast<size_t>(l.bias)], b.shape(y), 0b1101));
     }
     case LayerKind::MaxPool2D:

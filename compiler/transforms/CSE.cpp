@@ -13,8 +13,8 @@ namespace soma::transforms {
 using namespace ir;
 
 namespace {
-using Key = std::tuple<int, std::vector<int>, double, Shape, uint32_t, bool, bool, int64_t, int64_t, int64_t,
-                       std::vector<double>, Shape, int64_t, int64_t, std::array<int64_t, 9>, int64_t>;
+using Key = std::tuple<int, std::vector<int>, double, Shape, uint32_t, bool, bool, int64_t, int64_t,
+                       std::vector<double>, Shape, int64_t, int64_t, std::array<int64_t, 9>, std::array<int64_t, 4>>;
 
 std::array<int64_t, 9> poolKey(const Pool2D &p) {
   return {p.kernel[0],  p.kernel[1], p.stride[0], p.stride[1],         p.padding[0],
@@ -22,10 +22,22 @@ std::array<int64_t, 9> poolKey(const Pool2D &p) {
 }
 
 Key keyOf(const Node &n, const std::vector<int> &operands) {
-  return {static_cast<int>(n.op), operands,        n.attrs.value,         n.attrs.shape,
-          n.attrs.axes,           n.attrs.transA,  n.attrs.transB,        n.attrs.classes,
-          n.attrs.stride,         n.attrs.padding, n.attrs.values,        n.attrs.perm,
-          n.attrs.axis,           n.attrs.offset,  poolKey(n.attrs.pool), n.attrs.groups};
+  const ConvParams &c = n.attrs.conv;
+  return {static_cast<int>(n.op),
+          operands,
+          n.attrs.value,
+          n.attrs.shape,
+          n.attrs.axes,
+          n.attrs.transA,
+          n.attrs.transB,
+          n.attrs.classes,
+          n.attrs.stride,
+          n.attrs.values,
+          n.attrs.perm,
+          n.attrs.axis,
+          n.attrs.offset,
+          poolKey(n.attrs.pool),
+          {c.stride, c.padding, c.dilation, c.groups}};
 }
 } // namespace
 

@@ -79,33 +79,34 @@ Shape phased(Shape s, const Geometry &g) {
 
 } // namespace
 
-int phasedConv(Builder &b, int x, int w, int64_t stride, int64_t padding, int64_t groups) {
+int phasedConv(Builder &b, int x, int w, const ConvParams &c) {
+  int64_t stride = c.stride, padding = c.padding;
   Shape xs = b.shape(x), ws = b.shape(w); // [B, C, H, W], [F, C, K, K]
   Geometry g(stride, ws);
   int64_t ho = convOutSize(xs[2], ws[2], stride, padding), wo = convOutSize(xs[3], ws[3], stride, padding);
   int xq = phasedInput(b, x, g, padding, ho, wo); // the input's nodes first, then the filter's
   int wq = phasedFilter(b, w, g);
-  return b.conv2d(xq, wq, 1, 0, groups);
+  return b.conv2d(xq, wq, {1, 0, 1, c.groups});
 }
 
-int phasedConvBackData(Builder &b, int dy, int w, const Shape &xShape, int64_t stride, int64_t padding,
-                       int64_t groups) {
+int phasedConvBackData(Builder &b, int dy, int w, const Shape &xShape, const ConvParams &c) {
+  int64_t stride = c.stride, padding = c.padding;
   Shape ys = b.shape(dy), ws = b.shape(w);
   Geometry g(stride, ws);
   Shape xf = fitted(xShape, (ys[2] + g.kqh - 1) * g.s, (ys[3] + g.kqw - 1) * g.s);
   int wq = phasedFilter(b, w, g);
-  int dx = b.conv2dBackData(dy, wq, phased(xf, g), 1, 0, groups);
+  int dx = b.conv2dBackData(dy, wq, phased(xf, g), {1, 0, 1, c.groups});
   dx = b.depthToSpace(dx, g.s, g.phases, xf);
   return unfit(b, unfit(b, dx, 3, padding, xShape[3]), 2, padding, xShape[2]);
 }
 
-int phasedConvBackFilter(Builder &b, int x, int dy, const Shape &wShape, int64_t stride, int64_t padding,
-                         int64_t groups) {
+int phasedConvBackFilter(Builder &b, int x, int dy, const Shape &wShape, const ConvParams &c) {
+  int64_t stride = c.stride, padding = c.padding;
   Shape ys = b.shape(dy);
   Geometry g(stride, wShape);
   Shape wf = fitted(wShape, g.kqh * g.s, g.kqw * g.s);
   int xq = phasedInput(b, x, g, padding, ys[2], ys[3]);
-  int dw = b.conv2dBackFilter(xq, dy, phased(wf, g), 1, 0, groups);
+  int dw = b.conv2dBackFilter(xq, dy, phased(wf, g), {1, 0, 1, c.groups});
   dw = b.depthToSpace(dw, g.s, g.phases, wf);
   return unfit(b, unfit(b, dw, 3, 0, wShape[3]), 2, 0, wShape[2]);
 }
@@ -119,13 +120,14 @@ Function splitStrides(const Function &f, const Machine &m) {
     Node n = f.nodes[i];
     for (int &o : n.operands)
       o = id[static_cast<size_t>(o)];
-    int64_t s = n.attrs.stride, p = n.attrs.padding, groups = n.attrs.groups;
+    const ConvParams &c = n.attrs.conv;
     bool conv = n.op == Op::Conv2D || n.op == Op::Conv2DBackData || n.op == Op::Conv2DBackFilter;
-    if (conv && s != 1 && !stridedKernel(f, static_cast<int>(i), m)) {
-      int a = n.operands[0], c = n.operands[1];
-      id[i] = n.op == Op::Conv2D           ? phasedConv(b, a, c, s, p, groups)
-              : n.op == Op::Conv2DBackData ? phasedConvBackData(b, a, c, n.shape, s, p, groups)
-                                           : phasedConvBackFilter(b, a, c, n.shape, s, p, groups);
+    // Over phases the taps of a dilated filter would be zeros in between: those keep their stride.
+    if (conv && c.stride != 1 && c.dilation == 1 && !stridedKernel(f, static_cast<int>(i), m)) {
+      int x = n.operands[0], y = n.operands[1];
+      id[i] = n.op == Op::Conv2D           ? phasedConv(b, x, y, c)
+              : n.op == Op::Conv2DBackData ? phasedConvBackData(b, x, y, n.shape, c)
+                                           : phasedConvBackFilter(b, x, y, n.shape, c);
       continue;
     }
     id[i] = static_cast<int>(out.nodes.size());

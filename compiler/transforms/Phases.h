@@ -14,11 +14,9 @@ namespace soma::transforms {
 // (of shape xShape) from dy and w, the filter gradient dw (of shape wShape) from x and dy. The
 // gradients are the adjoints of the forward's moves: phases back to their places, windows
 // padded back.
-int phasedConv(ir::Builder &b, int x, int w, int64_t stride, int64_t padding, int64_t groups);
-int phasedConvBackData(ir::Builder &b, int dy, int w, const ir::Shape &xShape, int64_t stride, int64_t padding,
-                       int64_t groups);
-int phasedConvBackFilter(ir::Builder &b, int x, int dy, const ir::Shape &wShape, int64_t stride, int64_t padding,
-                         int64_t groups);
+int phasedConv(ir::Builder &b, int x, int w, const ir::ConvParams &c);
+int phasedConvBackData(ir::Builder &b, int dy, int w, const ir::Shape &xShape, const ir::ConvParams &c);
+int phasedConvBackFilter(ir::Builder &b, int x, int dy, const ir::Shape &wShape, const ir::ConvParams &c);
 
 // f with every strided convolution that machine m has no kernel for run over phases instead.
 ir::Function splitStrides(const ir::Function &f, const Machine &m);

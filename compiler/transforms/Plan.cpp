@@ -127,9 +127,9 @@ bool narrow(int64_t width, int64_t vl) { return kFillDen * width < kFillNum * ro
 bool convChannelLanes(const Function &f, const Node &n, const Machine &m) {
   const Shape &os = n.shape, &ws = f.nodes[n.operands[1]].shape;
   int64_t O = os[1], Q = os[3], inputs = n.op == Op::Conv2D ? ws[1] : ws[0], vl = m.lanes;
-  if (O % vl != 0)
+  if (O % vl != 0 || n.attrs.conv.dilation != 1)
     return false;
-  if (n.attrs.stride != 1)
+  if (n.attrs.conv.stride != 1)
     return (narrow(Q, vl) || inputs * ws[2] * ws[3] >= kMinLaneProducts) &&
            inputs * ws[2] * ws[3] * vl <= 4 * kStackFloats;
   return narrow(Q, vl) && Q + ws[3] <= kChannelLanesMaxRow && inputs * ws[2] * ws[3] * vl <= kStackFloats;
@@ -143,9 +143,9 @@ bool convChannelLanes(const Function &f, const Node &n, const Machine &m) {
 bool convFilterLanesBack(const Function &f, const Node &n, int64_t vl) {
   const Shape &ys = f.nodes[n.operands[1]].shape;
   int64_t F = n.shape[0];
-  bool wide = n.attrs.stride != 1 && n.shape[1] * n.shape[2] * n.shape[3] >= kMinLaneProducts;
-  return F % vl == 0 && (narrow(ys[3], vl) || wide) && F * ys[2] * ys[3] <= kStackFloats &&
-         n.shape[3] * vl <= kStackFloats;
+  bool wide = n.attrs.conv.stride != 1 && n.shape[1] * n.shape[2] * n.shape[3] >= kMinLaneProducts;
+  return F % vl == 0 && n.attrs.conv.dilation == 1 && (narrow(ys[3], vl) || wide) &&
+         F * ys[2] * ys[3] <= kStackFloats && n.shape[3] * vl <= kStackFloats;
 }
 
 } // namespace
@@ -155,7 +155,7 @@ bool stridedKernel(const Function &f, int conv, const Machine &m) {
   const Shape &ws = n.op == Op::Conv2DBackFilter ? n.shape : f.nodes[n.operands[1]].shape;
   if (depthwiseConv(f, conv))
     return true;
-  if (ws[2] * ws[3] > kMaxRowTaps || n.attrs.groups != 1)
+  if (ws[2] * ws[3] > kMaxRowTaps || n.attrs.conv.groups != 1)
     return false;
   switch (n.op) {
   case Op::Conv2D:
@@ -474,7 +474,7 @@ private:
   bool gemm(const Kernel &k, const Node &n, KernelPlan &p) const {
     int cv = k.product >= 0 ? k.product : k.root;
     const Shape &ws = n.op == Op::Conv2DBackFilter ? n.shape : f_.nodes[n.operands[1]].shape;
-    if (ws[2] != 1 || ws[3] != 1 || n.attrs.stride != 1 || n.attrs.padding != 0)
+    if (ws[2] != 1 || ws[3] != 1 || n.attrs.conv.stride != 1 || n.attrs.conv.padding != 0)
       return false;
     if (n.op == Op::Conv2DBackFilter) {
       p.strategy = Strategy::ConvFilterGemm;
@@ -511,15 +511,16 @@ private:
       p.vectorEpilogue = k.root != cv && vectorEpilogue(k);
       return;
     }
-    if (n.attrs.groups != 1) { // groups of several channels: the direct loops, group by group
+    if (n.attrs.conv.groups != 1) { // groups of several channels: the direct loops, group by group
       p.strategy = Strategy::ConvLoops;
       return;
     }
     if (gemm(k, n, p))
       return;
     // A strided one has kernels of its own in three strategies (stridedKernel; Phases.h turns the
-    // others into stride-1 ones over phases before fusion, so none of them has an epilogue).
-    bool strided = n.attrs.stride != 1;
+    // others into stride-1 ones over phases before fusion, so none of them has an epilogue, except
+    // dilated ones, which take the loops). A dilated one at stride 1 runs along rows.
+    bool strided = n.attrs.conv.stride != 1;
     if (strided ? !stridedKernel(f_, cv, m_) || k.root != cv : !convAlongRows(f_, cv)) {
       p.strategy = Strategy::ConvLoops;
       return;
@@ -607,14 +608,17 @@ private:
   bool filterLanes(const Node &n) const {
     const Shape &ys = f_.nodes[n.operands[0]].shape, &ws = f_.nodes[n.operands[1]].shape;
     int64_t F = ws[0], C = ws[1];
-    return F % vl_ == 0 && C <= vl_ && kFillDen * ys[3] < kFillNum * rowLanes(n.shape[3]) &&
-           F * ys[2] * ys[3] <= kStackFloats && F * C * ws[2] * ws[3] <= kStackFloats;
+    return F % vl_ == 0 && C <= vl_ && n.attrs.conv.dilation == 1 &&
+           kFillDen * ys[3] < kFillNum * rowLanes(n.shape[3]) && F * ys[2] * ys[3] <= kStackFloats &&
+           F * C * ws[2] * ws[3] <= kStackFloats;
   }
 
   bool filterLanesBack(const Node &n) const { return convFilterLanesBack(f_, n, vl_); }
 
   // A filter gradient along y's whole planes: narrow rows, no padding.
-  bool alongPlanes(const Node &n) const { return n.attrs.padding == 0 && narrow(f_.nodes[n.operands[1]].shape[3]); }
+  bool alongPlanes(const Node &n) const {
+    return n.attrs.conv.padding == 0 && n.attrs.conv.dilation == 1 && narrow(f_.nodes[n.operands[1]].shape[3]);
+  }
 
   // The filter gradient's blocks: fb filters by ub filter rows (each of Kw taps) of sums in
   // registers, with fb * chunks vectors of y: the fewest loads per multiply-add, and at least two

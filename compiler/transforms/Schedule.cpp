@@ -348,13 +348,13 @@ bool poolTakesEpilogue(const Function &f, int pool) {
 bool convAlongRows(const Function &f, int conv) {
   const Node &n = f.nodes[conv];
   const Shape &w = n.op == Op::Conv2DBackFilter ? n.shape : f.nodes[n.operands[1]].shape;
-  return depthwiseConv(f, conv) || (n.attrs.groups == 1 && n.attrs.stride == 1 && w[2] * w[3] <= kMaxRowTaps);
+  return depthwiseConv(f, conv) || (n.attrs.conv.groups == 1 && n.attrs.conv.stride == 1 && w[2] * w[3] <= kMaxRowTaps);
 }
 
 bool depthwiseConv(const Function &f, int conv) {
   const Node &n = f.nodes[conv];
   const Shape &w = n.op == Op::Conv2DBackFilter ? n.shape : f.nodes[n.operands[1]].shape;
-  return n.attrs.groups > 1 && w[1] == 1;
+  return n.attrs.conv.groups > 1 && w[1] == 1;
 }
 
 const char *kernelKindName(Kernel::Kind kind) {

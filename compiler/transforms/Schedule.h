@@ -36,8 +36,8 @@ Schedule schedule(const ir::Function &f);
 // blocks of filter rows or output rows in registers); larger ones take the direct loops.
 constexpr int64_t kMaxRowTaps = 25;
 // Whether convolution node `conv` runs along image rows, output rows in registers (one group,
-// stride 1, filters of at most kMaxRowTaps taps, or depthwise at any stride and size): then a
-// conv2d can run an elementwise epilogue.
+// stride 1, filters of at most kMaxRowTaps taps at any dilation, or depthwise at any stride,
+// dilation and size): then a conv2d can run an elementwise epilogue.
 bool convAlongRows(const ir::Function &f, int conv);
 // Whether convolution node `conv` is depthwise: groups (more than one) of one input channel
 // each, output channel f reading input channel f / (F / groups). The *.depthwise kernels run it

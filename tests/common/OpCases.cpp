@@ -445,11 +445,11 @@ std::vector<OpCase> casesFor(Op op) {
       Shape ys{kBatch, 3, convOutSize(7, 3, stride, padding), convOutSize(6, 2, stride, padding)};
       int r;
       if (op == Op::Conv2D)
-        r = cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), stride, padding, 1);
+        r = cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), {stride, padding, 1, 1});
       else if (op == Op::Conv2DBackData)
-        r = cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, stride, padding, 1);
+        r = cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, {stride, padding, 1, 1});
       else
-        r = cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, stride, padding, 1);
+        r = cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, {stride, padding, 1, 1});
       out.push_back(cb.done(r));
     }
     // Groups: depthwise (a channel a group, one or two filters a channel) at strides 1 to 3, with
@@ -466,20 +466,53 @@ std::vector<OpCase> casesFor(Op op) {
       CaseBuilder cb(fmt::format("{} {} groups, {} to {} channels, {}x{} filters, {} wide, stride {} padding {}",
                                  opName(op), groups, xs[1], ws[0], ws[2], ws[3], xs[3], stride, padding));
       Shape ys{kBatch, ws[0], convOutSize(xs[2], ws[2], stride, padding), convOutSize(xs[3], ws[3], stride, padding)};
-      int r = op == Op::Conv2D ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), stride, padding, groups)
+      int r = op == Op::Conv2D ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), {stride, padding, 1, groups})
               : op == Op::Conv2DBackData
-                  ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, stride, padding, groups)
-                  : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, stride, padding, groups);
+                  ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, {stride, padding, 1, groups})
+                  : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, {stride, padding, 1, groups});
       OpCase c = cb.done(r);
       c.tolerance = 1e-4;                        // the filter gradient sums up to 3 * 11 * 40 products
       c.gradcheck = xs[2] * xs[3] * ws[0] < 300; // the small ones: finite differences take long on the others
       out.push_back(std::move(c));
     }
+    // Dilation: taps d rows and columns apart, along rows at stride 1 (narrow and wide rows,
+    // padding below and above the span's half, rectangular filters), by the direct loops at
+    // stride 2, and depthwise at strides 1 and 2.
+    for (auto [xs, ws, groups, stride, padding, dilation] :
+         {std::tuple<Shape, Shape, int64_t, int64_t, int64_t, int64_t>{{kBatch, 2, 9, 8}, {3, 2, 3, 3}, 1, 1, 0, 2},
+          {{kBatch, 3, 11, 10}, {4, 3, 3, 2}, 1, 1, 2, 2},
+          {{kBatch, 2, 13, 30}, {5, 2, 3, 3}, 1, 1, 4, 3},
+          {{kBatch, 16, 9, 9}, {16, 16, 3, 3}, 1, 1, 1, 2},
+          {{kBatch, 2, 11, 9}, {3, 2, 3, 2}, 1, 2, 1, 2},
+          {{kBatch, 3, 10, 21}, {3, 1, 3, 3}, 3, 1, 2, 2},
+          {{kBatch, 2, 12, 11}, {4, 1, 2, 3}, 2, 2, 1, 3}}) {
+      CaseBuilder cb(
+          fmt::format("{} dilation {}, {} groups, {} to {} channels, {}x{} filters, {} wide, stride {} padding {}",
+                      opName(op), dilation, groups, xs[1], ws[0], ws[2], ws[3], xs[3], stride, padding));
+      ConvParams c{stride, padding, dilation, groups};
+      Shape ys{kBatch, ws[0], convOutSize(xs[2], convSpan(ws[2], dilation), stride, padding),
+               convOutSize(xs[3], convSpan(ws[3], dilation), stride, padding)};
+      int r = op == Op::Conv2D           ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), c)
+              : op == Op::Conv2DBackData ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, c)
+                                         : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, c);
+      OpCase oc = cb.done(r);
+      oc.tolerance = 1e-4; // sums of up to 16 * 9 products (the filter gradient: 2 * 13 * 30)
+      oc.gradcheck = xs[1] * xs[2] * xs[3] < 250;
+      out.push_back(std::move(oc));
+    }
+    if (op == Op::Conv2D)
+      for (bool onVectors : {true, false}) { // dilated along rows with an epilogue; with 8 lanes its last
+        // block of rows starts at row 8, the same constant as its second vector of columns
+        out.push_back(
+            epilogueCase("conv2d dilated", onVectors, {kBatch, 2, 9, 19}, [](Builder &b, int x, CaseBuilder &cb) {
+              return b.conv2d(x, cb.input("w", {4, 2, 3, 3}), {1, 2, 2, 1});
+            }));
+      }
     if (op == Op::Conv2D)
       for (bool onVectors : {true, false}) // depthwise with an epilogue, on its vectors or from a buffer
         out.push_back(
             epilogueCase("conv2d depthwise", onVectors, {kBatch, 4, 7, 21}, [](Builder &b, int x, CaseBuilder &cb) {
-              return b.conv2d(x, cb.input("w", {8, 1, 3, 3}), 2, 1, 4);
+              return b.conv2d(x, cb.input("w", {8, 1, 3, 3}), {2, 1, 1, 4});
             }));
     // Factorized (1xk, kx1) filters over whole vectors of channels and filters, narrow and wide
     // rows, as conv2d(kernel: [1, 7], padding: [0, 3]) lowers (its padding explicit): the lane
@@ -492,10 +525,10 @@ std::vector<OpCase> casesFor(Op op) {
       CaseBuilder cb(fmt::format("{} {}x{} filters, {} to {} channels, {} wide, stride {}", opName(op), ws[2], ws[3],
                                  xs[1], ws[0], xs[3], stride));
       Shape ys{kBatch, ws[0], convOutSize(xs[2], ws[2], stride, padding), convOutSize(xs[3], ws[3], stride, padding)};
-      int r = op == Op::Conv2D ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), stride, padding, 1)
+      int r = op == Op::Conv2D ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), {stride, padding, 1, 1})
               : op == Op::Conv2DBackData
-                  ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, stride, padding, 1)
-                  : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, stride, padding, 1);
+                  ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, {stride, padding, 1, 1})
+                  : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, {stride, padding, 1, 1});
       OpCase c = cb.done(r);
       c.tolerance = 1e-4;  // sums of up to 32 * 5 products (the filter gradient: 3 * 40 * 16)
       c.gradcheck = false; // the small cases above check the derivatives
@@ -508,9 +541,10 @@ std::vector<OpCase> casesFor(Op op) {
          {std::pair<Shape, Shape>{{kBatch, 5, 7, 9}, {13, 5, 1, 1}}, {{kBatch, 600, 2, 3}, {8, 600, 1, 1}}}) {
       CaseBuilder cb(fmt::format("{} 1x1, {} to {} channels", opName(op), xs[1], ws[0]));
       Shape ys{kBatch, ws[0], xs[2], xs[3]};
-      int r = op == Op::Conv2D           ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), 1, 0, 1)
-              : op == Op::Conv2DBackData ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, 1, 0, 1)
-                                         : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, 1, 0, 1);
+      int r = op == Op::Conv2D ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), {1, 0, 1, 1})
+              : op == Op::Conv2DBackData
+                  ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, {1, 0, 1, 1})
+                  : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, {1, 0, 1, 1});
       OpCase c = cb.done(r);
       c.tolerance = 1e-4; // sums of up to 17 * 63 products
       c.gradcheck = xs[1] < 100;
@@ -519,21 +553,22 @@ std::vector<OpCase> casesFor(Op op) {
     if (op == Op::Conv2D) {
       for (bool onVectors : {true, false})
         out.push_back(epilogueCase("conv2d 1x1", onVectors, {kBatch, 3, 5, 7}, [](Builder &b, int x, CaseBuilder &cb) {
-          return b.conv2d(x, cb.input("w", {7, 3, 1, 1}), 1, 0, 1);
+          return b.conv2d(x, cb.input("w", {7, 3, 1, 1}), {1, 0, 1, 1});
         }));
       // An epilogue that reads a tensor per row (broadcast over columns only): not along the
       // plane's run, so not on its vectors.
       CaseBuilder cb("conv2d 1x1 with a per-row epilogue");
-      int r = cb.b.conv2d(cb.input("x", {kBatch, 3, 5, 7}), cb.input("w", {7, 3, 1, 1}), 1, 0, 1);
+      int r = cb.b.conv2d(cb.input("x", {kBatch, 3, 5, 7}), cb.input("w", {7, 3, 1, 1}), {1, 0, 1, 1});
       int t = cb.b.broadcast(cb.input("t", {kBatch, 7, 5}), {kBatch, 7, 5, 7}, 0b1000);
       out.push_back(cb.done(cb.b.binary(Op::Mul, r, t)));
     }
     { // Rows longer than a vector, four filters a block, padding wider than the filter's centre.
       CaseBuilder cb(fmt::format("{} wide rows", opName(op)));
       Shape xs{kBatch, 3, 9, 21}, ws{4, 3, 3, 5}, ys{kBatch, 4, convOutSize(9, 3, 1, 2), convOutSize(21, 5, 1, 2)};
-      int r = op == Op::Conv2D           ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), 1, 2, 1)
-              : op == Op::Conv2DBackData ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, 1, 2, 1)
-                                         : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, 1, 2, 1);
+      int r = op == Op::Conv2D ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), {1, 2, 1, 1})
+              : op == Op::Conv2DBackData
+                  ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, {1, 2, 1, 1})
+                  : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, {1, 2, 1, 1});
       OpCase c = cb.done(r);
       c.tolerance = 1e-4; // the filter's gradient sums up to 17 * 11 * 21 = 3,927 products
       out.push_back(std::move(c));
@@ -546,7 +581,7 @@ std::vector<OpCase> casesFor(Op op) {
                                      {{kBatch, 2, 100, 12}, {6, 2, 3, 3}, 0}}) {
         Shape ys{kBatch, ws[0], convOutSize(xs[2], ws[2], 1, padding), convOutSize(xs[3], ws[3], 1, padding)};
         CaseBuilder cb(fmt::format("{} {}x{} images in passes of samples", opName(op), xs[2], xs[3]));
-        OpCase c = cb.done(cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, 1, padding, 1));
+        OpCase c = cb.done(cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, {1, padding, 1, 1}));
         c.batch = 60;
         c.tolerance = 1e-3; // sums of up to 60 * 1,024 products, in another order
         c.gradcheck = false;
@@ -569,8 +604,8 @@ std::vector<OpCase> casesFor(Op op) {
         Shape ys{kBatch, ws[0], convOutSize(xs[2], ws[2], 1, padding), convOutSize(xs[3], ws[3], 1, padding)};
         CaseBuilder cb(fmt::format("{} {} filters, {}-wide rows, padding {}", opName(op), ws[0], ys[3], padding));
         OpCase c = cb.done(op == Op::Conv2DBackData
-                               ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, 1, padding, 1)
-                               : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, 1, padding, 1));
+                               ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, {1, padding, 1, 1})
+                               : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, {1, padding, 1, 1}));
         c.tolerance = 1e-4; // sums of up to 400 products, in another order
         c.gradcheck = std::exchange(differences, false);
         out.push_back(std::move(c));
@@ -579,21 +614,21 @@ std::vector<OpCase> casesFor(Op op) {
     if (op == Op::Conv2D) {
       for (bool onVectors : {true, false}) // an epilogue, on the row's vectors or from a buffer
         out.push_back(epilogueCase(opName(op), onVectors, {kBatch, 2, 7, 21}, [](Builder &b, int x, CaseBuilder &cb) {
-          return b.conv2d(x, cb.input("w", {3, 2, 3, 4}), 1, 1, 1);
+          return b.conv2d(x, cb.input("w", {3, 2, 3, 4}), {1, 1, 1, 1});
         }));
       // Rows narrower than a vector and 16 or 32 filters: the channels go in the lanes (with
       // AVX-512; with 8 lanes too), with and without padding, plain and with an epilogue.
       for (auto [filters, padding] : {std::pair<int64_t, int64_t>{16, 0}, {32, 1}}) {
         CaseBuilder cb(fmt::format("conv2d {} filters, 9-wide rows, padding {}", filters, padding));
-        out.push_back(
-            cb.done(cb.b.conv2d(cb.input("x", {kBatch, 3, 8, 9}), cb.input("w", {filters, 3, 3, 4}), 1, padding, 1)));
+        out.push_back(cb.done(
+            cb.b.conv2d(cb.input("x", {kBatch, 3, 8, 9}), cb.input("w", {filters, 3, 3, 4}), {1, padding, 1, 1})));
       }
       out.push_back(epilogueCase(opName(op), true, {kBatch, 2, 6, 7}, [](Builder &b, int x, CaseBuilder &cb) {
-        return b.conv2d(x, cb.input("w", {16, 2, 5, 3}), 1, 2, 1);
+        return b.conv2d(x, cb.input("w", {16, 2, 5, 3}), {1, 2, 1, 1});
       }));
       { // more weights than one stack buffer holds: packed a vector of output channels at a time
         CaseBuilder cb("conv2d 48 filters of 64 channels, 5-wide rows");
-        OpCase c = cb.done(cb.b.conv2d(cb.input("x", {kBatch, 64, 6, 6}), cb.input("w", {48, 64, 2, 2}), 1, 0, 1));
+        OpCase c = cb.done(cb.b.conv2d(cb.input("x", {kBatch, 64, 6, 6}), cb.input("w", {48, 64, 2, 2}), {1, 0, 1, 1}));
         c.tolerance = 1e-4; // sums of 256 products
         c.gradcheck = false;
         out.push_back(std::move(c));

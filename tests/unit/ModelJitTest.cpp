@@ -188,6 +188,16 @@ TEST(ModelJit, GroupedConvolutionStepMatchesReference) {
                     3);
 }
 
+// Dilated convolutions: along rows at stride 1 ("same" padding over the dilated span), by the
+// direct loops at stride 2, depthwise with a dilation.
+TEST(ModelJit, DilatedConvolutionStepMatchesReference) {
+  expectStepMatches(R"(model M { input x: f32[3, 13, 12] conv2d(4, 3, dilation: 2, padding: "same") -> relu
+                                  conv2d(4, 3, dilation: [2, 2], padding: 1, groups: 4) -> tanh
+                                  conv2d(6, [3, 2], stride: 2, dilation: 3, padding: 2) flatten dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
+                    3);
+}
+
 TEST(ModelJit, EveryLossStepMatchesReference) {
   for (const char *loss : {"mae(one_hot(label, 3))", "huber(one_hot(label, 3), delta: 0.2)",
                            "cross_entropy(label, weight: [1, 0.5, 2])", "binary_cross_entropy(one_hot(label, 3))"}) {
