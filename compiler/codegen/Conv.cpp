@@ -391,16 +391,20 @@ void FunctionEmitter::rowConv(const Kernel &k, int outNode, int inNode, int wNod
                               int64_t padW, llvm::Value *lo, llvm::Value *hi) {
   const Shape os = f_.nodes[outNode].shape, is = f_.nodes[inNode].shape, ws = f_.nodes[wNode].shape;
   int64_t O = os[1], R = os[2], Q = os[3], I = is[1], Hin = is[2], Win = is[3], Kh = ws[2], Kw = ws[3];
-  int64_t vl = lanes(), chunks = (Q + vl - 1) / vl, d = f_.nodes[outNode].attrs.conv.dilation;
-  int64_t ob = plan_->channels, rb = plan_->rows; // the block in registers
+  const ConvParams &cp = f_.nodes[outNode].attrs.conv;
+  int64_t vl = lanes(), chunks = (Q + vl - 1) / vl, d = cp.dilation;
+  int64_t ob = plan_->channels, rb = plan_->rows; // the block in registers, its channels in one group
+  int64_t Og = O / cp.groups, Ig = I / cp.groups; // each group's output and input channels
   llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), ob * rb * chunks), nullptr, "acc"); // registers
   bool vecEpilogue = plan_->vectorEpilogue;
   llvm::AllocaInst *rowBuffer = entryAlloca(f32_, b_.getInt64(chunks * vl), "row");
   auto c64 = [&](int64_t v) { return b_.getInt64(v); };
-  auto weight = [&](llvm::Value *o, llvm::Value *i, llvm::Value *u, int64_t v) {
+  // The weight of output channel o for input channel i (in o's group, whose first channels are
+  // o0 and i0) at tap (u, v).
+  auto weight = [&](llvm::Value *o, llvm::Value *o0, llvm::Value *i, llvm::Value *i0, llvm::Value *u, int64_t v) {
     if (!flipped)
-      return load(wNode, {o, i, u, c64(v)});
-    return load(wNode, {i, o, b_.CreateSub(c64(Kh - 1), u), c64(Kw - 1 - v)});
+      return load(wNode, {o, b_.CreateSub(i, i0), u, c64(v)});
+    return load(wNode, {i, b_.CreateSub(o, o0), b_.CreateSub(c64(Kh - 1), u), c64(Kw - 1 - v)});
   };
   bool padded = padH > 0 || R + convSpan(Kh, d) - 1 > Hin;
   // Output rows r0 .. r0 + rows - 1 of channels o0 .. o0 + ob - 1.
@@ -412,8 +416,10 @@ void FunctionEmitter::rowConv(const Kernel &k, int outNode, int inNode, int wNod
       b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
     // Dilated: every tap row (rows outside the input read zeros).
     auto [uLo, uHi] = d == 1 ? tapRows(r0, rows, padH, Hin, Kh) : std::pair{c64(0), c64(Kh)};
+    llvm::Value *group = b_.CreateUDiv(o0, c64(Og));
+    llvm::Value *groupOut = b_.CreateMul(group, c64(Og)), *groupIn = b_.CreateMul(group, c64(Ig));
     loop(
-        c64(0), c64(I),
+        groupIn, b_.CreateAdd(groupIn, c64(Ig)),
         [&](llvm::Value *i) {
           loop(
               uLo, uHi,
@@ -427,8 +433,8 @@ void FunctionEmitter::rowConv(const Kernel &k, int outNode, int inNode, int wNod
                 for (int64_t v = 0; v < Kw; ++v) {
                   std::vector<llvm::Value *> wv;
                   for (int64_t o = 0; o < ob; ++o)
-                    wv.push_back(
-                        b_.CreateVectorSplat(static_cast<unsigned>(vl), weight(b_.CreateAdd(o0, c64(o)), i, u, v)));
+                    wv.push_back(b_.CreateVectorSplat(static_cast<unsigned>(vl),
+                                                      weight(b_.CreateAdd(o0, c64(o)), groupOut, i, groupIn, u, v)));
                   for (int64_t ch = 0; ch < chunks; ++ch) {
                     std::vector<bool> on = columnLanes(ch, Q, v * d - padW, Win);
                     if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))

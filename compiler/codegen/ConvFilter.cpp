@@ -172,11 +172,12 @@ void FunctionEmitter::rowBackFilter(const Kernel &k, llvm::Value *lo, llvm::Valu
   const Shape xs = f_.nodes[xNode].shape, ys = f_.nodes[yNode].shape, ws = f_.nodes[wNode].shape;
   int64_t H = xs[2], W = xs[3], Kw = ws[3], Ho = ys[2], Wo = ys[3];
   int64_t p = n.attrs.conv.padding, d = n.attrs.conv.dilation, vl = lanes(), chunks = (Wo + vl - 1) / vl;
-  int64_t fb = plan_->channels;
+  int64_t fb = plan_->channels, Cg = ws[1], Fg = ws[0] / n.attrs.conv.groups; // fb filters of one group
   auto c64 = [&](int64_t v) { return b_.getInt64(v); };
   llvm::Function *fn = b_.GetInsertBlock()->getParent();
   filterBlocks(
       k, lo, hi, [&](llvm::Value *b, llvm::Value *f0, llvm::Value *c, int64_t u0, int64_t ub, const SumAt &sum) {
+        llvm::Value *xc = b_.CreateAdd(b_.CreateMul(b_.CreateUDiv(f0, c64(Fg)), c64(Cg)), c); // in f0's group
         loop(
             c64(0), c64(Ho),
             [&](llvm::Value *i) {
@@ -193,7 +194,7 @@ void FunctionEmitter::rowBackFilter(const Kernel &k, llvm::Value *lo, llvm::Valu
                      *next = llvm::BasicBlock::Create(c_, "tap.next", fn);
                 b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(h, c64(0)), b_.CreateICmpSLT(h, c64(H))), then, next);
                 b_.SetInsertPoint(then);
-                llvm::Value *xRow = imageRow(xNode, b, c, h);
+                llvm::Value *xRow = imageRow(xNode, b, xc, h);
                 for (int64_t v = 0; v < Kw; ++v) {
                   std::vector<llvm::Value *> sums;
                   for (int64_t fo = 0; fo < fb; ++fo)

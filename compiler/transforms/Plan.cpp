@@ -511,11 +511,7 @@ private:
       p.vectorEpilogue = k.root != cv && vectorEpilogue(k);
       return;
     }
-    if (n.attrs.conv.groups != 1) { // groups of several channels: the direct loops, group by group
-      p.strategy = Strategy::ConvLoops;
-      return;
-    }
-    if (gemm(k, n, p))
+    if (n.attrs.conv.groups == 1 && gemm(k, n, p))
       return;
     // A strided one has kernels of its own in three strategies (stridedKernel; Phases.h turns the
     // others into stride-1 ones over phases before fusion, so none of them has an epilogue, except
@@ -523,6 +519,20 @@ private:
     bool strided = n.attrs.conv.stride != 1;
     if (strided ? !stridedKernel(f_, cv, m_) || k.root != cv : !convAlongRows(f_, cv)) {
       p.strategy = Strategy::ConvLoops;
+      return;
+    }
+    if (n.attrs.conv.groups != 1) { // groups of several channels: along rows, a block of channels in one group
+      p.strategy = n.op == Op::Conv2D           ? Strategy::ConvRows
+                   : n.op == Op::Conv2DBackData ? Strategy::ConvDataRows
+                                                : Strategy::ConvFilterRows;
+      if (n.op == Op::Conv2DBackFilter) {
+        filterBlock(n, p);
+        p.pass = samplesPerPass(n, p);
+        p.items = Count{n.shape[0] / p.channels};
+        return;
+      }
+      rowBlock(n.shape, n.attrs.conv.groups, p);
+      p.vectorEpilogue = k.root != cv && vectorEpilogue(k);
       return;
     }
     switch (n.op) {
@@ -535,7 +545,7 @@ private:
         return;
       }
       p.strategy = Strategy::ConvRows;
-      rowBlock(n.shape, p);
+      rowBlock(n.shape, 1, p);
       p.vectorEpilogue = k.root != cv && vectorEpilogue(k);
       return;
     case Op::Conv2DBackData:
@@ -552,7 +562,7 @@ private:
         return;
       }
       p.strategy = Strategy::ConvDataRows;
-      rowBlock(n.shape, p);
+      rowBlock(n.shape, 1, p);
       p.vectorEpilogue = k.root != cv && vectorEpilogue(k);
       return;
     case Op::Conv2DBackFilter:
@@ -584,13 +594,13 @@ private:
   }
 
   // conv.rows: the block of output channels x rows with the fewest loads per multiply-add whose
-  // sums, weights and input vector fit in the registers.
-  void rowBlock(const Shape &os, KernelPlan &p) const {
+  // sums, weights and input vector fit in the registers, its channels in one of the groups.
+  void rowBlock(const Shape &os, int64_t groups, KernelPlan &p) const {
     int64_t O = os[1], R = os[2], chunks = ceilDiv(os[3], vl_);
     int64_t fewest = -1;
     p.channels = p.rows = 1;
     for (int64_t o = 1; o <= std::min(O, kMaxChannelBlock); ++o)
-      for (int64_t r = 1; r <= R && O % o == 0 && o * r * chunks + o + 1 <= registers(); ++r) {
+      for (int64_t r = 1; r <= R && O / groups % o == 0 && o * r * chunks + o + 1 <= registers(); ++r) {
         int64_t loads = (O / o) * (R * chunks + (R + r - 1) / r * o);
         if (fewest < 0 || loads < fewest) {
           fewest = loads;
@@ -617,19 +627,21 @@ private:
 
   // A filter gradient along y's whole planes: narrow rows, no padding.
   bool alongPlanes(const Node &n) const {
-    return n.attrs.conv.padding == 0 && n.attrs.conv.dilation == 1 && narrow(f_.nodes[n.operands[1]].shape[3]);
+    return n.attrs.conv.padding == 0 && n.attrs.conv.dilation == 1 && n.attrs.conv.groups == 1 &&
+           narrow(f_.nodes[n.operands[1]].shape[3]);
   }
 
-  // The filter gradient's blocks: fb filters by ub filter rows (each of Kw taps) of sums in
-  // registers, with fb * chunks vectors of y: the fewest loads per multiply-add, and at least two
-  // blocks of filters when there are two filters, so that both threads have work.
+  // The filter gradient's blocks: fb filters (of one group) by ub filter rows (each of Kw taps) of
+  // sums in registers, with fb * chunks vectors of y: the fewest loads per multiply-add, and at
+  // least two blocks of filters when there are two filters, so that both threads have work.
   void filterBlock(const Node &n, KernelPlan &p) const {
     const Shape &ws = n.shape, &ys = f_.nodes[n.operands[1]].shape;
     int64_t F = ws[0], Kh = ws[2], Kw = ws[3], chunks = alongPlanes(n) ? 1 : ceilDiv(ys[3], vl_);
+    int64_t Fg = F / n.attrs.conv.groups;
     p.channels = p.rows = 1;
     double fewest = -1;
-    for (int64_t fb = 1; fb <= F; ++fb)
-      for (int64_t ub = 1; ub <= Kh && F % fb == 0 && (F == 1 || F / fb >= 2); ++ub) {
+    for (int64_t fb = 1; fb <= Fg; ++fb)
+      for (int64_t ub = 1; ub <= Kh && Fg % fb == 0 && (F == 1 || F / fb >= 2); ++ub) {
         if (fb * ub * Kw + fb * chunks + 1 > registers())
           break;
         // Per (sample, output row): fb * chunks loads of y per pass over the ub rows, ub * Kw *

@@ -348,7 +348,7 @@ bool poolTakesEpilogue(const Function &f, int pool) {
 bool convAlongRows(const Function &f, int conv) {
   const Node &n = f.nodes[conv];
   const Shape &w = n.op == Op::Conv2DBackFilter ? n.shape : f.nodes[n.operands[1]].shape;
-  return depthwiseConv(f, conv) || (n.attrs.conv.groups == 1 && n.attrs.conv.stride == 1 && w[2] * w[3] <= kMaxRowTaps);
+  return depthwiseConv(f, conv) || (n.attrs.conv.stride == 1 && w[2] * w[3] <= kMaxRowTaps);
 }
 
 bool depthwiseConv(const Function &f, int conv) {

@@ -35,8 +35,8 @@ Schedule schedule(const ir::Function &f);
 // Filters of at most this many taps run along image rows (the kernels unroll a filter row and keep
 // blocks of filter rows or output rows in registers); larger ones take the direct loops.
 constexpr int64_t kMaxRowTaps = 25;
-// Whether convolution node `conv` runs along image rows, output rows in registers (one group,
-// stride 1, filters of at most kMaxRowTaps taps at any dilation, or depthwise at any stride,
+// Whether convolution node `conv` runs along image rows, output rows in registers (stride 1,
+// filters of at most kMaxRowTaps taps at any dilation and groups, or depthwise at any stride,
 // dilation and size): then a conv2d can run an elementwise epilogue.
 bool convAlongRows(const ir::Function &f, int conv);
 // Whether convolution node `conv` is depthwise: groups (more than one) of one input channel

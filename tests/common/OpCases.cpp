@@ -454,7 +454,8 @@ std::vector<OpCase> casesFor(Op op) {
     }
     // Groups: depthwise (a channel a group, one or two filters a channel) at strides 1 to 3, with
     // padding, rows wider than a vector and filters wider than the stride; groups of several
-    // channels (the direct loops; strided ones run over phases in the pipeline, not here).
+    // channels (along rows, blocks of channels within a group, at stride 1; strided ones run over
+    // phases in the pipeline, by the direct loops here).
     for (auto [xs, ws, groups, stride, padding] :
          {std::tuple<Shape, Shape, int64_t, int64_t, int64_t>{{kBatch, 3, 7, 6}, {3, 1, 3, 3}, 3, 1, 1},
           {{kBatch, 2, 9, 8}, {4, 1, 3, 2}, 2, 2, 1},
@@ -462,7 +463,9 @@ std::vector<OpCase> casesFor(Op op) {
           {{kBatch, 3, 11, 20}, {3, 1, 3, 3}, 3, 3, 0},
           {{kBatch, 2, 13, 40}, {2, 1, 7, 7}, 2, 2, 3},
           {{kBatch, 4, 7, 9}, {6, 2, 3, 3}, 2, 1, 1},
-          {{kBatch, 6, 8, 7}, {3, 2, 2, 3}, 3, 2, 0}}) {
+          {{kBatch, 6, 8, 7}, {3, 2, 2, 3}, 3, 2, 0},
+          {{kBatch, 8, 9, 20}, {16, 2, 3, 3}, 4, 1, 1},
+          {{kBatch, 12, 7, 9}, {6, 4, 3, 2}, 3, 1, 0}}) {
       CaseBuilder cb(fmt::format("{} {} groups, {} to {} channels, {}x{} filters, {} wide, stride {} padding {}",
                                  opName(op), groups, xs[1], ws[0], ws[2], ws[3], xs[3], stride, padding));
       Shape ys{kBatch, ws[0], convOutSize(xs[2], ws[2], stride, padding), convOutSize(xs[3], ws[3], stride, padding)};
