@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 #include <functional>
 #include <map>
+#include <numeric>
 #include <set>
 
 namespace soma {
@@ -678,21 +679,24 @@ private:
   bool convolution(Layer &l, SourceRange range, const std::function<const ast::Expr *(const char *)> &arg) {
     const char *axisName[2] = {"rows", "columns"};
     l.window = intPair(arg("kernel"), 1);
-    for (auto [name, value] : {std::pair{"stride", &l.stride}, std::pair{"dilation", &l.dilation}}) {
-      std::array<int64_t, 2> pair = intPair(arg(name), 1);
-      if (pair[0] != pair[1]) {
-        diags_.report(DiagKind::UnsupportedParameters, range, "conv2d",
-                      fmt::format("{} [{}, {}]", name, pair[0], pair[1]),
-                      fmt::format("a convolution's {} is one number for both axes", name));
-        return false;
-      }
-      *value = pair[0];
+    std::array<int64_t, 2> dilation = intPair(arg("dilation"), 1);
+    if (dilation[0] != dilation[1]) {
+      diags_.report(DiagKind::UnsupportedParameters, range, "conv2d",
+                    fmt::format("dilation [{}, {}]", dilation[0], dilation[1]),
+                    "a convolution's dilation is one number for both axes");
+      return false;
     }
+    l.dilation = dilation[0];
+    l.windowStride = intPair(arg("stride"), 1);
+    l.stride = std::gcd(l.windowStride[0], l.windowStride[1]); // the IR's, both axes (see Lower.cpp)
     const ast::Expr *padding = arg("padding");
     bool same = padding && padding->kind == ast::Expr::Kind::String && padding->text == "same";
-    if (same && l.stride != 1) {
+    if (same && l.windowStride != std::array<int64_t, 2>{1, 1}) {
       diags_.report(DiagKind::UnsupportedParameters, range, "conv2d",
-                    fmt::format("padding \"same\" with stride {}", l.stride),
+                    fmt::format("padding \"same\" with stride {}",
+                                l.windowStride[0] == l.windowStride[1]
+                                    ? std::to_string(l.windowStride[0])
+                                    : fmt::format("[{}, {}]", l.windowStride[0], l.windowStride[1])),
                     "\"same\" keeps the input's size, which only stride 1 does (as in PyTorch)");
       return false;
     }
@@ -728,8 +732,9 @@ private:
       }
     l.out = {l.units, 0, 0};
     for (size_t a = 0; a < 2; ++a)
-      l.out[a + 1] =
-          (l.in[a + 1] + l.windowPadding[a] + l.windowPadEnd[a] - ir::convSpan(l.window[a], l.dilation)) / l.stride + 1;
+      l.out[a + 1] = (l.in[a + 1] + l.windowPadding[a] + l.windowPadEnd[a] - ir::convSpan(l.window[a], l.dilation)) /
+                         l.windowStride[a] +
+                     1;
     return true;
   }
 

@@ -38,8 +38,8 @@ struct Layer {
   LayerKind kind;
   std::string name;               // unique: dense_1, sigmoid_2, highway_1.dense_1, ...
   int64_t units = 0;              // dense: outputs; conv2d: filters
-  int64_t kernel = 0, stride = 1; // embedding: kernel = vocab; conv2d: stride
-  // conv2d, maxpool2d, avgpool2d, per axis (h, w): the window, its stride (pooling), the padding
+  int64_t kernel = 0, stride = 1; // embedding: kernel = vocab; conv2d: the stride both axes share (their gcd)
+  // conv2d, maxpool2d, avgpool2d, per axis (h, w): the window, its stride, the padding
   // before and after (conv2d's "same" pads one more after an even kernel, as PyTorch)
   std::array<int64_t, 2> window{1, 1}, windowStride{1, 1}, windowPadding{0, 0}, windowPadEnd{0, 0};
   bool countIncludePad = true;

@@ -111,6 +111,30 @@ struct Lowerer {
     return newAxes ? b.broadcast(v, irShape(to), newAxes) : v;
   }
 
+  // Elements 0, t, 2t, ... (`count` of them) of v along `axis` (an image axis of [B, C, H, W]):
+  // v padded to count * t there, the axis split into [count, t], the first of each t kept. A
+  // convolution whose strides differ between the axes runs at the stride they share (their
+  // gcd) and keeps every t-th output along the other: t times the work of that axis, on the
+  // stride-1 kernels rather than the direct loops.
+  int everyNth(int v, size_t axis, int64_t t, int64_t count) {
+    Shape s = b.shape(v);
+    if (s[axis] < count * t) {
+      s[axis] = count * t;
+      v = b.pad(v, static_cast<int64_t>(axis), 0, s);
+    } else if (s[axis] > count * t) {
+      s[axis] = count * t;
+      v = b.slice(v, static_cast<int64_t>(axis), 0, s);
+    }
+    Shape split = s;
+    split[axis] = count;
+    split.insert(split.begin() + static_cast<std::ptrdiff_t>(axis) + 1, t);
+    Shape first = split;
+    first[axis + 1] = 1;
+    Shape out = s;
+    out[axis] = count;
+    return b.reshape(b.slice(b.reshape(v, split), static_cast<int64_t>(axis) + 1, 0, first), out);
+  }
+
   static ir::Pool2D pool(const Layer &l) {
     ir::Pool2D p;
     p.kernel = l.window;
@@ -185,6 +209,9 @@ struct Lowerer {
           cur = b.pad(cur, static_cast<int64_t>(a) + 2, l.windowPadding[a] - p, padded);
         }
       int y = b.conv2d(cur, params[static_cast<size_t>(l.weight)], {l.stride, p, l.dilation, l.groups});
+      for (size_t a = 0; a < 2; ++a) // a stride of its own along this axis: every t-th of the outputs
+        if (int64_t t = l.windowStride[a] / l.stride; t > 1)
+          y = everyNth(y, a + 2, t, l.out[a + 1]);
       return b.binary(Op::Add, y, b.broadcast(params[static_cast<size_t>(l.bias)], b.shape(y), 0b1101));
     }
     case LayerKind::MaxPool2D:

@@ -198,6 +198,16 @@ TEST(ModelJit, DilatedConvolutionStepMatchesReference) {
                     3);
 }
 
+// Strides that differ between the axes: [2, 1], [1, 2] and [2, 3] (run at their shared stride,
+// every t-th output kept along the other axis), with padding per axis.
+TEST(ModelJit, StridePerAxisStepMatchesReference) {
+  expectStepMatches(R"(model M { input x: f32[3, 13, 12] conv2d(4, 3, stride: [2, 1], padding: 1) -> relu
+                                  conv2d(5, [3, 2], stride: [1, 2]) -> tanh
+                                  conv2d(4, 3, stride: [2, 3], padding: [1, 0]) flatten dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
+                    3);
+}
+
 TEST(ModelJit, EveryLossStepMatchesReference) {
   for (const char *loss : {"mae(one_hot(label, 3))", "huber(one_hot(label, 3), delta: 0.2)",
                            "cross_entropy(label, weight: [1, 0.5, 2])", "binary_cross_entropy(one_hot(label, 3))"}) {

@@ -1,10 +1,10 @@
-# Builds in PyTorch a CNN with the convolution and pooling parameters Soma takes (a depthwise
-# convolution with two filters a channel, groups of four channels, dilations 2 and 3, the latter
-# with "same" padding, factorized 1x3 filters, "same" padding of an even kernel, ResNet's 3x3
-# stride-2 padded max pooling, adaptive windows that are not one stride, ceil_mode's partial
-# windows, padding left out of the divisor, rectangular windows and strides), writes its random
-# weights as safetensors under Soma's names, a batch of inputs as .npy and PyTorch's outputs for
-# them.
+# Builds in PyTorch a CNN with the convolution and pooling parameters Soma takes (strides and
+# padding per axis, a depthwise convolution with two filters a channel, groups of four channels,
+# dilations 2 and 3, the latter with "same" padding, factorized 1x3 filters, "same" padding of an
+# even kernel, ResNet's 3x3 stride-2 padded max pooling, adaptive windows that are not one stride,
+# ceil_mode's partial windows, padding left out of the divisor, rectangular windows and strides),
+# writes its random weights as safetensors under Soma's names, a batch of inputs as .npy and
+# PyTorch's outputs for them.
 #   torch_cnn.py DIR   writes DIR/m.soma, DIR/w.safetensors, DIR/x.npy, DIR/expected.npy
 import json
 import os
@@ -18,7 +18,7 @@ from torch import nn
 out = sys.argv[1]
 torch.manual_seed(0)
 model = nn.Sequential(
-    nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Conv2d(4, 6, 1),
+    nn.Conv2d(2, 4, 3, stride=(1, 2), padding=(1, 3)), nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Conv2d(4, 6, 1),
     nn.Conv2d(6, 12, 3, padding=1, groups=6), nn.ReLU6(), nn.Conv2d(12, 6, (3, 1), padding=(1, 0), groups=3),
     nn.Conv2d(6, 6, 3, padding=2, dilation=2), nn.Conv2d(6, 6, 3, padding="same", dilation=3, groups=6),
     nn.Conv2d(6, 6, (1, 3), padding=(0, 1)), nn.Tanh(), nn.Conv2d(6, 6, 4, padding="same"), nn.AdaptiveAvgPool2d((4, 5)), nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
@@ -26,7 +26,7 @@ model = nn.Sequential(
     nn.Linear(6 * 3 * 3, 3))
 soma = """model M {
   input x: f32[2, 11, 13]
-  conv2d(4, 3, padding: 1) -> relu
+  conv2d(4, 3, stride: [1, 2], padding: [1, 3]) -> relu
   maxpool2d(3, stride: 2, padding: 1)
   conv2d(6, 1)
   conv2d(12, 3, padding: 1, groups: 6) -> relu -> minimum(6)
