@@ -208,9 +208,15 @@ struct Lowerer {
           padded[a + 2] += l.windowPadding[a] + l.windowPadEnd[a] - 2 * p;
           cur = b.pad(cur, static_cast<int64_t>(a) + 2, l.windowPadding[a] - p, padded);
         }
-      int y = b.conv2d(cur, params[static_cast<size_t>(l.weight)], {l.stride, p, l.dilation, l.groups});
+      // A dilated one with a stride (not depthwise, whose kernels take both) runs at stride 1
+      // along rows, keeping every stride-th output: more work than the direct loops would do,
+      // at several times their speed (they are its only way at a stride; phases do not split
+      // dilated taps).
+      bool depthwise = l.groups > 1 && l.in[0] == l.groups;
+      int64_t stride = l.dilation > 1 && !depthwise ? 1 : l.stride;
+      int y = b.conv2d(cur, params[static_cast<size_t>(l.weight)], {stride, p, l.dilation, l.groups});
       for (size_t a = 0; a < 2; ++a) // a stride of its own along this axis: every t-th of the outputs
-        if (int64_t t = l.windowStride[a] / l.stride; t > 1)
+        if (int64_t t = l.windowStride[a] / stride; t > 1)
           y = everyNth(y, a + 2, t, l.out[a + 1]);
       return b.binary(Op::Add, y, b.broadcast(params[static_cast<size_t>(l.bias)], b.shape(y), 0b1101));
     }
