@@ -206,6 +206,13 @@ TEST(ModelJit, StridePerAxisStepMatchesReference) {
                                   conv2d(4, 3, stride: [2, 3], padding: [1, 0]) flatten dense(3) }
                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
                     3);
+  // Their neighbours: strides sharing 2 ([2, 4]: over phases, every second column kept), and a
+  // stride pair on a dilated depthwise and a dilated grouped convolution.
+  expectStepMatches(R"(model M { input x: f32[4, 17, 19] conv2d(8, 3, stride: [2, 4], padding: 1) -> relu
+                                  conv2d(8, 3, stride: [1, 2], dilation: 2, padding: 2, groups: 8) -> tanh
+                                  conv2d(4, 2, stride: [2, 1], dilation: 2, groups: 2) flatten dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
+                    3);
 }
 
 TEST(ModelJit, EveryLossStepMatchesReference) {
