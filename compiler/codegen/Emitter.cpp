@@ -41,6 +41,9 @@ void FunctionEmitter::emit() {
     auto *fn =
         llvm::Function::Create(kernelTy, llvm::Function::InternalLinkage, f_.name + ".k" + std::to_string(k), m_);
     setAttrs(fn);
+    // Only soma_rt_parallel_for takes a kernel's address, and never compares it: kernels that
+    // MergeFunctions finds equal become one function, with no thunk left that O3 would inline.
+    fn->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
     plan_ = &plans_[k];
     emitKernel(fn, s_.kernels[k]);
     kernels.push_back({fn, plan_, kernelSlots_});
@@ -48,14 +51,27 @@ void FunctionEmitter::emit() {
   auto *stepTy = llvm::FunctionType::get(b_.getVoidTy(), {ptr_}, false);
   auto *step = llvm::Function::Create(stepTy, llvm::Function::ExternalLinkage, f_.name, m_);
   setAttrs(step);
-  b_.SetInsertPoint(llvm::BasicBlock::Create(c_, "entry", step));
+  // The pass itself is straight-line code that fills each kernel's context and calls it: nothing
+  // in it is worth optimizing, and instruction selection at -O0 compiles it several times faster.
+  step->addFnAttr(llvm::Attribute::OptimizeNone);
+  step->addFnAttr(llvm::Attribute::NoInline);
+  auto *entry = llvm::BasicBlock::Create(c_, "entry", step);
+  b_.SetInsertPoint(entry);
   ctx_ = step->getArg(0);
   batch_ = b_.CreateLoad(i64_, ctx_, "batch");
+  // A pass over no samples does nothing (the runtime never asks for one): kernels may then take
+  // the batch as at least 1, and LLVM keeps no copy of their loops for an empty batch.
+  auto *run = llvm::BasicBlock::Create(c_, "run", step), *done = llvm::BasicBlock::Create(c_, "done", step);
+  b_.CreateCondBr(b_.CreateICmpSGE(batch_, b_.getInt64(1)), run, done);
+  b_.SetInsertPoint(done);
+  b_.CreateRetVoid();
+  b_.SetInsertPoint(run);
   // Each kernel reads its buffers from a context of its own, numbered in the order it uses them,
   // so that the same computation on other buffers (a forward kernel of both the forward pass and
   // the training step) is the same function, compiled once (mergeKernels).
   for (const Emitted &e : kernels) {
-    llvm::AllocaInst *local = b_.CreateAlloca(i64_, b_.getInt64(static_cast<int64_t>(1 + e.slots.size())), "ctx");
+    llvm::AllocaInst *local = llvm::IRBuilder<>(entry->getTerminator())
+                                  .CreateAlloca(i64_, b_.getInt64(static_cast<int64_t>(1 + e.slots.size())), "ctx");
     b_.CreateStore(batch_, local);
     for (size_t j = 0; j < e.slots.size(); ++j)
       b_.CreateStore(b_.CreateLoad(ptr_, b_.CreateConstGEP1_64(i64_, ctx_, 1 + e.slots[j])),
@@ -343,17 +359,10 @@ llvm::Value *FunctionEmitter::expr(int v, const std::vector<llvm::Value *> &idx,
 }
 
 // for (iv = lo; iv < hi; ++iv) body(iv)
-// `keep`: the loop is left as written (no unrolling, no vectorizing): for micro-kernels that
-// are vector code already, where unrolling only costs compile time.
-// A loop over a long constant run (an image's H * W): vectorized, never fully unrolled (LLVM
-// would unroll 784 iterations into one block of thousands of instructions, which its schedulers
-// take seconds over).
-void FunctionEmitter::runLoop(int64_t n, const std::function<void(llvm::Value *)> &body) {
-  loop(b_.getInt64(0), b_.getInt64(n), body, false, true);
-}
-
-void FunctionEmitter::loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(llvm::Value *)> &body, bool keep,
-                           bool noUnroll) {
+// `keep`: the loop is left as written (not vectorized): for micro-kernels that are vector code
+// already. No loop is unrolled by LLVM (optimize() turns unrolling off).
+void FunctionEmitter::loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(llvm::Value *)> &body,
+                           bool keep) {
   llvm::Function *fn = b_.GetInsertBlock()->getParent();
   llvm::BasicBlock *pre = b_.GetInsertBlock();
   auto *header = llvm::BasicBlock::Create(c_, "loop", fn);
@@ -369,13 +378,10 @@ void FunctionEmitter::loop(llvm::Value *lo, llvm::Value *hi, const std::function
   llvm::Value *next = b_.CreateAdd(iv, b_.getInt64(1), "", true, true);
   iv->addIncoming(next, b_.GetInsertBlock());
   llvm::BranchInst *latch = b_.CreateCondBr(b_.CreateICmpSLT(next, hi), header, exit);
-  if (keep || noUnroll) {
-    llvm::Metadata *unroll = llvm::MDNode::get(c_, {llvm::MDString::get(c_, "llvm.loop.unroll.disable")});
+  if (keep) {
     llvm::Metadata *vectorize = llvm::MDNode::get(
         c_, {llvm::MDString::get(c_, "llvm.loop.vectorize.enable"), llvm::ConstantAsMetadata::get(b_.getFalse())});
-    // The vectorized loop inherits unroll.disable (LLVM's follow-up rule), not the vectorizer's hint.
-    llvm::MDNode *id = keep ? llvm::MDNode::getDistinct(c_, {nullptr, unroll, vectorize})
-                            : llvm::MDNode::getDistinct(c_, {nullptr, unroll});
+    llvm::MDNode *id = llvm::MDNode::getDistinct(c_, {nullptr, vectorize});
     id->replaceOperandWith(0, id);
     latch->setMetadata(llvm::LLVMContext::MD_loop, id);
   }
@@ -412,6 +418,7 @@ void FunctionEmitter::emitKernel(llvm::Function *fn, const Kernel &k) {
   b_.SetInsertPoint(entry_);
   ctx_ = fn->getArg(0);
   batch_ = b_.CreateLoad(i64_, ctx_, "batch");
+  b_.CreateAssumption(b_.CreateICmpSGE(batch_, b_.getInt64(1))); // the pass returns before an empty batch
   b_.CreateBr(start);
   b_.SetInsertPoint(start);
   llvm::Value *lo = fn->getArg(1), *hi = fn->getArg(2);

@@ -72,9 +72,7 @@ private:
   llvm::Value *lanePointers(llvm::Value *p, int64_t stride);
   llvm::Value *callMath(const char *name, llvm::Value *x);
   llvm::Value *expr(int v, const std::vector<llvm::Value *> &idx, bool isRoot = false);
-  void runLoop(int64_t n, const std::function<void(llvm::Value *)> &body);
-  void loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(llvm::Value *)> &body, bool keep = false,
-            bool noUnroll = false);
+  void loop(llvm::Value *lo, llvm::Value *hi, const std::function<void(llvm::Value *)> &body, bool keep = false);
   void loopNest(const Shape &shape, size_t from, std::vector<llvm::Value *> &idx, const std::function<void()> &body);
   llvm::AllocaInst *entryAlloca(llvm::Type *ty, llvm::Value *count, const char *name);
   void emitKernel(llvm::Function *fn, const Kernel &k);

@@ -17,7 +17,7 @@ void FunctionEmitter::trailingFlat(const Kernel &k, llvm::Value *lo, llvm::Value
   loop(lo, hi, [&](llvm::Value *i) {
     std::vector<llvm::Value *> idx{i};
     loopNest(outer, 1, idx, [&] {
-      runLoop(run, [&](llvm::Value *t) {
+      loop(b_.getInt64(0), b_.getInt64(run), [&](llvm::Value *t) {
         std::vector<llvm::Value *> full = idx;
         full.resize(shape.size(), t); // read only through offset(), which uses t
         trailing_ = {shape, from, run, t};
