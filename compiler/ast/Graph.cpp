@@ -679,14 +679,7 @@ private:
   bool convolution(Layer &l, SourceRange range, const std::function<const ast::Expr *(const char *)> &arg) {
     const char *axisName[2] = {"rows", "columns"};
     l.window = intPair(arg("kernel"), 1);
-    std::array<int64_t, 2> dilation = intPair(arg("dilation"), 1);
-    if (dilation[0] != dilation[1]) {
-      diags_.report(DiagKind::UnsupportedParameters, range, "conv2d",
-                    fmt::format("dilation [{}, {}]", dilation[0], dilation[1]),
-                    "a convolution's dilation is one number for both axes");
-      return false;
-    }
-    l.dilation = dilation[0];
+    l.dilation = intPair(arg("dilation"), 1);
     l.windowStride = intPair(arg("stride"), 1);
     l.stride = std::gcd(l.windowStride[0], l.windowStride[1]); // the IR's, both axes (see Lower.cpp)
     const ast::Expr *padding = arg("padding");
@@ -703,7 +696,7 @@ private:
     bool named = padding && padding->kind == ast::Expr::Kind::String;
     l.windowPadding = l.windowPadEnd = named ? std::array<int64_t, 2>{0, 0} : intPair(padding, 0);
     for (size_t a = 0; a < 2; ++a) {
-      int64_t span = ir::convSpan(l.window[a], l.dilation);
+      int64_t span = ir::convSpan(l.window[a], l.dilation[a]);
       if (same) {
         l.windowPadding[a] = (span - 1) / 2;
         l.windowPadEnd[a] = span - 1 - l.windowPadding[a];
@@ -712,7 +705,7 @@ private:
       if (span > padded) {
         diags_.report(DiagKind::WindowTooLarge, range, "conv2d", formatDims(l.in),
                       fmt::format("kernel {}{} spans {} {}, more than the padded input's {} ({} + {})", l.window[a],
-                                  l.dilation == 1 ? "" : fmt::format(" with dilation {}", l.dilation), span,
+                                  l.dilation[a] == 1 ? "" : fmt::format(" with dilation {}", l.dilation[a]), span,
                                   axisName[a], padded, n,
                                   l.windowPadding[a] == l.windowPadEnd[a]
                                       ? fmt::format("2 x padding {}", l.windowPadding[a])
@@ -732,7 +725,7 @@ private:
       }
     l.out = {l.units, 0, 0};
     for (size_t a = 0; a < 2; ++a)
-      l.out[a + 1] = (l.in[a + 1] + l.windowPadding[a] + l.windowPadEnd[a] - ir::convSpan(l.window[a], l.dilation)) /
+      l.out[a + 1] = (l.in[a + 1] + l.windowPadding[a] + l.windowPadEnd[a] - ir::convSpan(l.window[a], l.dilation[a])) /
                          l.windowStride[a] +
                      1;
     return true;

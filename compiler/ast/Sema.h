@@ -43,9 +43,9 @@ struct Layer {
   // before and after (conv2d's "same" pads one more after an even kernel, as PyTorch)
   std::array<int64_t, 2> window{1, 1}, windowStride{1, 1}, windowPadding{0, 0}, windowPadEnd{0, 0};
   bool countIncludePad = true;
-  int64_t groups = 1;   // conv2d: channels and filters split into groups, each filter seeing its group's channels
-  int64_t dilation = 1; // conv2d: taps this many rows (columns) apart
-  double alpha = 0;     // leaky_relu: the slope below 0; elu: the limit below 0; dropout: p
+  int64_t groups = 1; // conv2d: channels and filters split into groups, each filter seeing its group's channels
+  std::array<int64_t, 2> dilation{1, 1}; // conv2d: taps this many rows, columns apart
+  double alpha = 0;                      // leaky_relu: the slope below 0; elu: the limit below 0; dropout: p
   double momentum = 0.1, eps = 1e-5;     // batchnorm, layernorm
   int weight = -1, bias = -1;            // dense, conv2d, batchnorm and layernorm (scale, shift): ModelSpec::params
   int runningMean = -1, runningVar = -1; // batchnorm: ModelSpec::buffers

@@ -392,7 +392,7 @@ void FunctionEmitter::rowConv(const Kernel &k, int outNode, int inNode, int wNod
   const Shape os = f_.nodes[outNode].shape, is = f_.nodes[inNode].shape, ws = f_.nodes[wNode].shape;
   int64_t O = os[1], R = os[2], Q = os[3], I = is[1], Hin = is[2], Win = is[3], Kh = ws[2], Kw = ws[3];
   const ConvParams &cp = f_.nodes[outNode].attrs.conv;
-  int64_t vl = lanes(), chunks = (Q + vl - 1) / vl, d = cp.dilation;
+  int64_t vl = lanes(), chunks = (Q + vl - 1) / vl, dh = cp.dilation[0], dw = cp.dilation[1];
   int64_t ob = plan_->channels, rb = plan_->rows; // the block in registers, its channels in one group
   int64_t Og = O / cp.groups, Ig = I / cp.groups; // each group's output and input channels
   llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), ob * rb * chunks), nullptr, "acc"); // registers
@@ -406,7 +406,7 @@ void FunctionEmitter::rowConv(const Kernel &k, int outNode, int inNode, int wNod
       return load(wNode, {o, b_.CreateSub(i, i0), u, c64(v)});
     return load(wNode, {i, b_.CreateSub(o, o0), b_.CreateSub(c64(Kh - 1), u), c64(Kw - 1 - v)});
   };
-  bool padded = padH > 0 || R + convSpan(Kh, d) - 1 > Hin;
+  bool padded = padH > 0 || R + convSpan(Kh, dh) - 1 > Hin;
   // Output rows r0 .. r0 + rows - 1 of channels o0 .. o0 + ob - 1.
   auto block = [&](llvm::Value *b, llvm::Value *o0, llvm::Value *r0, int64_t rows) {
     auto sum = [&](int64_t o, int64_t r, int64_t ch) {
@@ -415,7 +415,7 @@ void FunctionEmitter::rowConv(const Kernel &k, int outNode, int inNode, int wNod
     for (int64_t e = 0; e < ob * rows * chunks; ++e)
       b_.CreateStore(llvm::Constant::getNullValue(vecTy()), b_.CreateConstGEP1_64(vecTy(), acc, e));
     // Dilated: every tap row (rows outside the input read zeros).
-    auto [uLo, uHi] = d == 1 ? tapRows(r0, rows, padH, Hin, Kh) : std::pair{c64(0), c64(Kh)};
+    auto [uLo, uHi] = dh == 1 ? tapRows(r0, rows, padH, Hin, Kh) : std::pair{c64(0), c64(Kh)};
     llvm::Value *group = b_.CreateUDiv(o0, c64(Og));
     llvm::Value *groupOut = b_.CreateMul(group, c64(Og)), *groupIn = b_.CreateMul(group, c64(Ig));
     loop(
@@ -427,7 +427,7 @@ void FunctionEmitter::rowConv(const Kernel &k, int outNode, int inNode, int wNod
                 std::vector<llvm::Value *> rowPtr;
                 for (int64_t r = 0; r < rows; ++r) {
                   llvm::Value *h =
-                      b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(b_.CreateMul(u, c64(d)), c64(r))), c64(padH));
+                      b_.CreateSub(b_.CreateAdd(r0, b_.CreateAdd(b_.CreateMul(u, c64(dh)), c64(r))), c64(padH));
                   rowPtr.push_back(padded ? rowOrZeros(inNode, b, i, h, padW) : imageRow(inNode, b, i, h));
                 }
                 for (int64_t v = 0; v < Kw; ++v) {
@@ -436,11 +436,11 @@ void FunctionEmitter::rowConv(const Kernel &k, int outNode, int inNode, int wNod
                     wv.push_back(b_.CreateVectorSplat(static_cast<unsigned>(vl),
                                                       weight(b_.CreateAdd(o0, c64(o)), groupOut, i, groupIn, u, v)));
                   for (int64_t ch = 0; ch < chunks; ++ch) {
-                    std::vector<bool> on = columnLanes(ch, Q, v * d - padW, Win);
+                    std::vector<bool> on = columnLanes(ch, Q, v * dw - padW, Win);
                     if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
                       continue;
                     for (int64_t r = 0; r < rows; ++r) {
-                      llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, rowPtr[r], c64(ch * vl + v * d - padW)), on);
+                      llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, rowPtr[r], c64(ch * vl + v * dw - padW)), on);
                       for (int64_t o = 0; o < ob; ++o)
                         b_.CreateStore(fma(wv[static_cast<size_t>(o)], xv, b_.CreateLoad(vecTy(), sum(o, r, ch))),
                                        sum(o, r, ch));
@@ -482,27 +482,28 @@ void FunctionEmitter::directConv(const Kernel &k, llvm::Value *lo, llvm::Value *
   int yNode = n.op == Op::Conv2D ? k.root : n.op == Op::Conv2DBackData ? n.operands[0] : n.operands[1];
   const Shape xs = f_.nodes[xNode].shape, ws = f_.nodes[wNode].shape, ys = f_.nodes[yNode].shape;
   int64_t H = xs[2], W = xs[3], F = ws[0], Kh = ws[2], Kw = ws[3], Ho = ys[2], Wo = ys[3];
-  int64_t s = n.attrs.conv.stride, p = n.attrs.conv.padding, d = n.attrs.conv.dilation, Cg = ws[1];
-  int64_t Fg = F / n.attrs.conv.groups, spanH = convSpan(Kh, d), spanW = convSpan(Kw, d);
+  int64_t s = n.attrs.conv.stride, p = n.attrs.conv.padding, Cg = ws[1];
+  int64_t dh = n.attrs.conv.dilation[0], dw = n.attrs.conv.dilation[1];
+  int64_t Fg = F / n.attrs.conv.groups, spanH = convSpan(Kh, dh), spanW = convSpan(Kw, dw);
   auto c64 = [&](int64_t v) { return b_.getInt64(v); };
   // Filter f's group reads the channels from f / Fg * Cg on, Cg of them (all, in one group).
   auto groupBase = [&](llvm::Value *f) { return b_.CreateMul(b_.CreateUDiv(f, c64(Fg)), c64(Cg)); };
-  auto inputAt = [&](llvm::Value *i, llvm::Value *u) { // i * s + u * d - p
+  auto inputAt = [&](llvm::Value *i, llvm::Value *u, int64_t d) { // i * s + u * d - p
     return b_.CreateSub(b_.CreateAdd(b_.CreateMul(i, c64(s)), b_.CreateMul(u, c64(d))), c64(p));
   };
-  auto outputs = [&](llvm::Value *u, int64_t in, int64_t out, int64_t span) { // those tap u reaches
+  auto outputs = [&](llvm::Value *u, int64_t d, int64_t in, int64_t out, int64_t span) { // those tap u reaches
     return validRange(b_.CreateMul(u, c64(d)), in, out, span, s, p);
   };
   // for u, v in the filter: for i, j in the outputs they touch: body(c?, u, v, i, j, h, w)
   auto window = [&](const std::function<void(llvm::Value *, llvm::Value *, llvm::Value *, llvm::Value *, llvm::Value *,
                                              llvm::Value *)> &body) {
     loop(c64(0), c64(Kh), [&](llvm::Value *u) {
-      auto [iLo, iHi] = outputs(u, H, Ho, spanH);
+      auto [iLo, iHi] = outputs(u, dh, H, Ho, spanH);
       loop(c64(0), c64(Kw), [&](llvm::Value *v) {
-        auto [jLo, jHi] = outputs(v, W, Wo, spanW);
+        auto [jLo, jHi] = outputs(v, dw, W, Wo, spanW);
         loop(iLo, iHi, [&](llvm::Value *i) {
-          llvm::Value *h = inputAt(i, u);
-          loop(jLo, jHi, [&](llvm::Value *j) { body(u, v, i, j, h, inputAt(j, v)); });
+          llvm::Value *h = inputAt(i, u, dh);
+          loop(jLo, jHi, [&](llvm::Value *j) { body(u, v, i, j, h, inputAt(j, v, dw)); });
         });
       });
     });
@@ -547,15 +548,16 @@ void FunctionEmitter::directConv(const Kernel &k, llvm::Value *lo, llvm::Value *
       loop(c64(0), c64(Cg), [&](llvm::Value *c) {
         llvm::Value *xc = b_.CreateAdd(groupBase(f), c);
         loop(c64(0), c64(Kh), [&](llvm::Value *u) {
-          auto [iLo, iHi] = outputs(u, H, Ho, spanH);
+          auto [iLo, iHi] = outputs(u, dh, H, Ho, spanH);
           loop(c64(0), c64(Kw), [&](llvm::Value *v) {
-            auto [jLo, jHi] = outputs(v, W, Wo, spanW);
+            auto [jLo, jHi] = outputs(v, dw, W, Wo, spanW);
             b_.CreateStore(zero(), acc);
             loop(c64(0), batch_, [&](llvm::Value *b) {
               loop(iLo, iHi, [&](llvm::Value *i) {
-                llvm::Value *h = inputAt(i, u);
+                llvm::Value *h = inputAt(i, u, dh);
                 loop(jLo, jHi, [&](llvm::Value *j) {
-                  llvm::Value *prod = b_.CreateFMul(load(yNode, {b, f, i, j}), load(xNode, {b, xc, h, inputAt(j, v)}));
+                  llvm::Value *prod =
+                      b_.CreateFMul(load(yNode, {b, f, i, j}), load(xNode, {b, xc, h, inputAt(j, v, dw)}));
                   b_.CreateStore(b_.CreateFAdd(b_.CreateLoad(f32_, acc), prod), acc);
                 });
               });

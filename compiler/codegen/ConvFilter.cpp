@@ -163,7 +163,7 @@ void FunctionEmitter::channelBackFilter(const Kernel &k, llvm::Value *lo, llvm::
       true);
 }
 
-// dw[f, c, u, v] = sum over b, i, j of y[b, f, i, j] * x[b, c, i + u d - p, j + v d - p], blocks of
+// dw[f, c, u, v] = sum over b, i, j of y[b, f, i, j] * x[b, c, i + u dh - p, j + v dw - p], blocks of
 // filters [lo, hi): for each (block, c) and each block of filter rows, the sums of its taps are
 // vectors in registers along the output rows; the lanes are added at the end.
 void FunctionEmitter::rowBackFilter(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
@@ -171,7 +171,8 @@ void FunctionEmitter::rowBackFilter(const Kernel &k, llvm::Value *lo, llvm::Valu
   int xNode = n.operands[0], yNode = n.operands[1], wNode = k.root;
   const Shape xs = f_.nodes[xNode].shape, ys = f_.nodes[yNode].shape, ws = f_.nodes[wNode].shape;
   int64_t H = xs[2], W = xs[3], Kw = ws[3], Ho = ys[2], Wo = ys[3];
-  int64_t p = n.attrs.conv.padding, d = n.attrs.conv.dilation, vl = lanes(), chunks = (Wo + vl - 1) / vl;
+  int64_t p = n.attrs.conv.padding, dh = n.attrs.conv.dilation[0], dw = n.attrs.conv.dilation[1], vl = lanes();
+  int64_t chunks = (Wo + vl - 1) / vl;
   int64_t fb = plan_->channels, Cg = ws[1], Fg = ws[0] / n.attrs.conv.groups; // fb filters of one group
   auto c64 = [&](int64_t v) { return b_.getInt64(v); };
   llvm::Function *fn = b_.GetInsertBlock()->getParent();
@@ -189,7 +190,7 @@ void FunctionEmitter::rowBackFilter(const Kernel &k, llvm::Value *lo, llvm::Valu
                                        static_cast<unsigned>(std::min(vl, Wo - ch * vl))));
               }
               for (int64_t uu = 0; uu < ub; ++uu) {
-                llvm::Value *h = b_.CreateAdd(i, c64((u0 + uu) * d - p));
+                llvm::Value *h = b_.CreateAdd(i, c64((u0 + uu) * dh - p));
                 auto *then = llvm::BasicBlock::Create(c_, "tap", fn),
                      *next = llvm::BasicBlock::Create(c_, "tap.next", fn);
                 b_.CreateCondBr(b_.CreateAnd(b_.CreateICmpSGE(h, c64(0)), b_.CreateICmpSLT(h, c64(H))), then, next);
@@ -200,10 +201,10 @@ void FunctionEmitter::rowBackFilter(const Kernel &k, llvm::Value *lo, llvm::Valu
                   for (int64_t fo = 0; fo < fb; ++fo)
                     sums.push_back(b_.CreateLoad(vecTy(), sum(fo, uu, v)));
                   for (int64_t ch = 0; ch < chunks; ++ch) {
-                    std::vector<bool> on = columnLanes(ch, Wo, v * d - p, W);
+                    std::vector<bool> on = columnLanes(ch, Wo, v * dw - p, W);
                     if (std::none_of(on.begin(), on.end(), [](bool x) { return x; }))
                       continue;
-                    llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, xRow, c64(ch * vl + v * d - p)), on);
+                    llvm::Value *xv = maskedLoad(b_.CreateGEP(f32_, xRow, c64(ch * vl + v * dw - p)), on);
                     for (int64_t fo = 0; fo < fb; ++fo)
                       sums[fo] = fma(yv[static_cast<size_t>(fo * chunks + ch)], xv, sums[fo]);
                   }

@@ -12,10 +12,10 @@ using namespace ir;
 namespace {
 
 // The convolution's window as a pooling window: the rows and columns its filter spans (at its
-// dilation), stride and padding, and y's extent. Tap (u, v) is row u d and column v d of it.
+// dilation), stride and padding, and y's extent. Tap (u, v) is row u dh and column v dw of it.
 Pool2D convWindow(const Node &n, const Shape &ws, const Shape &ys) {
   Pool2D p;
-  p.kernel = {convSpan(ws[2], n.attrs.conv.dilation), convSpan(ws[3], n.attrs.conv.dilation)};
+  p.kernel = {convSpan(ws[2], n.attrs.conv.dilation[0]), convSpan(ws[3], n.attrs.conv.dilation[1])};
   p.stride = {n.attrs.conv.stride, n.attrs.conv.stride};
   p.padding = {n.attrs.conv.padding, n.attrs.conv.padding};
   p.out = {ys[2], ys[3]};
@@ -35,7 +35,7 @@ std::vector<llvm::Value *> FunctionEmitter::filterTaps(int wNode, llvm::Value *f
   return w;
 }
 
-// conv.depthwise: y[b, f, i, q] = sum over u, v of w[f, 0, u, v] x[b, f / m, i s + u d - p, q s + v d - p],
+// conv.depthwise: y[b, f, i, q] = sum over u, v of w[f, 0, u, v] x[b, f / m, i s + u dh - p, q s + v dw - p],
 // a plane (b, f) at a time, its weights loaded once; results through the epilogue, if any.
 void FunctionEmitter::depthwiseConv(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
   int conv = k.product >= 0 ? k.product : k.root;
@@ -43,16 +43,17 @@ void FunctionEmitter::depthwiseConv(const Kernel &k, llvm::Value *lo, llvm::Valu
   int xNode = n.operands[0], wNode = n.operands[1];
   const Shape ys = n.shape, ws = f_.nodes[wNode].shape;
   const Pool2D p = convWindow(n, ws, ys);
-  int64_t F = ys[1], m = F / n.attrs.conv.groups, Kh = ws[2], Kw = ws[3], d = n.attrs.conv.dilation;
+  int64_t F = ys[1], m = F / n.attrs.conv.groups, Kh = ws[2], Kw = ws[3];
+  int64_t dh = n.attrs.conv.dilation[0], dw = n.attrs.conv.dilation[1];
   std::vector<llvm::Value *> w;
   auto plane = [&](llvm::Value *, llvm::Value *f) { w = filterTaps(wNode, f); };
   auto chunk = [&](llvm::Value *b, llvm::Value *f, llvm::Value *i, llvm::Value *q, int64_t width) {
     auto count = static_cast<unsigned>(width);
     llvm::Value *c = b_.CreateUDiv(f, b_.getInt64(m)), *out = llvm::Constant::getNullValue(vecTy());
     for (int64_t u = 0; u < Kh; ++u) {
-      llvm::Value *row = concat(windowRow(xNode, p, b, c, i, u * d, q, count, 0).parts);
+      llvm::Value *row = concat(windowRow(xNode, p, b, c, i, u * dh, q, count, 0).parts);
       for (int64_t v = 0; v < Kw; ++v)
-        out = fma(w[static_cast<size_t>(u * Kw + v)], pickLanes(row, v * d, p.stride[1]), out);
+        out = fma(w[static_cast<size_t>(u * Kw + v)], pickLanes(row, v * dw, p.stride[1]), out);
     }
     poolResult(k, out, {b, f, i, q}, count);
   };
@@ -68,7 +69,8 @@ void FunctionEmitter::depthwiseBackData(const Kernel &k, llvm::Value *lo, llvm::
   int yNode = n.operands[0], wNode = n.operands[1];
   const Shape xs = n.shape, ys = f_.nodes[yNode].shape, ws = f_.nodes[wNode].shape;
   const Pool2D p = convWindow(n, ws, ys);
-  int64_t m = ys[1] / n.attrs.conv.groups, Kh = ws[2], Kw = ws[3], d = n.attrs.conv.dilation;
+  int64_t m = ys[1] / n.attrs.conv.groups, Kh = ws[2], Kw = ws[3];
+  int64_t dh = n.attrs.conv.dilation[0], dw = n.attrs.conv.dilation[1];
   std::vector<std::vector<llvm::Value *>> w(static_cast<size_t>(m)); // [filter of the channel][tap]
   auto plane = [&](llvm::Value *b, llvm::Value *c) {
     b_.CreateMemSet(imageRow(k.root, b, c, b_.getInt64(0)), b_.getInt8(0), b_.getInt64(xs[2] * xs[3] * 4),
@@ -84,14 +86,14 @@ void FunctionEmitter::depthwiseBackData(const Kernel &k, llvm::Value *lo, llvm::
       dy.push_back(loadVec(b_.CreateGEP(f32_, imageRow(yNode, b, f, i), q), count));
     }
     for (int64_t u = 0; u < Kh; ++u) {
-      WindowRow dx = windowRow(k.root, p, b, c, i, u * d, q, count, 0);
+      WindowRow dx = windowRow(k.root, p, b, c, i, u * dh, q, count, 0);
       for (int64_t v = 0; v < Kw; ++v) {
         llvm::Value *shares = nullptr;
         for (int64_t j = 0; j < m; ++j) {
           llvm::Value *wj = w[static_cast<size_t>(j)][static_cast<size_t>(u * Kw + v)];
           shares = shares ? fma(wj, dy[static_cast<size_t>(j)], shares) : b_.CreateFMul(wj, dy[static_cast<size_t>(j)]);
         }
-        addShares(dx, shares, v * d, p.stride[1]);
+        addShares(dx, shares, v * dw, p.stride[1]);
       }
       storeWindowRow(dx);
     }
@@ -107,7 +109,8 @@ void FunctionEmitter::depthwiseBackFilter(const Kernel &k, llvm::Value *lo, llvm
   int xNode = n.operands[0], yNode = n.operands[1];
   const Shape ws = n.shape, ys = f_.nodes[yNode].shape;
   const Pool2D p = convWindow(n, ws, ys);
-  int64_t m = ys[1] / n.attrs.conv.groups, Kh = ws[2], Kw = ws[3], taps = Kh * Kw, d = n.attrs.conv.dilation;
+  int64_t m = ys[1] / n.attrs.conv.groups, Kh = ws[2], Kw = ws[3], taps = Kh * Kw;
+  int64_t dh = n.attrs.conv.dilation[0], dw = n.attrs.conv.dilation[1];
   llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), taps), nullptr, "acc"); // registers
   auto sum = [&](int64_t t) { return b_.CreateConstGEP2_64(acc->getAllocatedType(), acc, 0, t); };
   loop(lo, hi, [&](llvm::Value *f) {
@@ -118,9 +121,9 @@ void FunctionEmitter::depthwiseBackFilter(const Kernel &k, llvm::Value *lo, llvm
       auto count = static_cast<unsigned>(width);
       llvm::Value *dy = loadVec(b_.CreateGEP(f32_, imageRow(yNode, b, f, i), q), count); // zeros past `count`
       for (int64_t u = 0; u < Kh; ++u) {
-        llvm::Value *row = concat(windowRow(xNode, p, b, c, i, u * d, q, count, 0).parts);
+        llvm::Value *row = concat(windowRow(xNode, p, b, c, i, u * dh, q, count, 0).parts);
         for (int64_t v = 0; v < Kw; ++v)
-          b_.CreateStore(fma(dy, pickLanes(row, v * d, p.stride[1]), b_.CreateLoad(vecTy(), sum(u * Kw + v))),
+          b_.CreateStore(fma(dy, pickLanes(row, v * dw, p.stride[1]), b_.CreateLoad(vecTy(), sum(u * Kw + v))),
                          sum(u * Kw + v));
       }
     };

@@ -491,8 +491,8 @@ void FunctionEmitter::emitKernel(llvm::Function *fn, const Kernel &k) {
   case Strategy::ConvDataRows: { // a correlation with the flipped filter and "full" padding
     const Shape &ws = f_.nodes[n.operands[1]].shape;
     const ConvParams &c = n.attrs.conv;
-    rowConv(k, product, n.operands[0], n.operands[1], true, (ws[2] - 1) * c.dilation - c.padding,
-            (ws[3] - 1) * c.dilation - c.padding, lo, hi);
+    rowConv(k, product, n.operands[0], n.operands[1], true, (ws[2] - 1) * c.dilation[0] - c.padding,
+            (ws[3] - 1) * c.dilation[1] - c.padding, lo, hi);
     break;
   }
   case Strategy::ConvFilterLanes:

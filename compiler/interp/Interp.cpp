@@ -287,7 +287,8 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
       const Tensor *y = n.op == Op::Conv2D ? &out : n.op == Op::Conv2DBackData ? &arg(0) : &arg(1);
       int64_t B = x->dims[0], C = x->dims[1], H = x->dims[2], W = x->dims[3];
       int64_t F = w->dims[0], Kh = w->dims[2], Kw = w->dims[3], Ho = y->dims[2], Wo = y->dims[3];
-      int64_t s = n.attrs.conv.stride, p = n.attrs.conv.padding, d = n.attrs.conv.dilation;
+      int64_t s = n.attrs.conv.stride, p = n.attrs.conv.padding, dh = n.attrs.conv.dilation[0],
+              dw = n.attrs.conv.dilation[1];
       int64_t Cg = w->dims[1], Fg = F / n.attrs.conv.groups;
       for (int64_t b = 0; b < B; ++b)
         for (int64_t f = 0; f < F; ++f)
@@ -296,7 +297,7 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
               for (int64_t j = 0; j < Wo; ++j)
                 for (int64_t u = 0; u < Kh; ++u)
                   for (int64_t v = 0; v < Kw; ++v) {
-                    int64_t h = i * s + u * d - p, ww = j * s + v * d - p;
+                    int64_t h = i * s + u * dh - p, ww = j * s + v * dw - p;
                     if (h < 0 || h >= H || ww < 0 || ww >= W)
                       continue;
                     size_t xi = static_cast<size_t>(((b * C + c) * H + h) * W + ww);

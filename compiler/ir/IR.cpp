@@ -318,8 +318,9 @@ void print(const Function &f, std::ostream &os) {
     case Op::Conv2DBackData:
     case Op::Conv2DBackFilter:
       attrs.push_back(fmt::format("stride = {}, padding = {}", n.attrs.conv.stride, n.attrs.conv.padding));
-      if (n.attrs.conv.dilation != 1)
-        attrs.push_back(fmt::format("dilation = {}", n.attrs.conv.dilation));
+      if (const auto &d = n.attrs.conv.dilation; d[0] != 1 || d[1] != 1) // one number when both axes agree
+        attrs.push_back(d[0] == d[1] ? fmt::format("dilation = {}", d[0])
+                                     : fmt::format("dilation = [{}, {}]", d[0], d[1]));
       if (n.attrs.conv.groups != 1)
         attrs.push_back(fmt::format("groups = {}", n.attrs.conv.groups));
       break;

@@ -76,10 +76,13 @@ inline bool poolTiles(const Pool2D &p, int64_t h, int64_t w) {
 }
 
 // A convolution's window (Conv2D*): tap (u, v) of output (i, j) reads input row i * stride +
-// u * dilation - padding, and its column the same way; the channels and filters are split into
-// `groups`, each filter seeing its group's C / groups channels.
+// u * dilation[0] - padding and column j * stride + v * dilation[1] - padding; the channels and
+// filters are split into `groups`, each filter seeing its group's C / groups channels.
 struct ConvParams {
-  int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
+  int64_t stride = 1, padding = 0;
+  std::array<int64_t, 2> dilation{1, 1}; // rows, columns
+  int64_t groups = 1;
+  bool dilated() const { return dilation[0] != 1 || dilation[1] != 1; }
   bool operator==(const ConvParams &) const = default;
 };
 // The rows (or columns) a filter of `kernel` taps spans at `dilation`.

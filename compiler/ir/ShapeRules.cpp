@@ -142,18 +142,19 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
     Shape x = op == Op::Conv2DBackData ? a.shape : in[0];
     Shape w = op == Op::Conv2DBackFilter ? a.shape : in[1];
     const ConvParams &c = a.conv;
-    if (x.size() != 4 || w.size() != 4 || c.stride < 1 || c.padding < 0 || c.dilation < 1 || c.groups < 1)
+    if (x.size() != 4 || w.size() != 4 || c.stride < 1 || c.padding < 0 || c.dilation[0] < 1 || c.dilation[1] < 1 ||
+        c.groups < 1)
       return fail("conv2d takes [B, C, H, W] data and [F, C / groups, Kh, Kw] filters, stride, dilation and groups "
                   ">= 1, padding >= 0");
-    int64_t kh = convSpan(w[2], c.dilation), kw = convSpan(w[3], c.dilation);
+    int64_t kh = convSpan(w[2], c.dilation[0]), kw = convSpan(w[3], c.dilation[1]);
     int64_t ho = convOutSize(x[2], kh, c.stride, c.padding), wo = convOutSize(x[3], kw, c.stride, c.padding);
     if (x[1] != w[1] * c.groups || w[0] % c.groups)
       return fail(
           fmt::format("conv2d of {} with filters {} in {} groups: the groups must split the channels and the filters",
                       formatShape(x), formatShape(w), c.groups));
     if (ho < 1 || wo < 1 || kh > x[2] + 2 * c.padding || kw > x[3] + 2 * c.padding)
-      return fail(fmt::format("conv2d of {} with filters {} (stride {}, padding {}, dilation {}) has no output",
-                              formatShape(x), formatShape(w), c.stride, c.padding, c.dilation));
+      return fail(fmt::format("conv2d of {} with filters {} (stride {}, padding {}, dilation [{}, {}]) has no output",
+                              formatShape(x), formatShape(w), c.stride, c.padding, c.dilation[0], c.dilation[1]));
     Shape y{x[0], w[0], ho, wo};
     if (op == Op::Conv2DBackData && in[0] != y)
       return fail(fmt::format("conv2d_back_data: gradient {} does not match {}", formatShape(in[0]), formatShape(y)));

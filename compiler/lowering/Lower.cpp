@@ -213,7 +213,7 @@ struct Lowerer {
       // at several times their speed (they are its only way at a stride; phases do not split
       // dilated taps).
       bool depthwise = l.groups > 1 && l.in[0] == l.groups;
-      int64_t stride = l.dilation > 1 && !depthwise ? 1 : l.stride;
+      int64_t stride = l.dilation != std::array<int64_t, 2>{1, 1} && !depthwise ? 1 : l.stride;
       int y = b.conv2d(cur, params[static_cast<size_t>(l.weight)], {stride, p, l.dilation, l.groups});
       for (size_t a = 0; a < 2; ++a) // a stride of its own along this axis: every t-th of the outputs
         if (int64_t t = l.windowStride[a] / stride; t > 1)

@@ -14,7 +14,7 @@ using namespace ir;
 
 namespace {
 using Key = std::tuple<int, std::vector<int>, double, Shape, uint32_t, bool, bool, int64_t, int64_t,
-                       std::vector<double>, Shape, int64_t, int64_t, std::array<int64_t, 9>, std::array<int64_t, 4>>;
+                       std::vector<double>, Shape, int64_t, int64_t, std::array<int64_t, 9>, std::array<int64_t, 5>>;
 
 std::array<int64_t, 9> poolKey(const Pool2D &p) {
   return {p.kernel[0],  p.kernel[1], p.stride[0], p.stride[1],         p.padding[0],
@@ -37,7 +37,7 @@ Key keyOf(const Node &n, const std::vector<int> &operands) {
           n.attrs.axis,
           n.attrs.offset,
           poolKey(n.attrs.pool),
-          {c.stride, c.padding, c.dilation, c.groups}};
+          {c.stride, c.padding, c.dilation[0], c.dilation[1], c.groups}};
 }
 } // namespace
 

@@ -86,7 +86,7 @@ int phasedConv(Builder &b, int x, int w, const ConvParams &c) {
   int64_t ho = convOutSize(xs[2], ws[2], stride, padding), wo = convOutSize(xs[3], ws[3], stride, padding);
   int xq = phasedInput(b, x, g, padding, ho, wo); // the input's nodes first, then the filter's
   int wq = phasedFilter(b, w, g);
-  return b.conv2d(xq, wq, {1, 0, 1, c.groups});
+  return b.conv2d(xq, wq, {1, 0, {1, 1}, c.groups});
 }
 
 int phasedConvBackData(Builder &b, int dy, int w, const Shape &xShape, const ConvParams &c) {
@@ -95,7 +95,7 @@ int phasedConvBackData(Builder &b, int dy, int w, const Shape &xShape, const Con
   Geometry g(stride, ws);
   Shape xf = fitted(xShape, (ys[2] + g.kqh - 1) * g.s, (ys[3] + g.kqw - 1) * g.s);
   int wq = phasedFilter(b, w, g);
-  int dx = b.conv2dBackData(dy, wq, phased(xf, g), {1, 0, 1, c.groups});
+  int dx = b.conv2dBackData(dy, wq, phased(xf, g), {1, 0, {1, 1}, c.groups});
   dx = b.depthToSpace(dx, g.s, g.phases, xf);
   return unfit(b, unfit(b, dx, 3, padding, xShape[3]), 2, padding, xShape[2]);
 }
@@ -106,7 +106,7 @@ int phasedConvBackFilter(Builder &b, int x, int dy, const Shape &wShape, const C
   Geometry g(stride, wShape);
   Shape wf = fitted(wShape, g.kqh * g.s, g.kqw * g.s);
   int xq = phasedInput(b, x, g, padding, ys[2], ys[3]);
-  int dw = b.conv2dBackFilter(xq, dy, phased(wf, g), {1, 0, 1, c.groups});
+  int dw = b.conv2dBackFilter(xq, dy, phased(wf, g), {1, 0, {1, 1}, c.groups});
   dw = b.depthToSpace(dw, g.s, g.phases, wf);
   return unfit(b, unfit(b, dw, 3, 0, wShape[3]), 2, 0, wShape[2]);
 }
@@ -123,7 +123,7 @@ Function splitStrides(const Function &f, const Machine &m) {
     const ConvParams &c = n.attrs.conv;
     bool conv = n.op == Op::Conv2D || n.op == Op::Conv2DBackData || n.op == Op::Conv2DBackFilter;
     // Over phases the taps of a dilated filter would be zeros in between: those keep their stride.
-    if (conv && c.stride != 1 && c.dilation == 1 && !stridedKernel(f, static_cast<int>(i), m)) {
+    if (conv && c.stride != 1 && !c.dilated() && !stridedKernel(f, static_cast<int>(i), m)) {
       int x = n.operands[0], y = n.operands[1];
       id[i] = n.op == Op::Conv2D           ? phasedConv(b, x, y, c)
               : n.op == Op::Conv2DBackData ? phasedConvBackData(b, x, y, n.shape, c)

@@ -127,7 +127,7 @@ bool narrow(int64_t width, int64_t vl) { return kFillDen * width < kFillNum * ro
 bool convChannelLanes(const Function &f, const Node &n, const Machine &m) {
   const Shape &os = n.shape, &ws = f.nodes[n.operands[1]].shape;
   int64_t O = os[1], Q = os[3], inputs = n.op == Op::Conv2D ? ws[1] : ws[0], vl = m.lanes;
-  if (O % vl != 0 || n.attrs.conv.dilation != 1)
+  if (O % vl != 0 || n.attrs.conv.dilated())
     return false;
   if (n.attrs.conv.stride != 1)
     return (narrow(Q, vl) || inputs * ws[2] * ws[3] >= kMinLaneProducts) &&
@@ -144,8 +144,8 @@ bool convFilterLanesBack(const Function &f, const Node &n, int64_t vl) {
   const Shape &ys = f.nodes[n.operands[1]].shape;
   int64_t F = n.shape[0];
   bool wide = n.attrs.conv.stride != 1 && n.shape[1] * n.shape[2] * n.shape[3] >= kMinLaneProducts;
-  return F % vl == 0 && n.attrs.conv.dilation == 1 && (narrow(ys[3], vl) || wide) &&
-         F * ys[2] * ys[3] <= kStackFloats && n.shape[3] * vl <= kStackFloats;
+  return F % vl == 0 && !n.attrs.conv.dilated() && (narrow(ys[3], vl) || wide) && F * ys[2] * ys[3] <= kStackFloats &&
+         n.shape[3] * vl <= kStackFloats;
 }
 
 } // namespace
@@ -618,16 +618,15 @@ private:
   bool filterLanes(const Node &n) const {
     const Shape &ys = f_.nodes[n.operands[0]].shape, &ws = f_.nodes[n.operands[1]].shape;
     int64_t F = ws[0], C = ws[1];
-    return F % vl_ == 0 && C <= vl_ && n.attrs.conv.dilation == 1 &&
-           kFillDen * ys[3] < kFillNum * rowLanes(n.shape[3]) && F * ys[2] * ys[3] <= kStackFloats &&
-           F * C * ws[2] * ws[3] <= kStackFloats;
+    return F % vl_ == 0 && C <= vl_ && !n.attrs.conv.dilated() && kFillDen * ys[3] < kFillNum * rowLanes(n.shape[3]) &&
+           F * ys[2] * ys[3] <= kStackFloats && F * C * ws[2] * ws[3] <= kStackFloats;
   }
 
   bool filterLanesBack(const Node &n) const { return convFilterLanesBack(f_, n, vl_); }
 
   // A filter gradient along y's whole planes: narrow rows, no padding.
   bool alongPlanes(const Node &n) const {
-    return n.attrs.conv.padding == 0 && n.attrs.conv.dilation == 1 && n.attrs.conv.groups == 1 &&
+    return n.attrs.conv.padding == 0 && !n.attrs.conv.dilated() && n.attrs.conv.groups == 1 &&
            narrow(f_.nodes[n.operands[1]].shape[3]);
   }
 

@@ -469,32 +469,43 @@ std::vector<OpCase> casesFor(Op op) {
       CaseBuilder cb(fmt::format("{} {} groups, {} to {} channels, {}x{} filters, {} wide, stride {} padding {}",
                                  opName(op), groups, xs[1], ws[0], ws[2], ws[3], xs[3], stride, padding));
       Shape ys{kBatch, ws[0], convOutSize(xs[2], ws[2], stride, padding), convOutSize(xs[3], ws[3], stride, padding)};
-      int r = op == Op::Conv2D ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), {stride, padding, 1, groups})
+      int r = op == Op::Conv2D ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), {stride, padding, {1, 1}, groups})
               : op == Op::Conv2DBackData
-                  ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, {stride, padding, 1, groups})
-                  : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, {stride, padding, 1, groups});
+                  ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, {stride, padding, {1, 1}, groups})
+                  : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, {stride, padding, {1, 1}, groups});
       OpCase c = cb.done(r);
       c.tolerance = 1e-4;                        // the filter gradient sums up to 3 * 11 * 40 products
       c.gradcheck = xs[2] * xs[3] * ws[0] < 300; // the small ones: finite differences take long on the others
       out.push_back(std::move(c));
     }
-    // Dilation: taps d rows and columns apart, along rows at stride 1 (narrow and wide rows,
+    // Dilation: taps dh rows and dw columns apart, along rows at stride 1 (narrow and wide rows,
     // padding below and above the span's half, rectangular filters), by the direct loops at
-    // stride 2, and depthwise at strides 1 and 2.
+    // stride 2, and depthwise at strides 1 and 2; each with both axes alike and with a dilation
+    // of its own per axis (1 along one of them, or both above 1).
+    using Dilation = std::array<int64_t, 2>;
     for (auto [xs, ws, groups, stride, padding, dilation] :
-         {std::tuple<Shape, Shape, int64_t, int64_t, int64_t, int64_t>{{kBatch, 2, 9, 8}, {3, 2, 3, 3}, 1, 1, 0, 2},
-          {{kBatch, 3, 11, 10}, {4, 3, 3, 2}, 1, 1, 2, 2},
-          {{kBatch, 2, 13, 30}, {5, 2, 3, 3}, 1, 1, 4, 3},
-          {{kBatch, 16, 9, 9}, {16, 16, 3, 3}, 1, 1, 1, 2},
-          {{kBatch, 2, 11, 9}, {3, 2, 3, 2}, 1, 2, 1, 2},
-          {{kBatch, 3, 10, 21}, {3, 1, 3, 3}, 3, 1, 2, 2},
-          {{kBatch, 2, 12, 11}, {4, 1, 2, 3}, 2, 2, 1, 3}}) {
-      CaseBuilder cb(
-          fmt::format("{} dilation {}, {} groups, {} to {} channels, {}x{} filters, {} wide, stride {} padding {}",
-                      opName(op), dilation, groups, xs[1], ws[0], ws[2], ws[3], xs[3], stride, padding));
+         {std::tuple<Shape, Shape, int64_t, int64_t, int64_t, Dilation>{
+              {kBatch, 2, 9, 8}, {3, 2, 3, 3}, 1, 1, 0, {2, 2}},
+          {{kBatch, 3, 11, 10}, {4, 3, 3, 2}, 1, 1, 2, {2, 2}},
+          {{kBatch, 2, 13, 30}, {5, 2, 3, 3}, 1, 1, 4, {3, 3}},
+          {{kBatch, 16, 9, 9}, {16, 16, 3, 3}, 1, 1, 1, {2, 2}},
+          {{kBatch, 2, 11, 9}, {3, 2, 3, 2}, 1, 2, 1, {2, 2}},
+          {{kBatch, 3, 10, 21}, {3, 1, 3, 3}, 3, 1, 2, {2, 2}},
+          {{kBatch, 2, 12, 11}, {4, 1, 2, 3}, 2, 2, 1, {3, 3}},
+          {{kBatch, 2, 9, 8}, {3, 2, 3, 3}, 1, 1, 0, {2, 1}},
+          {{kBatch, 3, 11, 10}, {4, 3, 3, 2}, 1, 1, 2, {1, 3}},
+          {{kBatch, 2, 13, 30}, {5, 2, 3, 3}, 1, 1, 4, {3, 2}},
+          {{kBatch, 16, 9, 9}, {16, 16, 3, 3}, 1, 1, 1, {1, 2}},
+          {{kBatch, 4, 9, 10}, {6, 2, 3, 3}, 2, 1, 1, {2, 1}},
+          {{kBatch, 2, 11, 9}, {3, 2, 3, 2}, 1, 2, 1, {1, 2}},
+          {{kBatch, 3, 10, 21}, {3, 1, 3, 3}, 3, 1, 2, {2, 1}},
+          {{kBatch, 2, 12, 11}, {4, 1, 2, 3}, 2, 2, 1, {1, 3}}}) {
+      CaseBuilder cb(fmt::format(
+          "{} dilation [{}, {}], {} groups, {} to {} channels, {}x{} filters, {} wide, stride {} padding {}",
+          opName(op), dilation[0], dilation[1], groups, xs[1], ws[0], ws[2], ws[3], xs[3], stride, padding));
       ConvParams c{stride, padding, dilation, groups};
-      Shape ys{kBatch, ws[0], convOutSize(xs[2], convSpan(ws[2], dilation), stride, padding),
-               convOutSize(xs[3], convSpan(ws[3], dilation), stride, padding)};
+      Shape ys{kBatch, ws[0], convOutSize(xs[2], convSpan(ws[2], dilation[0]), stride, padding),
+               convOutSize(xs[3], convSpan(ws[3], dilation[1]), stride, padding)};
       int r = op == Op::Conv2D           ? cb.b.conv2d(cb.input("x", xs), cb.input("w", ws), c)
               : op == Op::Conv2DBackData ? cb.b.conv2dBackData(cb.input("y", ys), cb.input("w", ws), xs, c)
                                          : cb.b.conv2dBackFilter(cb.input("x", xs), cb.input("y", ys), ws, c);
@@ -508,14 +519,19 @@ std::vector<OpCase> casesFor(Op op) {
         // block of rows starts at row 8, the same constant as its second vector of columns
         out.push_back(
             epilogueCase("conv2d dilated", onVectors, {kBatch, 2, 9, 19}, [](Builder &b, int x, CaseBuilder &cb) {
-              return b.conv2d(x, cb.input("w", {4, 2, 3, 3}), {1, 2, 2, 1});
+              return b.conv2d(x, cb.input("w", {4, 2, 3, 3}), {1, 2, {2, 2}, 1});
             }));
+        // a dilation along columns only: the tap rows are those the block of rows reaches
+        out.push_back(epilogueCase("conv2d dilated [1, 3]", onVectors, {kBatch, 3, 8, 17},
+                                   [](Builder &b, int x, CaseBuilder &cb) {
+                                     return b.conv2d(x, cb.input("w", {5, 3, 3, 2}), {1, 1, {1, 3}, 1});
+                                   }));
       }
     if (op == Op::Conv2D)
       for (bool onVectors : {true, false}) // depthwise with an epilogue, on its vectors or from a buffer
         out.push_back(
             epilogueCase("conv2d depthwise", onVectors, {kBatch, 4, 7, 21}, [](Builder &b, int x, CaseBuilder &cb) {
-              return b.conv2d(x, cb.input("w", {8, 1, 3, 3}), {2, 1, 1, 4});
+              return b.conv2d(x, cb.input("w", {8, 1, 3, 3}), {2, 1, {1, 1}, 4});
             }));
     // Factorized (1xk, kx1) filters over whole vectors of channels and filters, narrow and wide
     // rows, as conv2d(kernel: [1, 7], padding: [0, 3]) lowers (its padding explicit): the lane

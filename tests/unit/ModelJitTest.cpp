@@ -195,6 +195,13 @@ TEST(ModelJit, DilatedConvolutionStepMatchesReference) {
                                   conv2d(4, 3, dilation: [2, 2], padding: 1, groups: 4) -> tanh
                                   conv2d(6, [3, 2], stride: 2, dilation: 3, padding: 2) flatten dense(3) }
                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
+                    3); // A dilation per axis: [1, 2] along rows with "same" padding (2 columns each side, 1 row),
+  // [2, 1] depthwise at stride 2, [3, 2] grouped, and [2, 3] at a stride pair.
+  expectStepMatches(R"(model M { input x: f32[4, 14, 13] conv2d(4, 3, dilation: [1, 2], padding: "same") -> relu
+                                  conv2d(4, 3, stride: 2, dilation: [2, 1], padding: 1, groups: 4) -> tanh
+                                  conv2d(6, 2, dilation: [3, 2], padding: [1, 0], groups: 2) -> relu
+                                  conv2d(3, [2, 3], stride: [1, 2], dilation: [2, 3], padding: 2) flatten dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
                     3);
 }
 

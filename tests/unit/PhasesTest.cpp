@@ -83,14 +83,14 @@ Forms build(const ConvShape &s) {
   ir::Builder b(f);
   int x = b.input("x", ir::InputRole::Data, {ir::kBatch, s.c, s.h, s.w});
   int w = b.input("w", ir::InputRole::Param, {s.f, s.c / s.groups, s.k, s.kw ? s.kw : s.k});
-  out.direct = b.conv2d(x, w, {s.stride, s.padding, 1, s.groups});
-  int phased = transforms::phasedConv(b, x, w, {s.stride, s.padding, 1, s.groups});
+  out.direct = b.conv2d(x, w, {s.stride, s.padding, {1, 1}, s.groups});
+  int phased = transforms::phasedConv(b, x, w, {s.stride, s.padding, {1, 1}, s.groups});
   EXPECT_EQ(b.shape(out.direct), b.shape(phased));
   int dy = b.input("dy", ir::InputRole::Data, b.shape(out.direct));
-  out.dataDirect = b.conv2dBackData(dy, w, b.shape(x), {s.stride, s.padding, 1, s.groups});
-  int dataPhased = transforms::phasedConvBackData(b, dy, w, b.shape(x), {s.stride, s.padding, 1, s.groups});
-  out.filterDirect = b.conv2dBackFilter(x, dy, b.shape(w), {s.stride, s.padding, 1, s.groups});
-  int filterPhased = transforms::phasedConvBackFilter(b, x, dy, b.shape(w), {s.stride, s.padding, 1, s.groups});
+  out.dataDirect = b.conv2dBackData(dy, w, b.shape(x), {s.stride, s.padding, {1, 1}, s.groups});
+  int dataPhased = transforms::phasedConvBackData(b, dy, w, b.shape(x), {s.stride, s.padding, {1, 1}, s.groups});
+  out.filterDirect = b.conv2dBackFilter(x, dy, b.shape(w), {s.stride, s.padding, {1, 1}, s.groups});
+  int filterPhased = transforms::phasedConvBackFilter(b, x, dy, b.shape(w), {s.stride, s.padding, {1, 1}, s.groups});
   f.results = {{"direct", out.direct},
                {"out", phased},
                {"data.direct", out.dataDirect},

@@ -1,6 +1,6 @@
 # Builds in PyTorch a CNN with the convolution and pooling parameters Soma takes (strides and
 # padding per axis, a depthwise convolution with two filters a channel, groups of four channels,
-# dilations 2 and 3, the latter with "same" padding, factorized 1x3 filters, "same" padding of an
+# dilations 2, [1, 2] and 3, the latter with "same" padding, factorized 1x3 filters, "same" padding of an
 # even kernel, ResNet's 3x3 stride-2 padded max pooling, adaptive windows that are not one stride,
 # ceil_mode's partial windows, padding left out of the divisor, rectangular windows and strides),
 # writes its random weights as safetensors under Soma's names, a batch of inputs as .npy and
@@ -20,7 +20,7 @@ torch.manual_seed(0)
 model = nn.Sequential(
     nn.Conv2d(2, 4, 3, stride=(1, 2), padding=(1, 3)), nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Conv2d(4, 6, 1),
     nn.Conv2d(6, 12, 3, padding=1, groups=6), nn.ReLU6(), nn.Conv2d(12, 6, (3, 1), padding=(1, 0), groups=3),
-    nn.Conv2d(6, 6, 3, padding=2, dilation=2), nn.Conv2d(6, 6, 3, padding="same", dilation=3, groups=6),
+    nn.Conv2d(6, 6, 3, padding=2, dilation=2), nn.Conv2d(6, 6, 3, padding=(1, 2), dilation=(1, 2)), nn.Conv2d(6, 6, 3, padding="same", dilation=3, groups=6),
     nn.Conv2d(6, 6, (1, 3), padding=(0, 1)), nn.Tanh(), nn.Conv2d(6, 6, 4, padding="same"), nn.AdaptiveAvgPool2d((4, 5)), nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
     nn.MaxPool2d((2, 1), (1, 2), ceil_mode=True), nn.AvgPool2d(2, 1, 1, ceil_mode=True), nn.Flatten(),
     nn.Linear(6 * 3 * 3, 3))
@@ -32,6 +32,7 @@ soma = """model M {
   conv2d(12, 3, padding: 1, groups: 6) -> relu -> minimum(6)
   conv2d(6, [3, 1], padding: [1, 0], groups: 3)
   conv2d(6, 3, padding: 2, dilation: 2)
+  conv2d(6, 3, padding: [1, 2], dilation: [1, 2])
   conv2d(6, 3, padding: "same", dilation: 3, groups: 6)
   conv2d(6, [1, 3], padding: [0, 1]) -> tanh
   conv2d(6, 4, padding: "same")
