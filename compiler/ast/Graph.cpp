@@ -739,14 +739,8 @@ private:
     l.out = {l.in[0], 0, 0};
     if (kind == LayerKind::AdaptiveAvgPool2D) { // PyTorch's windows: [floor(i n / o), ceil((i + 1) n / o))
       std::array<int64_t, 2> size = intPair(arg("size"), 1);
-      for (size_t a = 0; a < 2; ++a) {
-        if (size[a] > l.in[a + 1]) {
-          diags_.report(DiagKind::WindowTooLarge, range, spelling, formatDims(l.in),
-                        fmt::format("{} {} of output, more than the input's {}", size[a], axisName[a], l.in[a + 1]));
-          return false;
-        }
+      for (size_t a = 0; a < 2; ++a) // an output larger than the input repeats rows, as in PyTorch
         l.out[a + 1] = size[a];
-      }
       return true;
     }
     l.window = intPair(arg("kernel"), 1);

@@ -153,7 +153,7 @@ struct Lowerer {
     std::array<bool, 2> uniform{};
     for (size_t a = 0; a < 2; ++a) {
       int64_t n = l.in[a + 1], o = l.out[a + 1], k = (n + o - 1) / o, s = o > 1 ? (n - k) / (o - 1) : 1;
-      uniform[a] = true;
+      uniform[a] = o == 1 || s >= 1; // an output larger than the input shares windows: slices
       for (int64_t i = 0; i < o; ++i)
         uniform[a] = uniform[a] && i * n / o == i * s && ((i + 1) * n + o - 1) / o == i * s + k;
       p.kernel[a] = uniform[a] ? k : 1;

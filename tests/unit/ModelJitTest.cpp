@@ -148,7 +148,8 @@ TEST(ModelJit, ConvolutionalStepMatchesReference) {
 
 // Pooling with PyTorch's parameters: ResNet's stem (3x3, stride 2, padding 1), ceil_mode's
 // partial windows, padding left out of the divisor, rectangular windows and strides, a floor
-// that drops an edge, and adaptive windows both uniform (7 to 3) and not (5 to 3, 9 to 4).
+// that drops an edge, and adaptive windows both uniform (7 to 3) and not (5 to 3, 9 to 4), and
+// outputs larger than their input (1 to 3 rows, 3 to 7 columns: windows that share elements).
 TEST(ModelJit, PoolingStepMatchesReference) {
   expectStepMatches(R"(model M { input x: f32[2, 11, 13] conv2d(4, 3, padding: 1) -> relu
                                   maxpool2d(3, stride: 2, padding: 1) conv2d(6, 1)
@@ -161,6 +162,10 @@ TEST(ModelJit, PoolingStepMatchesReference) {
                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
                     4);
   expectStepMatches(R"(model M { input x: f32[2, 5, 9] conv2d(3, 1) -> relu adaptive_avgpool2d([3, 4]) flatten
+                                  dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 0.1) })",
+                    3);
+  expectStepMatches(R"(model M { input x: f32[2, 1, 3] conv2d(3, 1) -> relu adaptive_avgpool2d([3, 7]) flatten
                                   dense(3) }
                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 0.1) })",
                     3);

@@ -1,7 +1,8 @@
 # Builds in PyTorch a CNN with the convolution and pooling parameters Soma takes (strides and
 # padding per axis, a depthwise convolution with two filters a channel, groups of four channels,
 # dilations 2, [1, 2] and 3, the latter with "same" padding, factorized 1x3 filters, "same" padding of an
-# even kernel, ResNet's 3x3 stride-2 padded max pooling, adaptive windows that are not one stride,
+# even kernel, ResNet's 3x3 stride-2 padded max pooling, adaptive windows that are not one stride
+# and adaptive windows larger than their input (3 x 3 to 4 x 5),
 # ceil_mode's partial windows, padding left out of the divisor, rectangular windows and strides),
 # writes its random weights as safetensors under Soma's names, a batch of inputs as .npy and
 # PyTorch's outputs for them.
@@ -22,8 +23,8 @@ model = nn.Sequential(
     nn.Conv2d(6, 12, 3, padding=1, groups=6), nn.ReLU6(), nn.Conv2d(12, 6, (3, 1), padding=(1, 0), groups=3),
     nn.Conv2d(6, 6, 3, padding=2, dilation=2), nn.Conv2d(6, 6, 3, padding=(1, 2), dilation=(1, 2)), nn.Conv2d(6, 6, 3, padding="same", dilation=3, groups=6),
     nn.Conv2d(6, 6, (1, 3), padding=(0, 1)), nn.Tanh(), nn.Conv2d(6, 6, 4, padding="same"), nn.AdaptiveAvgPool2d((4, 5)), nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
-    nn.MaxPool2d((2, 1), (1, 2), ceil_mode=True), nn.AvgPool2d(2, 1, 1, ceil_mode=True), nn.Flatten(),
-    nn.Linear(6 * 3 * 3, 3))
+    nn.MaxPool2d((2, 1), (1, 2), ceil_mode=True), nn.AvgPool2d(2, 1, 1, ceil_mode=True), nn.AdaptiveAvgPool2d((4, 5)), nn.Flatten(),
+    nn.Linear(6 * 4 * 5, 3))
 soma = """model M {
   input x: f32[2, 11, 13]
   conv2d(4, 3, stride: [1, 2], padding: [1, 3]) -> relu
@@ -40,6 +41,7 @@ soma = """model M {
   avgpool2d(3, stride: 2, padding: 1, ceil_mode: true, count_include_pad: false)
   maxpool2d([2, 1], stride: [1, 2], ceil_mode: true)
   avgpool2d(2, stride: 1, padding: 1, ceil_mode: true)
+  adaptive_avgpool2d([4, 5])
   flatten
   dense(3)
 }
