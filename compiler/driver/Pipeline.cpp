@@ -212,6 +212,7 @@ std::unique_ptr<CompiledModel> compile(const CompileOptions &opts, std::ostream 
   std::string error;
   unsigned parts = opts.artifact == Artifact::Jit ? codegen::compileThreads() : 1;
   std::string key = codegen::cacheKey(*module, target, parts);
+  mark("cache key");
   if (opts.cache && readCachedObjects(key, cm->objects)) {
     cm->cached = true;
     mark("machine code (cached)");
