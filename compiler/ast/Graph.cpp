@@ -739,7 +739,7 @@ private:
     l.out = {l.in[0], 0, 0};
     if (kind == LayerKind::AdaptiveAvgPool2D) { // PyTorch's windows: [floor(i n / o), ceil((i + 1) n / o))
       std::array<int64_t, 2> size = intPair(arg("size"), 1);
-      for (size_t a = 0; a < 2; ++a) // an output larger than the input repeats rows, as in PyTorch
+      for (size_t a = 0; a < 2; ++a) // larger than the input too, as in PyTorch: windows then share elements
         l.out[a + 1] = size[a];
       return true;
     }
