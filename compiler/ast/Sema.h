@@ -2,10 +2,10 @@
 // The result is a Program: everything later stages need, resolved and known to be consistent.
 #pragma once
 #include "ast/AST.h"
+#include "layers/Layer.h"
 #include "soma/Model.h"
 #include "support/Diagnostics.h"
 
-#include <array>
 #include <map>
 #include <optional>
 #include <string>
@@ -13,45 +13,12 @@
 
 namespace soma {
 
-using rt::Dims;
-using rt::formatDims;
-
-enum class LayerKind {
-#define LAYER(Kind, Spelling, IsActivation) Kind,
-#include "ast/Layers.def"
-};
-const char *layerSpelling(LayerKind k);
-
-// How a parameter starts (soma/Model.h).
-using rt::InitSpec;
-
 struct ParamSpec {
   std::string name; // dense_1.w, highway_1.gate
   Dims dims;
   InitSpec init;
   int64_t fanIn = 1, fanOut = 1;
   double lrMult = 1; // its learning rate is lr * lrMult
-};
-
-// A built-in layer applied to one value.
-struct Layer {
-  LayerKind kind;
-  std::string name;               // unique: dense_1, sigmoid_2, highway_1.dense_1, ...
-  int64_t units = 0;              // dense: outputs; conv2d: filters
-  int64_t kernel = 0, stride = 1; // embedding: kernel = vocab; conv2d: the stride both axes share (their gcd)
-  // conv2d, maxpool2d, avgpool2d, per axis (h, w): the window, its stride, the padding
-  // before and after (conv2d's "same" pads one more after an even kernel, as PyTorch)
-  std::array<int64_t, 2> window{1, 1}, windowStride{1, 1}, windowPadding{0, 0}, windowPadEnd{0, 0};
-  bool countIncludePad = true;
-  int64_t groups = 1; // conv2d: channels and filters split into groups, each filter seeing its group's channels
-  std::array<int64_t, 2> dilation{1, 1}; // conv2d: taps this many rows, columns apart
-  double alpha = 0;                      // leaky_relu: the slope below 0; elu: the limit below 0; dropout: p
-  double momentum = 0.1, eps = 1e-5;     // batchnorm, layernorm
-  int weight = -1, bias = -1;            // dense, conv2d, batchnorm and layernorm (scale, shift): ModelSpec::params
-  int runningMean = -1, runningVar = -1; // batchnorm: ModelSpec::buffers
-  uint32_t salt = 0;                     // dropout: which random stream
-  Dims in, out;                          // per sample
-  SourceRange range;
 };
 
 enum class MathOp { Neg, Exp, Log, Sqrt, Abs, Erf, Add, Sub, Mul, Div, Maximum, Minimum };
