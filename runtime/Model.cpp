@@ -104,7 +104,7 @@ template <typename IO> void visit(IO &io, DataSpec &v) {
 }
 template <typename IO> void visit(IO &io, TrainConfig &v) {
   io(v.classes), io(v.lr), io(v.optimizer), io(v.batch), io(v.epochs), io(v.seed), io(v.showPredictions);
-  io(v.checkpoint), io(v.topK), io(v.confusionMatrix), io(v.evalEvery);
+  io(v.checkpoint), io(v.topK), io(v.confusionMatrix), io(v.evalEvery), io(v.accuracy);
   io(v.earlyStop.enabled), io(v.earlyStop.onAccuracy), io(v.earlyStop.restoreBest), io(v.earlyStop.patience);
   io(v.earlyStop.minDelta), io(v.augment.shift), io(v.augment.flip), io(v.standardize), io(v.validation);
   io(v.schedule), io(v.warmupEpochs), io(v.train), io(v.test);

@@ -467,6 +467,8 @@ int runTraining(const ModelInfo &m, Entries entries, const RunOptions &opts) {
   const Dataset *judge = hasValidation ? &validation : hasTest ? &test : nullptr;
   const char *judgeName = hasValidation ? "validation" : "test";
   auto describe = [&](const char *what, const EvalResult &ev) {
+    if (!t.accuracy) // the target is a value of the model: the loss is the measure
+      return rt::format("{} loss {:.4f}", what, ev.loss);
     std::string line = rt::format("{} loss {:.4f}, {} accuracy {:.2f}%", what, ev.loss, what, ev.accuracy * 100);
     if (t.topK > 0)
       line += rt::format(", {} top-{} accuracy {:.2f}%", what, t.topK, ev.topK * 100);
@@ -556,12 +558,16 @@ int runTraining(const ModelInfo &m, Entries entries, const RunOptions &opts) {
     if (evaluating && hasValidation) {
       val = evaluate(s, validation, k, t.topK);
       line += ", " + describe("validation", val);
-      json += rt::format(", \"validation_loss\": {}, \"validation_accuracy\": {}", val.loss, val.accuracy);
+      json += rt::format(", \"validation_loss\": {}", val.loss);
+      if (t.accuracy)
+        json += rt::format(", \"validation_accuracy\": {}", val.accuracy);
     }
     if (evaluating && hasTest) {
       ev = evaluate(s, test, k, t.topK);
       line += ", " + describe("test", ev);
-      json += rt::format(", \"test_loss\": {}, \"test_accuracy\": {}", ev.loss, ev.accuracy);
+      json += rt::format(", \"test_loss\": {}", ev.loss);
+      if (t.accuracy)
+        json += rt::format(", \"test_accuracy\": {}", ev.accuracy);
       if (t.topK > 0)
         json += rt::format(", \"test_top{}_accuracy\": {}", t.topK, ev.topK);
     }
@@ -776,6 +782,15 @@ int runPredict(const ModelInfo &model, Entries entries, const PredictOptions &op
     }
     std::printf("%lld predictions of model %s written to %s\n", (long long)d.count, m.name.c_str(),
                 opts.outputPath.c_str());
+    return 0;
+  }
+  if (m.config && !m.config->accuracy) { // not a classifier: each sample's outputs, as numbers
+    for (int64_t i = 0; i < d.count; ++i) {
+      std::string line = std::to_string(i) + ":";
+      for (int64_t j = 0; j < k; ++j)
+        line += rt::format(" {:.6g}", outputs[static_cast<size_t>(i * k + j)]);
+      std::printf("%s\n", line.c_str());
+    }
     return 0;
   }
   for (int64_t i = 0; i < d.count; ++i) {

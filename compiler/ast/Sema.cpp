@@ -192,7 +192,7 @@ public:
                            target.range);
       if (!oh)
         return false;
-      if (!labelName(*(*oh)[0]))
+      if (!labelName(*(*oh)[0], model))
         return false;
       t.oneHot = true;
       t.classes = static_cast<int64_t>((*oh)[1]->number);
@@ -205,7 +205,9 @@ public:
       }
       return classWeights(weight, t);
     }
-    if (!labelName(target))
+    if (target.kind == ast::Expr::Kind::Name && target.text != "label")
+      return valueTarget(e, target, model, out, weight, t);
+    if (!labelName(target, model))
       return false;
     if (t.kind == LossKind::CrossEntropy) {
       if (out.size() != 1 || out[0] < 2) {
@@ -240,12 +242,51 @@ public:
     return true;
   }
 
-  bool labelName(const ast::Expr &e) {
+  bool labelName(const ast::Expr &e, const ModelSpec &model) {
     if (e.kind == ast::Expr::Kind::Name && e.text == "label")
       return true;
     std::string text = e.kind == ast::Expr::Kind::Name ? e.text : calleeText(e);
-    diags_.report(DiagKind::UnknownName, e.range, text, "; the target of a loss is 'label' or one_hot(label, n)");
+    std::vector<std::string> known = {"label"};
+    for (const auto &[name, node] : model.values)
+      known.push_back(name);
+    std::string hint = suggest(text, known);
+    diags_.report(DiagKind::UnknownName, e.range, text,
+                  hint.empty() ? "; the target of a loss is 'label', one_hot(label, n) or a value of the model" : hint);
     return false;
+  }
+
+  // A target that is a value of the model (an input, or a named value): the output is compared
+  // with it element by element (cross_entropy: a distribution over the classes per sample).
+  bool valueTarget(const ast::Expr &e, const ast::Expr &target, const ModelSpec &model, const Dims &out,
+                   const ast::Expr *weight, LossTerm &t) {
+    auto it = model.values.find(target.text);
+    if (it == model.values.end())
+      return labelName(target, model);
+    const GraphNode &n = model.nodes[static_cast<size_t>(it->second)];
+    if (!n.batched) {
+      diags_.report(DiagKind::ArgumentType, target.range, "target", e.text, "a value of each sample",
+                    "'" + target.text + "', a parameter, the same for every sample");
+      return false;
+    }
+    if (n.dims != out) {
+      diags_.report(DiagKind::LossShape, e.range, e.text,
+                    "a target of the output's shape " + formatDims(out) + " ('" + target.text + "' is " +
+                        formatDims(n.dims) + ")",
+                    formatDims(out));
+      return false;
+    }
+    if (t.kind == LossKind::CrossEntropy && (out.size() != 1 || out[0] < 2)) {
+      diags_.report(DiagKind::LossShape, e.range, e.text, "one output per class, a vector [k] with k >= 2",
+                    formatDims(out));
+      return false;
+    }
+    if (weight) {
+      diags_.report(DiagKind::ArgumentType, weight->range, "weight", "cross_entropy",
+                    "class weights, which need class labels as the target", "a target that is a value of the model");
+      return false;
+    }
+    t.target = it->second;
+    return true;
   }
 
   std::optional<TrainSpec> train(const ast::TrainDecl &td, const ModelSpec &model) {
@@ -349,6 +390,26 @@ public:
     if (!t.train) {
       diags_.report(DiagKind::MissingData, td.nameRange, "train");
       return std::nullopt;
+    }
+    // Measures of classes, when the main loss's target is not the labels.
+    t.accuracy = t.mainLoss().target < 0;
+    if (!t.accuracy) {
+      const LossTerm &main = t.mainLoss();
+      const GraphNode &n = model.nodes[static_cast<size_t>(main.target)];
+      std::string target = "a loss whose target is '" + (n.name.empty() ? n.label : n.name) + "'";
+      for (const char *name : {"top_k", "confusion_matrix", "show_predictions"})
+        if (seen.count(name)) {
+          diags_.report(DiagKind::ArgumentType, seen[name]->value.range, "value", name,
+                        "used with the labels as the loss's target", target);
+          ok = false;
+        }
+      if (t.earlyStop.onAccuracy) {
+        diags_.report(DiagKind::ArgumentType, seen["early_stopping"]->value.range, "metric", "monitor",
+                      "loss when the loss's target is not the labels", target);
+        ok = false;
+      }
+      if (!ok)
+        return std::nullopt;
     }
     return t;
   }

@@ -75,11 +75,13 @@ using rt::OptimizerKind;
 using rt::OptimizerSpec;
 using rt::ScheduleSpec;
 
-// One term of the loss: weight * kind(target) on one output of the model.
+// One term of the loss: weight * kind(target) on one output of the model; the target is the
+// label, one_hot(label, n), or a value of the model of the output's shape (an autoencoder's input).
 struct LossTerm {
   LossKind kind = LossKind::MSE;
   double weight = 1;
   int output = -1;     // the graph node it reads; the model's output when -1
+  int target = -1;     // the graph node it compares with (an input, a named value); the label when -1
   bool oneHot = false; // target is one_hot(label, classes)
   int64_t classes = 0; // classes when the target is a class index
   double huberDelta = 1.0;

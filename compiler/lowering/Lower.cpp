@@ -1,6 +1,7 @@
 // The model graph becomes IR: each built-in layer by its record's lower() (layers/Layer.h, where
 // each family's file lists its decompositions), the math of expressions op by op, and the losses.
-// Losses (means over the batch B and the k outputs; t the target, d = y - t):
+// Losses (means over the batch B and the k outputs of a sample; t the target: the label, one_hot(label, k)
+// or a value of the model of the output's shape; d = y - t):
 //   mse: d^2     mae: |d|     huber(delta): 0.5 d^2 where |d| <= delta, else delta (|d| - delta / 2)
 //   cross_entropy:        sum(softmax_xent(z, t)) / B (the fused op: -sum t log_softmax(z) per
 //                         sample), z the logits before a final softmax or log_softmax; with class
@@ -163,10 +164,14 @@ struct Lowerer {
     const GraphNode &out = program.model.nodes[static_cast<size_t>(node)];
     int y = ir[static_cast<size_t>(node)];
     int beforeLast = out.kind == GraphNode::Kind::Layer ? ir[static_cast<size_t>(out.args[0])] : y;
-    int64_t k = out.dims[0];
+    int64_t k = 1; // the outputs of a sample
+    for (int64_t d : out.dims)
+      k *= d;
     LayerKind last = out.kind == GraphNode::Kind::Layer ? out.layer.kind : LayerKind::Identity;
-    int target = t.oneHot || t.kind == LossKind::CrossEntropy ? b.oneHot(label, k) : b.reshape(label, {kBatch, 1});
-    uint32_t all = (1u << 2) - 1;
+    int target = t.target >= 0                                  ? ir[static_cast<size_t>(t.target)]
+                 : t.oneHot || t.kind == LossKind::CrossEntropy ? b.oneHot(label, k)
+                                                                : b.reshape(label, {kBatch, 1});
+    uint32_t all = (1u << (out.dims.size() + 1)) - 1;
     auto c = [&](double v) { return b.fill(v, {}); };
     auto mul = [&](int x, int z) { return b.binary(Op::Mul, x, z); };
     auto meanOverAll = [&](int perElement) {

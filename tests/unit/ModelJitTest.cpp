@@ -94,6 +94,19 @@ TEST(ModelJit, SigmoidMseStepMatchesReference) {
                     5);
 }
 
+// Targets that are values of the model: an autoencoder's input (mse and binary cross-entropy
+// over every element of an image), and a distribution per sample for cross-entropy.
+TEST(ModelJit, ValueTargetStepsMatchReference) {
+  expectStepMatches(R"(model M { input x: f32[2, 3, 3] h = x -> flatten -> dense(4) -> relu
+                                 h -> dense(18) -> sigmoid reshape([2, 3, 3]) }
+                      train M { data train = csv("x") loss = mse(x) + 0.5 * binary_cross_entropy(x)
+                                optimizer = adam(lr: 0.01) })",
+                    5);
+  expectStepMatches(R"(model M { input x: f32[4] p = softmax(x) x -> dense(6) -> tanh dense(4) }
+                      train M { data train = csv("x") loss = cross_entropy(p) optimizer = sgd(lr: 1) })",
+                    7);
+}
+
 TEST(ModelJit, ReluSoftmaxCrossEntropyStepMatchesReference) {
   expectStepMatches(R"(model M { input x: f32[9] dense(16) -> relu dense(4) -> tanh dense(4) -> softmax }
                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 1) })",

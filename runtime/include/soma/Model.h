@@ -70,6 +70,9 @@ struct DataSpec {
 // The train block's settings that the training loop reads (the loss and the update are code).
 struct TrainConfig {
   int64_t classes = 0; // number of classes when the targets are class indices (label checks)
+  // The main loss compares the output with the labels: accuracy means something. False when its
+  // target is a value of the model (an autoencoder's input): the loss is then the only measure.
+  bool accuracy = true;
   double lr = 0.1;
   OptimizerSpec optimizer;
   int64_t batch = 32, epochs = 1;
