@@ -91,10 +91,11 @@ std::string modelText(const Example &e) {
          "train M { data train = csv(\"x\") loss = cross_entropy(label) optimizer = sgd(lr: 1) }";
 }
 
-constexpr int kLayerCount = 0
-#define LAYER(Kind) +1
+constexpr LayerKind kKinds[] = {
+#define LAYER(Kind) LayerKind::Kind,
 #include "layers/Layers.def"
-    ;
+};
+constexpr int kLayerCount = static_cast<int>(std::size(kKinds));
 
 class LayerTable : public ::testing::TestWithParam<int> {};
 
