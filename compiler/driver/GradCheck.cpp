@@ -65,18 +65,12 @@ int gradCheck(CompiledModel &m, double tolerance) {
   std::printf("%-16s %10s %14s\n", "parameter", "checked", "worst rel err");
   for (size_t i = 0; i < params.size(); ++i) {
     const std::string &name = m.lowered.params[i].name;
-    interp::Tensor &w = inputs[name];
+    const interp::Tensor &w = inputs[name];
     double worst = 0;
     int64_t checks = std::min<int64_t>(24, static_cast<int64_t>(w.data.size()));
     for (int64_t c = 0; c < checks; ++c) {
       size_t j = checks == static_cast<int64_t>(w.data.size()) ? static_cast<size_t>(c) : rng.below(w.data.size());
-      double saved = w.data[j], h = 1e-6 * std::max(1.0, std::fabs(saved));
-      w.data[j] = saved + h;
-      double up = interp::run(lossOnly, inputs, batch)["loss"].data[0];
-      w.data[j] = saved - h;
-      double down = interp::run(lossOnly, inputs, batch)["loss"].data[0];
-      w.data[j] = saved;
-      double numeric = (up - down) / (2 * h), analytic = derived[name].data[j];
+      double numeric = interp::centralDifference(lossOnly, inputs, batch, name, j), analytic = derived[name].data[j];
       // Relative error, with an absolute floor: a gradient that is zero in exact arithmetic (a bias
       // before batchnorm) comes out of the differences as rounding noise of about 1e-8.
       double err = std::fabs(numeric - analytic) / std::max(1e-4, std::fabs(numeric) + std::fabs(analytic));

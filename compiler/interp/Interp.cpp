@@ -380,4 +380,17 @@ std::map<std::string, Tensor> run(const Function &f, const std::map<std::string,
   return out;
 }
 
+double centralDifference(const Function &f, std::map<std::string, Tensor> &inputs, int64_t batch,
+                         const std::string &name, size_t j) {
+  std::vector<double> &w = inputs.at(name).data;
+  double saved = w[j], h = 1e-6 * std::max(1.0, std::fabs(saved));
+  auto value = [&](double x) {
+    w[j] = x;
+    return evaluate(f, inputs, batch)[static_cast<size_t>(f.results.at(0).value)].data.at(0);
+  };
+  double up = value(saved + h), down = value(saved - h);
+  w[j] = saved;
+  return (up - down) / (2 * h);
+}
+
 } // namespace soma::interp

@@ -20,4 +20,9 @@ std::vector<Tensor> evaluate(const ir::Function &f, const std::map<std::string, 
 // The values of f's results, by result name.
 std::map<std::string, Tensor> run(const ir::Function &f, const std::map<std::string, Tensor> &inputs, int64_t batch);
 
+// d f / d inputs[name][j] by central differences of f's first result (a scalar), the step 1e-6
+// relative to the element (at least 1e-6): the finite-difference side of every gradient check.
+double centralDifference(const ir::Function &f, std::map<std::string, Tensor> &inputs, int64_t batch,
+                         const std::string &name, size_t j);
+
 } // namespace soma::interp
