@@ -51,7 +51,7 @@ dict=$build/soma.dict
   for w in '{' '}' '(' ')' '[' ']' ',' ':' '=' '->' '@' '+' '-' '*' '/' '#' '//' '/*' '*/' '"' 'f32' 'true' 'false'; do
     printf '"%s"\n' "$w" | sed 's/\\/\\\\/g'
   done
-  cat "$root/compiler/ast/Layers.def" "$root/compiler/ast/Graph.cpp" "$root/compiler/ast/Sema.cpp" "$root/grammar/Soma.g4" |
+  cat "$root"/compiler/layers/*.cpp "$root"/compiler/ast/*.cpp "$root/grammar/Soma.g4" |
     grep -o "[\"'][a-z_][a-z_0-9]*[\"']" | tr "'" '"' | sort -u
 } > "$dict"
 
