@@ -77,17 +77,25 @@ bool idxHeader(const std::string &path, const std::string &d, uint32_t magic, st
 
 } // namespace
 
+static std::string readLabels(const std::string &path, std::vector<int64_t> &shape, std::vector<double> &values);
+static std::string setLabels(const std::string &path, const std::string &samplesPath, const char *samples,
+                             int64_t count, const std::vector<int64_t> &shape, const std::vector<double> &values,
+                             Dataset &out);
+
 std::string loadIdx(const std::string &images, const std::string &labels, Dataset &out) {
-  std::string img, lab, error;
-  bool labelled = !labels.empty();
-  if (!readFile(images, img, error) || (labelled && !readFile(labels, lab, error)))
+  std::string img, error;
+  if (!readFile(images, img, error))
     return error;
-  std::vector<int64_t> idims, ldims;
-  if (!idxHeader(images, img, 0x803, idims, error) || (labelled && !idxHeader(labels, lab, 0x801, ldims, error)))
+  std::vector<int64_t> idims, ls;
+  std::vector<double> lv;
+  if (!idxHeader(images, img, 0x803, idims, error))
     return error;
-  if (labelled && idims[0] != ldims[0])
-    return labels + ": error: " + std::to_string(ldims[0]) + " labels for " + std::to_string(idims[0]) + " images in " +
-           images;
+  if (!labels.empty())
+    if (std::string e = readLabels(labels, ls, lv); !e.empty())
+      return e;
+  out = Dataset{};
+  if (std::string e = setLabels(labels, images, "images", idims[0], ls, lv, out); !e.empty())
+    return e;
   out.count = idims[0];
   out.sampleDims.assign(idims.begin() + 1, idims.end());
   // With samples, the header's check bounds the product by the file's size; without, it can be
@@ -103,10 +111,6 @@ std::string loadIdx(const std::string &images, const std::string &labels, Datase
   const unsigned char *p = reinterpret_cast<const unsigned char *>(img.data()) + 16;
   for (size_t i = 0; i < n; ++i)
     out.features[i] = static_cast<float>(p[i]) / 255.0f;
-  out.labels.assign(static_cast<size_t>(out.count), 0.0f);
-  const unsigned char *q = reinterpret_cast<const unsigned char *>(lab.data()) + 8;
-  for (int64_t i = 0; labelled && i < out.count; ++i)
-    out.labels[i] = q[i];
   return "";
 }
 
@@ -193,8 +197,8 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
     return error;
   std::istringstream in(text);
   std::string line;
-  int64_t lineNo = 0, columns = -1, label = -1;
-  std::vector<int64_t> features;
+  int64_t lineNo = 0, columns = -1;
+  std::vector<int64_t> features, labels; // the columns of each
   std::vector<std::string> header, rawLabels;
   std::vector<int64_t> rawLabelLines;
   bool textLabels = false;
@@ -231,20 +235,29 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
         index = it - header.begin();
         return "";
       };
-      if (!o.labelled) { // samples to predict; a label column named in the header is skipped
-        label = -1;
-        auto it = std::find(header.begin(), header.end(), o.labelName);
-        if (!o.labelName.empty() && it != header.end())
-          label = it - header.begin();
-      } else if (!o.labelName.empty()) {
-        if (std::string e = byName(o.labelName, label); !e.empty())
-          return e;
+      if (!o.labelled) { // no labels; the label columns the header names are skipped
+        for (const std::string &name : o.labelNames)
+          if (auto it = std::find(header.begin(), header.end(), name); it != header.end())
+            labels.push_back(it - header.begin());
+      } else if (!o.labelNames.empty()) {
+        for (const std::string &name : o.labelNames) {
+          int64_t c;
+          if (std::string e = byName(name, c); !e.empty())
+            return e;
+          labels.push_back(c);
+        }
       } else {
-        if (o.labelColumn < -columns || o.labelColumn >= columns)
-          return path + ": error: label column " + std::to_string(o.labelColumn) + " is outside the " +
-                 std::to_string(columns) + " columns";
-        label = o.labelColumn < 0 ? columns + o.labelColumn : o.labelColumn;
+        for (int64_t c : o.labelColumns.empty() ? std::vector<int64_t>{-1} : o.labelColumns) {
+          if (c < -columns || c >= columns)
+            return path + ": error: label column " + std::to_string(c) + " is outside the " + std::to_string(columns) +
+                   " columns";
+          labels.push_back(c < 0 ? columns + c : c);
+        }
       }
+      for (size_t i = 0; i < labels.size(); ++i)
+        if (std::find(labels.begin(), labels.begin() + static_cast<std::ptrdiff_t>(i), labels[i]) !=
+            labels.begin() + static_cast<std::ptrdiff_t>(i))
+          return path + ": error: column " + std::to_string(labels[i]) + " is named twice as a label";
       for (const std::string &n : o.columnNames) {
         int64_t c;
         if (std::string e = byName(n, c); !e.empty())
@@ -257,14 +270,16 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
                  " columns";
         features.push_back(c < 0 ? columns + c : c);
       }
+      auto isLabel = [&](int64_t c) { return std::find(labels.begin(), labels.end(), c) != labels.end(); };
       if (o.columns.empty() && o.columnNames.empty())
         for (int64_t c = 0; c < columns; ++c)
-          if (c != label)
+          if (!isLabel(c))
             features.push_back(c);
       if (features.empty())
         return at(lineNo) + ": error: a row needs at least one feature" + (o.labelled ? " and a label" : "");
-      if (label >= 0 && std::find(features.begin(), features.end(), label) != features.end())
-        return path + ": error: the label column is also chosen as a feature";
+      for (int64_t c : features)
+        if (isLabel(c))
+          return path + ": error: column " + std::to_string(c) + " is both a label and a feature";
     } else if (static_cast<int64_t>(fields.size()) != columns) {
       return at(lineNo) + ": error: row has " + std::to_string(fields.size()) + " columns, expected " +
              std::to_string(columns);
@@ -276,11 +291,21 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
                std::to_string(c + 1) + notANumber(fields[static_cast<size_t>(c)], v);
       out.features.push_back(static_cast<float>(v));
     }
-    if (!o.labelled) {
-      out.labels.push_back(0.0f);
-      ++out.count;
+    ++out.count;
+    if (!o.labelled)
+      continue;
+    if (labels.size() > 1) { // several labels a sample: numbers
+      for (int64_t c : labels) {
+        double v;
+        if (!parseNumber(fields[static_cast<size_t>(c)], v))
+          return at(lineNo) + ":" + std::to_string(starts[static_cast<size_t>(c)]) + ": error: label (field " +
+                 std::to_string(c + 1) + ")" + notANumber(fields[static_cast<size_t>(c)], v) +
+                 "; a sample's several labels are numbers";
+        out.labels.push_back(static_cast<float>(v));
+      }
       continue;
     }
+    int64_t label = labels[0];
     const std::string &l = fields[static_cast<size_t>(label)];
     double v;
     bool numeric = parseNumber(l, v);
@@ -298,7 +323,6 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
     rawLabels.push_back(l);
     rawLabelLines.push_back(lineNo);
     out.labels.push_back(numeric ? static_cast<float>(v) : 0.0f);
-    ++out.count;
   }
   if (out.count == 0)
     return path + ": error: no data rows";
@@ -321,6 +345,7 @@ std::string loadCsv(const std::string &path, const CsvOptions &o, Dataset &out) 
   }
   out.sampleSize = static_cast<int64_t>(features.size());
   out.sampleDims = {out.sampleSize};
+  out.labelSize = o.labelled ? static_cast<int64_t>(labels.size()) : 0;
   return "";
 }
 
@@ -441,25 +466,56 @@ static std::string readNpy(const std::string &path, std::vector<int64_t> &shape,
   return "";
 }
 
+// An IDX label file (0x801: one unsigned byte a sample) or a .npy array, by its first bytes.
+static std::string readLabels(const std::string &path, std::vector<int64_t> &shape, std::vector<double> &values) {
+  std::string d, error;
+  if (!readFile(path, d, error))
+    return error;
+  if (d.compare(0, 6, "\x93NUMPY") == 0)
+    return readNpy(path, shape, values);
+  if (d.size() < 4 || (be32(d, 0) & 0xffffff00) != 0x800)
+    return path + ": error: not a NumPy .npy file (no \\x93NUMPY magic) nor an IDX label file (magic 0x00000801)";
+  if (!idxHeader(path, d, 0x801, shape, error))
+    return error;
+  values.resize(d.size() - 8); // the header's check: exactly shape[0] bytes follow
+  for (size_t i = 0; i < values.size(); ++i)
+    values[i] = static_cast<unsigned char>(d[8 + i]);
+  return "";
+}
+
+// Labels of shape (n,) or (n, 1): one a sample; (n, k, ...): k... a sample; none without a file.
+static std::string setLabels(const std::string &path, const std::string &samplesPath, const char *samples,
+                             int64_t count, const std::vector<int64_t> &shape, const std::vector<double> &values,
+                             Dataset &out) {
+  out.labelSize = path.empty() ? 0 : 1;
+  if (path.empty())
+    return "";
+  if (shape.empty())
+    return path + ": error: labels need a first axis of samples, shape (n,) or (n, k)";
+  for (size_t a = 1; a < shape.size(); ++a)
+    out.labelSize *= shape[a];
+  if (out.labelSize == 0)
+    return path + ": error: the labels have no values (shape " + formatDims(shape) + ")";
+  if (shape[0] != count)
+    return path + ": error: " + std::to_string(shape[0]) + " labels for " + std::to_string(count) + " " + samples +
+           " in " + samplesPath;
+  out.labels.assign(values.begin(), values.end());
+  return "";
+}
+
 std::string loadNpy(const std::string &features, const std::string &labels, Dataset &out) {
   std::vector<int64_t> fs, ls;
   std::vector<double> fv, lv;
   if (std::string e = readNpy(features, fs, fv); !e.empty())
     return e;
-  if (labels.empty()) { // samples to predict: no labels
-    ls = {fs.empty() ? 0 : fs[0]};
-    lv.assign(static_cast<size_t>(ls[0]), 0.0);
-  } else if (std::string e = readNpy(labels, ls, lv); !e.empty()) {
-    return e;
-  }
+  if (!labels.empty())
+    if (std::string e = readLabels(labels, ls, lv); !e.empty())
+      return e;
   if (fs.empty() || fs[0] == 0)
     return features + ": error: the array needs a first axis of samples";
-  if (ls.size() != 1 && !(ls.size() == 2 && ls[1] == 1))
-    return labels + ": error: labels must have shape (n,) or (n, 1)";
-  if (ls[0] != fs[0])
-    return labels + ": error: " + std::to_string(ls[0]) + " labels for " + std::to_string(fs[0]) + " samples in " +
-           features;
   out = Dataset{};
+  if (std::string e = setLabels(labels, features, "samples", fs[0], ls, lv, out); !e.empty())
+    return e;
   out.count = fs[0];
   out.sampleDims.assign(fs.begin() + 1, fs.end());
   out.sampleSize = 1;
@@ -468,7 +524,6 @@ std::string loadNpy(const std::string &features, const std::string &labels, Data
   if (std::string e = checkShape(features, out); !e.empty())
     return e;
   out.features.assign(fv.begin(), fv.end());
-  out.labels.assign(lv.begin(), lv.end());
   return "";
 }
 
@@ -512,26 +567,30 @@ void splitOff(Dataset &from, double fraction, uint64_t seed, Dataset &held) {
   for (Dataset *d : {&kept, &held}) {
     d->sampleDims = from.sampleDims;
     d->sampleSize = from.sampleSize;
+    d->labelSize = from.labelSize;
   }
   size_t n = static_cast<size_t>(from.sampleSize);
   for (int64_t i = 0; i < from.count; ++i) { // in the original order
     Dataset &to = isHeld[static_cast<size_t>(i)] ? held : kept;
     to.features.insert(to.features.end(), from.features.begin() + static_cast<std::ptrdiff_t>(i * n),
                        from.features.begin() + static_cast<std::ptrdiff_t>((i + 1) * n));
-    to.labels.push_back(from.labels[static_cast<size_t>(i)]);
+    to.labels.insert(to.labels.end(), from.labels.begin() + static_cast<std::ptrdiff_t>(i * from.labelSize),
+                     from.labels.begin() + static_cast<std::ptrdiff_t>((i + 1) * from.labelSize));
     ++to.count;
   }
   from = std::move(kept);
 }
 
 std::string checkClassLabels(const Dataset &d, int64_t classes, const std::string &source) {
-  for (int64_t i = 0; i < d.count; ++i) {
+  for (size_t i = 0; i < d.labels.size(); ++i) {
     float l = d.labels[i];
     if (!(l >= 0) || l >= static_cast<float>(classes) || l != std::floor(l)) {
       char text[32];
       std::snprintf(text, sizeof text, "%g", static_cast<double>(l));
-      return source + ": error: label " + text + " of sample " + std::to_string(i) + " is not a class in [0, " +
-             std::to_string(classes) + ")";
+      size_t k = static_cast<size_t>(std::max<int64_t>(d.labelSize, 1));
+      std::string which = k > 1 ? " (value " + std::to_string(i % k) + ")" : "";
+      return source + ": error: label " + text + " of sample " + std::to_string(i / k) + which +
+             " is not a class in [0, " + std::to_string(classes) + ")";
     }
   }
   return "";

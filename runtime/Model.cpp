@@ -69,6 +69,8 @@ int64_t planArena(const FunctionLayout &f, int64_t maxBatch, std::vector<int64_t
   return arena;
 }
 
+int64_t ModelInfo::labelSlots() const { return config && config->labelSize > 1 ? config->labelSize : 1; }
+
 int64_t ModelInfo::sampleSize() const {
   int64_t n = 1;
   for (int64_t d : inputDims)
@@ -99,12 +101,12 @@ template <typename IO> void visit(IO &io, ScheduleSpec &v) {
 }
 template <typename IO> void visit(IO &io, DataSpec &v) {
   io(v.kind, DataSpec::Kind::Npy);
-  io(v.name), io(v.images), io(v.labels), io(v.labelColumn), io(v.labelName), io(v.columns), io(v.columnNames);
+  io(v.name), io(v.images), io(v.labels), io(v.labelColumns), io(v.labelNames), io(v.columns), io(v.columnNames);
   io(v.header);
 }
 template <typename IO> void visit(IO &io, TrainConfig &v) {
   io(v.classes), io(v.lr), io(v.optimizer), io(v.batch), io(v.epochs), io(v.seed), io(v.showPredictions);
-  io(v.checkpoint), io(v.topK), io(v.confusionMatrix), io(v.evalEvery), io(v.accuracy);
+  io(v.checkpoint), io(v.topK), io(v.confusionMatrix), io(v.evalEvery), io(v.accuracy), io(v.labelSize);
   io(v.earlyStop.enabled), io(v.earlyStop.onAccuracy), io(v.earlyStop.restoreBest), io(v.earlyStop.patience);
   io(v.earlyStop.minDelta), io(v.augment.shift), io(v.augment.flip), io(v.standardize), io(v.validation);
   io(v.schedule), io(v.warmupEpochs), io(v.train), io(v.test);
@@ -205,8 +207,11 @@ struct Reader {
     bool has = false;
     (*this)(has);
     v.reset();
-    if (has)
-      (*this)(v.emplace());
+    if (!has)
+      return;
+    T value{}; // read beside, then moved in (emplace here trips GCC 12's maybe-uninitialized)
+    (*this)(value);
+    v = std::move(value);
   }
   template <typename T> std::enable_if_t<std::is_class_v<T>> operator()(T &v) { visit(*this, v); }
 };

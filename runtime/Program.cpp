@@ -228,7 +228,7 @@ extern "C" int soma_rt_predict(soma_rt_model *m, const float *x, int64_t n, floa
   for (int64_t from = 0; from < n; from += s.maxBatch()) {
     int64_t rows = std::min(s.maxBatch(), n - from);
     std::copy_n(x + from * size, rows * size, s.x());
-    std::fill_n(s.labels(), rows, 0.0f);
+    std::fill_n(s.labels(), rows * m->info.labelSlots(), 0.0f);
     s.forward(rows);
     std::copy_n(s.output(), rows * k, out + from * k);
   }
@@ -245,17 +245,20 @@ extern "C" int soma_rt_train_step(soma_rt_model *m, const float *x, const float 
     return fail(m, soma::rt::format("train_step: lr must be a positive, finite number, got {}", lr));
   if (!m->info.train)
     return fail(m, "train_step: model '" + m->info.name + "' has no train block");
-  if (n < 1 || n > s.maxBatch() || !x || !labels)
+  // labels: n * labelSize values (none when no loss reads them: labels may then be NULL)
+  int64_t labelSize = m->info.config ? m->info.config->labelSize : 1;
+  if (n < 1 || n > s.maxBatch() || !x || (!labels && labelSize > 0))
     return fail(m, soma::rt::format("train_step: needs 1 to {} samples (the max_batch given to create), got {}",
                                     s.maxBatch(), n));
   if (m->info.config && m->info.config->classes > 0)
-    for (int64_t i = 0; i < n; ++i)
+    for (int64_t i = 0; i < n * labelSize; ++i)
       if (!(labels[i] >= 0 && labels[i] < static_cast<float>(m->info.config->classes)) ||
           labels[i] != static_cast<float>(static_cast<int64_t>(labels[i])))
-        return fail(m, soma::rt::format("train_step: label {} of sample {} is not a class from 0 to {}", labels[i], i,
-                                        m->info.config->classes - 1));
+        return fail(m, soma::rt::format("train_step: label {} of sample {} is not a class from 0 to {}", labels[i],
+                                        i / labelSize, m->info.config->classes - 1));
   std::copy_n(x, n * m->info.sampleSize(), s.x());
-  std::copy_n(labels, n, s.labels());
+  if (labelSize > 0)
+    std::copy_n(labels, n * labelSize, s.labels());
   float value = s.trainStep(n, lr);
   if (loss)
     *loss = value;

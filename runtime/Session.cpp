@@ -71,7 +71,7 @@ void BoundFunction::run(int64_t batch) {
 Session::Session(const ModelInfo &m, Entries entries, int64_t maxBatch)
     : m_(m), maxBatch_(maxBatch), forward_(m.forward, entries.forward, maxBatch) {
   x_ = FloatBuffer(static_cast<size_t>(maxBatch * m.sampleSize()));
-  labels_ = FloatBuffer(static_cast<size_t>(maxBatch));
+  labels_ = FloatBuffer(static_cast<size_t>(maxBatch * m.labelSlots()));
   lr_ = FloatBuffer(1);
   invBatch_ = FloatBuffer(1);
   adamStepSize_ = FloatBuffer(1);

@@ -40,7 +40,7 @@ bool fitsInput(const Dims &sample, const Dims &input) {
 
 bool loadData(const DataSpec &spec, const ModelInfo &m, Dataset &d, std::vector<std::string> &classNames) {
   std::string error;
-  int64_t classes = m.config ? m.config->classes : 0;
+  int64_t classes = m.config ? m.config->classes : 0, labelSize = m.config ? m.config->labelSize : 1;
   switch (spec.kind) {
   case DataSpec::Kind::Idx:
     error = loadIdx(spec.images, spec.labels, d);
@@ -51,16 +51,22 @@ bool loadData(const DataSpec &spec, const ModelInfo &m, Dataset &d, std::vector<
   case DataSpec::Kind::Csv: {
     CsvOptions o;
     o.header = spec.header;
-    o.labelColumn = spec.labelColumn;
-    o.labelName = spec.labelName;
+    // An autoencoder's rows have no label: every column is a feature unless the file says so.
+    o.labelled = labelSize > 0 || !spec.labelColumns.empty() || !spec.labelNames.empty();
+    o.labelColumns = spec.labelColumns;
+    o.labelNames = spec.labelNames;
     o.columns = spec.columns;
     o.columnNames = spec.columnNames;
-    o.classNames = classes > 0 ? &classNames : nullptr; // a regression's labels are numbers
+    o.classNames = classes > 0 && labelSize == 1 ? &classNames : nullptr; // a regression's labels are numbers
     error = loadCsv(spec.images, o, d);
     break;
   }
   }
   const std::string &source = spec.images;
+  if (error.empty() && labelSize == 0) { // no loss reads them
+    d.labels.clear();
+    d.labelSize = 0;
+  }
   if (error.empty() && !fitsInput(d.sampleDims, m.inputDims) && d.sampleSize != 0) {
     std::string what = spec.kind == DataSpec::Kind::Idx ? "images" : "samples";
     error = rt::format("{}: error: {} have shape {} but model '{}' takes input '{}' of shape {}", source, what,
@@ -72,11 +78,21 @@ bool loadData(const DataSpec &spec, const ModelInfo &m, Dataset &d, std::vector<
       error = rt::format("{}: error: samples have {} features but model '{}' takes inputs '{}' with {} in all", source,
                          d.sampleSize, m.name, m.inputName, m.inputDims[0]);
   }
+  const std::string &labelSource = spec.kind == DataSpec::Kind::Csv ? spec.images : spec.labels;
+  auto values = [](int64_t n) { return n == 1 ? std::string("one value") : rt::format("{} values", n); };
+  if (error.empty() && d.labelSize == 0 && labelSize > 0)
+    error = rt::format("{}: error: model '{}' trains on labels ({} a sample), but the data has none; give the labels "
+                       "file",
+                       source, m.name, values(labelSize));
+  else if (error.empty() && d.labelSize != labelSize)
+    error = rt::format("{}: error: the labels have {} a sample, but model '{}' compares {} with them", labelSource,
+                       values(d.labelSize), m.name,
+                       labelSize == 1 ? "one value (a class or a number)" : rt::format("{} outputs", labelSize));
   if (error.empty() && !classNames.empty() && classes > 0 && static_cast<int64_t>(classNames.size()) != classes)
     error = rt::format("{}: error: the labels name {} classes but model '{}' has {} outputs", source, classNames.size(),
                        m.name, classes);
   if (error.empty() && classes > 0)
-    error = checkClassLabels(d, classes, spec.kind == DataSpec::Kind::Csv ? spec.images : spec.labels);
+    error = checkClassLabels(d, classes, labelSource);
   if (!error.empty()) {
     std::fprintf(stderr, "%s\n", error.c_str());
     return false;
@@ -91,7 +107,7 @@ void gather(Session &s, const Dataset &d, const std::vector<int64_t> &order, int
   for (int64_t r = 0; r < n; ++r) {
     int64_t i = order[from + r];
     std::copy_n(d.features.data() + i * d.sampleSize, d.sampleSize, x + r * d.sampleSize);
-    y[r] = d.labels[i];
+    std::copy_n(d.labels.data() + i * d.labelSize, d.labelSize, y + r * d.labelSize);
   }
 }
 
@@ -122,7 +138,12 @@ EvalResult evaluate(Session &s, const Dataset &d, int64_t k, int64_t topK) {
     gather(s, d, order, from, n);
     r.loss += static_cast<double>(s.forward(n)) * static_cast<double>(n);
     const float *out = s.output();
-    for (int64_t i = 0; i < n; ++i) {
+    if (d.labelSize > 1 && d.labelSize == k) { // several labels a sample, each 0 or 1: per label
+      for (int64_t j = 0; j < n * k; ++j)
+        correct += (out[j] >= threshold) == (d.labels[from * k + j] >= 0.5f);
+      continue;
+    }
+    for (int64_t i = 0; i < n && d.labelSize == 1; ++i) {
       int64_t label = static_cast<int64_t>(d.labels[from + i]), predicted = predictedClass(out + i * k, k, threshold);
       correct += predicted == label;
       if (topK > 0 && k > 1 && label >= 0 && label < k)
@@ -132,7 +153,7 @@ EvalResult evaluate(Session &s, const Dataset &d, int64_t k, int64_t topK) {
     }
   }
   r.loss /= static_cast<double>(d.count);
-  r.accuracy = static_cast<double>(correct) / static_cast<double>(d.count);
+  r.accuracy = static_cast<double>(correct) / static_cast<double>(d.count * (d.labelSize > 1 ? d.labelSize : 1));
   r.topK = static_cast<double>(inTop) / static_cast<double>(d.count);
   return r;
 }
@@ -184,7 +205,14 @@ void showPredictions(Session &s, const Dataset &d, int64_t count, int64_t k) {
           features += rt::format("{}{}", j ? ", " : "", d.features[(from + i) * d.sampleSize + j]);
       else
         features = rt::format("{} values", d.sampleSize);
-      if (k == 1)
+      if (d.labelSize > 1) { // several labels: every output beside its label
+        std::string outs, labels;
+        for (int64_t j = 0; j < k; ++j)
+          outs += rt::format("{}{:.4f}", j ? ", " : "", out[j]);
+        for (int64_t j = 0; j < d.labelSize; ++j)
+          labels += rt::format("{}{}", j ? ", " : "", d.labels[(from + i) * d.labelSize + j]);
+        std::printf("predict [%s] -> [%s] (labels [%s])\n", features.c_str(), outs.c_str(), labels.c_str());
+      } else if (k == 1)
         std::printf("predict [%s] -> %.4f (label %g)\n", features.c_str(), out[0], d.labels[from + i]);
       else {
         int64_t c = predictedClass(out, k, 0.5f);
@@ -353,7 +381,8 @@ void printProfile(const FunctionLayout &f, const std::vector<double> &seconds, i
               flops / 1e6);
 }
 
-// --data NAME=PATH: the file of the train or test set (IDX and .npy: IMAGES,LABELS).
+// --data NAME=PATH: the file of the train or test set (IDX and .npy: IMAGES,LABELS, or IMAGES
+// alone when no loss reads the labels).
 std::string applyDataFlags(const std::vector<std::pair<std::string, std::string>> &data, TrainConfig &t) {
   for (const auto &[name, path] : data) {
     std::optional<DataSpec> &set = name == "train" ? t.train : t.test;
@@ -363,6 +392,8 @@ std::string applyDataFlags(const std::vector<std::pair<std::string, std::string>
     }
     set->images = path;
     set->labels.clear();
+    if (set->kind != DataSpec::Kind::Csv && t.labelSize == 0 && path.find(',') == std::string::npos)
+      continue; // no loss reads labels: the features alone
     if (set->kind != DataSpec::Kind::Csv) {
       size_t comma = path.find(',');
       if (comma == std::string::npos || comma == 0 || comma + 1 == path.size())
@@ -717,18 +748,23 @@ int runPredict(const ModelInfo &model, Entries entries, const PredictOptions &op
     o.labelled = false;
     if (trainSpec && trainSpec->kind == DataSpec::Kind::Csv) { // the training file's feature columns
       o.header = trainSpec->header;
-      o.labelName = trainSpec->labelName;
+      o.labelNames = trainSpec->labelNames;
       o.columns = trainSpec->columns;
       o.columnNames = trainSpec->columnNames;
     }
     error = loadCsv(path, o, d);
-    // Rows that hold the label too, in the training file's label column: skip it.
-    if (error.empty() && d.sampleSize == m.sampleSize() + 1 && trainSpec && trainSpec->kind == DataSpec::Kind::Csv &&
-        trainSpec->columns.empty() && trainSpec->columnNames.empty() && trainSpec->labelName.empty()) {
+    // Rows that hold the labels too, in the training file's label columns: skip them.
+    int64_t labelColumns = 0;
+    if (trainSpec && trainSpec->kind == DataSpec::Kind::Csv && trainSpec->columns.empty() &&
+        trainSpec->columnNames.empty() && trainSpec->labelNames.empty())
+      labelColumns = !trainSpec->labelColumns.empty()      ? static_cast<int64_t>(trainSpec->labelColumns.size())
+                     : m.config && m.config->labelSize > 0 ? 1
+                                                           : 0;
+    if (error.empty() && labelColumns > 0 && d.sampleSize == m.sampleSize() + labelColumns) {
       std::vector<std::string> names;
       o.labelled = true;
-      o.labelColumn = trainSpec->labelColumn;
-      o.classNames = &names;
+      o.labelColumns = trainSpec->labelColumns;
+      o.classNames = labelColumns == 1 ? &names : nullptr;
       error = loadCsv(path, o, d);
     }
   } else {
@@ -784,7 +820,7 @@ int runPredict(const ModelInfo &model, Entries entries, const PredictOptions &op
                 opts.outputPath.c_str());
     return 0;
   }
-  if (m.config && !m.config->accuracy) { // not a classifier: each sample's outputs, as numbers
+  if (m.config && (!m.config->accuracy || m.config->labelSize > 1)) { // not one class: the outputs, as numbers
     for (int64_t i = 0; i < d.count; ++i) {
       std::string line = std::to_string(i) + ":";
       for (int64_t j = 0; j < k; ++j)

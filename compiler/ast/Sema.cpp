@@ -41,13 +41,14 @@ public:
     if (e.text == "idx" || e.text == "npy") {
       bool idx = e.text == "idx";
       Signature sig{idx ? "idx" : "npy",
-                    {{idx ? "images" : "features", ArgType::String, true}, {"labels", ArgType::String, true}}};
+                    {{idx ? "images" : "features", ArgType::String, true}, {"labels", ArgType::String, false}}};
       auto args = args_.bind(sig, e.args, e.range);
       if (!args)
         return std::nullopt;
       d.kind = idx ? DataSpec::Kind::Idx : DataSpec::Kind::Npy;
       d.images = resolvePath((*args)[0]->text);
-      d.labels = resolvePath((*args)[1]->text);
+      if ((*args)[1]) // without: the loss must read no labels (checked with the loss)
+        d.labels = resolvePath((*args)[1]->text);
       return d;
     }
     Signature sig{"csv",
@@ -62,14 +63,19 @@ public:
     d.images = resolvePath((*args)[0]->text);
     if ((*args)[2])
       d.header = (*args)[2]->text == "true";
-    if (const ast::Expr *label = (*args)[1]) { // an index, or a name from the header
-      if (label->kind == ast::Expr::Kind::String && d.header)
-        d.labelName = label->text;
-      else if (label->kind == ast::Expr::Kind::Number && label->isInteger)
-        d.labelColumn = static_cast<int64_t>(label->number);
-      else {
+    if (const ast::Expr *label = (*args)[1]) { // an index, a name from the header, or a list of them
+      bool list = label->kind == ast::Expr::Kind::List, ok = !list || !label->items.empty();
+      for (const ast::Expr &c : list ? label->items : std::vector<ast::Expr>{*label}) {
+        if (c.kind == ast::Expr::Kind::String && d.header)
+          d.labelNames.push_back(c.text);
+        else if (c.kind == ast::Expr::Kind::Number && c.isInteger)
+          d.labelColumns.push_back(static_cast<int64_t>(c.number));
+        else
+          ok = false;
+      }
+      if (!ok || (!d.labelNames.empty() && !d.labelColumns.empty())) {
         diags_.report(DiagKind::ArgumentType, label->range, "label", "csv",
-                      "a column index, or a column name with header: true", kindOf(*label));
+                      "a column index, a column name with header: true, or a list of either", kindOf(*label));
         return std::nullopt;
       }
     }
@@ -98,6 +104,7 @@ public:
   bool loss(const ast::Expr &e, const ModelSpec &model, TrainSpec &t) {
     std::vector<std::pair<const ast::Expr *, double>> terms;
     std::vector<const ast::Expr *> pending = {&e};
+    t.labelSize = 0;           // until a term reads the labels
     while (!pending.empty()) { // flatten a + b + c, left to right
       const ast::Expr *x = pending.back();
       pending.pop_back();
@@ -133,6 +140,14 @@ public:
       }
       if (term.classes > 0)
         t.classes = term.classes;
+      // Every term that reads the labels reads the same values a sample.
+      if (term.labelValues > 0 && t.labelSize > 0 && term.labelValues != t.labelSize) {
+        auto values = [](int64_t n) { return n == 1 ? std::string("one value") : std::to_string(n) + " values"; };
+        diags_.report(DiagKind::LabelShape, x->range, x->text, values(term.labelValues), values(t.labelSize));
+        return false;
+      }
+      if (term.labelValues > 0)
+        t.labelSize = term.labelValues;
       t.losses.push_back(term);
     }
     return true;
@@ -195,6 +210,7 @@ public:
       if (!labelName(*(*oh)[0], model))
         return false;
       t.oneHot = true;
+      t.labelValues = 1;
       t.classes = static_cast<int64_t>((*oh)[1]->number);
       if (out != Dims{t.classes}) {
         diags_.report(DiagKind::LossShape, e.range, e.text,
@@ -209,6 +225,7 @@ public:
       return valueTarget(e, target, model, out, weight, t);
     if (!labelName(target, model))
       return false;
+    t.labelValues = 1;
     if (t.kind == LossKind::CrossEntropy) {
       if (out.size() != 1 || out[0] < 2) {
         diags_.report(DiagKind::LossShape, e.range, e.text, "one output per class, a vector [k] with k >= 2",
@@ -218,11 +235,10 @@ public:
       t.classes = out[0];
       return classWeights(weight, t);
     }
-    if (out != Dims{1}) {
-      diags_.report(DiagKind::LossShape, e.range, e.text,
-                    "a single output [1] to compare with the label (or use one_hot)", formatDims(out));
-      return false;
-    }
+    // The output compared with the labels value by value: one number, or several a sample
+    // (multi-output regression; binary_cross_entropy: several yes-or-no labels).
+    for (int64_t d : out)
+      t.labelValues *= d;
     if (t.kind == LossKind::BinaryCrossEntropy)
       t.classes = 2; // labels are 0 or 1
     return true;
@@ -391,26 +407,48 @@ public:
       diags_.report(DiagKind::MissingData, td.nameRange, "train");
       return std::nullopt;
     }
-    // Measures of classes, when the main loss's target is not the labels.
-    t.accuracy = t.mainLoss().target < 0;
+    // Data that the loss reads labels from must have them.
+    for (const ast::Binding &d : td.data) {
+      const std::optional<DataSpec> &spec = d.name == "train" ? t.train : t.test;
+      if (t.labelSize > 0 && spec && spec->kind != DataSpec::Kind::Csv && spec->labels.empty()) {
+        diags_.report(DiagKind::MissingArgument, d.value.range, d.value.text, "labels");
+        ok = false;
+      }
+    }
+    // Measures of classes, when the main loss's target is the labels as classes: accuracy (per
+    // label with several yes-or-no labels a sample), top-k and the confusion matrix (one class a
+    // sample).
+    const LossTerm &main = t.mainLoss();
+    bool regression = main.kind == LossKind::MSE || main.kind == LossKind::MAE || main.kind == LossKind::Huber;
+    t.accuracy = main.target < 0 && !(regression && main.labelValues > 1);
+    bool multiLabel = t.accuracy && main.labelValues > 1;
+    if (multiLabel)
+      for (const char *name : {"top_k", "confusion_matrix"})
+        if (seen.count(name)) {
+          diags_.report(DiagKind::ArgumentType, seen[name]->value.range, "value", name, "used with one class a sample",
+                        std::to_string(main.labelValues) + " labels a sample");
+          ok = false;
+        }
     if (!t.accuracy) {
-      const LossTerm &main = t.mainLoss();
-      const GraphNode &n = model.nodes[static_cast<size_t>(main.target)];
-      std::string target = "a loss whose target is '" + (n.name.empty() ? n.label : n.name) + "'";
+      std::string target = std::to_string(main.labelValues) + " numbers a sample to regress";
+      if (main.target >= 0) {
+        const GraphNode &n = model.nodes[static_cast<size_t>(main.target)];
+        target = "a loss whose target is '" + (n.name.empty() ? n.label : n.name) + "'";
+      }
       for (const char *name : {"top_k", "confusion_matrix", "show_predictions"})
         if (seen.count(name)) {
           diags_.report(DiagKind::ArgumentType, seen[name]->value.range, "value", name,
-                        "used with the labels as the loss's target", target);
+                        "used with class labels as the loss's target", target);
           ok = false;
         }
       if (t.earlyStop.onAccuracy) {
         diags_.report(DiagKind::ArgumentType, seen["early_stopping"]->value.range, "metric", "monitor",
-                      "loss when the loss's target is not the labels", target);
+                      "loss when the loss's target is not class labels", target);
         ok = false;
       }
-      if (!ok)
-        return std::nullopt;
     }
+    if (!ok)
+      return std::nullopt;
     return t;
   }
 

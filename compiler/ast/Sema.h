@@ -84,6 +84,9 @@ struct LossTerm {
   int target = -1;     // the graph node it compares with (an input, a named value); the label when -1
   bool oneHot = false; // target is one_hot(label, classes)
   int64_t classes = 0; // classes when the target is a class index
+  // The label values a sample it reads: 1 (a class index, one number), k (an output of k values
+  // compared with k labels), 0 (its target is a value of the model).
+  int64_t labelValues = 0;
   double huberDelta = 1.0;
   std::vector<double> classWeights; // cross_entropy(weight: [...]): one per class, or empty
   SourceRange range;

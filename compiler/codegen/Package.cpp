@@ -41,8 +41,9 @@ const CFunction kFunctions[] = {
      "   (any n: larger ones run in batches of max_batch)."},
     {"train_step", "soma_rt_train_step", "ippplfp",
      "int {p}_train_step({m} *model, const float *x, const float *labels, int64_t n, float lr, float *loss)",
-     "One step of the train block's optimizer on 1 to max_batch samples with labels (class indices, or\n"
-     "   targets), at a positive, finite learning rate lr; the batch's mean loss goes to *loss (unless NULL).\n"
+     "One step of the train block's optimizer on 1 to max_batch samples with labels (n * {P}_LABEL_SIZE\n"
+     "   floats: class indices, or targets; NULL when it is 0), at a positive, finite learning rate lr; the\n"
+     "   batch's mean loss goes to *loss (unless NULL).\n"
      "   Fails for a model without a train block, a label that is not a class, or n or lr out of range."},
     {"set_threads", "soma_rt_lib_set_threads", "ii", "int {p}_set_threads(int threads)",
      "Worker threads for every instance, 1 to 256 (the default is 1); -1 for a count out of that range."},
@@ -146,7 +147,12 @@ std::string libraryHeader(const std::string &prefix, const rt::ModelInfo &info) 
   h += "/* One sample: input '" + info.inputName + "' of shape " + rt::formatDims(info.inputDims) + ", row-major. */\n";
   h += "#define " + P + "_INPUT_SIZE " + std::to_string(info.sampleSize()) + "\n";
   h += "/* One sample's outputs, shape " + rt::formatDims(info.outputDims) + ". */\n";
-  h += "#define " + P + "_OUTPUTS " + std::to_string(info.outputs) + "\n\n";
+  h += "#define " + P + "_OUTPUTS " + std::to_string(info.outputs) + "\n";
+  if (info.config) {
+    h += "/* One sample's labels for train_step: a class index or a number (1), several values, or none (0). */\n";
+    h += "#define " + P + "_LABEL_SIZE " + std::to_string(info.config->labelSize) + "\n";
+  }
+  h += "\n";
   h += "typedef struct " + type + " " + type + ";\n\n";
   for (const CFunction &f : kFunctions) {
     std::string decl = replaceAll(replaceAll(f.declaration, "{m}", type), "{p}", prefix);

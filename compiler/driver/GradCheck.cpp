@@ -6,6 +6,7 @@
 #include "interp/Interp.h"
 #include "soma/Train.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -48,7 +49,9 @@ int gradCheck(CompiledModel &m, double tolerance) {
     return t;
   };
   inputs[kInputX] = tensor(data.features.data(), static_cast<size_t>(batch * data.sampleSize));
-  inputs[kInputLabel] = tensor(data.labels.data(), static_cast<size_t>(batch));
+  std::vector<float> labels(static_cast<size_t>(batch * m.info.labelSlots()), 0.0f); // none: zeros
+  std::copy_n(data.labels.begin(), std::min(labels.size(), data.labels.size()), labels.begin());
+  inputs[kInputLabel] = tensor(labels.data(), labels.size());
   inputs[kInputInvBatch].data = {1.0 / static_cast<double>(batch)};
   inputs[kInputDropoutSeed].data = {12345};
   for (size_t i = 0; i < params.size(); ++i)

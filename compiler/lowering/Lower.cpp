@@ -170,7 +170,7 @@ struct Lowerer {
     LayerKind last = out.kind == GraphNode::Kind::Layer ? out.layer.kind : LayerKind::Identity;
     int target = t.target >= 0                                  ? ir[static_cast<size_t>(t.target)]
                  : t.oneHot || t.kind == LossKind::CrossEntropy ? b.oneHot(label, k)
-                                                                : b.reshape(label, {kBatch, 1});
+                                                                : b.reshape(label, irShape(out));
     uint32_t all = (1u << (out.dims.size() + 1)) - 1;
     auto c = [&](double v) { return b.fill(v, {}); };
     auto mul = [&](int x, int z) { return b.binary(Op::Mul, x, z); };
@@ -213,7 +213,8 @@ struct Lowerer {
     f.name = "forward";
     const ModelSpec &m = program.model;
     int x = b.input(kInputX, InputRole::Data, batched(m.inputDims));
-    int label = b.input(kInputLabel, InputRole::Label, {kBatch});
+    int64_t labelSize = program.train ? program.train->labelSize : 1; // [batch], or [batch, k] with several
+    int label = b.input(kInputLabel, InputRole::Label, labelSize > 1 ? Shape{kBatch, labelSize} : Shape{kBatch});
     bool fresh = out.params.empty();
     for (const ParamSpec &p : m.params)
       if (fresh)

@@ -13,7 +13,8 @@ using namespace soma::rt;
 static void vouch(const std::string &error, const Dataset &d) {
   if (!error.empty())
     return;
-  bool ok = d.count > 0 && d.sampleSize > 0 && static_cast<int64_t>(d.labels.size()) == d.count &&
+  bool ok = d.count > 0 && d.sampleSize > 0 && d.labelSize >= 0 &&
+            static_cast<int64_t>(d.labels.size()) == d.count * d.labelSize &&
             static_cast<int64_t>(d.features.size()) == d.count * d.sampleSize;
   for (float v : d.features)
     ok = ok && std::isfinite(v);
@@ -40,9 +41,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CsvOptions o;
     o.header = mode & 4;
     o.labelled = !(mode & 8);
-    o.labelColumn = mode & 16 ? 0 : -1;
+    o.labelColumns = {mode & 16 ? 0 : -1};
+    if (mode & 64) // two label columns a row
+      o.labelColumns.push_back(1);
     if (mode & 32)
-      o.labelName = "label";
+      o.labelNames = {"label"};
     std::vector<std::string> names;
     if (mode % 4 == 2)
       o.classNames = &names;

@@ -55,9 +55,29 @@ TEST(Frontend, ParsesAndChecksAModel) {
   EXPECT_DOUBLE_EQ(t.lr, 0.01);
   EXPECT_EQ(t.batch, 8);
   EXPECT_EQ(t.train->images, "/data/d.csv");
-  EXPECT_EQ(t.train->labelColumn, 0);
+  EXPECT_EQ(t.train->labelColumns, std::vector<int64_t>{0});
   EXPECT_TRUE(t.train->header);
   EXPECT_EQ(t.classes, 2);
+}
+
+// How many label values a sample the loss reads: one class, k values compared with an output of
+// k, or none (the target is a value of the model).
+TEST(Frontend, LossesReadLabelsOfTheirShape) {
+  auto labelSize = [](const std::string &loss, const std::string &data = "csv(\"d.csv\")") {
+    Parsed p("model M { input x: f32[4] h = x -> dense(6) x -> dense(3) }\n"
+             "train M { data train = " +
+             data + " loss = " + loss + " optimizer = sgd(lr: 0.1) }");
+    return p.program && p.program->train ? p.program->train->labelSize : -1;
+  };
+  EXPECT_EQ(labelSize("cross_entropy(label)"), 1);
+  EXPECT_EQ(labelSize("mse(one_hot(label, 3))"), 1);
+  EXPECT_EQ(labelSize("mse(label)"), 3);
+  EXPECT_EQ(labelSize("binary_cross_entropy(label) + mae(label)"), 3);
+  EXPECT_EQ(labelSize("mse(label, output: h)"), 6);
+  EXPECT_EQ(labelSize("mse(h, output: h)"), 0);
+  EXPECT_EQ(labelSize("mse(label) + mse(label, output: h)"), -1); // 3 values, then 6
+  EXPECT_EQ(labelSize("mse(h, output: h)", "npy(\"x.npy\")"), 0);
+  EXPECT_EQ(labelSize("mse(label)", "npy(\"x.npy\")"), -1); // the loss reads labels the data lacks
 }
 
 TEST(Frontend, SyntaxErrorsAreDiagnostics) {

@@ -36,9 +36,11 @@ void expectStepMatches(const std::string &text, int64_t batch) {
   rt::Rng rng(3);
   for (int64_t i = 0; i < batch * sample; ++i)
     inputs[kInputX].data.push_back(rng.uniform());
-  for (int64_t i = 0; i < batch; ++i)
-    inputs[kInputLabel].data.push_back(
-        static_cast<double>(rng.below(p.model.outputDims()[0] > 1 ? p.model.outputDims()[0] : 2)));
+  // One class a sample, or several labels a sample, each 0 or 1.
+  int64_t labelSize = p.train && p.train->labelSize > 1 ? p.train->labelSize : 1;
+  int64_t classes = labelSize == 1 && p.model.outputDims()[0] > 1 ? p.model.outputDims()[0] : 2;
+  for (int64_t i = 0; i < batch * labelSize; ++i)
+    inputs[kInputLabel].data.push_back(static_cast<double>(rng.below(static_cast<uint64_t>(classes))));
   inputs[kInputLr].data = {0.5};
   inputs[kInputInvBatch].data = {1.0 / static_cast<double>(batch)};
   auto init = test::initialParams(m, 1);
@@ -105,6 +107,22 @@ TEST(ModelJit, ValueTargetStepsMatchReference) {
   expectStepMatches(R"(model M { input x: f32[4] p = softmax(x) x -> dense(6) -> tanh dense(4) }
                       train M { data train = csv("x") loss = cross_entropy(p) optimizer = sgd(lr: 1) })",
                     7);
+}
+
+// Several labels a sample: multi-output regression (of a vector, and of a matrix with an
+// auxiliary output reading the same labels) and multi-label classification.
+TEST(ModelJit, SeveralLabelsStepsMatchReference) {
+  expectStepMatches(R"(model M { input x: f32[4] dense(8) -> tanh dense(3) }
+                      train M { data train = csv("x", label: [0, 1, 2]) loss = mse(label) optimizer = adam(lr: 0.01) })",
+                    5);
+  expectStepMatches(R"(model M { input x: f32[6] aux = x -> dense(4) reshape([2, 2])
+                                  x -> dense(5) -> relu dense(4) reshape([2, 2]) }
+                      train M { data train = csv("x") loss = huber(label, delta: 0.5) + 0.3 * mae(label, output: aux)
+                                optimizer = sgd(lr: 0.5) })",
+                    3);
+  expectStepMatches(R"(model M { input x: f32[7] dense(6) -> relu dense(5) -> sigmoid }
+                      train M { data train = csv("x") loss = binary_cross_entropy(label) optimizer = sgd(lr: 1) })",
+                    6);
 }
 
 TEST(ModelJit, ReluSoftmaxCrossEntropyStepMatchesReference) {

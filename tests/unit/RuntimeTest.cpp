@@ -15,7 +15,7 @@ using namespace soma::rt;
 namespace {
 CsvOptions csv(int64_t label, bool header) {
   CsvOptions o;
-  o.labelColumn = label;
+  o.labelColumns = {label};
   o.header = header;
   return o;
 }
@@ -70,6 +70,35 @@ TEST(Csv, LoadsFeaturesAndLabelColumn) {
   EXPECT_EQ(d.labels, (std::vector<float>{5}));
 }
 
+TEST(Csv, SeveralLabelColumnsAndNone) {
+  Dataset d;
+  CsvOptions o = csv(0, true);
+  o.labelColumns = {3, 0};
+  ASSERT_EQ(loadCsv(tempFile("m.csv", "y1,a,b,y2\n1,2,3,0\n0,5,6,1\n"), o, d), "");
+  EXPECT_EQ(d.labelSize, 2);
+  EXPECT_EQ(d.features, (std::vector<float>{2, 3, 5, 6}));
+  EXPECT_EQ(d.labels, (std::vector<float>{0, 1, 1, 0})); // in the order given
+  o.labelColumns.clear();
+  o.labelNames = {"y1", "y2"};
+  ASSERT_EQ(loadCsv(tempFile("n.csv", "y1,a,b,y2\n1,2,3,0.5\n"), o, d), "");
+  EXPECT_EQ(d.labels, (std::vector<float>{1, 0.5f}));
+  // Several labels are numbers; a column is a label or a feature, once.
+  EXPECT_NE(loadCsv(tempFile("o.csv", "y1,a,b,y2\n1,2,3,cat\n"), o, d).find(":2:7: error: label (field 4) is not a"),
+            std::string::npos);
+  o.labelNames = {"y1", "y1"};
+  EXPECT_NE(loadCsv(tempFile("p.csv", "y1,a\n1,2\n"), o, d).find("named twice as a label"), std::string::npos);
+  o.labelNames = {"y1"};
+  o.columnNames = {"y1", "a"};
+  EXPECT_NE(loadCsv(tempFile("q.csv", "y1,a\n1,2\n"), o, d).find("both a label and a feature"), std::string::npos);
+  // No labels: every column is a feature.
+  CsvOptions none = csv(-1, false);
+  none.labelled = false;
+  ASSERT_EQ(loadCsv(tempFile("r.csv", "1,2,3\n"), none, d), "");
+  EXPECT_EQ(d.labelSize, 0);
+  EXPECT_TRUE(d.labels.empty());
+  EXPECT_EQ(d.sampleSize, 3);
+}
+
 TEST(Csv, ReportsRowAndFieldErrors) {
   Dataset d;
   EXPECT_NE(loadCsv(tempFile("c.csv", "1,2\n1,2,3\n"), csv(-1, false), d).find(":2: error: row has 3 columns"),
@@ -83,7 +112,7 @@ TEST(Csv, NamedColumnsAndClassNames) {
   std::vector<std::string> classes;
   CsvOptions o;
   o.header = true;
-  o.labelName = "species";
+  o.labelNames = {"species"};
   o.columnNames = {"petal", "sepal"};
   o.classNames = &classes;
   ASSERT_EQ(loadCsv(tempFile("iris.csv", "sepal,petal,species,id\n5.1,1.4,setosa,1\n7,4.7,versicolor,2\n"
@@ -99,7 +128,7 @@ TEST(Csv, NamedColumnsAndClassNames) {
   EXPECT_NE(loadCsv(tempFile("u.csv", "sepal,petal,species,id\n6,5,daisy,9\n"), o, test)
                 .find(":2: error: class 'daisy' is not one of the training data's"),
             std::string::npos);
-  o.labelName = "kind";
+  o.labelNames = {"kind"};
   EXPECT_NE(loadCsv(tempFile("v.csv", "sepal,petal,species\n1,2,a\n"), o, test).find("no column named 'kind'"),
             std::string::npos);
 }
@@ -149,6 +178,30 @@ TEST(Npy, LoadsFeaturesAndLabels) {
   std::string cut = tempFile("c.npy", npy("<i8", "(3,)", std::string(8, '\0')));
   EXPECT_NE(loadNpy(fp, cut, d).find("truncated"), std::string::npos);
   EXPECT_NE(loadNpy(tempFile("n.npy", "hello"), lp, d).find("not a NumPy .npy file"), std::string::npos);
+  // Labels of shape (n, k): k a sample; none without a labels file.
+  std::string wide = tempFile("w.npy", npy("<f4", "(3, 2)", std::string(reinterpret_cast<char *>(f), sizeof f)));
+  ASSERT_EQ(loadNpy(fp, wide, d), "");
+  EXPECT_EQ(d.labelSize, 2);
+  EXPECT_EQ(d.labels, (std::vector<float>{1, 2, 3, 4, 5, 6}));
+  ASSERT_EQ(loadNpy(fp, "", d), "");
+  EXPECT_EQ(d.labelSize, 0);
+  EXPECT_TRUE(d.labels.empty());
+  std::string flat = tempFile("s.npy", npy("<f4", "(2, 3)", std::string(reinterpret_cast<char *>(f), sizeof f)));
+  EXPECT_NE(loadNpy(fp, flat, d).find("2 labels for 3 samples"), std::string::npos);
+  std::string empty = tempFile("e.npy", npy("<f4", "(3, 0)", ""));
+  EXPECT_NE(loadNpy(fp, empty, d).find("the labels have no values"), std::string::npos);
+}
+
+TEST(Data, SplitKeepsSeveralLabelsWithTheirSample) {
+  Dataset d{{1}, 1, 4, {0, 1, 2, 3}, {0, 10, 1, 11, 2, 12, 3, 13}, 2}, held;
+  splitOff(d, 0.5, 7, held);
+  ASSERT_EQ(held.count, 2);
+  EXPECT_EQ(held.labelSize, 2);
+  for (const Dataset *part : {&d, &held})
+    for (int64_t i = 0; i < part->count; ++i) {
+      EXPECT_EQ(part->labels[i * 2], part->features[i]);
+      EXPECT_EQ(part->labels[i * 2 + 1], part->features[i] + 10);
+    }
 }
 
 TEST(Rng, IsDeterministicPerSeed) {

@@ -12,29 +12,33 @@ struct Dataset {
   int64_t sampleSize = 0;          // product of sampleDims
   int64_t count = 0;
   std::vector<float> features; // count * sampleSize, row-major
-  std::vector<float> labels;   // count
+  std::vector<float> labels;   // count * labelSize, row-major
+  int64_t labelSize = 1;       // label values per sample: 1 (a class, a number), k (several), 0 (none)
 };
 
-// Images (unsigned bytes, scaled to [0, 1]) and labels (unsigned bytes). Returns "" or an error.
-// Without a labels file (samples to predict), every label is 0; the same holds for loadNpy.
+// Images (unsigned bytes, scaled to [0, 1]) and labels (unsigned bytes). Returns "" or an
+// error. Without a labels file there are none (labelSize 0); the same holds for loadNpy.
 std::string loadIdx(const std::string &images, const std::string &labels, Dataset &out);
 struct CsvOptions {
   bool header = false; // the first row names the columns
-  // false: samples to predict, labels 0; a column named labelName, if the header has it, is skipped
+  // false: no labels (samples to predict, an autoencoder's data); the columns labelNames names,
+  // where the header has them, are skipped
   bool labelled = true;
-  int64_t labelColumn = -1;             // negative counts from the end
-  std::string labelName;                // or the label column by its header name
+  std::vector<int64_t> labelColumns;    // negative counts from the end; the last column when empty
+  std::vector<std::string> labelNames;  // or the label columns by their header names
   std::vector<int64_t> columns;         // the feature columns (all but the label when empty)
   std::vector<std::string> columnNames; // or by their header names
   // Labels that are not numbers are class names, numbered in sorted order. Empty on input: made
   // from this file (a training set); otherwise the names to use (a test set).
   std::vector<std::string> *classNames = nullptr;
 };
-// One sample a row, comma-separated. Returns "" or an error naming the file, line and column.
+// One sample a row, comma-separated; several label columns give labelSize values a sample, all
+// numbers. Returns "" or an error naming the file, line and column.
 std::string loadCsv(const std::string &path, const CsvOptions &options, Dataset &out);
 
 // NumPy .npy files: features (any shape, the first axis the samples; float32, float64, uint8,
-// int32 or int64, C order) and labels (one per sample). Returns "" or an error.
+// int32 or int64, C order) and labels ((n,) or (n, 1): one per sample; (n, k, ...): several).
+// Returns "" or an error.
 std::string loadNpy(const std::string &features, const std::string &labels, Dataset &out);
 
 // Per-feature standardization, (x - mean) / std, with statistics of `from` applied to `to`.
@@ -47,7 +51,7 @@ struct Standardizer {
 // Moves a seeded random `fraction` of `from`'s samples into `held` (a validation set).
 void splitOff(Dataset &from, double fraction, uint64_t seed, Dataset &held);
 
-// Checks labels are integers in [0, classes). Returns "" or an error naming `source`.
+// Checks every label value is an integer in [0, classes). Returns "" or an error naming `source`.
 std::string checkClassLabels(const Dataset &d, int64_t classes, const std::string &source);
 
 // A small, fast, portable generator (splitmix64 seeding a xoshiro256**), so that a seed gives

@@ -60,8 +60,8 @@ struct DataSpec {
   enum class Kind { Idx, Csv, Npy } kind = Kind::Idx;
   std::string name;                     // train, test
   std::string images, labels;           // idx, npy: features and labels; csv: images is the csv file
-  int64_t labelColumn = -1;             // csv: -1 is the last column
-  std::string labelName;                // csv: or the label column by its header name
+  std::vector<int64_t> labelColumns;    // csv: the label columns (-1, the last, when empty)
+  std::vector<std::string> labelNames;  // csv: or by their header names
   std::vector<int64_t> columns;         // csv: the feature columns (all but the label when empty)
   std::vector<std::string> columnNames; // csv: or by name
   bool header = false;                  // csv: the first row names the columns
@@ -73,6 +73,10 @@ struct TrainConfig {
   // The main loss compares the output with the labels: accuracy means something. False when its
   // target is a value of the model (an autoencoder's input): the loss is then the only measure.
   bool accuracy = true;
+  // Label values per sample: 1 for a class index or a single number, k when the loss compares an
+  // output of k values with the labels (multi-output regression, multi-label classification),
+  // 0 when no loss reads the labels (an autoencoder): its data need none.
+  int64_t labelSize = 1;
   double lr = 0.1;
   OptimizerSpec optimizer;
   int64_t batch = 32, epochs = 1;
@@ -161,6 +165,8 @@ struct ModelInfo {
   std::optional<FunctionLayout> train; // with a train block
   std::optional<TrainConfig> config;   // with a train block
   int64_t sampleSize() const;
+  // The label input's values per sample (at least 1: a model that reads none still has the input).
+  int64_t labelSlots() const;
   // What a weights file holds: the parameters, then the statistics.
   std::vector<TensorInfo> weights() const;
 };

@@ -1,6 +1,7 @@
 """Writes x.npy (6 samples of 2x2 float32) and y.npy (6 int64 labels) into a folder, as NumPy's
 format 1.0 lays them out, with the standard library only. A second argument breaks them in one
-way: nan (a NaN feature), inf-label, trailing (bytes after the data), zero-size (samples (6, 0))."""
+way: nan (a NaN feature), inf-label, trailing (bytes after the data), zero-size (samples (6, 0)),
+or makes the labels (6, 2), two yes-or-no answers a sample: wide (wide-bad: one answer is 2)."""
 import struct
 import sys
 
@@ -22,7 +23,12 @@ if mode == "trailing":
 if mode == "zero-size":
     xs = npy("<f4", "(6, 0)", b"")
 open(sys.argv[1] + "/x.npy", "wb").write(xs)
-if mode == "inf-label":
+if mode.startswith("wide"):
+    answers = [i % 2 for i in range(6)] + [1 - i % 2 for i in range(6)]
+    if mode == "wide-bad":
+        answers[3] = 2
+    open(sys.argv[1] + "/y.npy", "wb").write(npy("<f4", "(6, 2)", struct.pack("<12f", *answers)))
+elif mode == "inf-label":
     open(sys.argv[1] + "/y.npy", "wb").write(npy("<f8", "(6,)", struct.pack("<6d", 0, 1, 0, float("inf"), 0, 1)))
 else:
     open(sys.argv[1] + "/y.npy", "wb").write(npy("<i8", "(6,)", struct.pack("<6q", *y)))
