@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace soma::graph {
 
@@ -179,19 +180,26 @@ std::optional<Value> GraphBuilder::matmul(const ast::Expr &e, Value a, Value b) 
     return std::nullopt;
   }
   const GraphNode &x = spec_.nodes[a.node], &w = spec_.nodes[b.node];
-  // A sample's vector times a matrix of parameters, or a product of two static matrices.
-  bool ok =
-      !w.batched && w.dims.size() == 2 && ((x.batched && x.dims.size() == 1) || (!x.batched && x.dims.size() == 2));
-  if (!ok || x.dims.back() != w.dims[0]) {
-    std::string need =
-        !ok ? "a vector of each sample (or a matrix of parameters) @ a matrix of parameters" : "matching inner extents";
+  // As NumPy's matmul, without broadcasting: [.., m, k] @ [.., k, n] -> [.., m, n] with the same
+  // leading axes, a vector [k] @ [k, n] -> [n]; per sample or not. A static matrix on the right
+  // serves every sample (and every leading index): x @ w.
+  size_t rx = x.dims.size(), rw = w.dims.size();
+  bool vector = rx == 1 && rw == 2;
+  bool shared = !w.batched && rw == 2 && rx >= 2;
+  bool batched = rx >= 2 && rx == rw && std::equal(x.dims.begin(), x.dims.end() - 2, w.dims.begin());
+  bool ok = (vector && !w.batched) || shared || batched;
+  if (!ok || x.dims.back() != w.dims[rw - 2]) {
+    std::string need = !ok ? "[.., m, k] @ [.., k, n] with the same leading axes, [k] @ [k, n], or any [.., k] @ a "
+                             "static [k, n]"
+                           : "matching inner extents";
     diags_.report(DiagKind::OperandShapes, e.range, "'@' (" + need + ")",
                   formatDims(x.dims) + (x.batched ? "" : " static"), describeNode(a.node),
-                  formatDims(w.dims) + (w.batched ? " per sample" : ""), describeNode(b.node));
+                  formatDims(w.dims) + (w.batched ? " per sample" : " static"), describeNode(b.node));
     return std::nullopt;
   }
-  Dims dims = x.batched ? Dims{w.dims[1]} : Dims{x.dims[0], w.dims[1]};
-  return tensor(derived(GraphNode::Kind::MatMul, {a.node, b.node}, dims, x.batched, e.range));
+  Dims dims(x.dims.begin(), x.dims.end() - 1);
+  dims.push_back(w.dims.back());
+  return tensor(derived(GraphNode::Kind::MatMul, {a.node, b.node}, dims, x.batched || w.batched, e.range));
 }
 
 int GraphBuilder::number(double v, SourceRange range) {
@@ -267,8 +275,9 @@ std::optional<Value> GraphBuilder::call(const std::string &callee, SourceRange c
 }
 
 // The tensor a layer or function applies to: the chain's value, or its first positional argument.
+// The first argument, a tensor; with `number`, a number goes there instead (and -1 is returned).
 std::optional<int> GraphBuilder::inputOf(const std::string &callee, SourceRange range, std::vector<ast::Arg> &args,
-                                         Scope &scope, int implicit) {
+                                         Scope &scope, int implicit, double *number) {
   if (implicit >= 0)
     return implicit;
   if (args.empty() || !args[0].name.empty()) {
@@ -280,6 +289,10 @@ std::optional<int> GraphBuilder::inputOf(const std::string &callee, SourceRange 
   std::optional<Value> v = eval(first, scope, -1);
   if (!v)
     return std::nullopt;
+  if (!v->isTensor && number) {
+    *number = v->number;
+    return -1;
+  }
   if (!v->isTensor) {
     diags_.report(DiagKind::NotATensor, first.range, "the input of '" + callee + "'", "a number");
     return std::nullopt;
@@ -287,13 +300,44 @@ std::optional<int> GraphBuilder::inputOf(const std::string &callee, SourceRange 
   return v->node;
 }
 
+// exp, log, sqrt, abs and erf of a number: a number (sqrt(d) in a layer with argument d).
+std::optional<Value> GraphBuilder::foldNumber(Fn fn, const std::string &callee, SourceRange range, double x) {
+  auto formatNumber = [](double v) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", v);
+    return std::string(text);
+  };
+  if ((fn == Fn::Log && !(x > 0)) || (fn == Fn::Sqrt && x < 0)) {
+    diags_.report(DiagKind::ArgumentType, range, "input", callee, fn == Fn::Log ? "a positive number" : "at least 0",
+                  formatNumber(x));
+    return std::nullopt;
+  }
+  double r = fn == Fn::Exp    ? std::exp(x)
+             : fn == Fn::Log  ? std::log(x)
+             : fn == Fn::Sqrt ? std::sqrt(x)
+             : fn == Fn::Abs  ? std::fabs(x)
+                              : std::erf(x);
+  if (!std::isfinite(r) || std::fabs(r) > 3.4028234663852886e38) {
+    diags_.report(DiagKind::NumberRange, range, callee + "(" + formatNumber(x) + ")", "beyond float's range");
+    return std::nullopt;
+  }
+  return Value{false, -1, r, fn == Fn::Abs && x == std::floor(x)};
+}
+
 // exp(x), maximum(a, b), sum(x, axis), reshape(x, [dims]), transpose(x, [perm]), concat(a, b, axis),
 // dim(x, axis): the extent of an axis of the sample (the last by default), a number
 std::optional<Value> GraphBuilder::functionCall(Fn fn, const std::string &callee, SourceRange range,
                                                 std::vector<ast::Arg> args, Scope &scope, int implicit) {
-  std::optional<int> x = inputOf(callee, range, args, scope, implicit);
+  bool foldable = fn == Fn::Exp || fn == Fn::Log || fn == Fn::Sqrt || fn == Fn::Abs || fn == Fn::Erf;
+  double numberIn = 0;
+  std::optional<int> x = inputOf(callee, range, args, scope, implicit, foldable ? &numberIn : nullptr);
   if (!x)
     return std::nullopt;
+  if (*x < 0) {
+    if (!args_.bind({callee.c_str(), {}}, args, range))
+      return std::nullopt;
+    return foldNumber(fn, callee, range, numberIn);
+  }
   // The other tensor operands (positional) and the constant arguments (named or a list).
   std::vector<int> tensors = {*x};
   std::vector<ast::Arg> rest;

@@ -66,7 +66,8 @@ private:
   std::optional<Value> call(const std::string &callee, SourceRange calleeRange, SourceRange range,
                             std::vector<ast::Arg> args, Scope &scope, int implicit);
   std::optional<int> inputOf(const std::string &callee, SourceRange range, std::vector<ast::Arg> &args, Scope &scope,
-                             int implicit);
+                             int implicit, double *number = nullptr);
+  std::optional<Value> foldNumber(Fn fn, const std::string &callee, SourceRange range, double x);
   std::optional<Value> functionCall(Fn fn, const std::string &callee, SourceRange range, std::vector<ast::Arg> args,
                                     Scope &scope, int implicit);
   std::optional<int64_t> axisOf(const ast::Expr *arg, size_t rank, const std::string &callee);

@@ -142,6 +142,15 @@ private:
     case Op::DepthToSpace: // the kept phases of dy
       accumulate(x, b_.spaceToDepth(dy, n.attrs.stride, n.attrs.offset));
       return;
+    case Op::Gather: { // dtable[v, j] = sum over the ids equal to v of dy[.., j]; the ids get none
+      Shape ids = f_.nodes[a].shape, table = f_.nodes[b].shape, full = ids;
+      full.insert(full.end(), table.begin(), table.end()); // [.., V, D]
+      uint32_t r = static_cast<uint32_t>(ids.size());
+      int hot = b_.broadcast(b_.oneHot(a, table[0]), full, 1u << (r + 1));
+      int spread = b_.broadcast(dy, full, 1u << r);
+      accumulate(b, b_.reduce(Op::ReduceSum, b_.binary(Op::Mul, hot, spread), (1u << r) - 1));
+      return;
+    }
     case Op::Broadcast: // the sum over the copies
       accumulate(x, b_.reduce(Op::ReduceSum, dy, n.attrs.axes));
       return;

@@ -349,6 +349,15 @@ llvm::Value *FunctionEmitter::expr(int v, const std::vector<llvm::Value *> &idx,
     llvm::Value *v = expr(n.operands[0], {idx[0], ch, b_.CreateSDiv(idx[2], ss), b_.CreateSDiv(idx[3], ss)});
     return b_.CreateSelect(inside, v, zero());
   }
+  case Op::Gather: { // row ids[..] of the table; 0 for an id that names no row (NaN included)
+    std::vector<llvm::Value *> at(idx.begin(), idx.end() - 1);
+    llvm::Value *id = expr(n.operands[0], at);
+    llvm::Value *last = llvm::ConstantFP::get(f32_, static_cast<double>(f_.nodes[n.operands[1]].shape[0] - 1));
+    llvm::Value *inside = b_.CreateAnd(b_.CreateFCmpOGE(id, zero()), b_.CreateFCmpOLE(id, last));
+    llvm::Value *row = b_.CreateFPToSI(b_.CreateSelect(inside, id, zero()), b_.getInt64Ty()); // never poison
+    llvm::Value *whole = b_.CreateFCmpOEQ(b_.CreateSIToFP(row, f32_), id);
+    return b_.CreateSelect(b_.CreateAnd(inside, whole), expr(n.operands[1], {row, idx.back()}), zero());
+  }
   case Op::OneHot: {
     std::vector<llvm::Value *> at(idx.begin(), idx.end() - 1); // the class is the last index
     llvm::Value *label = expr(n.operands[0], at);

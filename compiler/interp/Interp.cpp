@@ -98,6 +98,7 @@ double pointwise(Op op, double a, double b) {
   case Op::Constant:
   case Op::Random:
   case Op::Broadcast:
+  case Op::Gather:
   case Op::OneHot:
   case Op::Transpose:
   case Op::Pad:
@@ -221,6 +222,15 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
                             ? arg(0).data[flatten({idx[0], (idx[1] * p + a) * p + e, idx[2] / s, idx[3] / s}, deep)]
                             : 0.0;
         }
+      }
+      break;
+    }
+    case Op::Gather: { // row ids[..] of the table; 0 for an id that names no row
+      int64_t rows = arg(1).dims[0], width = arg(1).dims[1];
+      for (int64_t j = 0; j < size; ++j) {
+        double id = arg(0).data[j / width];
+        bool row = id >= 0 && id < static_cast<double>(rows) && id == std::floor(id); // NaN: none
+        out.data[j] = row ? arg(1).data[static_cast<int64_t>(id) * width + j % width] : 0.0;
       }
       break;
     }

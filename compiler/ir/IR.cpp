@@ -106,6 +106,7 @@ int Builder::oneHot(int labels, int64_t classes) {
   a.classes = classes;
   return add(Op::OneHot, {labels}, a);
 }
+int Builder::gather(int ids, int table) { return add(Op::Gather, {ids, table}, {}); }
 int Builder::reduce(Op op, int x, uint32_t axes) {
   Attrs a;
   a.axes = axes;
@@ -153,6 +154,7 @@ OpIndexing opIndexing(Op op) {
     return OpIndexing::Pointwise;
   case Op::Broadcast:
   case Op::OneHot:
+  case Op::Gather:
   case Op::Transpose:
   case Op::Pad:
   case Op::Slice:

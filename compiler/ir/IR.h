@@ -144,6 +144,7 @@ public:
   int binary(Op op, int a, int b);
   int broadcast(int x, Shape shape, uint32_t axes);
   int oneHot(int labels, int64_t classes);
+  int gather(int ids, int table);
   int reduce(Op op, int x, uint32_t axes);
   int random(int seed, Shape shape, uint32_t salt);
   int matmul(int a, int b, bool transA = false, bool transB = false);

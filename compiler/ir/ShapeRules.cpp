@@ -95,6 +95,14 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
       return {a.shape, ""};
     return fail(fmt::format("{} of {} with stride {} and {} phases does not fit", opName(op), formatShape(x), s, p));
   }
+  case Op::Gather:
+    if (in[1].size() != 2)
+      return fail("gather takes ids and a table [V, D]");
+    {
+      Shape out = in[0];
+      out.push_back(in[1][1]);
+      return {out, ""};
+    }
   case Op::OneHot:
     if (in[0].empty() || a.classes <= 0)
       return fail("one_hot takes a tensor of class indices");

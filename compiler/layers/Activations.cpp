@@ -1,4 +1,5 @@
-// Activations: elementwise, of any shape, except softmax and log_softmax (over a vector [n]).
+// Activations: elementwise, of any shape; softmax and log_softmax along one axis (the last by
+// default: `softmax(axis: 0)` normalizes each column of a matrix).
 //   sigmoid, tanh, relu: one op each              identity: x
 //   leaky_relu(alpha = 0.01): relu(x) + a min(x, 0)
 //   elu(alpha = 1):  relu(x) + a expm1(min(x, 0))   (both with slope a at 0, as PyTorch)
@@ -19,9 +20,14 @@ bool same(Layer &l, const LayerCall &) {
   return true;
 }
 
-bool vector(Layer &l, const LayerCall &call) {
-  if (l.in.size() != 1)
-    return call.wrongShape(l, "a vector [n]");
+bool alongAxis(Layer &l, const LayerCall &call) {
+  int64_t rank = static_cast<int64_t>(l.in.size()), axis = static_cast<int64_t>(call.number("axis", -1));
+  if (rank == 0)
+    return call.wrongShape(l, "a value with an axis to normalize along");
+  if (axis < -rank || axis >= rank)
+    return call.wrongShape(l, "an axis " + std::to_string(axis) + " (from " + std::to_string(-rank) + " to " +
+                                  std::to_string(rank - 1) + ")");
+  l.attrs = AxisAttrs{axis < 0 ? axis + rank : axis};
   l.out = l.in;
   return true;
 }
@@ -60,11 +66,14 @@ int softplus(LayerLowering &cx, const Layer &, int x) {
   return b.binary(Op::Add, b.unary(Op::Relu, x), tail);
 }
 
-template <bool Log> int softmaxLayer(LayerLowering &cx, const Layer &, int x) { return softmax(cx.b, x, Log); }
+template <bool Log> int softmaxLayer(LayerLowering &cx, const Layer &l, int x) {
+  return softmax(cx.b, x, Log, l.as<AxisAttrs>().axis + 1); // after the batch axis
+}
 
 int identity(LayerLowering &, const Layer &, int x) { return x; }
 
 const std::vector<Param> kAlpha = {{"alpha", ArgType::NonNegativeNumber, false}};
+const std::vector<Param> kAxis = {{"axis", ArgType::Int, false}};
 
 } // namespace
 
@@ -76,8 +85,8 @@ const LayerRecord Elu{"elu", kAlpha, slope<1.0>, none, elu};
 const LayerRecord Gelu{"gelu", {}, same, none, gelu};
 const LayerRecord Silu{"silu", {}, same, none, silu};
 const LayerRecord Softplus{"softplus", {}, same, none, softplus};
-const LayerRecord Softmax{"softmax", {}, vector, none, softmaxLayer<false>};
-const LayerRecord LogSoftmax{"log_softmax", {}, vector, none, softmaxLayer<true>};
+const LayerRecord Softmax{"softmax", kAxis, alongAxis, none, softmaxLayer<false>};
+const LayerRecord LogSoftmax{"log_softmax", kAxis, alongAxis, none, softmaxLayer<true>};
 const LayerRecord Identity{"identity", {}, same, none, identity};
 
 } // namespace soma::layers

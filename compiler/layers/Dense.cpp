@@ -2,8 +2,8 @@
 //   dense(units):        x @ w + b          (w is [in, units], b is [units]; x a vector [in])
 //   flatten:             reshape to [batch, the sample's element count]
 //   embedding(vocab, dim): integer ids (as numbers) of any shape -> one learned row of a
-//                        [vocab, dim] table each: the sum over the vocabulary of one_hot(ids) *
-//                        table; an id outside [0, vocab) gives zeros
+//                        [vocab, dim] table each (the gather op; its gradient sums one_hot(ids)
+//                        against dy); an id outside [0, vocab), or not an integer, gives zeros
 #include "layers/Layer.h"
 
 namespace soma::layers {
@@ -68,15 +68,7 @@ std::vector<LayerParam> embeddingParams(const Layer &l) { // PyTorch's default f
 }
 
 int lowerEmbedding(LayerLowering &cx, const Layer &l, int x) {
-  const EmbeddingAttrs &a = l.as<EmbeddingAttrs>();
-  ir::Builder &b = cx.b;
-  ir::Shape ids = b.shape(x), full = ids;
-  size_t rank = ids.size();
-  full.push_back(a.vocab);
-  full.push_back(a.dim);
-  int hot = b.broadcast(b.oneHot(x, a.vocab), full, 1u << (rank + 1));
-  int table = b.broadcast(cx.param(l, 0), full, (1u << rank) - 1);
-  return b.reduce(Op::ReduceSum, b.binary(Op::Mul, hot, table), 1u << rank);
+  return cx.b.gather(x, cx.param(l, 0)); // a row of the table per id (zeros for an id out of range)
 }
 
 } // namespace

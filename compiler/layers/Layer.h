@@ -47,6 +47,7 @@ struct PoolAttrs { // maxpool2d, avgpool2d (adaptive_avgpool2d's windows follow 
 };
 struct NormAttrs {
   double momentum = 0.1, eps = 1e-5; // momentum: batchnorm's running statistics
+  int64_t axes = 0;                  // layernorm: the trailing axes of the sample it normalizes over
 };
 struct DropoutAttrs {
   double p = 0;
@@ -55,8 +56,11 @@ struct DropoutAttrs {
 struct SlopeAttrs { // leaky_relu: the slope below 0; elu: the limit below 0
   double alpha = 0;
 };
-using LayerAttrs =
-    std::variant<std::monostate, DenseAttrs, EmbeddingAttrs, ConvAttrs, PoolAttrs, NormAttrs, DropoutAttrs, SlopeAttrs>;
+struct AxisAttrs { // softmax, log_softmax: the axis of the sample they normalize along
+  int64_t axis = 0;
+};
+using LayerAttrs = std::variant<std::monostate, DenseAttrs, EmbeddingAttrs, ConvAttrs, PoolAttrs, NormAttrs,
+                                DropoutAttrs, SlopeAttrs, AxisAttrs>;
 
 // A built-in layer applied to one value.
 struct Layer {
@@ -150,10 +154,11 @@ inline const Param kBiasInitParam{"bias_init", ArgType::Expr, false};
 //   min(x, 0) = x - relu(x), slope 1 at 0 (leaky_relu, elu);
 //   |x| as 2 relu(x) - x, slope -1 at 0 (softplus and binary cross-entropy, whose |x| terms
 //   complete the other terms' slope to the true one there);
-//   softmax along the last axis of a [batch, n] value, or log_softmax.
+//   softmax along IR axis `axis` of a value (the last of a [batch, n] value by default), or
+//   log_softmax.
 int negativePart(ir::Builder &b, int x);
 int absSloped(ir::Builder &b, int x);
-int softmax(ir::Builder &b, int z, bool log);
+int softmax(ir::Builder &b, int z, bool log, int64_t axis = 1);
 
 namespace layers {
 #define LAYER(Kind) extern const LayerRecord Kind;

@@ -66,16 +66,17 @@ int absSloped(ir::Builder &b, int x) {
   return b.binary(Op::Sub, b.binary(Op::Mul, b.fill(2.0, {}), b.unary(Op::Relu, x)), x);
 }
 
-int softmax(ir::Builder &b, int z, bool log) {
+int softmax(ir::Builder &b, int z, bool log, int64_t axis) {
   using ir::Op;
   ir::Shape s = b.shape(z);
-  int m = b.broadcast(b.reduce(Op::ReduceMax, z, 2), s, 2);
+  uint32_t along = 1u << axis;
+  int m = b.broadcast(b.reduce(Op::ReduceMax, z, along), s, along);
   int shifted = b.binary(Op::Sub, z, m);
   int e = b.unary(Op::Exp, shifted);
-  int sum = b.reduce(Op::ReduceSum, e, 2);
+  int sum = b.reduce(Op::ReduceSum, e, along);
   if (log)
-    return b.binary(Op::Sub, shifted, b.broadcast(b.unary(Op::Log, sum), s, 2));
-  return b.binary(Op::Div, e, b.broadcast(sum, s, 2));
+    return b.binary(Op::Sub, shifted, b.broadcast(b.unary(Op::Log, sum), s, along));
+  return b.binary(Op::Div, e, b.broadcast(sum, s, along));
 }
 
 std::vector<LayerParam> layers::none(const Layer &) { return {}; }

@@ -4,7 +4,9 @@
 //                    batch and the pixels: (x - mean) / sqrt(var + eps) * scale + shift; training
 //                    on the batch's statistics (updating the running ones as PyTorch does), else
 //                    on the running ones
-//   layernorm(eps):  over the whole sample, scale and shift of the sample's shape
+//   layernorm(eps, axes): over the last `axes` axes of the sample (all by default; 1 for each
+//                    token of a [T, d] sequence, as PyTorch's LayerNorm(d)), scale and shift of
+//                    their shape
 #include "layers/Layer.h"
 
 namespace soma::layers {
@@ -47,7 +49,10 @@ bool checkBatchNorm(Layer &l, const LayerCall &call) {
 bool checkLayerNorm(Layer &l, const LayerCall &call) {
   if (l.in.empty())
     return call.wrongShape(l, "a value with axes");
-  l.attrs = NormAttrs{0.1, call.number("eps", 1e-5)};
+  int64_t rank = static_cast<int64_t>(l.in.size()), axes = static_cast<int64_t>(call.number("axes", 0));
+  if (axes > rank)
+    return call.wrongShape(l, "at least " + std::to_string(axes) + " axes to normalize over");
+  l.attrs = NormAttrs{0.1, call.number("eps", 1e-5), axes > 0 ? axes : rank};
   l.out = l.in;
   return true;
 }
@@ -56,7 +61,7 @@ bool checkLayerNorm(Layer &l, const LayerCall &call) {
 // variance besides.
 std::vector<LayerParam> normParams(const Layer &l) {
   bool batch = l.kind == LayerKind::BatchNorm;
-  Dims shape = batch ? Dims{l.in[0]} : l.in;
+  Dims shape = batch ? Dims{l.in[0]} : Dims(l.in.end() - l.as<NormAttrs>().axes, l.in.end());
   InitSpec ones = constant(InitSpec::Kind::Ones), zeros = constant(InitSpec::Kind::Zeros);
   std::vector<LayerParam> p = {{"scale", shape, LayerParam::Role::Fixed, ones, false},
                                {"shift", shape, LayerParam::Role::Fixed, zeros, false}};
@@ -94,12 +99,13 @@ int normalize(LayerLowering &cx, const Layer &l, int x, Stats st, uint32_t axes,
 int lowerLayerNorm(LayerLowering &cx, const Layer &l, int x) {
   ir::Builder &b = cx.b;
   Shape s = b.shape(x);
-  uint32_t axes = ((1u << s.size()) - 1) & ~1u;
+  size_t first = s.size() - static_cast<size_t>(l.as<NormAttrs>().axes); // the first normalized IR axis
+  uint32_t leading = (1u << first) - 1, axes = ((1u << s.size()) - 1) & ~leading;
   int64_t count = 1;
-  for (size_t i = 1; i < s.size(); ++i)
+  for (size_t i = first; i < s.size(); ++i)
     count *= s[i];
   Stats st = statistics(b, x, axes, b.fill(1.0 / static_cast<double>(count), {}));
-  return normalize(cx, l, x, st, axes, 1);
+  return normalize(cx, l, x, st, axes, leading);
 }
 
 int lowerBatchNorm(LayerLowering &cx, const Layer &l, int x) {
@@ -132,7 +138,10 @@ const LayerRecord BatchNorm{"batchnorm",
                             checkBatchNorm,
                             normParams,
                             lowerBatchNorm};
-const LayerRecord LayerNorm{
-    "layernorm", {{"eps", ArgType::PositiveNumber, false}}, checkLayerNorm, normParams, lowerLayerNorm};
+const LayerRecord LayerNorm{"layernorm",
+                            {{"eps", ArgType::PositiveNumber, false}, {"axes", ArgType::PositiveInt, false}},
+                            checkLayerNorm,
+                            normParams,
+                            lowerLayerNorm};
 
 } // namespace soma::layers

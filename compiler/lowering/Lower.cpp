@@ -63,6 +63,32 @@ struct Lowerer {
   // |x| with slope 0 at 0 (mae; absSloped in layers/Layer.h has the one softplus needs).
   int abs(int x) { return b.binary(Op::Add, b.unary(Op::Relu, x), b.unary(Op::Relu, b.unary(Op::Neg, x))); }
 
+  // x @ w (Expressions.cpp has the cases). The IR's product takes two matrices: a sample's vector
+  // times a static matrix is one ([B, k] x [k, n]), and static values fold their leading axes
+  // into rows. Products whose rows include the batch axis and another (a sample's matrix, or the
+  // samples' own matrices: attention's q @ transpose(k)) are a broadcast product summed over k:
+  // [.., m, k, 1] * [.., 1, k, n] -> [.., m, n], elementwise and reduce ops that fuse.
+  int matmul(const GraphNode &n, int x, const GraphNode &xn, int w, const GraphNode &wn) {
+    Shape xs = b.shape(x), out = irShape(n);
+    if (!wn.batched && wn.dims.size() == 2 && (!xn.batched || xn.dims.size() == 1)) {
+      int64_t rows = 1;
+      for (size_t i = 0; i + 1 < xs.size(); ++i)
+        rows *= xs[i];
+      if (xn.batched || xs.size() == 2)
+        return b.matmul(x, w);
+      return b.reshape(b.matmul(b.reshape(x, {rows, xs.back()}), w), out);
+    }
+    size_t r = out.size() + 1; // [.., m, k, n]
+    Shape full(out.begin(), out.end() - 1);
+    full.push_back(xs.back());
+    full.push_back(out.back());
+    uint32_t batch = n.batched ? 1u : 0u; // the batch axis, new to an operand that has none
+    int xb = b.broadcast(x, full, 1u << (r - 1) | (xn.batched ? 0u : batch));
+    int wb = !wn.batched && wn.dims.size() == 2 ? b.broadcast(w, full, (1u << (r - 2)) - 1) // every row
+                                                : b.broadcast(w, full, 1u << (r - 3) | (wn.batched ? 0u : batch));
+    return b.reduce(Op::ReduceSum, b.binary(Op::Mul, xb, wb), 1u << (r - 2));
+  }
+
   // One graph node, its operands already lowered (in `ir`).
   int node(const GraphNode &n, const std::vector<int> &ir) {
     const std::vector<GraphNode> &g = program.model.nodes;
@@ -122,7 +148,7 @@ struct Lowerer {
       break;
     }
     case GraphNode::Kind::MatMul:
-      return b.matmul(arg(0), arg(1));
+      return matmul(n, arg(0), argNode(0), arg(1), argNode(1));
     case GraphNode::Kind::Reduce: {
       uint32_t axes = argNode(0).batched ? n.axes << 1 : n.axes;
       int r = b.reduce(n.reduce == ReduceKind::Max ? Op::ReduceMax : Op::ReduceSum, arg(0), axes);

@@ -29,6 +29,13 @@ namespace {
 
 bool sameIndexElementwise(const Node &n) { return opKind(n.op) == OpKind::Elementwise && !opIsIndexMap(n.op); }
 
+// The node whose buffer v is: itself, or through views (reshapes) the one they reinterpret.
+int bufferOf(const Function &f, int v) {
+  while (opKind(f.nodes[v].op) == OpKind::View)
+    v = f.nodes[v].operands[0];
+  return v;
+}
+
 // Appends to `reads` the materialized nodes that the inlined tree of `v` loads.
 void collectReads(const Function &f, const Schedule &s, int v, std::vector<int> &reads, bool isRoot, int product) {
   const Node &n = f.nodes[v];
@@ -94,10 +101,12 @@ Schedule schedule(const Function &f) {
   // which a later kernel would read overwritten), used by at most kMaxRecomputed elementwise or
   // reduction kernels of its shape (the same elements again, never more of them).
   constexpr int kMaxRecomputed = 4;
-  std::vector<bool> updatedInPlace(n, false);
+  std::vector<bool> updatedInPlace(n, false); // an input, or a view of one, overwritten by a result
   for (const Result &r : f.results)
     if (r.updates >= 0)
       updatedInPlace[r.updates] = true;
+  for (size_t i = 0; i < n; ++i)
+    updatedInPlace[i] = updatedInPlace[static_cast<size_t>(bufferOf(f, static_cast<int>(i)))];
   auto recomputable = [&](size_t i) {
     const Node &node = f.nodes[i];
     bool cheapOp = node.op == Op::Add || node.op == Op::Sub || node.op == Op::Mul || node.op == Op::Neg ||
@@ -163,9 +172,12 @@ Schedule schedule(const Function &f) {
     }
     if (!ok || fusedInto[u] >= 0)
       continue;
-    // An in-place update must not overwrite a parameter the product still reads.
+    // The product now runs at u's place in the node order: no in-place update up to there (its own
+    // epilogue's included) may overwrite a buffer it reads, under any view. (A parameter's
+    // gradient can read another parameter, updated in between: the gradient of u in (w @ u).)
     for (const Result &r : f.results)
-      if (r.value == u && r.updates >= 0 && (mm.operands[0] == r.updates || mm.operands[1] == r.updates))
+      if (r.updates >= 0 && r.value > static_cast<int>(i) && r.value <= u &&
+          (bufferOf(f, mm.operands[0]) == r.updates || bufferOf(f, mm.operands[1]) == r.updates))
         ok = false;
     if (!ok)
       continue;

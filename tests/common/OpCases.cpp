@@ -227,6 +227,21 @@ std::vector<OpCase> casesFor(Op op) {
     }
     return out;
   }
+  case Op::Gather: { // ids as data (their gradient is none), beyond the table's rows too: clamped
+    CaseBuilder cb("gather");
+    int ids = cb.input("ids", {kBatch, 3}, 0, 1, InputRole::Data);
+    auto &iv = cb.c.inputs["ids"].data;
+    for (size_t i = 0; i < iv.size(); ++i)
+      iv[i] = static_cast<double>(static_cast<int>(i * 5 % 7) - 1); // -1 .. 5 of rows 0 .. 4
+    int table = cb.input("table", {5, 4});
+    CaseBuilder cb2("gather of single ids");
+    int one = cb2.input("id", {kBatch}, 0, 1, InputRole::Data);
+    auto &ov = cb2.c.inputs["id"].data;
+    for (size_t i = 0; i < ov.size(); ++i)
+      ov[i] = static_cast<double>(i % 3);
+    int wide = cb2.input("wide", {3, 20});
+    return {cb.done(cb.b.gather(ids, table)), cb2.done(cb2.b.gather(one, wide))};
+  }
   case Op::OneHot: {
     CaseBuilder cb("one_hot");
     int l = cb.input("labels", {kBatch}, 0, 1); // a Param, so the gradient check sees its zero gradient

@@ -43,8 +43,8 @@ Example example(LayerKind k) {
     return {"dropout(0.3)", Input::Vector};
   case LayerKind::BatchNorm:
     return {"batchnorm", Input::Image};
-  case LayerKind::LayerNorm:
-    return {"layernorm", Input::Vector};
+  case LayerKind::LayerNorm: // each [6, 5] plane of [2, 6, 5]
+    return {"layernorm(axes: 2)", Input::Image};
   case LayerKind::Embedding:
     return {"embedding(7, 3)", Input::Ids};
   case LayerKind::Sigmoid:
@@ -63,8 +63,8 @@ Example example(LayerKind k) {
     return {"silu", Input::Vector};
   case LayerKind::Softplus:
     return {"softplus", Input::Vector};
-  case LayerKind::Softmax:
-    return {"softmax", Input::Vector};
+  case LayerKind::Softmax: // along the middle axis of [2, 6, 5]
+    return {"softmax(axis: -2)", Input::Image};
   case LayerKind::LogSoftmax:
     return {"log_softmax", Input::Vector};
   case LayerKind::Identity:

@@ -125,6 +125,35 @@ TEST(ModelJit, SeveralLabelsStepsMatchReference) {
                     6);
 }
 
+// Products between values of a sample (self-attention: q @ transpose(k), softmax along the keys,
+// then @ v), a sample's matrix times parameters, softmax along the first axis, and static
+// products with leading axes.
+TEST(ModelJit, AttentionStepMatchesReference) {
+  expectStepMatches(R"(layer Attention(x, d) {
+                         param wq: [d, d] = glorot_uniform
+                         param wk: [d, d] = glorot_uniform
+                         param wv: [d, d] = glorot_uniform
+                         q = x @ wq
+                         k = x @ wk
+                         scores = q @ transpose(k) / 2
+                         return softmax(scores) @ (x @ wv)
+                       }
+                       model M { input x: f32[5, 4] a = Attention(x, 4) h = x + a
+                                 c = h -> softmax(axis: 0) h2 = transpose(c) @ h
+                                 h2 -> flatten -> dense(3) }
+                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
+                    3);
+  expectStepMatches(R"(layer Heads(x) {
+                         param w: [2, 3, 4] = glorot_uniform
+                         param u: [4, 2] = glorot_uniform
+                         q = reshape(x, [2, 3, 3]) @ reshape(x, [2, 3, 3])
+                         return (q @ (w @ u)) -> flatten
+                       }
+                       model M { input x: f32[18] Heads(x) -> dense(2) -> log_softmax }
+                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 0.1) })",
+                    4);
+}
+
 TEST(ModelJit, ReluSoftmaxCrossEntropyStepMatchesReference) {
   expectStepMatches(R"(model M { input x: f32[9] dense(16) -> relu dense(4) -> tanh dense(4) -> softmax }
                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 1) })",

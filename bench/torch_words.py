@@ -1,0 +1,76 @@
+"""The PyTorch twin of examples/words_transformer.soma: the same encoder (embedding 64x32, learned
+positions, 4-head self-attention with bias-free projections, post-norm, a ReLU feed-forward of
+64, the mean over the 16 letters, a dense layer to 5 languages), Adam lr 0.002, batch 64, 10
+epochs; prints the test accuracy and the training samples per second. Reads data/words
+(scripts/make_words.py).
+Usage: /usr/bin/python3 bench/torch_words.py [SEEDS, e.g. 1,2,3] [THREADS]"""
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "words")
+
+
+class Attention(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d, bias=False) for _ in range(4))
+
+    def forward(self, x):
+        b, t, d = x.shape
+        split = lambda y: y.view(b, t, self.heads, d // self.heads).transpose(1, 2)
+        q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+        w = torch.softmax(q @ k.transpose(2, 3) / (d // self.heads) ** 0.5, dim=-1)
+        return self.o((w @ v).transpose(1, 2).reshape(b, t, d))
+
+
+class Language(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(64, 32)
+        self.pos = nn.Parameter(torch.randn(16, 32) * 0.1)
+        self.att = Attention(32, 4)
+        self.norm1, self.norm2 = nn.LayerNorm(32), nn.LayerNorm(32)
+        self.ff = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 32))
+        self.out = nn.Linear(32, 5)
+
+    def forward(self, ids):
+        x = self.embed(ids) + self.pos
+        a = self.norm1(x + self.att(x))
+        return self.out(self.norm2(a + self.ff(a)).mean(1))
+
+
+def run(seed, threads):
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    load = lambda name: torch.tensor(np.load(os.path.join(root, name)))
+    x, y = load("train-letters.npy").long(), load("train-languages.npy")
+    tx, ty = load("test-letters.npy").long(), load("test-languages.npy")
+    model = Language()
+    opt = torch.optim.Adam(model.parameters(), lr=0.002)
+    seconds = 0.0
+    for _ in range(10):
+        order = torch.randperm(len(x))
+        start = time.perf_counter()
+        for i in range(0, len(x), 64):
+            b = order[i:i + 64]
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x[b]), y[b]).backward()
+            opt.step()
+        seconds += time.perf_counter() - start
+    with torch.no_grad():
+        accuracy = (model(tx).argmax(1) == ty).float().mean().item()
+    return accuracy, 10 * len(x) / seconds
+
+
+if __name__ == "__main__":
+    seeds = sys.argv[1] if len(sys.argv) > 1 else "1"
+    threads = int(sys.argv[2]) if len(sys.argv) > 2 else torch.get_num_threads()
+    for s in seeds.split(","):
+        accuracy, rate = run(int(s), threads)
+        print(f"seed {s}: test accuracy {accuracy * 100:.2f}%, {rate:.0f} samples/s ({threads} threads)", flush=True)
