@@ -1,9 +1,10 @@
-"""The PyTorch twin of examples/words_transformer.soma: the same encoder (embedding 64x32, learned
+"""The PyTorch twins of examples/words_transformer.soma (the same encoder: embedding 64x32, learned
 positions, 4-head self-attention with bias-free projections, post-norm, a ReLU feed-forward of
-64, the mean over the 16 letters, a dense layer to 5 languages), Adam lr 0.002, batch 64, 10
-epochs; prints the test accuracy and the training samples per second. Reads data/words
-(scripts/make_words.py).
-Usage: /usr/bin/python3 bench/torch_words.py [SEEDS, e.g. 1,2,3] [THREADS]"""
+64, the mean over the 16 letters, a dense layer to 5 languages) and examples/words_conv1d.soma
+(embedding, two Conv1d of 64 filters of 3 with "same" padding and ReLU, the maximum over the
+letters, a dense layer), Adam lr 0.002, batch 64, 10 epochs; prints the test accuracy and the
+training samples per second. Reads data/words (scripts/make_words.py).
+Usage: /usr/bin/python3 bench/torch_words.py [transformer|conv1d] [SEEDS, e.g. 1,2,3] [THREADS]"""
 import os
 import sys
 import time
@@ -45,13 +46,25 @@ class Language(nn.Module):
         return self.out(self.norm2(a + self.ff(a)).mean(1))
 
 
-def run(seed, threads):
+class Letters(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(64, 32)
+        self.convs = nn.Sequential(nn.Conv1d(32, 64, 3, padding="same"), nn.ReLU(),
+                                   nn.Conv1d(64, 64, 3, padding="same"), nn.ReLU())
+        self.out = nn.Linear(64, 5)
+
+    def forward(self, ids):
+        return self.out(self.convs(self.embed(ids).transpose(1, 2)).amax(2))
+
+
+def run(kind, seed, threads):
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     load = lambda name: torch.tensor(np.load(os.path.join(root, name)))
     x, y = load("train-letters.npy").long(), load("train-languages.npy")
     tx, ty = load("test-letters.npy").long(), load("test-languages.npy")
-    model = Language()
+    model = Language() if kind == "transformer" else Letters()
     opt = torch.optim.Adam(model.parameters(), lr=0.002)
     seconds = 0.0
     for _ in range(10):
@@ -69,8 +82,9 @@ def run(seed, threads):
 
 
 if __name__ == "__main__":
-    seeds = sys.argv[1] if len(sys.argv) > 1 else "1"
-    threads = int(sys.argv[2]) if len(sys.argv) > 2 else torch.get_num_threads()
+    kind = sys.argv[1] if len(sys.argv) > 1 else "transformer"
+    seeds = sys.argv[2] if len(sys.argv) > 2 else "1"
+    threads = int(sys.argv[3]) if len(sys.argv) > 3 else torch.get_num_threads()
     for s in seeds.split(","):
-        accuracy, rate = run(int(s), threads)
+        accuracy, rate = run(kind, int(s), threads)
         print(f"seed {s}: test accuracy {accuracy * 100:.2f}%, {rate:.0f} samples/s ({threads} threads)", flush=True)

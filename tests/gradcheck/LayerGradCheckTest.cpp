@@ -17,7 +17,7 @@ using namespace soma;
 
 namespace {
 
-enum class Input { Vector, Image, Ids };
+enum class Input { Vector, Image, Sequence, Ids };
 struct Example {
   const char *call; // the layer as a model file applies it
   Input input;
@@ -37,6 +37,12 @@ Example example(LayerKind k) {
     return {"avgpool2d(3, stride: 2, padding: 1, count_include_pad: false)", Input::Image};
   case LayerKind::AdaptiveAvgPool2D:
     return {"adaptive_avgpool2d([4, 3])", Input::Image};
+  case LayerKind::Conv1D:
+    return {"conv1d(4, 3, stride: 2, padding: 2, dilation: 2)", Input::Sequence};
+  case LayerKind::MaxPool1D:
+    return {"maxpool1d(3, stride: 2, padding: 1)", Input::Sequence};
+  case LayerKind::AvgPool1D:
+    return {"avgpool1d(2, ceil_mode: true, count_include_pad: false)", Input::Sequence};
   case LayerKind::GlobalAvgPool:
     return {"global_avgpool", Input::Image};
   case LayerKind::Dropout:
@@ -81,6 +87,9 @@ std::string modelText(const Example &e) {
     break;
   case Input::Image:
     body = "input x: f32[2, 6, 5] conv2d(2, 1) -> " + std::string(e.call);
+    break;
+  case Input::Sequence:
+    body = "input x: f32[3, 11] conv1d(2, 1) -> " + std::string(e.call);
     break;
   case Input::Ids:
     body = "input x: f32[4] " + std::string(e.call);

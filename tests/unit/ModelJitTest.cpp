@@ -154,6 +154,15 @@ TEST(ModelJit, AttentionStepMatchesReference) {
                     4);
 }
 
+// Sequences [channels, length]: conv1d ("same", strided, grouped, dilated) and the 1-d pools.
+TEST(ModelJit, SequenceStepMatchesReference) {
+  expectStepMatches(R"(model M { input x: f32[3, 13] conv1d(4, 3, padding: "same") -> relu maxpool1d(2)
+                                  conv1d(4, 3, stride: 2, groups: 2) -> tanh conv1d(6, 2, dilation: 2, padding: 1)
+                                  avgpool1d(2, ceil_mode: true) flatten dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
+                    4);
+}
+
 TEST(ModelJit, ReluSoftmaxCrossEntropyStepMatchesReference) {
   expectStepMatches(R"(model M { input x: f32[9] dense(16) -> relu dense(4) -> tanh dense(4) -> softmax }
                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 1) })",
