@@ -4,12 +4,11 @@ cross-entropy from the logits before the sigmoid), Adam lr 0.002, batch 64, 8 ep
 test accuracy per answer (as Keras' binary_accuracy) and the training samples per second.
 Usage: /usr/bin/python3 bench/torch_attributes.py [SEEDS, e.g. 1,2,3] [THREADS]"""
 import sys
-import time
 
 import torch
 from torch import nn
 
-from torch_mnist import idx
+from torch_mnist import idx, timed_epochs
 
 
 def facts(digits):
@@ -27,19 +26,10 @@ def run(seed, threads):
     tx = torch.tensor(idx("t10k-images-idx3-ubyte"), dtype=torch.float32) / 255
     ty = facts(torch.tensor(idx("t10k-labels-idx1-ubyte")))
     opt = torch.optim.Adam(model.parameters(), lr=0.002)
-    seconds = 0.0
-    for _ in range(8):
-        order = torch.randperm(len(x))
-        start = time.perf_counter()
-        for i in range(0, len(x), 64):
-            b = order[i:i + 64]
-            opt.zero_grad()
-            nn.functional.binary_cross_entropy_with_logits(model(x[b]), y[b]).backward()
-            opt.step()
-        seconds += time.perf_counter() - start
+    rate = timed_epochs(model, opt, x, y, nn.functional.binary_cross_entropy_with_logits, 8, 64)
     with torch.no_grad():
         accuracy = ((model(tx) >= 0).float() == ty).float().mean().item()
-    return accuracy, 8 * len(x) / seconds
+    return accuracy, rate
 
 
 if __name__ == "__main__":

@@ -3,12 +3,11 @@
 (the mean squared error per pixel) after the last epoch and the training samples per second.
 Usage: /usr/bin/python3 bench/torch_autoencoder.py [SEEDS, e.g. 1,2,3] [THREADS]"""
 import sys
-import time
 
 import torch
 from torch import nn
 
-from torch_mnist import idx
+from torch_mnist import idx, timed_epochs
 
 
 def run(seed, threads):
@@ -20,19 +19,10 @@ def run(seed, threads):
     x = torch.tensor(idx("train-images-idx3-ubyte"), dtype=torch.float32).unsqueeze(1) / 255
     tx = torch.tensor(idx("t10k-images-idx3-ubyte"), dtype=torch.float32).unsqueeze(1) / 255
     opt = torch.optim.Adam(model.parameters(), lr=0.002)
-    seconds = 0.0
-    for _ in range(10):
-        order = torch.randperm(len(x))
-        start = time.perf_counter()
-        for i in range(0, len(x), 64):
-            b = x[order[i:i + 64]]
-            opt.zero_grad()
-            nn.functional.mse_loss(model(b), b).backward()
-            opt.step()
-        seconds += time.perf_counter() - start
+    rate = timed_epochs(model, opt, x, None, nn.functional.mse_loss, 10, 64)
     with torch.no_grad():
         loss = nn.functional.mse_loss(model(tx), tx).item()
-    return loss, 10 * len(x) / seconds
+    return loss, rate
 
 
 if __name__ == "__main__":

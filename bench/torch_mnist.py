@@ -1,8 +1,10 @@
-"""What the PyTorch twins of the digit examples share (bench/torch_resnet.py,
-bench/torch_mobilenet.py): the MNIST files as Soma reads them (pixels over 255), and the recipe
-of the examples' train blocks: their optimizer (SGD with momentum unless given), batches of a
-shuffled epoch, test accuracy after the last epoch."""
+"""What the PyTorch twins of the examples share (bench/torch_resnet.py, bench/torch_mobilenet.py,
+and timed_epochs for bench/torch_autoencoder.py, bench/torch_attributes.py, bench/torch_words.py):
+the MNIST files as Soma reads them (pixels over 255), and the recipe of the examples' train
+blocks: their optimizer (SGD with momentum unless given), batches of a shuffled epoch, test
+accuracy after the last epoch."""
 import os
+import time
 
 import numpy as np
 import torch
@@ -36,6 +38,22 @@ def train(model, epochs=4, batch=64, optimizer=lambda params: torch.optim.SGD(pa
     model.eval()
     with torch.no_grad():
         return (model(tx).argmax(1) == ty).float().mean().item()
+
+
+def timed_epochs(model, opt, x, y, loss, epochs, batch):
+    """Trains `model` for `epochs` of shuffled batches of x against y (None: against x itself, an
+    autoencoder's target); returns the training samples per second."""
+    seconds = 0.0
+    for _ in range(epochs):
+        order = torch.randperm(len(x))
+        start = time.perf_counter()
+        for i in range(0, len(x), batch):
+            b = order[i:i + batch]
+            opt.zero_grad()
+            loss(model(x[b]), (x if y is None else y)[b]).backward()
+            opt.step()
+        seconds += time.perf_counter() - start
+    return epochs * len(x) / seconds
 
 
 def report(run, seeds):

@@ -8,11 +8,12 @@ training samples per second. Reads data/words (scripts/make_words.py).
 Usage: /usr/bin/python3 bench/torch_words.py [transformer|conv1d] [SEEDS, e.g. 1,2,3] [THREADS]"""
 import os
 import sys
-import time
 
 import numpy as np
 import torch
 from torch import nn
+
+from torch_mnist import timed_epochs
 
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "words")
 
@@ -70,19 +71,10 @@ def run(kind, seed, threads):
     tx, ty = load("test-letters.npy").long(), load("test-languages.npy")
     model = Language() if kind == "transformer" else Letters()
     opt = torch.optim.Adam(model.parameters(), lr=0.002)
-    seconds = 0.0
-    for _ in range(10):
-        order = torch.randperm(len(x))
-        start = time.perf_counter()
-        for i in range(0, len(x), 64):
-            b = order[i:i + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[b]), y[b]).backward()
-            opt.step()
-        seconds += time.perf_counter() - start
+    rate = timed_epochs(model, opt, x, y, nn.functional.cross_entropy, 10, 64)
     with torch.no_grad():
         accuracy = (model(tx).argmax(1) == ty).float().mean().item()
-    return accuracy, 10 * len(x) / seconds
+    return accuracy, rate
 
 
 if __name__ == "__main__":

@@ -63,37 +63,28 @@ public:
     d.images = resolvePath((*args)[0]->text);
     if ((*args)[2])
       d.header = (*args)[2]->text == "true";
-    if (const ast::Expr *label = (*args)[1]) { // an index, a name from the header, or a list of them
-      bool list = label->kind == ast::Expr::Kind::List, ok = !list || !label->items.empty();
-      for (const ast::Expr &c : list ? label->items : std::vector<ast::Expr>{*label}) {
+    // Columns by index, or by name from the header: the labels one or a list, the features a list.
+    auto columns = [&](const ast::Expr *e, bool one, std::vector<int64_t> &indices, std::vector<std::string> &names) {
+      bool list = e->kind == ast::Expr::Kind::List, ok = list ? !e->items.empty() : one;
+      for (const ast::Expr &c : list ? e->items : std::vector<ast::Expr>{*e}) {
         if (c.kind == ast::Expr::Kind::String && d.header)
-          d.labelNames.push_back(c.text);
+          names.push_back(c.text);
         else if (c.kind == ast::Expr::Kind::Number && c.isInteger)
-          d.labelColumns.push_back(static_cast<int64_t>(c.number));
+          indices.push_back(static_cast<int64_t>(c.number));
         else
           ok = false;
       }
-      if (!ok || (!d.labelNames.empty() && !d.labelColumns.empty())) {
-        diags_.report(DiagKind::ArgumentType, label->range, "label", "csv",
-                      "a column index, a column name with header: true, or a list of either", kindOf(*label));
-        return std::nullopt;
-      }
+      return ok && (names.empty() || indices.empty());
+    };
+    if (const ast::Expr *label = (*args)[1]; label && !columns(label, true, d.labelColumns, d.labelNames)) {
+      diags_.report(DiagKind::ArgumentType, label->range, "label", "csv",
+                    "a column index, a column name with header: true, or a list of either", kindOf(*label));
+      return std::nullopt;
     }
-    if (const ast::Expr *columns = (*args)[3]) { // indices, or names from the header
-      bool ok = columns->kind == ast::Expr::Kind::List && !columns->items.empty();
-      for (const ast::Expr &c : ok ? columns->items : std::vector<ast::Expr>{}) {
-        if (c.kind == ast::Expr::Kind::String && d.header)
-          d.columnNames.push_back(c.text);
-        else if (c.kind == ast::Expr::Kind::Number && c.isInteger)
-          d.columns.push_back(static_cast<int64_t>(c.number));
-        else
-          ok = false;
-      }
-      if (!ok) {
-        diags_.report(DiagKind::ArgumentType, columns->range, "columns", "csv",
-                      "a list of column indices, or of column names with header: true", kindOf(*columns));
-        return std::nullopt;
-      }
+    if (const ast::Expr *features = (*args)[3]; features && !columns(features, false, d.columns, d.columnNames)) {
+      diags_.report(DiagKind::ArgumentType, features->range, "columns", "csv",
+                    "a list of column indices, or of column names with header: true", kindOf(*features));
+      return std::nullopt;
     }
     return d;
   }

@@ -360,6 +360,20 @@ const std::vector<Param> kPool1dParams = {{"kernel", ArgType::PositiveInt, true}
                                           {"padding", ArgType::NonNegativeInt, false},
                                           {"ceil_mode", ArgType::Bool, false}};
 
+// A convolution's arguments: its kernel, stride and dilation of type `window` (a number for a
+// sequence, a number or a pair for an image).
+std::vector<Param> convArguments(ArgType window) {
+  return {{"filters", ArgType::PositiveInt, true},
+          {"kernel", window, true},
+          {"stride", window, false},
+          {"padding", ArgType::Padding, false},
+          {"dilation", window, false},
+          {"groups", ArgType::PositiveInt, false},
+          kLrMultParam,
+          kInitParam,
+          kBiasInitParam};
+}
+
 std::vector<Param> with(std::vector<Param> params, Param extra) {
   params.push_back(extra);
   return params;
@@ -367,35 +381,11 @@ std::vector<Param> with(std::vector<Param> params, Param extra) {
 
 } // namespace
 
-const LayerRecord Conv2D{"conv2d",
-                         {{"filters", ArgType::PositiveInt, true},
-                          {"kernel", ArgType::PositiveIntPair, true},
-                          {"stride", ArgType::PositiveIntPair, false},
-                          {"padding", ArgType::Padding, false},
-                          {"dilation", ArgType::PositiveIntPair, false},
-                          {"groups", ArgType::PositiveInt, false},
-                          kLrMultParam,
-                          kInitParam,
-                          kBiasInitParam},
-                         checkConv,
-                         convParams,
-                         lowerConv};
+const LayerRecord Conv2D{"conv2d", convArguments(ArgType::PositiveIntPair), checkConv, convParams, lowerConv};
 const LayerRecord MaxPool2D{"maxpool2d", kPoolParams, checkPool, none, lowerMaxPool};
 const LayerRecord AvgPool2D{"avgpool2d", with(kPoolParams, {"count_include_pad", ArgType::Bool, false}), checkPool,
                             none, lowerAvgPool};
-const LayerRecord Conv1D{"conv1d",
-                         {{"filters", ArgType::PositiveInt, true},
-                          {"kernel", ArgType::PositiveInt, true},
-                          {"stride", ArgType::PositiveInt, false},
-                          {"padding", ArgType::Padding, false},
-                          {"dilation", ArgType::PositiveInt, false},
-                          {"groups", ArgType::PositiveInt, false},
-                          kLrMultParam,
-                          kInitParam,
-                          kBiasInitParam},
-                         checkConv1d,
-                         convParams,
-                         lowerConv1d};
+const LayerRecord Conv1D{"conv1d", convArguments(ArgType::PositiveInt), checkConv1d, convParams, lowerConv1d};
 const LayerRecord MaxPool1D{"maxpool1d", kPool1dParams, checkPool1d, none, lowerMaxPool};
 const LayerRecord AvgPool1D{"avgpool1d", with(kPool1dParams, {"count_include_pad", ArgType::Bool, false}), checkPool1d,
                             none, lowerAvgPool};
