@@ -461,6 +461,9 @@ void FunctionEmitter::emitKernel(llvm::Function *fn, const Kernel &k) {
   case Strategy::ReduceLeading:
     leadingReduce(k, lo, hi, plan_->from);
     break;
+  case Strategy::ReduceColumns:
+    columnsReduce(k, lo, hi);
+    break;
   case Strategy::SoftmaxRows:
     emitRow(k, lo, hi);
     break;

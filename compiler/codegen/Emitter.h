@@ -105,6 +105,7 @@ private:
   void gatherElementwise(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
   void emitReduce(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
   void leadingReduce(const Kernel &k, llvm::Value *lo, llvm::Value *hi, size_t leading);
+  void columnsReduce(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
   void emitRow(const Kernel &k, llvm::Value *lo, llvm::Value *hi);
 
   // ---- Pool.cpp

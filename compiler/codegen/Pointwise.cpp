@@ -206,6 +206,54 @@ void FunctionEmitter::leadingReduce(const Kernel &k, llvm::Value *lo, llvm::Valu
   });
 }
 
+// out[o, j] = sum (or max) over the reduced axes of x[o + r, j], the last axis j kept: each row
+// out[o, :] set to the identity, then for each reduced index, in order, the row of x's tree added
+// along j (the loop that vectorizes). Rows [lo, hi) of the output's first axis (of its last, for
+// an output [n]); each element sums in the order reduce.nest would.
+void FunctionEmitter::columnsReduce(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
+  const Node &root = f_.nodes[k.root];
+  int x = root.operands[0];
+  const Shape xs = f_.nodes[x].shape;
+  bool isMax = root.op == Op::ReduceMax;
+  Shape reduced;
+  for (size_t i = 0; i < xs.size(); ++i)
+    if (root.attrs.axes >> i & 1)
+      reduced.push_back(xs[i]);
+  // Row o (every output axis but the last), its columns [from, to).
+  auto row = [&](const std::vector<llvm::Value *> &o, llvm::Value *from, llvm::Value *to) {
+    loop(from, to, [&](llvm::Value *j) {
+      std::vector<llvm::Value *> at = o;
+      at.push_back(j);
+      store(k.root, at, isMax ? llvm::ConstantFP::getInfinity(f32_, true) : zero());
+    });
+    std::vector<llvm::Value *> r;
+    loopNest(reduced, 0, r, [&] {
+      loop(from, to, [&](llvm::Value *j) {
+        std::vector<llvm::Value *> idx, at = o;
+        at.push_back(j);
+        size_t oi = 0, ri = 0;
+        for (size_t i = 0; i < xs.size(); ++i)
+          idx.push_back(root.attrs.axes >> i & 1 ? r[ri++] : oi < o.size() ? o[oi++] : j);
+        llvm::Value *v = expr(x, idx), *a = load(k.root, at);
+        store(k.root, at, isMax ? b_.CreateSelect(b_.CreateFCmpOGT(v, a), v, a) : b_.CreateFAdd(a, v));
+      });
+    });
+  };
+  llvm::Value *n = b_.getInt64(root.shape.back());
+  if (root.shape.size() == 1) {
+    row({}, lo, hi);
+    return;
+  }
+  Shape rows(root.shape.begin(), root.shape.end() - 1);
+  loop(
+      lo, hi,
+      [&](llvm::Value *first) {
+        std::vector<llvm::Value *> o{first};
+        loopNest(rows, 1, o, [&] { row(o, b_.getInt64(0), n); });
+      },
+      true); // the loop along the row is the one to vectorize
+}
+
 // softmax_xent and its gradient, a row of K classes at a time (rows [lo, hi) of the first axis):
 // the row's maximum; the sums of exp(z - max), of the targets and of t (z - max); then the loss,
 // T log S - sum t (z - max), or each class's gradient, g (exp(z - max) T / S - t).

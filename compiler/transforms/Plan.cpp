@@ -22,6 +22,9 @@ constexpr int64_t kShortRowVectors = 4;
 // A flattened run must fill at least this many vectors to be worth its own loop (batchnorm over
 // 4x4 images of 16 lanes: one vector a run, against 4-wide rows of scalar code).
 constexpr int64_t kRunVectors = 1;
+// reduce.columns takes a kept last axis of at least this many elements: a vector of 4 (SSE's
+// width) is the least the loop along it fills; shorter rows sum one element at a time.
+constexpr int64_t kMinColumns = 4;
 // "Narrow rows": a row fills less than three quarters of its vectors, so that putting channels or
 // filters in the lanes (the *-lanes strategies) wastes fewer lanes than vectors along the row.
 constexpr int64_t kFillNum = 3, kFillDen = 4;
@@ -307,6 +310,12 @@ private:
     if (!root.shape.empty() && leading > 0 && root.attrs.axes == (1u << leading) - 1) {
       p.strategy = Strategy::ReduceLeading;
       p.from = leading;
+      return;
+    }
+    // The last axis kept: rows along it accumulated over the reduced axes (a loop that vectorizes),
+    // rather than one element at a time.
+    if (!xs.empty() && !(root.attrs.axes >> (xs.size() - 1) & 1) && xs.back() != kBatch && xs.back() >= kMinColumns) {
+      p.strategy = Strategy::ReduceColumns;
       return;
     }
     // The last axes, all reduced and of static extent: one run per index of the others, long

@@ -55,6 +55,7 @@ std::string describe(const KernelPlan &p) {
   case Strategy::Flat:
   case Strategy::Gather:
   case Strategy::ReduceNest:
+  case Strategy::ReduceColumns:
   case Strategy::SoftmaxRows:
   case Strategy::MatMulLoops:
   case Strategy::ConvLoops:

@@ -133,6 +133,19 @@ Schedule schedule(const Function &f) {
     bool m = isResult[i] || node.op == Op::Input || opKind(node.op) == OpKind::Reduce ||
              opKind(node.op) == OpKind::Row || opKind(node.op) == OpKind::Window ||
              opKind(node.op) == OpKind::Contraction || opKind(node.op) == OpKind::View;
+    // A broadcast that several elementwise or reduction kernels read: its operand in memory
+    // (fewer elements: attention's transposed keys [B, h, d, t] rather than their copies
+    // [B, h, t, d, t]), the copies recomputed in each. (Products and windows read theirs from
+    // memory.)
+    const Node &from = f.nodes[node.operands.empty() ? 0 : node.operands[0]];
+    auto inlinedInto = [&](int u) {
+      OpKind uk = opKind(f.nodes[u].op);
+      return uk == OpKind::Elementwise || uk == OpKind::Reduce || uk == OpKind::Row;
+    };
+    if (node.op == Op::Broadcast && !isResult[i] && uses[i] > 1 && opKind(from.op) != OpKind::Leaf &&
+        !from.shape.empty() && // a scalar is as cheap recomputed
+        std::all_of(users[i].begin(), users[i].end(), inlinedInto))
+      s.materialized[node.operands[0]] = true;
     bool cheap = node.op == Op::Fill || node.op == Op::Constant ||
                  ((node.op == Op::Broadcast || node.op == Op::OneHot) && s.materialized[node.operands[0]]);
     if (cheap && !isResult[i])
