@@ -208,8 +208,8 @@ void FunctionEmitter::leadingReduce(const Kernel &k, llvm::Value *lo, llvm::Valu
 
 // out[o, j] = sum (or max) over the reduced axes of x[o + r, j], the last axis j kept: each row
 // out[o, :] set to the identity, then for each reduced index, in order, the row of x's tree added
-// along j (the loop that vectorizes). Rows [lo, hi) of the output's first axis (of its last, for
-// an output [n]); each element sums in the order reduce.nest would.
+// along j (the loop that vectorizes). Rows [lo, hi) of the output's first axis (the output has
+// two axes at least); each element sums in the order reduce.nest would.
 void FunctionEmitter::columnsReduce(const Kernel &k, llvm::Value *lo, llvm::Value *hi) {
   const Node &root = f_.nodes[k.root];
   int x = root.operands[0];
@@ -240,10 +240,6 @@ void FunctionEmitter::columnsReduce(const Kernel &k, llvm::Value *lo, llvm::Valu
     });
   };
   llvm::Value *n = b_.getInt64(root.shape.back());
-  if (root.shape.size() == 1) {
-    row({}, lo, hi);
-    return;
-  }
   Shape rows(root.shape.begin(), root.shape.end() - 1);
   loop(
       lo, hi,

@@ -314,7 +314,9 @@ private:
     }
     // The last axis kept: rows along it accumulated over the reduced axes (a loop that vectorizes),
     // rather than one element at a time.
-    if (!xs.empty() && !(root.attrs.axes >> (xs.size() - 1) & 1) && xs.back() != kBatch && xs.back() >= kMinColumns) {
+    // (An output [n] has all other axes reduced, a prefix: reduce.leading's.)
+    if (root.shape.size() >= 2 && !(root.attrs.axes >> (xs.size() - 1) & 1) && xs.back() != kBatch &&
+        xs.back() >= kMinColumns) {
       p.strategy = Strategy::ReduceColumns;
       return;
     }

@@ -283,6 +283,21 @@ std::vector<OpCase> casesFor(Op op) {
       int w = cb.input("w", {7, 37});
       out.push_back(cb.done(cb.b.reduce(Op::ReduceSum, cb.b.binary(Op::Mul, w, w), 0b11u)));
     }
+    // reduce.columns: axes before a kept last axis, of a buffer or an inlined broadcast product
+    // (attention's q @ transpose(k)); the last axis a vector and a tail (37), the batch axis among
+    // the reduced ones (the gradient of a matrix every row shares).
+    for (auto [shape, axes] :
+         {std::pair{Shape{kBatch, 3, 5, 37}, 0b0100u}, std::pair{Shape{kBatch, 3, 5, 8}, 0b0101u}}) {
+      CaseBuilder cb("reduce_sum axes " + std::to_string(axes) + " of " + formatShape(shape));
+      out.push_back(cb.done(cb.b.reduce(Op::ReduceSum, cb.input("x", shape), axes)));
+    }
+    {
+      CaseBuilder cb("reduce_sum of a broadcast product [B, 2, 6, 4] x [B, 2, 4, 5]");
+      Shape full{kBatch, 2, 6, 4, 5};
+      int a = cb.b.broadcast(cb.input("a", {kBatch, 2, 6, 4}), full, 0b10000u);
+      int b = cb.b.broadcast(cb.input("b", {kBatch, 2, 4, 5}), full, 0b00100u);
+      out.push_back(cb.done(cb.b.reduce(Op::ReduceSum, cb.b.binary(Op::Mul, a, b), 0b01000u)));
+    }
     // A bias gradient: [B, C, H, W] summed over B, H and W (H * W contiguous).
     CaseBuilder cb("reduce_sum axes 1101");
     out.push_back(cb.done(cb.b.reduce(Op::ReduceSum, cb.input("x", {kBatch, 3, 5, 7}), 0b1101u)));
@@ -302,6 +317,10 @@ std::vector<OpCase> casesFor(Op op) {
       CaseBuilder cb("reduce_max axes " + std::to_string(axes));
       int x = cb.input("x", {kBatch, 5});
       out.push_back(cb.done(cb.b.reduce(Op::ReduceMax, x, axes)));
+    }
+    { // reduce.columns: the maximum over the middle axes, the last (6) kept
+      CaseBuilder cb("reduce_max axes 0110 of [B, 4, 3, 6]");
+      out.push_back(cb.done(cb.b.reduce(Op::ReduceMax, cb.input("x", {kBatch, 4, 3, 6}), 0b0110u)));
     }
     { // rows of a buffer on vectors, the lanes past the row's end ignored (all values negative)
       CaseBuilder cb("reduce_max of rows of 70");
