@@ -286,7 +286,7 @@ std::vector<OpCase> casesFor(Op op) {
     // reduce.columns: axes before a kept last axis, of a buffer or an inlined broadcast product
     // (attention's q @ transpose(k)); the last axis a vector and a tail (37), the batch axis among
     // the reduced ones (the gradient of a matrix every row shares).
-    for (auto [shape, axes] :
+    for (const auto &[shape, axes] :
          {std::pair{Shape{kBatch, 3, 5, 37}, 0b0100u}, std::pair{Shape{kBatch, 3, 5, 8}, 0b0101u}}) {
       CaseBuilder cb("reduce_sum axes " + std::to_string(axes) + " of " + formatShape(shape));
       out.push_back(cb.done(cb.b.reduce(Op::ReduceSum, cb.input("x", shape), axes)));
