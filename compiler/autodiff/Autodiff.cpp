@@ -3,9 +3,13 @@
 // 3. For each marked node with an adjoint, apply its op's derivative rule, accumulating
 //    (adding) into the adjoints of its marked operands.
 // The switch in `derivative` has no default: a new op must state its rule.
+// A loop's derivative is a loop too (backpropagation through time): its body is the derivative
+// of the loop's body, run by this same walk with the adjoints of the body's results as seeds.
 #include "autodiff/Autodiff.h"
 
 #include <cassert>
+#include <fmt/format.h>
+#include <map>
 
 namespace soma::autodiff {
 
@@ -19,6 +23,11 @@ public:
 
   std::vector<int> run(int loss, const std::vector<int> &wrt) {
     assert(f_.nodes[loss].shape.empty() && "the loss must be a scalar");
+    return run({{loss, -1}}, wrt);
+  }
+
+  // The adjoints of `wrt` given those of the seeds (node, its adjoint; -1: a scalar 1).
+  std::vector<int> run(const std::vector<std::pair<int, int>> &seeds, const std::vector<int> &wrt) {
     size_t forwardSize = f_.nodes.size();
     for (int w : wrt)
       needed_[w] = true;
@@ -26,9 +35,13 @@ public:
       for (int o : f_.nodes[i].operands)
         if (needed_[o])
           needed_[i] = true;
-    adj_[loss] = b_.fill(1.0, {});
-    for (int i = loss; i >= 0; --i)
-      if (needed_[i] && adj_[i] >= 0)
+    int last = -1;
+    for (auto [node, d] : seeds) {
+      accumulate(node, d < 0 ? b_.fill(1.0, {}) : d);
+      last = std::max(last, node);
+    }
+    for (int i = last; i >= 0; --i)
+      if (needed_[i] && (adj_[i] >= 0 || loopAdjoints_.count(i)))
         derivative(i, adj_[i]);
     std::vector<int> grads;
     for (int w : wrt)
@@ -251,13 +264,154 @@ private:
     case Op::Reshape: // same elements, the operand's shape
       accumulate(x, b_.reshape(dy, f_.nodes[x].shape));
       return;
+    case Op::LoopResult: { // kept for the loop's derivative, which takes the adjoints of all its results
+      auto [it, added] = loopAdjoints_[x].try_emplace(static_cast<int>(n.attrs.offset), dy);
+      if (!added)
+        it->second = b_.binary(Op::Add, it->second, dy);
+      return;
     }
+    case Op::Loop:
+      loopDerivative(i);
+      return;
+    }
+  }
+
+  // Loop result k of `loop`: the node that has it, or a new one.
+  int loopResult(int loop, int k) {
+    for (size_t j = static_cast<size_t>(loop) + 1; j < f_.nodes.size(); ++j)
+      if (f_.nodes[j].op == Op::LoopResult && f_.nodes[j].operands[0] == loop && f_.nodes[j].attrs.offset == k)
+        return static_cast<int>(j);
+    return b_.loopResult(loop, k);
+  }
+
+  // The carry each step of a loop read, stacked as `stacked` (the carry each step left) is: the
+  // first value `init` at the first step, the step before's at the others.
+  int carriesRead(int init, int stacked, int64_t steps, bool reverse) {
+    Shape s = f_.nodes[stacked].shape;
+    size_t axis = stepAxis(s);
+    Shape one = s;
+    one[axis] = 1;
+    int first = b_.broadcast(init, one, 1u << axis);
+    if (steps == 1)
+      return first;
+    Shape rest = s;
+    rest[axis] = steps - 1;
+    int before = b_.pad(b_.slice(stacked, static_cast<int64_t>(axis), reverse ? 1 : 0, rest),
+                        static_cast<int64_t>(axis), reverse ? 0 : 1, s);
+    return b_.binary(Op::Add, before, b_.pad(first, static_cast<int64_t>(axis), reverse ? steps - 1 : 0, s));
+  }
+
+  // Backpropagation through time. For a loop whose body computes (carries', outputs) from
+  // (carries, slices, invariants), a loop the other way whose body takes the carries' adjoints
+  // and the invariants' gradients so far as its carries, the forward carries, slices and the
+  // results' adjoints of the step as its sequences, recomputes the step and returns the adjoints
+  // of its carries, the gradients plus the step's (in place) and the slices' adjoints.
+  void loopDerivative(int i) {
+    Node n = f_.nodes[i];
+    const LoopAttrs la = n.attrs.loop;
+    Function fwd = f_.bodies[static_cast<size_t>(la.body)]; // a copy: bodies grows below
+    std::map<int, int> dres = loopAdjoints_[i];
+    size_t nc = static_cast<size_t>(la.carries), ns = static_cast<size_t>(la.sequences);
+    size_t nin = n.operands.size(), nr = fwd.results.size();
+    std::vector<int> stacked;
+    for (size_t j = 0; j < nc; ++j)
+      stacked.push_back(loopResult(i, static_cast<int>(nr + j)));
+
+    Function bb;
+    Builder bw(bb);
+    auto in = [&](const std::string &name, InputRole role, Shape shape) { return bw.input(name, role, shape); };
+    std::vector<int> carryAdj, acc, accOf, carryIn, slices, outAdj, outAdjOf, stackAdj, stackAdjOf, inv;
+    for (size_t j = 0; j < nc; ++j)
+      carryAdj.push_back(in(fmt::format("d_carry{}", j), InputRole::Data, fwd.nodes[j].shape));
+    for (size_t q = nc + ns; q < nin; ++q)
+      if (needed_[n.operands[q]]) {
+        acc.push_back(in(fmt::format("grad{}", q - nc - ns), InputRole::State, fwd.nodes[q].shape));
+        accOf.push_back(static_cast<int>(q));
+      }
+    for (size_t j = 0; j < nc; ++j)
+      carryIn.push_back(in(fmt::format("carry{}", j), InputRole::Data, fwd.nodes[j].shape));
+    for (size_t k = nc; k < nc + ns; ++k)
+      slices.push_back(in(fmt::format("step{}", k - nc), InputRole::Data, fwd.nodes[k].shape));
+    for (size_t r = nc; r < nr; ++r)
+      if (dres.count(static_cast<int>(r))) {
+        outAdj.push_back(in(fmt::format("d_out{}", r - nc), InputRole::Data, fwd.nodes[fwd.results[r].value].shape));
+        outAdjOf.push_back(static_cast<int>(r));
+      }
+    for (size_t j = 0; j < nc; ++j)
+      if (dres.count(static_cast<int>(nr + j))) {
+        stackAdj.push_back(in(fmt::format("d_each_carry{}", j), InputRole::Data, fwd.nodes[j].shape));
+        stackAdjOf.push_back(static_cast<int>(j));
+      }
+    for (size_t q = nc + ns; q < nin; ++q)
+      inv.push_back(in(fmt::format("inv{}", q - nc - ns), fwd.nodes[q].attrs.role, fwd.nodes[q].shape));
+
+    // The step again: the forward body's nodes on the new inputs.
+    std::vector<int> map(fwd.nodes.size(), -1);
+    for (size_t k = 0; k < nin; ++k)
+      map[k] = k < nc ? carryIn[k] : k < nc + ns ? slices[k - nc] : inv[k - nc - ns];
+    for (size_t k = nin; k < fwd.nodes.size(); ++k) {
+      Node c = fwd.nodes[k];
+      for (int &o : c.operands)
+        o = map[static_cast<size_t>(o)];
+      map[k] = bw.add(c.op, c.operands, c.attrs);
+    }
+    std::vector<std::pair<int, int>> seeds;
+    for (size_t j = 0; j < nc; ++j)
+      seeds.push_back({map[static_cast<size_t>(fwd.results[j].value)], carryAdj[j]});
+    for (size_t r = 0; r < outAdj.size(); ++r)
+      seeds.push_back({map[static_cast<size_t>(fwd.results[static_cast<size_t>(outAdjOf[r])].value)], outAdj[r]});
+    for (size_t r = 0; r < stackAdj.size(); ++r)
+      seeds.push_back({map[static_cast<size_t>(fwd.results[static_cast<size_t>(stackAdjOf[r])].value)], stackAdj[r]});
+    std::vector<int> wrt = carryIn;
+    std::vector<size_t> seqNeeded;
+    for (size_t k = 0; k < ns; ++k)
+      if (needed_[n.operands[nc + k]]) {
+        wrt.push_back(slices[k]);
+        seqNeeded.push_back(k);
+      }
+    for (int q : accOf)
+      wrt.push_back(inv[static_cast<size_t>(q) - nc - ns]);
+    std::vector<int> d = ReverseMode(bb).run(seeds, wrt);
+    for (size_t j = 0; j < nc; ++j)
+      bb.results.push_back({fmt::format("d_carry{}", j), d[j]});
+    for (size_t a = 0; a < acc.size(); ++a)
+      bb.results.push_back(
+          {fmt::format("grad{}", a), bw.binary(Op::Add, acc[a], d[nc + seqNeeded.size() + a]), acc[a]});
+    for (size_t k = 0; k < seqNeeded.size(); ++k)
+      bb.results.push_back({fmt::format("d_step{}", seqNeeded[k]), d[nc + k]});
+
+    // The loop of it, the other way.
+    std::vector<int> carries, sequences, invariants;
+    for (size_t j = 0; j < nc; ++j)
+      carries.push_back(dres.count(static_cast<int>(j)) ? dres[static_cast<int>(j)]
+                                                        : b_.fill(0.0, f_.nodes[n.operands[j]].shape));
+    for (int q : accOf)
+      carries.push_back(b_.fill(0.0, f_.nodes[n.operands[static_cast<size_t>(q)]].shape));
+    for (size_t j = 0; j < nc; ++j)
+      sequences.push_back(carriesRead(n.operands[j], stacked[j], la.steps, la.reverse));
+    for (size_t k = nc; k < nc + ns; ++k)
+      sequences.push_back(n.operands[k]);
+    for (int r : outAdjOf)
+      sequences.push_back(dres[r]);
+    for (int j : stackAdjOf)
+      sequences.push_back(dres[static_cast<int>(nr) + j]);
+    for (size_t q = nc + ns; q < nin; ++q)
+      invariants.push_back(n.operands[q]);
+    size_t nbc = carries.size();
+    int back = b_.loop(std::move(bb), carries, sequences, invariants, la.steps, !la.reverse);
+    for (size_t j = 0; j < nc; ++j)
+      accumulate(n.operands[j], b_.loopResult(back, static_cast<int>(j)));
+    for (size_t a = 0; a < accOf.size(); ++a)
+      accumulate(n.operands[static_cast<size_t>(accOf[a])], b_.loopResult(back, static_cast<int>(nc + a)));
+    for (size_t k = 0; k < seqNeeded.size(); ++k)
+      accumulate(n.operands[nc + seqNeeded[k]], b_.loopResult(back, static_cast<int>(nbc + k)));
   }
 
   Function &f_;
   Builder b_;
   std::vector<int> adj_;
   std::vector<bool> needed_;
+  std::map<int, std::map<int, int>> loopAdjoints_; // loop -> its result k -> that result's adjoint
 };
 
 } // namespace

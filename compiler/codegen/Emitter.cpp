@@ -27,27 +27,29 @@ using transforms::KernelPlan;
 using transforms::Schedule;
 using transforms::Strategy;
 
-void FunctionEmitter::emit() {
+std::vector<FunctionEmitter::Emitted> FunctionEmitter::emitKernels() {
   auto *kernelTy = llvm::FunctionType::get(b_.getVoidTy(), {ptr_, i64_, i64_}, false);
-  llvm::FunctionCallee parFor = m_.getOrInsertFunction(
-      "soma_rt_parallel_for", llvm::FunctionType::get(b_.getVoidTy(), {ptr_, ptr_, i64_, i64_}, false));
-  struct Emitted {
-    llvm::Function *fn;
-    const KernelPlan *plan;
-    std::vector<int> slots; // the kernel's context: the batch, then these slots' pointers
-  };
   std::vector<Emitted> kernels;
   for (size_t k = 0; k < s_.kernels.size(); ++k) {
+    plan_ = &plans_[k];
+    if (s_.kernels[k].kind == Kernel::Kind::Loop) { // run by the pass itself (emitLoop)
+      kernels.push_back({nullptr, plan_, {}});
+      continue;
+    }
     auto *fn =
         llvm::Function::Create(kernelTy, llvm::Function::InternalLinkage, f_.name + ".k" + std::to_string(k), m_);
     setAttrs(fn);
     // Only soma_rt_parallel_for takes a kernel's address, and never compares it: kernels that
     // MergeFunctions finds equal become one function, with no thunk left that O3 would inline.
     fn->setUnnamedAddr(llvm::GlobalValue::UnnamedAddr::Global);
-    plan_ = &plans_[k];
     emitKernel(fn, s_.kernels[k]);
     kernels.push_back({fn, plan_, kernelSlots_});
   }
+  return kernels;
+}
+
+void FunctionEmitter::emit() {
+  std::vector<Emitted> kernels = emitKernels();
   auto *stepTy = llvm::FunctionType::get(b_.getVoidTy(), {ptr_}, false);
   auto *step = llvm::Function::Create(stepTy, llvm::Function::ExternalLinkage, f_.name, m_);
   setAttrs(step);
@@ -66,20 +68,30 @@ void FunctionEmitter::emit() {
   b_.SetInsertPoint(done);
   b_.CreateRetVoid();
   b_.SetInsertPoint(run);
+  entry_ = entry;
   // Each kernel reads its buffers from a context of its own, numbered in the order it uses them,
   // so that the same computation on other buffers (a forward kernel of both the forward pass and
   // the training step) is the same function, compiled once (mergeKernels).
-  for (const Emitted &e : kernels) {
-    llvm::AllocaInst *local = llvm::IRBuilder<>(entry->getTerminator())
-                                  .CreateAlloca(i64_, b_.getInt64(static_cast<int64_t>(1 + e.slots.size())), "ctx");
-    b_.CreateStore(batch_, local);
-    for (size_t j = 0; j < e.slots.size(); ++j)
-      b_.CreateStore(b_.CreateLoad(ptr_, b_.CreateConstGEP1_64(i64_, ctx_, 1 + e.slots[j])),
-                     b_.CreateConstGEP1_64(i64_, local, static_cast<int64_t>(1 + j)));
-    auto [rows, costPerRow] = extent(*e.plan);
-    b_.CreateCall(parFor, {e.fn, local, rows, costPerRow});
+  for (size_t k = 0; k < kernels.size(); ++k) {
+    if (kernels[k].fn)
+      callKernel(kernels[k],
+                 [&](int slot) { return b_.CreateLoad(ptr_, b_.CreateConstGEP1_64(i64_, ctx_, 1 + slot)); });
+    else
+      emitLoop(s_.kernels[k], *kernels[k].plan);
   }
   b_.CreateRetVoid();
+}
+
+void FunctionEmitter::callKernel(const Emitted &e, const std::function<llvm::Value *(int slot)> &pointer) {
+  llvm::FunctionCallee parFor = m_.getOrInsertFunction(
+      "soma_rt_parallel_for", llvm::FunctionType::get(b_.getVoidTy(), {ptr_, ptr_, i64_, i64_}, false));
+  llvm::AllocaInst *local = llvm::IRBuilder<>(entry_->getTerminator())
+                                .CreateAlloca(i64_, b_.getInt64(static_cast<int64_t>(1 + e.slots.size())), "ctx");
+  b_.CreateStore(batch_, local);
+  for (size_t j = 0; j < e.slots.size(); ++j)
+    b_.CreateStore(pointer(e.slots[j]), b_.CreateConstGEP1_64(i64_, local, static_cast<int64_t>(1 + j)));
+  auto [rows, costPerRow] = extent(*e.plan);
+  b_.CreateCall(parFor, {e.fn, local, rows, costPerRow});
 }
 
 void FunctionEmitter::setAttrs(llvm::Function *fn) {
@@ -234,6 +246,8 @@ llvm::Value *FunctionEmitter::expr(int v, const std::vector<llvm::Value *> &idx,
   case Op::MaxPool2DShare:
   case Op::AvgPool2D:
   case Op::AvgPool2DBack:
+  case Op::Loop:
+  case Op::LoopResult:
     assert(false && "materialized ops are loaded, never inlined");
     return nullptr;
   case Op::Fill:
@@ -533,6 +547,9 @@ void FunctionEmitter::emitKernel(llvm::Function *fn, const Kernel &k) {
     break;
   case Strategy::ConvFilterDepthwise:
     depthwiseBackFilter(k, lo, hi);
+    break;
+  case Strategy::LoopSteps:
+    assert(false && "a loop runs in the pass itself");
     break;
   case Strategy::ConvLoops:
     directConv(k, lo, hi);

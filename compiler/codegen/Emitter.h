@@ -7,6 +7,7 @@
 //                   filters in the lanes, direct loops
 //   ConvFilter.cpp  filter gradients: along rows, along planes, with the filters in the lanes
 //   ConvGemm.cpp    1x1 convolutions, all three forms, as matrix products per sample
+//   Loop.cpp        loops over time: the body's kernels called once per step by the pass
 // Every method emits LLVM IR for the kernel being emitted (plan_) as its plan says; none chooses
 // a strategy or a tile (transforms/Plan.cpp does). Internal to codegen/.
 #pragma once
@@ -49,6 +50,21 @@ public:
   void emit();
 
 private:
+  struct Emitted {
+    llvm::Function *fn; // nullptr: a loop, which the pass runs itself
+    const KernelPlan *plan;
+    std::vector<int> slots; // the kernel's context: the batch, then these slots' pointers
+  };
+  std::vector<Emitted> emitKernels();
+  // In the pass: fills the kernel's context with `pointer` of each of its slots and runs it on
+  // the threads.
+  void callKernel(const Emitted &e, const std::function<llvm::Value *(int slot)> &pointer);
+
+  // ---- Loop.cpp
+  void emitLoop(const Kernel &k, const KernelPlan &p);
+  void copyRows(llvm::Value *dst, llvm::Value *dstStride, llvm::Value *src, llvm::Value *srcStride, llvm::Value *rows,
+                llvm::Value *n);
+
   // ---- Emitter.cpp
   llvm::Value *dim(int64_t d) { return d == kBatch ? batch_ : b_.getInt64(d); }
   // The element type of expr's values: a float, or in a vector epilogue a vector of floats.

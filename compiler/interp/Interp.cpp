@@ -119,16 +119,36 @@ double pointwise(Op op, double a, double b) {
   case Op::AvgPool2D:
   case Op::AvgPool2DBack:
   case Op::Reshape:
+  case Op::Loop:
+  case Op::LoopResult:
     break;
   }
   assert(false && "not a pointwise math op");
   return 0;
 }
 
+// Step t of a sequence or stacked value `seq` of IR shape `shape` ([B, T, ...] or [T, ...], as
+// ir::stepAxis): copied out of it (`into` false: into `step`) or into it.
+void stepSlice(const Shape &shape, Tensor &seq, Tensor &step, int64_t t, bool into) {
+  size_t axis = stepAxis(shape);
+  int64_t rows = axis == 1 ? seq.dims[0] : 1, steps = seq.dims[axis];
+  int64_t n = count(step.dims) / rows;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      double &s = seq.data[static_cast<size_t>((r * steps + t) * n + j)];
+      double &x = step.data[static_cast<size_t>(r * n + j)];
+      if (into)
+        s = x;
+      else
+        x = s;
+    }
+}
+
 } // namespace
 
 std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tensor> &inputs, int64_t batch) {
   std::vector<Tensor> v(f.nodes.size());
+  std::map<size_t, std::vector<Tensor>> loops; // each loop's results, as its loop_result nodes number them
   for (size_t i = 0; i < f.nodes.size(); ++i) {
     const Node &n = f.nodes[i];
     Tensor &out = v[i];
@@ -376,6 +396,48 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
     }
     case Op::Reshape:
       out.data = arg(0).data;
+      break;
+    case Op::Loop: {
+      // The body once per step, the carries passed on, each step's results stacked.
+      const LoopAttrs &la = n.attrs.loop;
+      const Function &body = f.bodies[static_cast<size_t>(la.body)];
+      size_t nc = static_cast<size_t>(la.carries), ns = static_cast<size_t>(la.sequences);
+      size_t nr = body.results.size();
+      std::vector<Tensor> &res = loops[i];
+      res.resize(nr + nc);
+      for (size_t k = 0; k < nr + nc; ++k) {
+        res[k].dims = concrete(loopResultShape(f, static_cast<int>(i), static_cast<int>(k)), batch);
+        res[k].data.assign(static_cast<size_t>(count(res[k].dims)), 0.0);
+      }
+      std::map<std::string, Tensor> in;
+      std::vector<int> ids = body.inputs();
+      for (size_t k = 0; k < ids.size(); ++k) {
+        Tensor &x = in[body.nodes[ids[k]].attrs.name];
+        x.dims = concrete(body.nodes[ids[k]].shape, batch);
+        x.data.assign(static_cast<size_t>(count(x.dims)), 0.0);
+        if (k < nc || k >= nc + ns)
+          x.data = arg(static_cast<int>(k)).data;
+      }
+      for (int64_t s = 0; s < la.steps; ++s) {
+        int64_t t = la.reverse ? la.steps - 1 - s : s;
+        for (size_t k = nc; k < nc + ns; ++k)
+          stepSlice(f.nodes[n.operands[k]].shape, v[n.operands[k]], in[body.nodes[ids[k]].attrs.name], t, false);
+        std::vector<Tensor> bv = evaluate(body, in, batch);
+        for (size_t r = 0; r < nr; ++r) {
+          Tensor &y = bv[static_cast<size_t>(body.results[r].value)];
+          if (r < nc) {
+            in[body.nodes[ids[r]].attrs.name].data = y.data;
+            res[r].data = y.data;
+            stepSlice(loopResultShape(f, static_cast<int>(i), static_cast<int>(nr + r)), res[nr + r], y, t, true);
+          } else
+            stepSlice(loopResultShape(f, static_cast<int>(i), static_cast<int>(r)), res[r], y, t, true);
+        }
+      }
+      out.data.assign(1, static_cast<double>(la.steps));
+      break;
+    }
+    case Op::LoopResult:
+      out.data = loops.at(n.operands[0]).at(static_cast<size_t>(n.attrs.offset)).data;
       break;
     }
   }

@@ -61,7 +61,7 @@ int Function::findInput(const std::string &n) const {
 }
 
 int Builder::add(Op op, std::vector<int> operands, Attrs attrs) {
-  assert(static_cast<int>(operands.size()) == opArity(op));
+  assert(opArity(op) < 0 || static_cast<int>(operands.size()) == opArity(op));
   std::vector<Shape> shapes;
   for (int o : operands)
     shapes.push_back(f_.nodes.at(o).shape);
@@ -177,6 +177,8 @@ OpIndexing opIndexing(Op op) {
   case Op::AvgPool2D:
   case Op::AvgPool2DBack:
   case Op::Reshape:
+  case Op::Loop:
+  case Op::LoopResult:
     return OpIndexing::Other;
   }
   return OpIndexing::Other;
@@ -242,6 +244,39 @@ int Builder::conv2dBackData(int dy, int w, Shape xShape, const ConvParams &c) {
 }
 int Builder::conv2dBackFilter(int x, int dy, Shape wShape, const ConvParams &c) {
   return add(Op::Conv2DBackFilter, {x, dy}, convAttrs(std::move(wShape), c));
+}
+
+int Builder::loop(Function body, const std::vector<int> &carries, const std::vector<int> &sequences,
+                  const std::vector<int> &invariants, int64_t steps, bool reverse) {
+  Attrs a;
+  a.loop = {static_cast<int>(f_.bodies.size()), steps, static_cast<int>(carries.size()),
+            static_cast<int>(sequences.size()), reverse};
+  body.name = fmt::format("{}.loop{}", f_.name, f_.bodies.size());
+  f_.bodies.push_back(std::move(body));
+  std::vector<int> operands = carries;
+  operands.insert(operands.end(), sequences.begin(), sequences.end());
+  operands.insert(operands.end(), invariants.begin(), invariants.end());
+  return add(Op::Loop, std::move(operands), a);
+}
+
+int Builder::loopResult(int loop, int k) {
+  Attrs a;
+  a.offset = k;
+  a.shape = loopResultShape(f_, loop, k);
+  return add(Op::LoopResult, {loop}, a);
+}
+
+Shape loopResultShape(const Function &f, int loop, int k) {
+  const LoopAttrs &la = f.nodes[loop].attrs.loop;
+  const Function &body = f.bodies[static_cast<size_t>(la.body)];
+  auto result = [&](int r) { return body.nodes[body.results[static_cast<size_t>(r)].value].shape; };
+  int results = static_cast<int>(body.results.size());
+  if (k < la.carries)
+    return result(k);
+  Shape s = result(k < results ? k : k - results);
+  bool batched = !s.empty() && s[0] == kBatch;
+  s.insert(s.begin() + (batched ? 1 : 0), la.steps);
+  return s;
 }
 
 static std::string axesText(uint32_t axes) {
@@ -345,6 +380,16 @@ void print(const Function &f, std::ostream &os) {
         attrs.push_back("exclude_pad");
       break;
     }
+    case Op::Loop:
+      attrs.push_back(fmt::format("body = @{}, steps = {}, carries = {}, sequences = {}",
+                                  f.bodies[static_cast<size_t>(n.attrs.loop.body)].name, n.attrs.loop.steps,
+                                  n.attrs.loop.carries, n.attrs.loop.sequences));
+      if (n.attrs.loop.reverse)
+        attrs.push_back("reverse");
+      break;
+    case Op::LoopResult:
+      attrs.push_back(fmt::format("result = {}", n.attrs.offset));
+      break;
     case Op::MatMul:
       if (n.attrs.transA)
         attrs.push_back("transpose_a");
@@ -370,12 +415,55 @@ void print(const Function &f, std::ostream &os) {
       os << " -> %" << r.updates;
   }
   os << "\n}\n";
+  for (const Function &body : f.bodies)
+    print(body, os);
+}
+
+// A loop node against its body: operands, inputs and results in the loop's order and shapes.
+static std::string verifyLoop(const Function &f, int i) {
+  const Node &n = f.nodes[i];
+  const LoopAttrs &la = n.attrs.loop;
+  if (la.body < 0 || la.body >= static_cast<int>(f.bodies.size()))
+    return fmt::format("%{}: loop body {} does not exist", i, la.body);
+  const Function &body = f.bodies[static_cast<size_t>(la.body)];
+  std::vector<int> inputs = body.inputs();
+  size_t nc = static_cast<size_t>(la.carries), ns = static_cast<size_t>(la.sequences);
+  if (la.steps < 1 || nc + ns > n.operands.size() || inputs.size() != n.operands.size() || body.results.size() < nc)
+    return fmt::format("%{}: loop of {} steps, {} carries and {} sequences does not fit its {} operands, body "
+                       "of {} inputs and {} results",
+                       i, la.steps, la.carries, la.sequences, n.operands.size(), inputs.size(), body.results.size());
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    if (inputs[k] != static_cast<int>(k))
+      return fmt::format("%{}: the loop body's inputs must come first", i);
+    Shape want = f.nodes[n.operands[k]].shape;
+    if (k >= nc && k < nc + ns) {
+      size_t axis = stepAxis(want);
+      if (want.size() <= axis || want[axis] != la.steps)
+        return fmt::format("%{}: sequence {} of shape {} is not of {} steps", i, k - nc, formatShape(want), la.steps);
+      want.erase(want.begin() + static_cast<std::ptrdiff_t>(axis));
+    }
+    if (body.nodes[k].shape != want)
+      return fmt::format("%{}: loop operand {} is {}, its body input {}", i, k, formatShape(want),
+                         formatShape(body.nodes[k].shape));
+  }
+  for (size_t k = 0; k < nc; ++k) {
+    int v = body.results[k].value;
+    if (body.nodes[v].shape != body.nodes[k].shape)
+      return fmt::format("%{}: the body's carry {} changes shape", i, k);
+    if (v < static_cast<int>(nc) && v != static_cast<int>(k)) // the loop passes carries on one at a time
+      return fmt::format("%{}: the body's carry {} is carry {} unchanged", i, k, v);
+  }
+  for (const Node &bn : body.nodes)
+    if (bn.op == Op::Loop)
+      return fmt::format("%{}: a loop body holds a loop", i);
+  std::string e = verify(body);
+  return e.empty() ? "" : fmt::format("%{}: in its body: {}", i, e);
 }
 
 std::string verify(const Function &f) {
   for (size_t i = 0; i < f.nodes.size(); ++i) {
     const Node &n = f.nodes[i];
-    if (static_cast<int>(n.operands.size()) != opArity(n.op))
+    if (opArity(n.op) >= 0 && static_cast<int>(n.operands.size()) != opArity(n.op))
       return fmt::format("%{}: {} has {} operands, expected {}", i, opName(n.op), n.operands.size(), opArity(n.op));
     std::vector<Shape> shapes;
     for (int o : n.operands) {
@@ -388,6 +476,19 @@ std::string verify(const Function &f) {
       return fmt::format("%{}: {}", i, r.error);
     if (r.shape != n.shape)
       return fmt::format("%{}: shape {} does not match its rule's {}", i, formatShape(n.shape), formatShape(r.shape));
+    if (n.op == Op::Loop)
+      if (std::string e = verifyLoop(f, static_cast<int>(i)); !e.empty())
+        return e;
+    if (n.op == Op::LoopResult) {
+      const Node &loop = f.nodes[n.operands[0]];
+      int k = static_cast<int>(n.attrs.offset);
+      if (loop.op != Op::Loop || k < 0 ||
+          k >= static_cast<int>(f.bodies[static_cast<size_t>(loop.attrs.loop.body)].results.size()) +
+                   loop.attrs.loop.carries)
+        return fmt::format("%{}: loop_result {} of no such loop result", i, k);
+      if (n.shape != loopResultShape(f, n.operands[0], k))
+        return fmt::format("%{}: loop_result's shape {} is not the loop's", i, formatShape(n.shape));
+    }
   }
   for (const Result &r : f.results) {
     if (r.value < 0 || r.value >= static_cast<int>(f.nodes.size()))

@@ -18,7 +18,7 @@ enum class Op {
 #define OP(Name, Mnemonic, Arity, Kind, Diff) Name,
 #include "ir/Ops.def"
 };
-enum class OpKind { Leaf, Elementwise, Reduce, Row, Window, Contraction, View };
+enum class OpKind { Leaf, Elementwise, Reduce, Row, Window, Contraction, View, Loop };
 
 constexpr int kNumOps = 0
 #define OP(Name, Mnemonic, Arity, Kind, Diff) +1 // NOLINT(bugprone-macro-parentheses): a sum of terms
@@ -88,6 +88,15 @@ struct ConvParams {
 // The rows (or columns) a filter of `kernel` taps spans at `dilation`.
 inline int64_t convSpan(int64_t kernel, int64_t dilation) { return (kernel - 1) * dilation + 1; }
 
+// A loop's counts (Op::Loop): which body, how many steps, how its operands divide.
+struct LoopAttrs {
+  int body = -1; // index in the function's bodies
+  int64_t steps = 0;
+  int carries = 0, sequences = 0; // the first operands; the rest are invariants
+  bool reverse = false;           // from the last step down
+  bool operator==(const LoopAttrs &) const = default;
+};
+
 struct Attrs {
   double value = 0;                    // Fill
   std::vector<double> values;          // Constant
@@ -101,6 +110,7 @@ struct Attrs {
   Shape perm;                          // Transpose
   int64_t axis = 0, offset = 0;        // Pad, Slice; SpaceToDepth, DepthToSpace: offset = phases
   std::string name;                    // Input
+  LoopAttrs loop;                      // Loop
   InputRole role = InputRole::Data;
 };
 
@@ -121,6 +131,9 @@ struct Function {
   std::string name;
   std::vector<Node> nodes;
   std::vector<Result> results;
+  // Loops' bodies (Op::Loop's attrs.loop.body), functions of their own: the inputs first, in the
+  // loop's order (carries, slices, invariants), no loop inside.
+  std::vector<Function> bodies;
 
   std::vector<int> inputs() const; // node ids of Input nodes, in order
   int findInput(const std::string &name) const;
@@ -162,6 +175,11 @@ public:
   int maxPool2dShare(int x, int y, int d, const Pool2D &p);
   int avgPool2d(int x, const Pool2D &p);
   int avgPool2dBack(int g, const Pool2D &p, Shape xShape);
+  // A loop of `body` (moved into the function's bodies) over operands carries, sequences,
+  // invariants; and its result k (see Ops.def).
+  int loop(Function body, const std::vector<int> &carries, const std::vector<int> &sequences,
+           const std::vector<int> &invariants, int64_t steps, bool reverse);
+  int loopResult(int loop, int k);
   int add(Op op, std::vector<int> operands, Attrs attrs);
   // By value: appending nodes may move the vector a reference would point into.
   Shape shape(int v) const { return f_.nodes[v].shape; }
@@ -176,7 +194,14 @@ void print(const Function &f, std::ostream &os);
 using rt::RandomHash;
 using rt::randomUniform;
 
-// Checks operand order, arity, shapes and results; returns "" when valid.
+// A loop's sequences and stacked results hold step t at this axis: after the batch axis, or
+// first in a value without one ([B, T, ...] or [T, ...]).
+inline size_t stepAxis(const Shape &s) { return !s.empty() && s[0] == kBatch ? 1 : 0; }
+// The shape of loop result k of loop node `loop` (see Ops.def).
+Shape loopResultShape(const Function &f, int loop, int k);
+
+// Checks operand order, arity, shapes and results (and loops against their bodies); returns ""
+// when valid.
 std::string verify(const Function &f);
 
 // The output extent of a convolution or pooling window along one axis (floor, as PyTorch).

@@ -203,6 +203,12 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
       return {op == Op::MaxPool2DBack ? x : y, ""};
     }
   }
+  case Op::Loop: // checked against its body by verify
+    return {{}, ""};
+  case Op::LoopResult:
+    if (!in[0].empty())
+      return fail("loop_result takes a loop");
+    return {a.shape, ""};
   case Op::Reshape: {
     // Only the batch dimension may be dynamic, and it must stay the leading axis.
     auto staticCount = [](const Shape &s) {

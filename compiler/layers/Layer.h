@@ -4,7 +4,7 @@
 // default initializers, and its lowering to primitive ops. ast/ checks a call against the record
 // and creates the parameters; lowering/ calls the record's lower(). layers/Layers.def lists the
 // kinds; the records are defined in the files of their families (Dense.cpp, Conv.cpp, Norm.cpp,
-// Activations.cpp), and a kind without one does not link.
+// Activations.cpp, Recurrent.cpp), and a kind without one does not link.
 #pragma once
 #include "ast/Args.h"
 #include "ir/IR.h"
@@ -59,8 +59,14 @@ struct SlopeAttrs { // leaky_relu: the slope below 0; elu: the limit below 0
 struct AxisAttrs { // softmax, log_softmax: the axis of the sample they normalize along
   int64_t axis = 0;
 };
+struct RecurrentAttrs { // rnn, lstm, gru
+  int64_t hidden = 0;
+  bool sequences = false;     // return_sequences: every step's state, else the last
+  bool bidirectional = false; // a second direction from the last step down, its state after the first's
+  bool relu = false;          // rnn's nonlinearity: relu rather than tanh
+};
 using LayerAttrs = std::variant<std::monostate, DenseAttrs, EmbeddingAttrs, ConvAttrs, PoolAttrs, NormAttrs,
-                                DropoutAttrs, SlopeAttrs, AxisAttrs>;
+                                DropoutAttrs, SlopeAttrs, AxisAttrs, RecurrentAttrs>;
 
 // A built-in layer applied to one value.
 struct Layer {

@@ -13,8 +13,9 @@ namespace soma::transforms {
 using namespace ir;
 
 namespace {
-using Key = std::tuple<int, std::vector<int>, double, Shape, uint32_t, bool, bool, int64_t, int64_t,
-                       std::vector<double>, Shape, int64_t, int64_t, std::array<int64_t, 9>, std::array<int64_t, 5>>;
+using Key =
+    std::tuple<int, std::vector<int>, double, Shape, uint32_t, bool, bool, int64_t, int64_t, std::vector<double>, Shape,
+               int64_t, int64_t, std::array<int64_t, 9>, std::array<int64_t, 5>, std::array<int64_t, 5>>;
 
 std::array<int64_t, 9> poolKey(const Pool2D &p) {
   return {p.kernel[0],  p.kernel[1], p.stride[0], p.stride[1],         p.padding[0],
@@ -37,7 +38,9 @@ Key keyOf(const Node &n, const std::vector<int> &operands) {
           n.attrs.axis,
           n.attrs.offset,
           poolKey(n.attrs.pool),
-          {c.stride, c.padding, c.dilation[0], c.dilation[1], c.groups}};
+          {c.stride, c.padding, c.dilation[0], c.dilation[1], c.groups},
+          {n.attrs.loop.body, n.attrs.loop.steps, n.attrs.loop.carries, n.attrs.loop.sequences,
+           n.attrs.loop.reverse ? 1 : 0}};
 }
 } // namespace
 
@@ -71,6 +74,8 @@ Function eliminateCommonSubexpressions(const Function &f) {
     }
   Function out;
   out.name = f.name;
+  for (const Function &body : f.bodies) // each loop's step, its inputs and results kept as they are
+    out.bodies.push_back(eliminateCommonSubexpressions(body));
   std::vector<int> newId(n, -1);
   for (size_t i = 0; i < n; ++i) {
     if (!live[i] || rep[i] != static_cast<int>(i))

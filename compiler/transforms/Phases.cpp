@@ -114,6 +114,8 @@ int phasedConvBackFilter(Builder &b, int x, int dy, const Shape &wShape, const C
 Function splitStrides(const Function &f, const Machine &m) {
   Function out;
   out.name = f.name;
+  for (const Function &body : f.bodies) // each loop's step, split as well
+    out.bodies.push_back(splitStrides(body, m));
   Builder b(out);
   std::vector<int> id(f.nodes.size(), -1);
   for (size_t i = 0; i < f.nodes.size(); ++i) {

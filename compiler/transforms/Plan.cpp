@@ -214,6 +214,16 @@ public:
     case Kernel::Kind::Conv:
       conv(k, p);
       break;
+    case Kernel::Kind::Loop: { // the step function runs it; its body's kernels share the threads
+      const LoopAttrs &la = f_.nodes[k.root].attrs.loop;
+      size_t b = static_cast<size_t>(la.body);
+      p.strategy = Strategy::LoopSteps;
+      p.steps = la.steps;
+      p.items = Count{};
+      p.work = Count{la.steps};
+      p.body = planKernels(f_.bodies[b], s_.bodies[b], m_, batch_);
+      break;
+    }
     }
     return p;
   }
@@ -703,9 +713,21 @@ rt::FunctionLayout layout(const Function &f, const Schedule &s, const std::vecto
   rt::FunctionLayout out = slotLayout(f, s);
   for (size_t k = 0; k < s.kernels.size(); ++k) {
     const KernelPlan &p = plans[k];
+    const Node &root = f.nodes[static_cast<size_t>(s.kernels[k].root)];
+    if (p.strategy == Strategy::LoopSteps) { // the body's arithmetic, every step
+      size_t b = static_cast<size_t>(root.attrs.loop.body);
+      rt::FunctionLayout body = layout(f.bodies[b], s.bodies[b], p.body);
+      double perSample = 0, fixed = 0;
+      for (const rt::FunctionLayout::Kernel &bk : body.kernels) {
+        perSample += bk.flopsPerSample * static_cast<double>(p.steps);
+        fixed += bk.flopsFixed * static_cast<double>(p.steps);
+      }
+      out.kernels.push_back({strategyName(p.strategy), fmt::format("{} steps", p.steps), perSample, fixed});
+      continue;
+    }
     double fixed = p.work.at(0) * p.flopsPerUnit;
-    out.kernels.push_back({strategyName(p.strategy), formatShape(f.nodes[static_cast<size_t>(s.kernels[k].root)].shape),
-                           p.work.at(1) * p.flopsPerUnit - fixed, fixed});
+    out.kernels.push_back(
+        {strategyName(p.strategy), formatShape(root.shape), p.work.at(1) * p.flopsPerUnit - fixed, fixed});
   }
   return out;
 }

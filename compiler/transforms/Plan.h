@@ -60,12 +60,14 @@ struct KernelPlan {
   // elementwise.trailing, reduce.trailing, reduce.runs: the first axis of the one run;
   // reduce.leading: the number of leading axes reduced.
   size_t from = 0;
-  bool epilogue = false;       // an elementwise tree above the product runs in the kernel
-  bool vectorEpilogue = false; // on the tile's vectors (else an element at a time)
-  std::vector<int> prefetch;   // matmul.tiled, .packed: epilogue buffers fetched two tiles ahead
-  Count items;                 // work items the threads share (the kernel's rows [lo, hi))
-  Count work;                  // units in all: a multiply-add of a product, an element otherwise
-  double flopsPerUnit = 1;     // --profile: 2 for a multiply-add
+  bool epilogue = false;        // an elementwise tree above the product runs in the kernel
+  bool vectorEpilogue = false;  // on the tile's vectors (else an element at a time)
+  std::vector<int> prefetch;    // matmul.tiled, .packed: epilogue buffers fetched two tiles ahead
+  Count items;                  // work items the threads share (the kernel's rows [lo, hi))
+  Count work;                   // units in all: a multiply-add of a product, an element otherwise
+  double flopsPerUnit = 1;      // --profile: 2 for a multiply-add
+  int64_t steps = 0;            // loop.steps: how many times the body runs
+  std::vector<KernelPlan> body; // loop.steps: the plans of the body's kernels
 };
 
 // Where a choice depends on the batch size B (whether a weight gradient's dy, [B, N], is worth

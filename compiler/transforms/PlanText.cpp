@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <ostream>
+#include <sstream>
 
 namespace soma::transforms {
 
@@ -113,6 +114,8 @@ std::string describe(const KernelPlan &p) {
     if (p.pass)
       out += fmt::format(" samples-per-pass={}", p.pass);
     break;
+  case Strategy::LoopSteps:
+    return fmt::format("{} steps={} body-kernels={}", strategyName(p.strategy), p.steps, p.body.size());
   }
   if (p.epilogue)
     out += p.vectorEpilogue ? " epilogue=vector" : " epilogue=elements";
@@ -126,6 +129,15 @@ void print(const Function &f, const Schedule &s, const std::vector<KernelPlan> &
   for (size_t k = 0; k < s.kernels.size(); ++k) {
     printKernel(f, s.kernels[k], static_cast<int>(k), os);
     os << "  plan " << describe(plans[k]) << "\n";
+    if (s.kernels[k].kind != Kernel::Kind::Loop)
+      continue;
+    // The body's kernels, indented under the loop (their % numbers are the body's nodes).
+    size_t b = static_cast<size_t>(f.nodes[s.kernels[k].root].attrs.loop.body);
+    std::ostringstream body;
+    print(f.bodies[b], s.bodies[b], plans[k].body, body);
+    std::istringstream lines(body.str());
+    for (std::string line; std::getline(lines, line);)
+      os << "    " << line << "\n";
   }
 }
 

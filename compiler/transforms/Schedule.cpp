@@ -132,7 +132,8 @@ Schedule schedule(const Function &f) {
     const Node &node = f.nodes[i];
     bool m = isResult[i] || node.op == Op::Input || opKind(node.op) == OpKind::Reduce ||
              opKind(node.op) == OpKind::Row || opKind(node.op) == OpKind::Window ||
-             opKind(node.op) == OpKind::Contraction || opKind(node.op) == OpKind::View;
+             opKind(node.op) == OpKind::Contraction || opKind(node.op) == OpKind::View ||
+             opKind(node.op) == OpKind::Loop;
     // A broadcast that several elementwise or reduction kernels read: its operand in memory
     // (fewer elements: attention's transposed keys [B, h, d, t] rather than their copies
     // [B, h, t, d, t]), the copies recomputed in each. (Products and windows read theirs from
@@ -158,10 +159,10 @@ Schedule schedule(const Function &f) {
     }
     s.materialized[i] = m;
   }
-  for (size_t i = 0; i < n; ++i) // a view needs its operand in memory, a window op its operands
+  for (size_t i = 0; i < n; ++i) // a view needs its operand in memory, a window op or a loop its operands
     if (s.live[i] && opKind(f.nodes[i].op) == OpKind::View)
       s.materialized[f.nodes[i].operands[0]] = true;
-    else if (s.live[i] && opKind(f.nodes[i].op) == OpKind::Window)
+    else if (s.live[i] && (opKind(f.nodes[i].op) == OpKind::Window || f.nodes[i].op == Op::Loop))
       for (int o : f.nodes[i].operands)
         s.materialized[o] = true;
 
@@ -213,6 +214,14 @@ Schedule schedule(const Function &f) {
       s.slot[i] = s.slot[node.operands[0]];
       continue;
     }
+    if (node.op == Op::LoopResult) { // written by its loop's kernel
+      for (Kernel &k : s.kernels)
+        if (k.root == node.operands[0])
+          k.alsoRoots.push_back(v);
+      s.slot[i] = s.numSlots++;
+      s.slotNode.push_back(v);
+      continue;
+    }
     Kernel k;
     k.root = v;
     if (fusedInto[i] >= 0) {
@@ -230,6 +239,8 @@ Schedule schedule(const Function &f) {
       k.kind = Kernel::Kind::Row;
     } else if (opKind(node.op) == OpKind::Window) {
       k.kind = Kernel::Kind::Window;
+    } else if (node.op == Op::Loop) {
+      k.kind = Kernel::Kind::Loop;
     } else {
       k.kind = Kernel::Kind::Elementwise;
     }
@@ -237,6 +248,30 @@ Schedule schedule(const Function &f) {
     s.kernels.push_back(k);
     s.slot[i] = s.numSlots++;
     s.slotNode.push_back(v);
+  }
+  // Each body's schedule, and the slots here its buffers take.
+  for (const Function &body : f.bodies)
+    s.bodies.push_back(schedule(body));
+  s.loopSlots.resize(f.bodies.size());
+  auto newSlot = [&] {
+    s.slotNode.push_back(-1);
+    return s.numSlots++;
+  };
+  for (const Kernel &k : s.kernels) {
+    if (k.kind != Kernel::Kind::Loop)
+      continue;
+    const LoopAttrs &la = f.nodes[k.root].attrs.loop;
+    const Schedule &bs = s.bodies[static_cast<size_t>(la.body)];
+    LoopSlots &ls = s.loopSlots[static_cast<size_t>(la.body)];
+    for (int b = 0; b < bs.numSlots; ++b)
+      ls.body.push_back(bs.slotNode[b] < 0 ||
+                                f.bodies[static_cast<size_t>(la.body)].nodes[bs.slotNode[b]].op == Op::Input
+                            ? -1
+                            : newSlot());
+    for (int c = 0; c < la.carries; ++c)
+      ls.carries.push_back(newSlot());
+    for (int q = 0; q < la.sequences; ++q)
+      ls.slices.push_back(newSlot());
   }
   // In-place updates write straight into the parameter's buffer.
   for (const Result &r : f.results)
@@ -396,6 +431,8 @@ const char *kernelKindName(Kernel::Kind kind) {
     return "matmul";
   case Kernel::Kind::Conv:
     return "conv";
+  case Kernel::Kind::Loop:
+    return "loop";
   }
   return "";
 }
@@ -450,6 +487,29 @@ rt::FunctionLayout slotLayout(const Function &f, const Schedule &s) {
   }
   for (const Result &r : f.results)
     out.results.push_back({r.name, s.slot[r.value]});
+  // A loop's buffers live while it runs.
+  for (size_t k = 0; k < nk; ++k) {
+    if (s.kernels[k].kind != Kernel::Kind::Loop)
+      continue;
+    const Node &loop = f.nodes[s.kernels[k].root];
+    size_t b = static_cast<size_t>(loop.attrs.loop.body);
+    const Function &body = f.bodies[b];
+    const LoopSlots &ls = s.loopSlots[b];
+    auto own = [&](int sl, const Shape &shape) {
+      rt::FunctionLayout::Slot &slot = out.slots[static_cast<size_t>(sl)];
+      slot.bound = false;
+      slot.fixed = numElements(shape, 0);
+      slot.perSample = numElements(shape, 1) - slot.fixed;
+      slot.first = slot.last = static_cast<int64_t>(k);
+    };
+    for (size_t j = 0; j < ls.body.size(); ++j)
+      if (ls.body[j] >= 0)
+        own(ls.body[j], body.nodes[s.bodies[b].slotNode[j]].shape);
+    for (size_t c = 0; c < ls.carries.size(); ++c)
+      own(ls.carries[c], body.nodes[c].shape);
+    for (size_t q = 0; q < ls.slices.size(); ++q)
+      own(ls.slices[q], body.nodes[ls.carries.size() + q].shape);
+  }
   return out;
 }
 

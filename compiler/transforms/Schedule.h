@@ -12,7 +12,7 @@
 namespace soma::transforms {
 
 struct Kernel {
-  enum class Kind { Elementwise, Reduce, Row, Window, MatMul, Conv };
+  enum class Kind { Elementwise, Reduce, Row, Window, MatMul, Conv, Loop };
   Kind kind;
   int root;         // the materialized node this kernel writes
   int product = -1; // MatMul, Conv, Window: the product (matmul, conv2d or pooling op) whose loop nest the kernel is
@@ -22,13 +22,25 @@ struct Kernel {
   std::vector<int> alsoRoots;
 };
 
+// The buffers a loop kernel runs its body in, as slots of the function around it: one per body
+// slot the body's kernels write (-1 for the body's inputs, which the loop points at each step's
+// values), and the carries' and the sequences' values of the step (contiguous copies).
+struct LoopSlots {
+  std::vector<int> body, carries, slices;
+};
+
 struct Schedule {
   std::vector<Kernel> kernels; // in execution order
   std::vector<bool> live;      // node contributes to a result
   std::vector<bool> materialized;
   std::vector<int> slot; // node -> buffer slot (-1 if inlined); views share their operand's slot
   int numSlots = 0;
-  std::vector<int> slotNode; // slot -> the node that owns it (an Input, or a kernel root)
+  std::vector<int> slotNode; // slot -> the node that owns it (an Input, or a kernel root); -1: none
+  // Per body of the function (ir::Function::bodies): its schedule and its buffers here. A loop
+  // kernel (Kind::Loop, root the loop node, alsoRoots its live loop_result nodes) calls the
+  // body's kernels once per step.
+  std::vector<Schedule> bodies;
+  std::vector<LoopSlots> loopSlots;
 };
 
 Schedule schedule(const ir::Function &f);

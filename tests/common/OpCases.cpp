@@ -2,6 +2,7 @@
 // finite differences are meaningful; Log and Div get positive operands.
 #include "OpCases.h"
 
+#include "autodiff/Autodiff.h"
 #include "soma/Data.h"
 
 #include <array>
@@ -109,6 +110,48 @@ template <typename Make> OpCase epilogueCase(const char *op, bool onVectors, con
   }
   int t = cb.b.transpose(cb.input("t", {rs[0], rs[1], rs[3], rs[2]}), {0, 1, 3, 2});
   return cb.done(cb.b.binary(Op::Mul, r, t));
+}
+
+// A recurrent loop over x [B, 5, 3]: h' = tanh(x_t w + h u) from h0 (an Elman network), each
+// step's output y = h' h; with `sum`, a second carry without a batch axis adds up the batch's
+// h' (as a gradient does). The case's result is loop result `k` (Ops.def's numbering).
+OpCase loopCase(const std::string &label, bool reverse, bool sum, int k) {
+  CaseBuilder cb(label);
+  Function body;
+  Builder bb(body);
+  int h = bb.input("h", InputRole::Data, {kBatch, 4});
+  int acc = sum ? bb.input("acc", InputRole::Data, {4}) : -1;
+  int x = bb.input("x", InputRole::Data, {kBatch, 3});
+  int w = bb.input("w", InputRole::Param, {3, 4}), u = bb.input("u", InputRole::Param, {4, 4});
+  int next = bb.unary(Op::Tanh, bb.binary(Op::Add, bb.matmul(x, w), bb.matmul(h, u)));
+  body.results.push_back({"h", next});
+  if (sum)
+    body.results.push_back({"acc", bb.binary(Op::Add, acc, bb.reduce(Op::ReduceSum, next, 1))});
+  body.results.push_back({"y", bb.binary(Op::Mul, next, h)});
+  std::vector<int> carries{cb.input("h0", {kBatch, 4}, -1, 1)};
+  if (sum)
+    carries.push_back(cb.input("acc0", {4}));
+  int xs = cb.input("xs", {kBatch, 5, 3}, -1, 1);
+  int loop = cb.b.loop(std::move(body), carries, {xs}, {cb.input("w", {3, 4}, -1, 1), cb.input("u", {4, 4}, -1, 1)}, 5,
+                       reverse);
+  return cb.done(cb.b.loopResult(loop, k));
+}
+
+// The gradient of sum(loop result k * r) for input `wrt` of loopCase's loop: backpropagation
+// through time, a loop the other way (its gradients accumulated in place), compared with the
+// reference evaluator's (which the gradient check holds to finite differences).
+OpCase loopGradientCase(const std::string &label, bool reverse, bool sum, int k, const std::string &wrt) {
+  OpCase c = loopCase(label + ", the gradient of " + wrt, reverse, sum, k);
+  CaseBuilder cb(c.label);
+  cb.c = c;
+  int out = cb.c.f.results[0].value;
+  Shape os = cb.c.f.nodes[out].shape;
+  int r = cb.input("r", os, -1, 1, InputRole::Data);
+  int loss = cb.b.reduce(Op::ReduceSum, cb.b.binary(Op::Mul, out, r), (1u << os.size()) - 1);
+  int g = autodiff::appendGradients(cb.c.f, loss, {cb.c.f.findInput(wrt)})[0];
+  cb.c.f.results = {{"out", g}};
+  cb.c.gradcheck = false; // a second derivative
+  return cb.c;
 }
 
 } // namespace
@@ -689,6 +732,17 @@ std::vector<OpCase> casesFor(Op op) {
     }
     return out;
   }
+  case Op::Loop:
+  case Op::LoopResult: // every kind of result: the last carry, outputs and carries stacked
+    return {loopCase("loop, each step's output", false, false, 1),
+            loopCase("loop reversed, the last carry", true, false, 0),
+            loopCase("loop, a carry without a batch axis", false, true, 1),
+            loopCase("loop reversed, each step's carry", true, true, 3),
+            loopGradientCase("loop", false, false, 1, "w"),
+            loopGradientCase("loop", false, false, 1, "xs"),
+            loopGradientCase("loop reversed", true, false, 0, "h0"),
+            loopGradientCase("loop with a sum", false, true, 1, "u"),
+            loopGradientCase("loop with a sum", true, true, 3, "acc0")};
   case Op::Reshape: {
     CaseBuilder cb("reshape");
     int x = cb.input("x", {kBatch, 2, 3});

@@ -17,7 +17,7 @@ using namespace soma;
 
 namespace {
 
-enum class Input { Vector, Image, Sequence, Ids };
+enum class Input { Vector, Image, Sequence, Steps, Ids };
 struct Example {
   const char *call; // the layer as a model file applies it
   Input input;
@@ -45,6 +45,12 @@ Example example(LayerKind k) {
     return {"avgpool1d(2, ceil_mode: true, count_include_pad: false)", Input::Sequence};
   case LayerKind::GlobalAvgPool:
     return {"global_avgpool", Input::Image};
+  case LayerKind::Rnn:
+    return {"rnn(3, nonlinearity: \"relu\", return_sequences: true)", Input::Steps};
+  case LayerKind::Lstm:
+    return {"lstm(3, return_sequences: true, bidirectional: true)", Input::Steps};
+  case LayerKind::Gru:
+    return {"gru(3, bidirectional: true)", Input::Steps};
   case LayerKind::Dropout:
     return {"dropout(0.3)", Input::Vector};
   case LayerKind::BatchNorm:
@@ -90,6 +96,9 @@ std::string modelText(const Example &e) {
     break;
   case Input::Sequence:
     body = "input x: f32[3, 11] conv1d(2, 1) -> " + std::string(e.call);
+    break;
+  case Input::Steps: // [steps, features], a recurrent layer's
+    body = "input x: f32[4, 3] " + std::string(e.call);
     break;
   case Input::Ids:
     body = "input x: f32[4] " + std::string(e.call);

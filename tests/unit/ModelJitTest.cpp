@@ -8,6 +8,7 @@
 #include "lowering/Lower.h"
 #include "soma/Data.h"
 #include "soma/Session.h"
+#include "transforms/CSE.h"
 #include "transforms/Phases.h"
 
 #include <cmath>
@@ -66,6 +67,7 @@ void expectStepMatches(const std::string &text, int64_t batch) {
   ir::Function split = transforms::splitStrides(m.train, codegen::machine(codegen::hostTarget()));
   if (split.nodes.size() != m.train.nodes.size())
     steps.push_back(std::move(split));
+  steps.push_back(transforms::eliminateCommonSubexpressions(steps.back())); // as the pipeline runs it
   for (const ir::Function &step : steps)
     expectSameStep(m, step, inputs, expected, batch);
 }
@@ -161,6 +163,18 @@ TEST(ModelJit, SequenceStepMatchesReference) {
                                   avgpool1d(2, ceil_mode: true) flatten dense(3) }
                       train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
                     4);
+}
+
+// Sequences [steps, features]: recurrent layers stacked, both directions, every step's state or
+// the last, over a batch that fills no whole tile; a loop op each, its backward pass a loop too.
+TEST(ModelJit, RecurrentStepMatchesReference) {
+  expectStepMatches(R"(model M { input x: f32[9, 5] lstm(6, return_sequences: true, bidirectional: true)
+                                  gru(5, return_sequences: true) rnn(4, nonlinearity: "relu") dense(3) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = adam(lr: 0.01) })",
+                    7);
+  expectStepMatches(R"(model M { input x: f32[6, 3] gru(4, bidirectional: true) -> tanh dense(2) }
+                      train M { data train = csv("x") loss = cross_entropy(label) optimizer = sgd(lr: 0.5) })",
+                    1);
 }
 
 TEST(ModelJit, ReluSoftmaxCrossEntropyStepMatchesReference) {
