@@ -3,6 +3,8 @@
 // `init` and `bias_init` arguments of built-in layers.
 #include "ast/GraphBuilder.h"
 
+#include <fmt/format.h>
+
 namespace soma::graph {
 
 namespace {
@@ -82,8 +84,13 @@ std::optional<InitSpec> GraphBuilder::initializer(const ast::Expr &e, Scope &sco
     if (name == i.first)
       found = &i;
   if (!found) {
+    std::string hint = name.empty() ? "" : suggest(name, names);
+    if (e.kind == ast::Expr::Kind::String) // init: "zeros": the name, quoted
+      for (const auto &i : kInits)
+        if (e.text == i.first)
+          hint = fmt::format("; an initializer is a name, not a string: write {} without quotes", e.text);
     diags_.report(DiagKind::UnknownFunction, e.kind == ast::Expr::Kind::Call ? e.calleeRange : e.range, "initializer",
-                  calleeText(e), name.empty() ? "" : suggest(name, names));
+                  calleeText(e), hint);
     return std::nullopt;
   }
   InitSpec init;
