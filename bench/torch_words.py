@@ -3,9 +3,11 @@ positions, 4-head self-attention with bias-free projections that no letter posit
 word's end is attended to, post-norm, a ReLU feed-forward of 64, the mean over the word's letters,
 a dense layer to 5 languages) and examples/words_conv1d.soma
 (embedding, two Conv1d of 64 filters of 3 with "same" padding and ReLU, the maximum over the
-letters, a dense layer), Adam lr 0.002, batch 64, 10 epochs; prints the test accuracy and the
+letters, a dense layer) and examples/words_lstm.soma and words_gru.soma (embedding, an LSTM of 64
+or a bidirectional GRU of 48 over the 16 letters, its last states, a dense layer), Adam lr 0.002,
+batch 64, 10 epochs; prints the test accuracy and the
 training samples per second. Reads data/words (scripts/make_words.py).
-Usage: /usr/bin/python3 bench/torch_words.py [transformer|conv1d] [SEEDS, e.g. 1,2,3] [THREADS]"""
+Usage: /usr/bin/python3 bench/torch_words.py [transformer|conv1d|lstm|gru] [SEEDS, e.g. 1,2,3] [THREADS]"""
 import os
 import sys
 
@@ -63,13 +65,27 @@ class Letters(nn.Module):
         return self.out(self.convs(self.embed(ids).transpose(1, 2)).amax(2))
 
 
+class Recurrent(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.embed = nn.Embedding(64, 32)
+        self.cell = nn.LSTM(32, 64, batch_first=True) if kind == "lstm" else nn.GRU(
+            32, 48, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(64 if kind == "lstm" else 96, 5)
+
+    def forward(self, ids):
+        _, last = self.cell(self.embed(ids))
+        last = last[0] if isinstance(last, tuple) else last  # the LSTM's (h, c)
+        return self.out(torch.cat(list(last), 1))
+
+
 def run(kind, seed, threads):
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     load = lambda name: torch.tensor(np.load(os.path.join(root, name)))
     x, y = load("train-letters.npy").long(), load("train-languages.npy")
     tx, ty = load("test-letters.npy").long(), load("test-languages.npy")
-    model = Language() if kind == "transformer" else Letters()
+    model = {"transformer": Language, "conv1d": Letters}.get(kind, lambda: Recurrent(kind))()
     opt = torch.optim.Adam(model.parameters(), lr=0.002)
     rate = timed_epochs(model, opt, x, y, nn.functional.cross_entropy, 10, 64)
     with torch.no_grad():

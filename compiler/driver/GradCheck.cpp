@@ -65,7 +65,10 @@ int gradCheck(CompiledModel &m, double tolerance) {
 
   bool ok = true;
   rt::Rng rng(7);
-  std::printf("%-16s %10s %14s\n", "parameter", "checked", "worst rel err");
+  int width = 16; // the names' column: as wide as the longest (gru_1.w_ih_reverse)
+  for (const auto &param : m.lowered.params)
+    width = std::max(width, static_cast<int>(param.name.size()));
+  std::printf("%-*s %10s %14s\n", width, "parameter", "checked", "worst rel err");
   for (size_t i = 0; i < params.size(); ++i) {
     const std::string &name = m.lowered.params[i].name;
     const interp::Tensor &w = inputs[name];
@@ -81,7 +84,7 @@ int gradCheck(CompiledModel &m, double tolerance) {
     }
     bool pass = worst <= tolerance;
     ok &= pass;
-    std::printf("%-16s %10lld %14.3e%s\n", name.c_str(), (long long)checks, worst, pass ? "" : "  FAIL");
+    std::printf("%-*s %10lld %14.3e%s\n", width, name.c_str(), (long long)checks, worst, pass ? "" : "  FAIL");
   }
   std::printf("%s: gradients %s (tolerance %g)\n", p.model.name.c_str(), ok ? "match" : "DO NOT match", tolerance);
   return ok ? 0 : 1;
