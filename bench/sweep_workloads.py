@@ -2,6 +2,29 @@
 the same network for PyTorch (a function of torch.nn, so that this file loads without torch).
 Every model ends in softmax with cross-entropy over `classes`."""
 
+
+def _recurrent(nn, layers, width):
+    """A PyTorch stack of batch-first recurrent modules, each returning its sequences but the last,
+    whose final states (both directions side by side) a Linear layer to 10 classes reads."""
+
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList(layers)
+            self.out = nn.Linear(width, 10)
+
+        def forward(self, x):
+            import torch  # here, so that this file loads without torch
+
+            for layer in self.layers[:-1]:
+                x, _ = layer(x)
+            _, last = self.layers[-1](x)
+            last = last[0] if isinstance(last, tuple) else last  # an LSTM's (h, c)
+            return self.out(torch.cat(list(last), 1))
+
+    return Recurrent()
+
+
 WORKLOADS = [
     {"name": "S1", "recipe": "3 conv 3x3 stride 2 (3-32-64-128) + batchnorm, global avg pool, Adam, [3, 32, 32], batch 64",
      "input": [3, 32, 32], "classes": 10, "samples": 2048, "batch": 64, "epochs": 4, "optimizer": "adam(lr: 0.001)",
@@ -126,4 +149,14 @@ WORKLOADS = [
          nn.Conv2d(64, 64, 3, 2, 1, groups=8), nn.BatchNorm2d(64), nn.ReLU(),
          nn.Conv2d(64, 128, 1), nn.BatchNorm2d(128), nn.ReLU(),
          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10))},
+    {"name": "S15", "recipe": "LSTM 64 over [50, 32] sequences, its last state, dense 10, Adam, batch 64",
+     "input": [50, 32], "classes": 10, "samples": 2048, "batch": 64, "epochs": 3, "optimizer": "adam(lr: 0.001)",
+     "soma": ["lstm(64)", "dense(10) -> softmax"],
+     "torch": lambda nn: _recurrent(nn, [nn.LSTM(32, 64, batch_first=True)], 64)},
+    {"name": "S16", "recipe": "bidirectional GRU 64 returning its sequences, then GRU 64, over [100, 16], dense 10, SGD momentum, batch 32",
+     "input": [100, 16], "classes": 10, "samples": 1024, "batch": 32, "epochs": 3,
+     "optimizer": "sgd(lr: 0.01, momentum: 0.9)",
+     "soma": ["gru(64, return_sequences: true, bidirectional: true)", "gru(64)", "dense(10) -> softmax"],
+     "torch": lambda nn: _recurrent(nn, [nn.GRU(16, 64, batch_first=True, bidirectional=True),
+                                         nn.GRU(128, 64, batch_first=True)], 64)},
 ]

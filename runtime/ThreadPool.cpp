@@ -136,6 +136,14 @@ namespace {
 // --profile: the host thread alone calls parallel_for, so plain variables suffice.
 double *profileSeconds = nullptr;
 int64_t profileCount = 0, profileIndex = 0;
+int loopDepth = 0; // inside a loop, its body's kernels are the loop's time
+std::chrono::steady_clock::time_point loopStart;
+
+void record(std::chrono::steady_clock::time_point start) {
+  if (profileIndex < profileCount)
+    profileSeconds[profileIndex] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ++profileIndex;
+}
 
 void runKernel(soma_kernel_fn fn, void *ctx, int64_t rows, int64_t cost_per_row) {
   ThreadPool &p = pool();
@@ -148,15 +156,23 @@ void runKernel(soma_kernel_fn fn, void *ctx, int64_t rows, int64_t cost_per_row)
 } // namespace
 
 extern "C" void soma_rt_parallel_for(soma_kernel_fn fn, void *ctx, int64_t rows, int64_t cost_per_row) {
-  if (!profileSeconds) {
+  if (!profileSeconds || loopDepth > 0) {
     runKernel(fn, ctx, rows, cost_per_row);
     return;
   }
   auto start = std::chrono::steady_clock::now();
   runKernel(fn, ctx, rows, cost_per_row);
-  if (profileIndex < profileCount)
-    profileSeconds[profileIndex] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  ++profileIndex;
+  record(start);
+}
+
+extern "C" void soma_rt_loop_begin(void) {
+  if (loopDepth++ == 0 && profileSeconds)
+    loopStart = std::chrono::steady_clock::now();
+}
+
+extern "C" void soma_rt_loop_end(void) {
+  if (--loopDepth == 0 && profileSeconds)
+    record(loopStart);
 }
 
 extern "C" void soma_rt_profile_set(double *seconds, int64_t count) {

@@ -310,9 +310,11 @@ std::unique_ptr<Jit> Jit::create(std::string &error) {
   else
     llvm::consumeError(mvec.takeError());
   llvm::orc::SymbolMap runtime;
+  auto callable = llvm::JITSymbolFlags::Exported | llvm::JITSymbolFlags::Callable;
   runtime[lj.mangleAndIntern("soma_rt_parallel_for")] = {llvm::orc::ExecutorAddr::fromPtr(&soma_rt_parallel_for),
-                                                         llvm::JITSymbolFlags::Exported |
-                                                             llvm::JITSymbolFlags::Callable};
+                                                         callable};
+  runtime[lj.mangleAndIntern("soma_rt_loop_begin")] = {llvm::orc::ExecutorAddr::fromPtr(&soma_rt_loop_begin), callable};
+  runtime[lj.mangleAndIntern("soma_rt_loop_end")] = {llvm::orc::ExecutorAddr::fromPtr(&soma_rt_loop_end), callable};
   if (auto err = jd.define(llvm::orc::absoluteSymbols(runtime))) {
     error = llvm::toString(std::move(err));
     return nullptr;

@@ -71,6 +71,10 @@ void FunctionEmitter::emitLoop(const Kernel &k, const KernelPlan &p) {
     llvm::Value *count = b_.CreateMul(rowsOf(s), b_.getInt64(rowFloats(s)));
     copyRows(dst, count, src, count, b_.getInt64(1), count);
   };
+  auto marker = [&](const char *name) { // the loop is one kernel to --profile
+    b_.CreateCall(m_.getOrInsertFunction(name, llvm::FunctionType::get(b_.getVoidTy(), {}, false)));
+  };
+  marker("soma_rt_loop_begin");
   std::vector<int> resultSlot(nr + nc, -1); // the live loop_result nodes' buffers
   for (int r : k.alsoRoots)
     resultSlot[static_cast<size_t>(f_.nodes[r].attrs.offset)] = s_.slot[r];
@@ -141,6 +145,7 @@ void FunctionEmitter::emitLoop(const Kernel &k, const KernelPlan &p) {
   for (size_t j = 0; j < nc; ++j)
     if (resultSlot[j] >= 0)
       whole(word(resultSlot[j]), carry[j], body.nodes[j].shape);
+  marker("soma_rt_loop_end");
 }
 
 } // namespace soma::codegen

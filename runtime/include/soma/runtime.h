@@ -15,11 +15,15 @@ typedef void (*soma_kernel_fn)(void *ctx, int64_t lo, int64_t hi);
    thread, so results do not depend on the thread count. */
 void soma_rt_parallel_for(soma_kernel_fn fn, void *ctx, int64_t rows, int64_t cost_per_row);
 
-/* Profiling (soma run --profile): while a buffer is set, the i-th soma_rt_parallel_for call since
-   the last soma_rt_profile_reset adds its wall-clock seconds to seconds[i]; calls past `count`
-   are not timed. NULL stops it. */
+/* Profiling (soma run --profile): while a buffer is set, the i-th kernel since the last
+   soma_rt_profile_reset adds its wall-clock seconds to seconds[i]; kernels past `count` are not
+   timed. A kernel is one soma_rt_parallel_for call, or a whole loop (a recurrent layer): between
+   soma_rt_loop_begin and soma_rt_loop_end the body's calls are the loop's time, one kernel.
+   NULL stops it. */
 void soma_rt_profile_set(double *seconds, int64_t count);
 void soma_rt_profile_reset(void);
+void soma_rt_loop_begin(void);
+void soma_rt_loop_end(void);
 
 /* Sets the number of threads (>= 1), starting or stopping workers. */
 void soma_rt_set_threads(int threads);
