@@ -1,10 +1,11 @@
-"""Compares two --metrics files epoch by epoch on everything but the timings: the losses and
-accuracies are written as the shortest text of the exact double, so equal text is equal bits.
+"""Compares two --metrics files epoch by epoch on everything but the timings and the thread count
+(results do not depend on it): the losses and accuracies are written as the shortest text of the
+exact double, so equal text is equal bits.
 Usage: same_losses.py A.jsonl B.jsonl"""
 import json
 import sys
 
-TIMINGS = {"samples_per_second", "seconds", "jit_ms"}
+TIMINGS = {"samples_per_second", "seconds", "jit_ms", "threads"}
 
 
 def load(path):
