@@ -148,9 +148,12 @@ llvm::Value *FunctionEmitter::offset(const Shape &shape, const std::vector<llvm:
       off = b_.CreateAdd(b_.CreateMul(off, dim(shape[i])), idx[i]);
     return b_.CreateAdd(b_.CreateMul(off, b_.getInt64(trailing_.run)), trailing_.t);
   }
+  // Fewer indices than axes: the first spans the leading axes, as rows (a matmul's [B, T, k] is
+  // B*T rows of k).
+  size_t used = std::min(shape.size(), idx.size()), extra = shape.size() - used;
   llvm::Value *off = b_.getInt64(0);
-  for (size_t i = 0; i < shape.size(); ++i)
-    off = i == 0 ? idx[0] : b_.CreateAdd(b_.CreateMul(off, dim(shape[i])), idx[i]);
+  for (size_t i = 0; i < used; ++i)
+    off = i == 0 ? idx[0] : b_.CreateAdd(b_.CreateMul(off, dim(shape[i + extra])), idx[i]);
   return off;
 }
 
@@ -186,10 +189,11 @@ int64_t FunctionEmitter::laneStride(int node, const std::vector<llvm::Value *> &
   const Shape &shape = f_.nodes[node].shape;
   if (trailing_.t && lane_ == trailing_.t && shape == trailing_.shape) // along the run: contiguous
     return 1;
+  size_t extra = shape.size() - std::min(shape.size(), idx.size()); // as offset(): leading axes as rows
   for (size_t a = 0; a < idx.size(); ++a)
     if (idx[a] == lane_) {
       int64_t stride = 1;
-      for (size_t later = a + 1; later < shape.size(); ++later)
+      for (size_t later = a + 1 + extra; later < shape.size(); ++later)
         stride *= shape[later];
       return stride;
     }

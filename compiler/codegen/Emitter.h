@@ -67,6 +67,13 @@ private:
 
   // ---- Emitter.cpp
   llvm::Value *dim(int64_t d) { return d == kBatch ? batch_ : b_.getInt64(d); }
+  // The rows of a matrix operand: every axis but the last ([B, T, k]: B*T rows of k).
+  llvm::Value *matRows(const Shape &s) {
+    llvm::Value *r = b_.getInt64(1);
+    for (size_t i = 0; i + 1 < s.size(); ++i)
+      r = b_.CreateMul(r, dim(s[i]));
+    return r;
+  }
   // The element type of expr's values: a float, or in a vector epilogue a vector of floats.
   llvm::Type *elemTy() { return lane_ ? static_cast<llvm::Type *>(vecTy()) : f32_; }
   llvm::Value *one() { return llvm::ConstantFP::get(elemTy(), 1.0); }

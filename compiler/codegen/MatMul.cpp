@@ -76,8 +76,8 @@ void FunctionEmitter::tiledMatMul(const Kernel &k, llvm::Value *lo, llvm::Value 
   int a = mm.operands[0], bm = mm.operands[1];
   const Shape &as = f_.nodes[a].shape;
   bool ta = mm.attrs.transA;
-  llvm::Value *kDim = dim(ta ? as[0] : as[1]);
-  int64_t n = mm.shape[1], vl = lanes();
+  llvm::Value *kDim = ta ? matRows(as) : dim(as.back());
+  int64_t n = mm.shape.back(), vl = lanes();
   int64_t width = plan_->columns; // columns per tile
   llvm::AllocaInst *rows = entryAlloca(f32_, b_.getInt64(kRows * n), "rows");
   rows->setAlignment(llvm::Align(64));
@@ -159,7 +159,7 @@ void FunctionEmitter::tiledMatMul(const Kernel &k, llvm::Value *lo, llvm::Value 
   // A block of at least half the rows takes the block's tile (repeating its last row); fewer
   // rows (a batch of one) go one at a time rather than compute rows that are thrown away.
   llvm::Function *fn = b_.GetInsertBlock()->getParent();
-  rowBlocks(lo, hi, kRows, dim(mm.shape[0]), groups, columns,
+  rowBlocks(lo, hi, kRows, matRows(mm.shape), groups, columns,
             [&](llvm::Value *i0, llvm::Value *count, llvm::Value *c0) {
               auto *whole = llvm::BasicBlock::Create(c_, "rows.block", fn),
                    *single = llvm::BasicBlock::Create(c_, "rows.one", fn);
@@ -191,8 +191,8 @@ void FunctionEmitter::packedMatMul(const Kernel &k, llvm::Value *lo, llvm::Value
   int a = mm.operands[0], bm = mm.operands[1];
   const Shape &as = f_.nodes[a].shape;
   bool ta = mm.attrs.transA, tb = mm.attrs.transB;
-  llvm::Value *kDim = dim(ta ? as[0] : as[1]), *m = dim(mm.shape[0]);
-  int64_t n = mm.shape[1], vl = lanes();
+  llvm::Value *kDim = ta ? matRows(as) : dim(as.back()), *m = matRows(mm.shape);
+  int64_t n = mm.shape.back(), vl = lanes();
   const uint64_t vecAlign = static_cast<uint64_t>(4 * vl); // rows of the packed block are whole vectors
   llvm::AllocaInst *packed = entryAlloca(f32_, b_.getInt64(depth * w), "packed");
   packed->setAlignment(llvm::Align(vecAlign));
@@ -424,7 +424,7 @@ void FunctionEmitter::dotMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *h
   const int64_t mr = plan_->rows, nc = plan_->columns;
   const Node &mm = f_.nodes[k.product];
   int a = mm.operands[0], bm = mm.operands[1];
-  int64_t kk = f_.nodes[a].shape[1], n = mm.shape[1], vl = lanes();
+  int64_t kk = f_.nodes[a].shape.back(), n = mm.shape.back(), vl = lanes();
   llvm::AllocaInst *rows = entryAlloca(f32_, b_.getInt64(mr * n), "rows");
   llvm::AllocaInst *acc = entryAlloca(llvm::ArrayType::get(vecTy(), mr * nc), nullptr, "acc"); // registers
   llvm::Value *aBase = slotPtr(a), *bBase = slotPtr(bm);
@@ -460,7 +460,7 @@ void FunctionEmitter::dotMatMul(const Kernel &k, llvm::Value *lo, llvm::Value *h
     storeLaneSums(acc, mr, nr, nr,
                   [&](int64_t r) { return b_.CreateGEP(f32_, rows, b_.CreateAdd(j0, b_.getInt64(r * n))); });
   };
-  rowBlocks(lo, hi, mr, dim(mm.shape[0]), 1, n, [&](llvm::Value *i0, llvm::Value *count, llvm::Value *) {
+  rowBlocks(lo, hi, mr, matRows(mm.shape), 1, n, [&](llvm::Value *i0, llvm::Value *count, llvm::Value *) {
     if (n / nc > 0)
       loop(
           b_.getInt64(0), b_.getInt64(n / nc),
@@ -478,8 +478,8 @@ void FunctionEmitter::generalMatMul(const Kernel &k, llvm::Value *lo, llvm::Valu
   int a = mm.operands[0], bm = mm.operands[1];
   const Shape &as = f_.nodes[a].shape;
   bool ta = mm.attrs.transA, tb = mm.attrs.transB;
-  llvm::Value *kDim = dim(ta ? as[0] : as[1]);
-  llvm::Value *nDim = dim(mm.shape[1]);
+  llvm::Value *kDim = ta ? matRows(as) : dim(as.back());
+  llvm::Value *nDim = dim(mm.shape.back());
   auto aAt = [&](llvm::Value *i, llvm::Value *kk) { return load(a, ta ? std::vector{kk, i} : std::vector{i, kk}); };
   auto bAt = [&](llvm::Value *kk, llvm::Value *j) { return load(bm, tb ? std::vector{j, kk} : std::vector{kk, j}); };
   if (tb) {

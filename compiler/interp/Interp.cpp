@@ -293,15 +293,16 @@ std::vector<Tensor> evaluate(const Function &f, const std::map<std::string, Tens
       break;
     }
     case Op::MatMul: {
-      const Tensor &a = arg(0), &b = arg(1);
-      int64_t m = out.dims[0], nn = out.dims[1];
-      int64_t k = n.attrs.transA ? a.dims[0] : a.dims[1];
+      const Tensor &a = arg(0), &b = arg(1); // each as [rows, its last axis] (ShapeRules)
+      int64_t nn = out.dims.back(), m = count(out.dims) / nn;
+      int64_t ac = a.dims.back(), bc = b.dims.back();
+      int64_t k = n.attrs.transA ? count(a.dims) / ac : ac;
       for (int64_t r = 0; r < m; ++r)
         for (int64_t c = 0; c < nn; ++c) {
           double s = 0;
           for (int64_t q = 0; q < k; ++q) {
-            double av = n.attrs.transA ? a.data[q * a.dims[1] + r] : a.data[r * a.dims[1] + q];
-            double bv = n.attrs.transB ? b.data[c * b.dims[1] + q] : b.data[q * b.dims[1] + c];
+            double av = n.attrs.transA ? a.data[q * ac + r] : a.data[r * ac + q];
+            double bv = n.attrs.transB ? b.data[c * bc + q] : b.data[q * bc + c];
             s += av * bv;
           }
           out.data[r * nn + c] = s;

@@ -135,13 +135,28 @@ ShapeResult inferShape(Op op, const std::vector<Shape> &in, const Attrs &a) {
     return {in[0], ""};
   }
   case Op::MatMul: {
-    if (in[0].size() != 2 || in[1].size() != 2)
+    // Two matrices; or rows of more axes ([B, T, k] as B*T rows of k), contiguous: a's rows times
+    // a matrix b ([.., k] x [k, n] -> [.., n]), or a's rows transposed against b's same rows
+    // ([.., k]^T x [.., n] -> [k, n], the contraction over every row).
+    const Shape &x = in[0], &y = in[1];
+    if (x.size() < 2 || y.size() < 2)
       return fail("matmul takes two matrices");
-    int64_t m = a.transA ? in[0][1] : in[0][0], ka = a.transA ? in[0][0] : in[0][1];
-    int64_t kb = a.transB ? in[1][1] : in[1][0], n = a.transB ? in[1][0] : in[1][1];
+    bool rowsA = x.size() > 2 && !a.transA && y.size() == 2;
+    bool rowsBoth =
+        x.size() > 2 && a.transA && !a.transB && Shape(x.begin(), x.end() - 1) == Shape(y.begin(), y.end() - 1);
+    if ((x.size() > 2 || y.size() > 2) && !rowsA && !rowsBoth)
+      return fail(fmt::format("matmul of {} and {}: rows of more axes go against a matrix, or transposed against "
+                              "the same rows",
+                              formatShape(x), formatShape(y)));
+    if (rowsBoth)
+      return {{x.back(), y.back()}, ""};
+    int64_t ka = a.transA ? x[0] : x.back();
+    int64_t kb = a.transB ? y[1] : y[0], n = a.transB ? y[0] : y[1];
     if (ka != kb)
-      return fail(fmt::format("matmul inner dimensions differ: {} and {}", formatShape(in[0]), formatShape(in[1])));
-    return {{m, n}, ""};
+      return fail(fmt::format("matmul inner dimensions differ: {} and {}", formatShape(x), formatShape(y)));
+    Shape out = a.transA ? Shape{x[1]} : Shape(x.begin(), x.end() - 1);
+    out.push_back(n);
+    return {out, ""};
   }
   case Op::Conv2D:
   case Op::Conv2DBackData:

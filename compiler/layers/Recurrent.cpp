@@ -66,7 +66,8 @@ std::vector<LayerParam> recurrentParams(const Layer &l) {
   return out;
 }
 
-// One step of the layer's cell: inputs h (and c), the step's x, then w_ih, w_hh, b_ih, b_hh;
+// One step of the layer's cell: inputs h (and c), the step's xg = x w_ih + b_ih (every step's
+// computed before the loop, as one product of B*T rows: see lowerRecurrent), then w_hh, b_hh;
 // results h' (and c').
 ir::Function cellStep(const Layer &l) {
   const RecurrentAttrs &a = l.as<RecurrentAttrs>();
@@ -75,14 +76,10 @@ ir::Function cellStep(const Layer &l) {
   ir::Builder c(body);
   int h = c.input("h", ir::InputRole::Data, {kBatch, H});
   int cell = l.kind == LayerKind::Lstm ? c.input("c", ir::InputRole::Data, {kBatch, H}) : -1;
-  int x = c.input("x", ir::InputRole::Data, {kBatch, l.in[1]});
-  int wi = c.input("w_ih", ir::InputRole::Param, {l.in[1], G}), wh = c.input("w_hh", ir::InputRole::Param, {H, G});
-  int bi = c.input("b_ih", ir::InputRole::Param, {G}), bh = c.input("b_hh", ir::InputRole::Param, {G});
-  auto affine = [&](int v, int w, int b) {
-    int mm = c.matmul(v, w);
-    return c.binary(Op::Add, mm, c.broadcast(b, c.shape(mm), 1));
-  };
-  int xg = affine(x, wi, bi), hg = affine(h, wh, bh);
+  int xg = c.input("xg", ir::InputRole::Data, {kBatch, G});
+  int wh = c.input("w_hh", ir::InputRole::Param, {H, G}), bh = c.input("b_hh", ir::InputRole::Param, {G});
+  int hmm = c.matmul(h, wh);
+  int hg = c.binary(Op::Add, hmm, c.broadcast(bh, c.shape(hmm), 1));
   auto block = [&](int v, int64_t k) { return c.slice(v, 1, k * H, {kBatch, H}); };
   auto add = [&](int p, int q) { return c.binary(Op::Add, p, q); };
   auto mul = [&](int p, int q) { return c.binary(Op::Mul, p, q); };
@@ -117,10 +114,13 @@ int lowerRecurrent(LayerLowering &cx, const Layer &l, int x) {
     std::vector<int> carries{cx.b.fill(0.0, {kBatch, H})};
     if (l.kind == LayerKind::Lstm)
       carries.push_back(cx.b.fill(0.0, {kBatch, H}));
+    // The input's share of every step at once: [B, T, d] x [d, G] as B*T rows, outside the loop
+    // (and so is its gradient: the loop hands back each step's dxg, stacked).
+    int xw = cx.b.matmul(x, cx.param(l, p));
+    int xg = cx.b.binary(Op::Add, xw, cx.b.broadcast(cx.param(l, p + 2), cx.b.shape(xw), 3));
     ir::Function step = cellStep(l);
     int results = static_cast<int>(step.results.size());
-    int loop = cx.b.loop(std::move(step), carries, {x},
-                         {cx.param(l, p), cx.param(l, p + 1), cx.param(l, p + 2), cx.param(l, p + 3)}, T, reverse);
+    int loop = cx.b.loop(std::move(step), carries, {xg}, {cx.param(l, p + 1), cx.param(l, p + 3)}, T, reverse);
     return cx.b.loopResult(loop, a.sequences ? results : 0); // every step's h, or the last
   };
   int forward = direction(false);

@@ -63,14 +63,14 @@ struct Lowerer {
   // |x| with slope 0 at 0 (mae; absSloped in layers/Layer.h has the one softplus needs).
   int abs(int x) { return b.binary(Op::Add, b.unary(Op::Relu, x), b.unary(Op::Relu, b.unary(Op::Neg, x))); }
 
-  // x @ w (Expressions.cpp has the cases). The IR's product takes two matrices: a sample's vector
-  // times a static matrix is one ([B, k] x [k, n]), and static values fold their leading axes
-  // into rows. Products whose rows include the batch axis and another (a sample's matrix, or the
-  // samples' own matrices: attention's q @ transpose(k)) are a broadcast product summed over k:
-  // [.., m, k, 1] * [.., 1, k, n] -> [.., m, n], elementwise and reduce ops that fuse.
+  // x @ w (Expressions.cpp has the cases). The IR's product takes matrices, and rows of more
+  // axes against a matrix: anything times a static matrix is one ([B, k] x [k, n], a sample's
+  // matrix [B, t, k] x [k, n] as B*t rows), and static values fold their leading axes into rows.
+  // Products of the samples' own matrices (attention's q @ transpose(k)) are a broadcast product
+  // summed over k: [.., m, k, 1] * [.., 1, k, n] -> [.., m, n], elementwise and reduce ops that fuse.
   int matmul(const GraphNode &n, int x, const GraphNode &xn, int w, const GraphNode &wn) {
     Shape xs = b.shape(x), out = irShape(n);
-    if (!wn.batched && wn.dims.size() == 2 && (!xn.batched || xn.dims.size() == 1)) {
+    if (!wn.batched && wn.dims.size() == 2) {
       int64_t rows = 1;
       for (size_t i = 0; i + 1 < xs.size(); ++i)
         rows *= xs[i];

@@ -413,24 +413,30 @@ private:
     const Node &mm = f_.nodes[k.product];
     const Shape &as = f_.nodes[mm.operands[0]].shape;
     bool ta = mm.attrs.transA, tb = mm.attrs.transB;
-    int64_t m = mm.shape[0], n = mm.shape[1], kk = ta ? as[0] : as[1];
-    p.work = times(times(extent(m), extent(n)), extent(kk));
+    // Operands of more axes are rows of their last ([B, T, k]: B*T rows, as ShapeRules); m and kk
+    // are kBatch when they hold the batch axis, their static factor then in rowsM and rowsK.
+    auto rows = [](const Shape &s) { return elements(Shape(s.begin(), s.end() - 1)); };
+    Count rowsM = rows(mm.shape), rowsK = ta ? rows(as) : extent(as.back());
+    int64_t n = mm.shape.back();
+    auto single = [&](const Count &c) { return c.batchPower ? kBatch : c.factor; };
+    int64_t m = single(rowsM), kk = single(rowsK);
+    p.work = times(times(rowsM, extent(n)), rowsK);
     p.flopsPerUnit = 2;
     bool tiled = n != kBatch && !tb, dot = n != kBatch && tb && !ta && kk != kBatch;
     int64_t columns = tileColumns(n, !k.alsoRoots.empty());
-    int64_t chunk =
-        std::min(kChunkTiles, ceilDiv(n, columns) * ceilDiv(m == kBatch ? batch_ : m, kTiledRows) / kMinItems);
+    int64_t chunk = std::min(kChunkTiles, ceilDiv(n, columns) *
+                                              ceilDiv(static_cast<int64_t>(rowsM.at(batch_)), kTiledRows) / kMinItems);
     // An op(B) larger than L2 would be read again from L3 or memory by every tile of rows (one that
     // fits is read in place faster: measured with B 784 x 256, 800 KB, and a 1 MB L2); it is packed
     // instead, a panel of columns at a time, and reused by every row of a chunk.
-    if ((tiled || dot) && n >= vl_ && (kk == kBatch ? batch_ : kk) * n * 4 > m_.l2Bytes && chunk >= 2) {
+    if ((tiled || dot) && n >= vl_ && static_cast<int64_t>(rowsK.at(batch_)) * n * 4 > m_.l2Bytes && chunk >= 2) {
       p.strategy = Strategy::MatMulPacked;
       p.rows = kTiledRows;
       p.columns = columns;
       p.depth = std::max<int64_t>(1, kPackedBlockBytes / (4 * p.columns));
       p.pass = chunk;
       tileEpilogue(k, p, m, n);
-      p.items = extent(m);
+      p.items = rowsM;
       p.items.divisor = kTiledRows * chunk;
       p.items.times = ceilDiv(n, p.columns);
     } else if (tiled) {
@@ -440,17 +446,17 @@ private:
       p.singleRow = std::min(ceilDiv(n, vl_), kSingleRowVectors) * vl_;
       p.groups = n % (kGroupVectors * vl_) == 0 ? n / (kGroupVectors * vl_) : 1;
       tileEpilogue(k, p, m, n);
-      p.items = extent(m);
+      p.items = rowsM;
       p.items.divisor = kTiledRows;
       p.items.times = p.groups;
     } else if (dot) {
       p.strategy = Strategy::MatMulDot;
       dotTile(p);
-      p.items = extent(m);
+      p.items = rowsM;
       p.items.divisor = p.rows;
     } else {
       p.strategy = Strategy::MatMulLoops;
-      p.items = extent(m);
+      p.items = rowsM;
     }
   }
 

@@ -172,7 +172,9 @@ Schedule schedule(const Function &f) {
     const Node &mm = f.nodes[i];
     bool product = mm.op == Op::MatMul || (mm.op == Op::Conv2D && convAlongRows(f, static_cast<int>(i))) ||
                    (opKind(mm.op) == OpKind::Window && poolTakesEpilogue(f, static_cast<int>(i)));
-    if (!s.live[i] || !product || isResult[i] || uses[i] != 1)
+    // A product over rows of more axes ([B, T, k] x [k, n]) indexes its output by row and column
+    // alone, which an epilogue's broadcasts cannot read: it takes none.
+    if (!s.live[i] || !product || isResult[i] || uses[i] != 1 || (mm.op == Op::MatMul && mm.shape.size() > 2))
       continue;
     int u = user[i];
     bool ok = true;
@@ -349,7 +351,7 @@ Schedule schedule(const Function &f) {
           continue;
         // a: elementwise, or a product's epilogue (momentum computed where its gradient is)
         const Kernel &ka = s.kernels[a];
-        bool epilogue = ka.kind == Kernel::Kind::MatMul && ka.product != r;
+        bool epilogue = ka.kind == Kernel::Kind::MatMul && ka.product != r && f.nodes[ka.product].shape.size() <= 2;
         if ((ka.kind != Kernel::Kind::Elementwise && !epilogue) || !movable(a, b, r))
           continue;
         std::vector<int> roots = ka.alsoRoots; // a's values first, then r, then b's own
@@ -371,7 +373,7 @@ Schedule schedule(const Function &f) {
     for (int r : s.kernels[b].reads) {
       size_t a = writerOf(b, r);
       if (a == b || s.kernels[a].kind != Kernel::Kind::MatMul || s.kernels[a].product != r || isResult[r] ||
-          f.nodes[r].shape != f.nodes[s.kernels[b].root].shape || !movable(a, b, r))
+          f.nodes[r].shape != f.nodes[s.kernels[b].root].shape || f.nodes[r].shape.size() > 2 || !movable(a, b, r))
         continue;
       moveInto(a, b, r);
       s.materialized[r] = false;

@@ -73,6 +73,26 @@ OpCase matmulCase(bool ta, bool tb, int64_t k, int64_t n, int64_t m = kBatch) {
   return cb.done(cb.b.matmul(a, b, ta, tb));
 }
 
+// Rows of more axes: [B, t, k] x op(b) ([k, n], or transposed [n, k]) -> [B, t, n] as B*t rows, or
+// the rows transposed against the same rows, [B, t, k]^T x [B, t, n] -> [k, n] (a weight's
+// gradient summed over the batch and the steps); with `bias`, a bias added after (an elementwise
+// kernel: such a product takes no epilogue). `batch` 0 keeps the tests' own batches.
+OpCase rowsCase(bool ta, bool tb, int64_t t, int64_t k, int64_t n, bool bias = false, int64_t batch = 0) {
+  CaseBuilder cb(fmt::format("matmul rows{}{} Bx{}x{}x{}{}", ta ? " transpose_a" : "", tb ? " transpose_b" : "", t, k,
+                             n, bias ? " then a bias" : ""));
+  if (batch) {
+    cb.c.batch = batch;
+    cb.c.tolerance = 1e-4;
+    cb.c.gradcheck = false;
+  }
+  int a = cb.input("a", {kBatch, t, k}, -1, 1);
+  int b = cb.input("b", ta ? Shape{kBatch, t, n} : tb ? Shape{n, k} : Shape{k, n}, -1, 1);
+  int r = cb.b.matmul(a, b, ta, tb);
+  if (bias)
+    r = cb.b.binary(Op::Add, r, cb.b.broadcast(cb.input("bias", {n}), cb.b.shape(r), 0b011));
+  return cb.done(r);
+}
+
 // Products whose op(B) is packed (matmul.packed: K x N floats beyond an L2 of 1 MB), at a batch of
 // `batch` (and the test's 1 and 17): chunks of rows whole and partial, a last tile of a few rows
 // and of one, a last panel of columns ending inside a vector, blocks of k whole and partial on
@@ -510,7 +530,14 @@ std::vector<OpCase> casesFor(Op op) {
             packedCase(false, true, 700, 401, kBatch, 61),
             packedCase(true, false, kBatch, 4200, 70, 150),
             packedCase(false, false, 600, 450, kBatch, 20, Epilogue::OnVectors),
-            packedCase(false, false, 600, 450, kBatch, 20, Epilogue::FromBuffer)};
+            packedCase(false, false, 600, 450, kBatch, 20, Epilogue::FromBuffer),
+            rowsCase(false, false, 3, 7, 5),         // matmul.tiled
+            rowsCase(false, false, 4, 13, 37, true), // and a bias after
+            rowsCase(false, true, 3, 32, 8),         // matmul.dot
+            rowsCase(false, true, 5, 7, 5),          // matmul.loops
+            rowsCase(true, false, 3, 7, 5),          // the contraction over B*t rows
+            rowsCase(true, false, 6, 9, 40),
+            rowsCase(false, false, 7, 600, 450, false, 30)}; // matmul.packed, B*t = 210 rows
   case Op::Conv2D:
   case Op::Conv2DBackData:
   case Op::Conv2DBackFilter: {
