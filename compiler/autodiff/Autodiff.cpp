@@ -319,7 +319,7 @@ private:
 
     Function bb;
     Builder bw(bb);
-    auto in = [&](const std::string &name, InputRole role, Shape shape) { return bw.input(name, role, shape); };
+    auto in = [&](const std::string &name, InputRole role, const Shape &shape) { return bw.input(name, role, shape); };
     std::vector<int> carryAdj, acc, accOf, carryIn, slices, outAdj, outAdjOf, stackAdj, stackAdjOf, inv;
     for (size_t j = 0; j < nc; ++j)
       carryAdj.push_back(in(fmt::format("d_carry{}", j), InputRole::Data, fwd.nodes[j].shape));
