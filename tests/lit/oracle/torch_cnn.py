@@ -7,14 +7,14 @@
 # writes its random weights as safetensors under Soma's names, a batch of inputs as .npy and
 # PyTorch's outputs for them.
 #   torch_cnn.py DIR   writes DIR/m.soma, DIR/w.safetensors, DIR/x.npy, DIR/expected.npy
-import json
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
 from torch import nn
+
+from safetensors_io import write_safetensors
 
 out = sys.argv[1]
 torch.manual_seed(0)
@@ -54,16 +54,7 @@ tensors = {}
 for i, conv in enumerate(convs):
     tensors[f"conv2d_{i + 1}.w"], tensors[f"conv2d_{i + 1}.b"] = conv.weight, conv.bias
 tensors["dense_1.w"], tensors["dense_1.b"] = model[-1].weight.t(), model[-1].bias
-header, blobs, offset = {}, [], 0
-for name, t in tensors.items():
-    data = t.detach().contiguous().numpy().astype("<f4").tobytes()
-    header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
-    blobs.append(data)
-    offset += len(data)
-text = json.dumps(header).encode()
-text += b" " * (-len(text) % 8)
-with open(os.path.join(out, "w.safetensors"), "wb") as f:
-    f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+write_safetensors(os.path.join(out, "w.safetensors"), tensors)
 
 x = torch.randn(5, 2, 11, 13)
 np.save(os.path.join(out, "x.npy"), x.numpy().astype("<f4"))
